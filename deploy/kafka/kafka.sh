@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# Local Apache Kafka for FirstLine development and tests, without Docker.
+#
+#   deploy/kafka/kafka.sh fetch    copy the broker's jars into var/kafka/libs (idempotent)
+#   deploy/kafka/kafka.sh start    fetch if needed, format storage once, start, wait until ready
+#   deploy/kafka/kafka.sh stop     SIGTERM, up to 30 s for a clean shutdown, then SIGKILL
+#   deploy/kafka/kafka.sh status   exit 0 if running, 3 if not
+#   deploy/kafka/kafka.sh reset    stop and delete var/kafka/data (topics, offsets, cluster id)
+#
+# One combined broker+controller (KRaft) on 127.0.0.1:9092 (controller 127.0.0.1:9093).
+# Everything lives under <repo>/var/kafka/: libs/, data/, server.properties, kafka.pid, kafka.log.
+# The jars come from Maven Central through deploy/kafka/pom.xml (mvn needs to be on PATH the
+# first time only). See deploy/kafka/README.md.
+#
+# If KAFKA_BOOTSTRAP_SERVERS points anywhere else than 127.0.0.1:9092 / localhost:9092, an
+# external broker is in use: start and stop say so and do nothing.
+#
+# Knobs (environment):
+#   KAFKA_START_TIMEOUT   seconds to wait for the broker to answer (default 90)
+#   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx1g)
+#   JAVA_HOME             Java 17+ to use (default: java on PATH)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# deploy/kafka/ -> repo root, wherever the repo was cloned.
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
+VAR_DIR="$REPO_ROOT/var/kafka"
+LIBS_DIR="$VAR_DIR/libs"
+DATA_DIR="$VAR_DIR/data"
+PID_FILE="$VAR_DIR/kafka.pid"
+LOG_FILE="$VAR_DIR/kafka.log"
+PROPS_FILE="$VAR_DIR/server.properties"
+CLUSTER_ID_FILE="$VAR_DIR/cluster.id"
+POM="$SCRIPT_DIR/pom.xml"
+TEMPLATE="$SCRIPT_DIR/server.properties.template"
+LOG4J2_CONF="$SCRIPT_DIR/log4j2.properties"
+
+HOST=127.0.0.1
+PORT=9092
+CONTROLLER_PORT=9093
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+STOP_TIMEOUT=30
+# 512 MiB..1 GiB suits a 2-core/24 GiB machine; much below 256 MiB the log cleaner's 128 MiB
+# dedupe buffer can fail to allocate at start-up.
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+
+if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
+
+log() { echo "kafka.sh: $*"; }
+die() { echo "kafka.sh: ERROR: $*" >&2; exit 1; }
+
+# The pinned version is the <kafka.version> property of pom.xml: one place to change it.
+kafka_version() {
+  sed -n 's:.*<kafka.version>\([^<]*\)</kafka.version>.*:\1:p' "$POM" | head -n1
+}
+
+# Stamp of what var/kafka/libs was built from: the whole POM, so a changed version or
+# dependency list triggers a new fetch.
+pom_stamp() {
+  echo "$(kafka_version) $(sha256sum "$POM" | cut -d' ' -f1)"
+}
+
+external_broker() {
+  local bs="${KAFKA_BOOTSTRAP_SERVERS:-}"
+  [[ -n "$bs" && "$bs" != "127.0.0.1:$PORT" && "$bs" != "localhost:$PORT" ]]
+}
+
+classpath() { echo "$LIBS_DIR/*"; }
+
+# ---------------------------------------------------------------- fetch
+cmd_fetch() {
+  local stamp; stamp="$(pom_stamp)"
+  if [[ -f "$LIBS_DIR/.stamp" && "$(cat "$LIBS_DIR/.stamp")" == "$stamp" ]]; then
+    log "jars for Kafka $(kafka_version) already in $LIBS_DIR"
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch the Kafka jars)"
+  mkdir -p "$VAR_DIR"
+  local tmp="$VAR_DIR/libs.tmp.$$"
+  rm -rf "$tmp"
+  log "fetching Kafka $(kafka_version) jars from Maven Central into $LIBS_DIR ..."
+  # -B/-Dstyle.color=never: no progress bars or colour codes in CI logs. copy-dependencies then an atomic swap, so an
+  # interrupted fetch never leaves a half-filled libs/ that looks complete.
+  # Output is kept and shown only on failure (quiet mvn still emits terminal escape codes).
+  if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+      -DoutputDirectory="$tmp" -DincludeScope=runtime > "$VAR_DIR/fetch.log" 2>&1; then
+    cat "$VAR_DIR/fetch.log" >&2
+    rm -rf "$tmp"
+    die "mvn could not resolve the Kafka dependencies (output above, also in $VAR_DIR/fetch.log)"
+  fi
+  ls "$tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || { rm -rf "$tmp"; die "no kafka_2.13 jar after fetch"; }
+  echo "$stamp" > "$tmp/.stamp"
+  rm -rf "$LIBS_DIR"
+  mv "$tmp" "$LIBS_DIR"
+  log "fetched $(ls "$LIBS_DIR"/*.jar | wc -l) jars ($(du -sh "$LIBS_DIR" | cut -f1))"
+}
+
+# ---------------------------------------------------------------- process helpers
+# Prints the pid if our broker is running. A pid file whose process is gone, or belongs to
+# something that is not a kafka.Kafka JVM (pid reused after a reboot), is stale.
+running_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid; pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  echo "$pid"
+}
+
+port_open() {
+  # bash's /dev/tcp: no nc/ss needed. The subshell keeps the fd from leaking.
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+# A real request, not just an open socket: list topics through the admin API (this needs the
+# broker to have joined the KRaft quorum and published metadata). TopicCommand lives in
+# kafka-tools on 4.x and in the core jar on 3.x. Without either (a version pinned without
+# kafka-tools), fall back to the broker's own "Kafka Server started" line, logged after
+# this start began (log line $1 onwards).
+metadata_ok() {
+  local main
+  if ls "$LIBS_DIR"/kafka-tools-[0-9]*.jar >/dev/null 2>&1; then
+    main=org.apache.kafka.tools.TopicCommand
+  elif [[ "$(kafka_version)" == 3.* ]]; then
+    main=kafka.admin.TopicCommand
+  else
+    tail -n "+$1" "$LOG_FILE" | grep -q 'Kafka Server started'
+    return
+  fi
+  # -XX:TieredStopAtLevel=1: a short-lived client JVM starts faster with C1 only.
+  timeout 30 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
+    -Dlog4j2.configurationFile="$LOG4J2_CONF" \
+    -cp "$(classpath)" "$main" --bootstrap-server "$HOST:$PORT" --list >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------- start
+cmd_start() {
+  if external_broker; then
+    log "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS: using an external broker, not starting a local one"
+    return 0
+  fi
+  local pid
+  if pid="$(running_pid)"; then
+    log "already running (pid $pid) on $HOST:$PORT"
+    return 0
+  fi
+  rm -f "$PID_FILE"
+  for p in "$PORT" "$CONTROLLER_PORT"; do
+    port_open "$p" && die "port $HOST:$p is already in use by another process (not our broker); stop it or set KAFKA_BOOTSTRAP_SERVERS to use it"
+  done
+
+  cmd_fetch
+  "$JAVA" -version >/dev/null 2>&1 || die "java not found (set JAVA_HOME or put Java 17+ on PATH)"
+
+  mkdir -p "$VAR_DIR" "$DATA_DIR"
+  # Each start appends ~0.4 MB (the broker logs its whole config); keep one old log around.
+  if [[ -f "$LOG_FILE" ]] && (( $(stat -c %s "$LOG_FILE") > 20 * 1024 * 1024 )); then
+    mv -f "$LOG_FILE" "$LOG_FILE.old"
+  fi
+  local esc="${DATA_DIR//\\/\\\\}"; esc="${esc//&/\\&}"; esc="${esc//|/\\|}"  # sed-safe
+  sed "s|@DATA_DIR@|$esc|g" "$TEMPLATE" > "$PROPS_FILE"
+
+  # Format the KRaft storage once. meta.properties marks a formatted dir; the cluster id is
+  # kept next to it so that re-formatting after a reset is the only way to get a new one.
+  if [[ ! -f "$DATA_DIR/meta.properties" ]]; then
+    if [[ ! -s "$CLUSTER_ID_FILE" ]]; then
+      "$JAVA" -cp "$(classpath)" -Dlog4j2.configurationFile="$LOG4J2_CONF" \
+        kafka.tools.StorageTool random-uuid > "$CLUSTER_ID_FILE.tmp"
+      # The tool may print log lines on stdout too: keep the id only (22 chars, base64url).
+      grep -E '^[A-Za-z0-9_-]{22}$' "$CLUSTER_ID_FILE.tmp" | tail -n1 > "$CLUSTER_ID_FILE"
+      rm -f "$CLUSTER_ID_FILE.tmp"
+      [[ -s "$CLUSTER_ID_FILE" ]] || die "StorageTool random-uuid gave no cluster id"
+    fi
+    log "formatting KRaft storage in $DATA_DIR (cluster id $(cat "$CLUSTER_ID_FILE"))"
+    # --standalone: this node is the single voter of a dynamic quorum (matches
+    # controller.quorum.bootstrap.servers in the template).
+    "$JAVA" -cp "$(classpath)" -Dlog4j2.configurationFile="$LOG4J2_CONF" \
+      kafka.tools.StorageTool format --standalone -t "$(cat "$CLUSTER_ID_FILE")" -c "$PROPS_FILE" \
+      >> "$LOG_FILE" 2>&1 || { tail -n 30 "$LOG_FILE" >&2; die "storage format failed"; }
+  fi
+
+  log "starting Kafka $(kafka_version) on $HOST:$PORT (log: $LOG_FILE)"
+  echo "===== $(date -u +%FT%TZ) kafka.sh start (Kafka $(kafka_version))" >> "$LOG_FILE"
+  local log_from; log_from=$(( $(wc -l < "$LOG_FILE") + 1 ))
+  local t0; t0=$(date +%s.%N)
+  # JVM flags, as bin/kafka-run-class.sh uses them: G1 with short pauses, and explicit GCs
+  # (from NIO buffer cleanup) done concurrently. -Djava.awt.headless: no X on servers.
+  # nohup + </dev/null: the broker outlives the shell (and CI step) that started it.
+  # shellcheck disable=SC2086
+  nohup "$JAVA" $HEAP_OPTS \
+    -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$LOG4J2_CONF" \
+    -cp "$(classpath)" kafka.Kafka "$PROPS_FILE" \
+    >> "$LOG_FILE" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$PID_FILE"
+
+  local deadline=$(( $(date +%s) + START_TIMEOUT ))
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$PID_FILE"
+      echo "----- last lines of $LOG_FILE:" >&2; tail -n 40 "$LOG_FILE" >&2
+      die "Kafka exited during start-up"
+    fi
+    if port_open "$PORT" && metadata_ok "$log_from"; then
+      break
+    fi
+    if (( $(date +%s) >= deadline )); then
+      echo "----- last lines of $LOG_FILE:" >&2; tail -n 40 "$LOG_FILE" >&2
+      die "Kafka did not answer on $HOST:$PORT within ${START_TIMEOUT}s (still running as pid $pid; 'kafka.sh stop' to end it)"
+    fi
+    sleep 1
+  done
+  log "ready on $HOST:$PORT (pid $pid) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+}
+
+# ---------------------------------------------------------------- stop
+cmd_stop() {
+  if external_broker; then
+    log "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS: using an external broker, nothing to stop"
+    return 0
+  fi
+  stop_local
+}
+
+stop_local() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    rm -f "$PID_FILE"
+    log "not running"
+    return 0
+  fi
+  log "stopping (pid $pid) ..."
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for (( i = 0; i < STOP_TIMEOUT * 5; i++ )); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "still running after ${STOP_TIMEOUT}s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for (( i = 0; i < 50; i++ )); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$PID_FILE"
+  log "stopped"
+}
+
+# ---------------------------------------------------------------- status
+cmd_status() {
+  if external_broker; then
+    log "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS: external broker (the local one is not managed)"
+  fi
+  local pid
+  if pid="$(running_pid)"; then
+    local rss; rss=$(awk '/^VmRSS/{printf "%d MiB", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo "?")
+    log "running: pid $pid, $HOST:$PORT (controller $HOST:$CONTROLLER_PORT), RSS $rss, Kafka $(kafka_version), data $DATA_DIR"
+    return 0
+  fi
+  log "not running"
+  return 3
+}
+
+# ---------------------------------------------------------------- reset
+cmd_reset() {
+  # Always stop our own broker first, external KAFKA_BOOTSTRAP_SERVERS or not: its data is
+  # about to be deleted.
+  stop_local
+  rm -rf "$DATA_DIR" "$CLUSTER_ID_FILE"
+  log "deleted $DATA_DIR (next start formats fresh storage)"
+}
+
+case "${1:-}" in
+  fetch)  cmd_fetch ;;
+  start)  cmd_start ;;
+  stop)   cmd_stop ;;
+  status) cmd_status ;;
+  reset)  cmd_reset ;;
+  *) echo "usage: $0 {fetch|start|stop|status|reset}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""What every FirstLine service shares. See DESIGN.md for the contract it implements."""

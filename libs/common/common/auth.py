@@ -1,0 +1,139 @@
+"""Bearer JWTs with the roles of DESIGN.md, and the FastAPI dependencies that read them.
+
+A token's subject is the person's id across services (`resident_id` for residents,
+`volunteer_id` = `member_id` for volunteers). Scopes narrow what a role sees: a grid
+worker's grids, a building lead's buildings, a partner's department.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+ISSUER = "firstline"
+ALGORITHM = "HS256"
+
+
+class Role(StrEnum):
+    resident = "resident"
+    building_lead = "building_lead"
+    grid_worker = "grid_worker"
+    volunteer = "volunteer"
+    supplies_officer = "supplies_officer"
+    dispatcher = "dispatcher"
+    command = "command"
+    partner = "partner"
+    merchant = "merchant"
+    admin = "admin"
+
+
+# Roles that see the whole community (no grid, building or department scope).
+STAFF = frozenset({Role.command, Role.admin})
+
+
+class Principal(BaseModel):
+    sub: str
+    role: Role
+    grid_ids: list[str] = Field(default_factory=list)
+    building_ids: list[str] = Field(default_factory=list)
+    department: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF
+
+    def can_see_grid(self, grid_id: str | None) -> bool:
+        if self.is_staff:
+            return True
+        if self.role == Role.grid_worker:
+            return grid_id in self.grid_ids
+        return False
+
+    def can_act_for_building(self, building_id: str | None) -> bool:
+        if self.is_staff:
+            return True
+        if self.role == Role.building_lead:
+            return building_id in self.building_ids
+        return False
+
+
+def issue_token(
+    secret: str,
+    *,
+    sub: str,
+    role: Role | str,
+    now: datetime,
+    ttl: timedelta = timedelta(hours=12),
+    grid_ids: Iterable[str] = (),
+    building_ids: Iterable[str] = (),
+    department: str | None = None,
+) -> str:
+    claims = {
+        "iss": ISSUER,
+        "sub": sub,
+        "role": Role(role).value,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        "grid_ids": list(grid_ids),
+        "building_ids": list(building_ids),
+    }
+    if department:
+        claims["department"] = department
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def read_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub"]})
+        return Principal.model_validate(claims)
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("token expired") from exc
+    except (jwt.InvalidTokenError, ValueError) as exc:
+        raise InvalidToken(f"invalid token: {exc}") from exc
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token: send Authorization: Bearer <JWT> (see `firstline token`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return read_token(request.app.state.jwt_secret, credentials.credentials)
+    except InvalidToken as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits only these roles (admin always)."""
+    allowed = frozenset(roles) | {Role.admin}
+
+    def dependency(user: CurrentUser) -> Principal:
+        if user.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {user.role.value!r} may not do this; allowed: {', '.join(sorted(r.value for r in allowed))}",
+            )
+        return user
+
+    return dependency

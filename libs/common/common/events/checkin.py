@@ -1,0 +1,101 @@
+"""Events published by the check-in service on `checkin.events.v1`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, Field
+
+from common.events.base import Event, register
+from common.topics import CHECKIN_EVENTS
+
+Tag = Literal["elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health"]
+Channel = Literal["self", "building_lead", "hotline", "voice_call"]
+
+
+class CheckinEvent(Event):
+    service: ClassVar[str] = "checkin"
+    topic: ClassVar[str] = CHECKIN_EVENTS
+    key_field: ClassVar[str] = "resident_id"
+
+
+@register
+class ResidentRegistered(CheckinEvent):
+    resident_id: str
+    community_id: str
+    grid_id: str
+    building_id: str
+    tags: list[Tag] = Field(default_factory=list)
+    unit: str | None = None
+    room: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+@register
+class CheckInSubmitted(CheckinEvent):
+    resident_id: str
+    date: date
+    temperature_c: float
+    symptoms: list[str] = Field(default_factory=list)
+    channel: Channel
+    submitted_by: str | None = None
+    grid_id: str | None = None
+    building_id: str | None = None
+    fever: bool = False
+
+
+@register
+class CheckInMissed(CheckinEvent):
+    resident_id: str
+    date: date
+    consecutive_days: int = Field(ge=1)
+    grid_id: str
+    building_id: str
+    community_id: str | None = None
+    tags: list[Tag] = Field(default_factory=list)
+
+
+@register
+class HealthAnomalyReported(CheckinEvent):
+    resident_id: str
+    date: date
+    temperature_c: float
+    symptoms: list[str] = Field(default_factory=list)
+    grid_id: str
+    building_id: str
+    fever: bool = False
+    unit: str | None = None
+    room: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    tags: list[Tag] = Field(default_factory=list)
+    lat: float | None = None
+    lon: float | None = None
+
+
+@register
+class SamplingLagging(CheckinEvent):
+    key_field: ClassVar[str] = "building_id"
+
+    round_id: str
+    building_id: str
+    completion_rate: float = Field(ge=0, le=1)
+    grid_id: str | None = None
+    sampled: int | None = None
+    expected: int | None = None
+    deadline: AwareDatetime | None = None
+
+
+__all__ = [
+    "Channel",
+    "CheckInMissed",
+    "CheckInSubmitted",
+    "HealthAnomalyReported",
+    "ResidentRegistered",
+    "SamplingLagging",
+    "Tag",
+]

@@ -1,0 +1,103 @@
+"""Events published by the dispatch service on `dispatch.events.v1`."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from common.events.base import Event, register
+from common.topics import DISPATCH_EVENTS
+
+Category = Literal["groceries", "medicine", "medical_visit", "psychological", "tech_help", "other"]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+
+class DispatchEvent(Event):
+    service: ClassVar[str] = "dispatch"
+    topic: ClassVar[str] = DISPATCH_EVENTS
+    key_field: ClassVar[str] = "request_id"
+
+
+class ItemLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    item_id: str
+    quantity: float = Field(gt=0)
+
+
+@register
+class RequestRaised(DispatchEvent):
+    request_id: str
+    resident_id: str
+    category: Category
+    priority: Priority
+    due_by: AwareDatetime
+    items: list[ItemLine] = Field(default_factory=list)
+    details: str | None = None
+    grid_id: str | None = None
+    building_id: str | None = None
+    raised_by: str | None = None
+    source: Literal["resident", "building_lead", "staff", "timebank", "green_channel"] | None = None
+    redemption_id: str | None = None
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+
+
+@register
+class RequestAssigned(DispatchEvent):
+    request_id: str
+    volunteer_id: str
+    due_by: AwareDatetime | None = None
+
+
+@register
+class DeliveryPlanned(DispatchEvent):
+    key_field: ClassVar[str] = "run_id"
+
+    run_id: str
+    volunteer_id: str
+    stops: list[str]
+    distance_m: float
+    etas: list[AwareDatetime] = Field(default_factory=list)
+    depot_id: str | None = None
+
+
+@register
+class RequestFulfilled(DispatchEvent):
+    request_id: str
+    volunteer_id: str
+    service_minutes: int = Field(ge=0)
+    resident_id: str | None = None
+    category: Category | None = None
+    note: str | None = None
+
+
+@register
+class RequestCancelled(DispatchEvent):
+    """A request that will not be served: supplies releases its stock, timebank refunds hours."""
+
+    request_id: str
+    reason: str
+    redemption_id: str | None = None
+
+
+@register
+class RequestOverdue(DispatchEvent):
+    request_id: str
+    due_by: AwareDatetime
+    volunteer_id: str | None = None
+    category: Category | None = None
+
+
+@register
+class DemandSurge(DispatchEvent):
+    key_field: ClassVar[str] = "category"
+
+    category: Category
+    count: int
+    baseline: float
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    p_value: float | None = None
+    grid_id: str | None = None
+    suggested_action: str | None = None

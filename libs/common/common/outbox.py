@@ -1,0 +1,269 @@
+"""Transactional outbox and inbox.
+
+A use case writes its state change and the events it causes in one transaction
+(`UnitOfWork.emit`); the relay publishes unsent events to Kafka in commit order and marks
+them sent. A 2xx answer therefore means the event will reach Kafka, even if Kafka is down
+now. Consumers record each applied event id in the inbox in the same transaction as the
+effect (`UnitOfWork.first_time`), so redelivery and replays change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, delete, func, insert, select, text, update
+from sqlmodel import Field, SQLModel
+
+from common import envelope as ce
+from common.clock import Clock
+from common.db import Database, insert_ignore, utc_column
+from common.events.base import Event
+
+log = logging.getLogger(__name__)
+
+# Any constant works: it names "the outbox relay" among advisory locks of this database.
+RELAY_LOCK_ID = 0x0F1257_0B0C
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "seq"),)
+
+    # BigInteger on PostgreSQL, INTEGER (the rowid) on SQLite, so both autoincrement.
+    seq: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    event_id: str = Field(max_length=36, unique=True)
+    event_type: str = Field(max_length=100)
+    topic: str = Field(max_length=200)
+    key: str = Field(max_length=200)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=utc_column())
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class InboxMessage(SQLModel, table=True):
+    __tablename__ = "inbox"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    event_id: str = Field(primary_key=True, max_length=36)
+    event_type: str = Field(max_length=100)
+    processed_at: datetime = Field(sa_column=utc_column())
+
+
+class UnitOfWork:
+    """One transaction: load, decide, save, and stage the events it causes.
+
+        async with runtime.uow() as uow:
+            ...                          # uow.session for queries
+            uow.emit(SomethingHappened(...))
+            await uow.commit()
+
+    Leaving the block without `commit` rolls everything back, events included.
+    """
+
+    def __init__(self, db: Database, clock: Clock, on_commit: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self._on_commit = on_commit
+        self.emitted: list[ce.CloudEvent] = []
+        self.cause: ce.CloudEvent | None = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self.db.sessions()
+        self.committed = False
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        if not self.committed:
+            await self.session.rollback()
+        await self.session.close()
+
+    def emit(self, event: Event, *, cause: ce.CloudEvent | None = None) -> ce.CloudEvent:
+        """Stage an event to be published once this transaction commits."""
+        envelope, row = self._stage(event, cause)
+        self.session.add(OutboxMessage(**row))
+        return envelope
+
+    async def emit_many(self, events: Iterable[Event], *, chunk: int = 5000) -> int:
+        """Stage many events with bulk inserts (a sweep may cause tens of thousands)."""
+        rows: list[dict] = []
+        count = 0
+        for event in events:
+            rows.append(self._stage(event, None)[1])
+            if len(rows) >= chunk:
+                count += await self._insert(rows)
+        return count + await self._insert(rows)
+
+    async def _insert(self, rows: list[dict]) -> int:
+        if rows:
+            await self.session.execute(insert(OutboxMessage), rows)
+        count = len(rows)
+        rows.clear()
+        return count
+
+    def _stage(self, event: Event, cause: ce.CloudEvent | None) -> tuple[ce.CloudEvent, dict]:
+        cause = cause or self.cause
+        envelope = ce.wrap(
+            event,
+            at=self.clock.now(),
+            correlation_id=cause.correlationid if cause else None,
+            causation_id=cause.id if cause else None,
+        )
+        self.emitted.append(envelope)
+        row = {
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "topic": event.topic,
+            "key": envelope.subject,
+            "value": ce.encode(envelope).decode(),
+            "created_at": envelope.time,
+        }
+        return envelope, row
+
+    async def first_time(self, consumer: str, envelope: ce.CloudEvent) -> bool:
+        """Record that `consumer` applies this event; False if it already has."""
+        return await insert_ignore(
+            self.session,
+            InboxMessage,
+            {
+                "consumer": consumer,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "processed_at": self.clock.now(),
+            },
+            ["consumer", "event_id"],
+        )
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        self.committed = True
+        if self.emitted and self._on_commit:
+            self._on_commit()
+
+
+class Publish(Protocol):
+    def __call__(self, topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Awaitable[Awaitable]:
+        """Start sending one record; the awaited result is a future that settles on the broker's ack."""
+        ...
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in commit order and marks them sent.
+
+    Several replicas may run a relay: on PostgreSQL a transaction-scoped advisory lock lets
+    one publish at a time, which keeps per-key order (SKIP LOCKED would not). The others
+    wait as hot standbys. Delivery is at least once; consumers' inboxes make it once.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        publish: Publish,
+        *,
+        clock: Clock,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+        publish_timeout_s: float = 30.0,
+        on_pass: Callable[[int, int, float | None], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.publish = publish
+        self.clock = clock
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.publish_timeout_s = publish_timeout_s
+        self._on_pass = on_pass  # (published, backlog, oldest_age_s) for metrics
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._last_stats = 0.0
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        backoff = self.poll_interval_s
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                backoff = self.poll_interval_s
+                if published:
+                    continue  # there may be more
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Kafka or the database is down: retry
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                with contextlib.suppress(Exception):
+                    await self._report(0)  # the backlog grows while Kafka is away: show it
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to a batch of unsent events; return how many were sent."""
+        async with self.db.session() as session:
+            if self.db.is_postgres:
+                got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK_ID})
+                if not got:
+                    return 0
+            rows = (
+                await session.execute(
+                    select(OutboxMessage.seq, OutboxMessage.topic, OutboxMessage.key, OutboxMessage.value)
+                    .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
+                    .order_by(OutboxMessage.seq)  # type: ignore[arg-type]
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if rows:
+                headers = ce.headers()
+                pending = [
+                    await self.publish(row.topic, row.key.encode(), row.value.encode(), headers) for row in rows
+                ]
+                await asyncio.wait_for(asyncio.gather(*pending), timeout=self.publish_timeout_s)
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.seq.in_([row.seq for row in rows]))  # type: ignore[union-attr]
+                    .values(sent_at=self.clock.now())
+                )
+                await session.commit()
+        await self._report(len(rows))
+        return len(rows)
+
+    async def _report(self, published: int) -> None:
+        if not self._on_pass or (time.monotonic() - self._last_stats < 1.0 and not published):
+            return
+        self._last_stats = time.monotonic()
+        async with self.db.session() as session:
+            backlog, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxMessage.created_at)).where(
+                        OutboxMessage.sent_at.is_(None)  # type: ignore[union-attr]
+                    )
+                )
+            ).one()
+        age = (self.clock.now() - oldest).total_seconds() if oldest else None
+        self._on_pass(published, backlog, age)
+
+    async def purge_sent(self, older_than: timedelta) -> int:
+        """Delete rows sent long ago; Kafka keeps the events, the outbox need not."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                delete(OutboxMessage).where(OutboxMessage.sent_at < self.clock.now() - older_than)  # type: ignore[operator]
+            )
+            await session.commit()
+            return result.rowcount or 0

@@ -1,0 +1,168 @@
+"""A service's moving parts, built by its `create_app(settings)` and started by the app's
+lifespan: database, Kafka broker, outbox relay, consumers and periodic jobs.
+
+Nothing here connects at import time, and tests build their own runtime with a manual
+clock, their own database and `start_consumers=False` when they drive handlers by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from prometheus_client import CollectorRegistry
+
+from common import migrations
+from common.bus import Consumer, ConsumerRunner
+from common.clock import Clock, SystemClock
+from common.db import Database
+from common.events.base import Event
+from common.metrics import PipelineMetrics
+from common.outbox import OutboxRelay, UnitOfWork
+from common.settings import ServiceSettings
+from common.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        clock: Clock | None = None,
+        publishes: Sequence[type[Event]] = (),
+        migrations_dir: str | Path | None = None,
+        description: str = "",
+    ) -> None:
+        self.settings = settings
+        self.service = settings.service
+        self.clock = clock or SystemClock()
+        self.registry = CollectorRegistry()
+        self.metrics = PipelineMetrics(self.registry, self.service)
+        self.db = Database(settings.database_url)
+        self.migrations_dir = migrations_dir
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id=f"firstline-{self.service}",
+            enable_idempotence=True,  # with acks=all: no duplicates or reordering from producer retries
+            acks="all",
+            linger_ms=2,
+            middlewares=[KafkaPrometheusMiddleware(registry=self.registry, app_name=self.service)],
+            logger=logging.getLogger(f"{self.service}.kafka"),
+            log_level=logging.DEBUG,
+            description=description,
+        )
+        self.relay = OutboxRelay(
+            self.db,
+            self._publish,
+            clock=self.clock,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            publish_timeout_s=settings.outbox_publish_timeout_s,
+            on_pass=self.metrics.relay_pass,
+        )
+        self.runners: list[ConsumerRunner] = []
+        self._jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
+        self._tasks: list[asyncio.Task] = []
+        self.broker_connected = False
+        self._declare(publishes)
+
+    # -- wiring -----------------------------------------------------------------------
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db, self.clock, on_commit=self.relay.wake)
+
+    def consume(self, consumer: Consumer) -> ConsumerRunner:
+        consumer.max_attempts = self.settings.consumer_max_attempts
+        consumer.retry_backoff_s = self.settings.consumer_retry_backoff_s
+        runner = ConsumerRunner(
+            consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records
+        )
+        if self.settings.start_consumers:
+            runner.attach()
+        self.runners.append(runner)
+        return runner
+
+    def every(self, name: str, job: Callable[[], Awaitable[Any]], interval_s: float | None = None) -> None:
+        """Run `job` periodically. Jobs are idempotent use cases: safe on several replicas."""
+        self._jobs.append((name, interval_s or self.settings.jobs_interval_s, job))
+
+    def _declare(self, publishes: Sequence[type[Event]]) -> None:
+        # Documentation only (AsyncAPI): the relay publishes the stored envelopes itself.
+        for cls in publishes:
+            self.broker.publisher(
+                cls.topic,
+                title=f"{cls.topic}:{cls.event_type()}",
+                description=(cls.__doc__ or "").strip() or f"{cls.event_type()} (CloudEvent {cls.dataschema()})",
+                schema=cls,
+                include_in_schema=True,
+            )
+
+    async def _publish(self, topic: str, key: bytes, value: bytes, headers: dict[str, str]):
+        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start and self.migrations_dir:
+            await migrations.upgrade(self.db, self.migrations_dir)
+        else:
+            await self.db.create_all()
+        if self.settings.kafka_enabled:
+            self._tasks.append(asyncio.create_task(self._connect(), name=f"{self.service}-broker"))
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.service}-relay"))
+        if self.settings.jobs_interval_s > 0:
+            for name, interval, job in self._jobs:
+                self._tasks.append(asyncio.create_task(self._repeat(name, interval, job), name=name))
+
+    async def _connect(self) -> None:
+        """Connect in the background: HTTP answers (and the outbox fills) while Kafka is away."""
+        delay = 0.5
+        while True:
+            try:
+                await ensure_topics(self.settings.kafka_bootstrap_servers, self.settings.kafka_replication_factor)
+                await self.broker.start()
+                self.broker_connected = True
+                log.info("%s connected to Kafka at %s", self.service, self.settings.kafka_bootstrap_servers)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.warning("Kafka not reachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _repeat(self, name: str, interval: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failing job must not stop the others
+                log.exception("job %s failed", name)
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.broker_connected:
+            await self.broker.stop()
+            self.broker_connected = False
+        await self.db.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        kafka = self.broker_connected and await self.broker.ping(timeout=2.0)
+        return {"database": await self.db.ping(), "kafka": bool(kafka)}
+
+    def asyncapi(self, title: str, version: str = "1.0.0") -> Any:
+        return AsyncAPI(self.broker, title=title, version=version, schema_version="3.0.0").to_specification().to_jsonable()

@@ -1,0 +1,72 @@
+"""The HTTP side every service shares: app factory with lifespan, health, readiness,
+metrics, AsyncAPI, and one error format (`{"detail": "..."}`) for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from common import logs
+from common.errors import DomainError
+from common.metrics import HttpMetrics, exposition
+from common.runtime import Runtime
+
+
+def create_http_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    state: dict[str, Any] | None = None,
+) -> FastAPI:
+    settings = runtime.settings
+    logs.configure(settings.service, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.jwt_secret = settings.jwt_secret
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
+    app.add_middleware(HttpMetrics, registry=runtime.registry, service=settings.service)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status_code)
+
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service}
+
+    @ops.get("/readyz", summary="Database and Kafka are reachable")
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+    @ops.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics():
+        return exposition(runtime.registry)
+
+    @ops.get("/asyncapi", summary="AsyncAPI document: what this service publishes and consumes")
+    async def asyncapi() -> Any:
+        return runtime.asyncapi(title=f"FirstLine {settings.service} events")
+
+    app.include_router(ops)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,267 @@
+"""Check-in HTTP routes: parse, authorise, call the use case, shape the answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
+from pydantic import AwareDatetime, BaseModel, Field
+
+from checkin import domain, importing
+from checkin.service import CheckinService, ensure_scope
+from common.auth import CurrentUser, Principal, Role, require
+from common.errors import Invalid
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> CheckinService:
+    return request.app.state.service
+
+
+Service = Annotated[CheckinService, Depends(get_service)]
+Staff = Annotated[Principal, Depends(require(Role.command))]
+Registrar = Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.building_lead))]
+
+
+def actor(user: Principal) -> domain.Actor:
+    return domain.Actor(user.sub, user.role.value, tuple(user.grid_ids), tuple(user.building_ids))
+
+
+# -- residents ----------------------------------------------------------------------------
+
+
+class ResidentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    phone: str
+    community_id: str | None = None
+    grid_id: str
+    building_id: str
+    unit: str
+    room: str
+    tags: list[str] = Field(default_factory=list)
+    lat: float | None = None
+    lon: float | None = None
+
+
+class ResidentOut(BaseModel):
+    resident_id: str
+    name: str
+    phone: str
+    community_id: str
+    grid_id: str
+    building_id: str
+    unit: str
+    room: str
+    tags: list[str]
+    lat: float | None
+    lon: float | None
+    registered_at: datetime
+
+
+def _may_manage(user: Principal, grid_id: str, building_id: str) -> bool:
+    return user.can_see_grid(grid_id) or user.can_act_for_building(building_id)
+
+
+@router.post("/residents", status_code=status.HTTP_201_CREATED, response_model=ResidentOut, tags=["residents"])
+async def register_resident(body: ResidentIn, user: Registrar, service: Service):
+    """Register one resident; emits `ResidentRegistered`. 409 if already registered."""
+    ensure_scope(_may_manage(user, body.grid_id, body.building_id), "you cannot register residents there")
+    draft = domain.draft_resident(
+        **body.model_dump(exclude={"community_id"}),
+        community_id=body.community_id or service.settings.default_community_id,
+    )
+    return await service.register(draft)
+
+
+@router.post("/residents/import", tags=["residents"])
+async def import_residents(
+    user: Annotated[Principal, Depends(require(Role.command, Role.grid_worker))],
+    service: Service,
+    file: Annotated[UploadFile, File(description="CSV or XLSX: 姓名/name, 楼栋-单元-房号/address, 电话/phone, 网格/grid, 标签/tags, 纬度/lat, 经度/lon")],
+) -> dict:
+    """Import a spreadsheet. Valid rows are imported; every rejected row is reported with
+    its row number and reason; importing the same file again changes nothing."""
+    content = await file.read()
+    rows = importing.read_rows(file.filename or "", content)
+    report = await service.import_residents(rows, allowed_grids=None if user.is_staff else set(user.grid_ids))
+    return {
+        "file": file.filename,
+        "total": report.total,
+        "imported": report.imported,
+        "unchanged": report.unchanged,
+        "rejected": report.rejected,
+    }
+
+
+@router.get("/residents/{resident_id}", response_model=ResidentOut, tags=["residents"])
+async def get_resident(resident_id: str, user: CurrentUser, service: Service):
+    resident = await service.resident(resident_id)
+    allowed = (user.role == Role.resident and user.sub == resident_id) or _may_manage(
+        user, resident.grid_id, resident.building_id
+    )
+    ensure_scope(allowed, "you may not see this resident")
+    return resident
+
+
+class AbsenceIn(BaseModel):
+    from_date: date
+    to_date: date
+    reason: Literal["away", "hospitalised"]
+
+
+@router.post("/residents/{resident_id}/absences", status_code=status.HTTP_201_CREATED, tags=["residents"])
+async def record_absence(resident_id: str, body: AbsenceIn, user: Registrar, service: Service) -> dict:
+    """Mark a resident away or in hospital: not expected to check in, not swept as missed."""
+    resident = await service.resident(resident_id)
+    ensure_scope(_may_manage(user, resident.grid_id, resident.building_id), "you may not manage this resident")
+    absence = await service.record_absence(resident_id, body.from_date, body.to_date, body.reason, user.sub)
+    return absence.model_dump()
+
+
+# -- check-ins ----------------------------------------------------------------------------
+
+
+class CheckInIn(BaseModel):
+    resident_id: str
+    temperature_c: float
+    symptoms: list[str] = Field(default_factory=list)
+    channel: Literal["self", "building_lead", "hotline", "voice_call"] | None = None
+    date: dt.date | None = None
+
+
+class CheckInOut(BaseModel):
+    resident_id: str
+    date: date
+    temperature_c: float
+    symptoms: list[str]
+    fever: bool
+    anomaly: bool
+    channel: str
+    submitted_by: str
+    submitted_at: datetime
+    revisions: int
+
+
+@router.post("/checkins", status_code=status.HTTP_201_CREATED, response_model=CheckInOut, tags=["check-ins"])
+async def submit_checkin(body: CheckInIn, user: CurrentUser, service: Service):
+    """The daily check-in: one per resident per local date (a second one updates it and
+    keeps the history). Emits `CheckInSubmitted`, and `HealthAnomalyReported` on a fever
+    (≥ 37.3 °C) or a listed symptom. Temperatures outside 34.0–43.0 °C are refused."""
+    return await service.check_in(
+        actor(user), body.resident_id, body.temperature_c, body.symptoms, body.channel, body.date
+    )
+
+
+class SweepIn(BaseModel):
+    date: date
+
+
+@router.post("/sweeps", tags=["check-ins"])
+async def sweep(body: SweepIn, _: Staff, service: Service) -> dict:
+    """Find who missed `date`'s check-in and emit `CheckInMissed` for each. Idempotent."""
+    result = await service.sweep(body.date)
+    return {"date": result.date, "missed": result.missed, "total_missed": result.total_missed}
+
+
+class RemindIn(BaseModel):
+    date: dt.date | None = None
+
+
+@router.post("/reminders", tags=["check-ins"])
+async def remind(body: RemindIn, _: Staff, service: Service) -> dict:
+    """Remind now everyone who has not checked in (the job does this at CHECKIN_REMINDER_TIME)."""
+    return await service.send_reminders(body.date)
+
+
+def _grids(user: Principal, grid_id: str | None) -> list[str] | None:
+    """The grids a request may read: None means all (staff)."""
+    if user.is_staff:
+        return [grid_id] if grid_id else None
+    if user.role != Role.grid_worker:
+        ensure_scope(False, "only grid workers and command staff read follow-ups and completion")
+    if grid_id:
+        ensure_scope(grid_id in user.grid_ids, f"grid {grid_id} is not one of your grids")
+        return [grid_id]
+    return list(user.grid_ids)
+
+
+@router.get("/followups", tags=["check-ins"])
+async def followups(
+    user: CurrentUser,
+    service: Service,
+    grid_id: str | None = None,
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> dict:
+    """The short list a grid worker calls instead of hundreds of households."""
+    grids = _grids(user, grid_id)
+    if grids is None:
+        raise Invalid("give grid_id: the follow-up list is per grid")
+    day = day or service.today()
+    items = await service.followups(grids, day)
+    return {"date": day, "grid_ids": grids, "count": len(items), "followups": items}
+
+
+@router.get("/stats/completion", tags=["check-ins"])
+async def completion(
+    user: CurrentUser,
+    service: Service,
+    day: Annotated[date | None, Query(alias="date")] = None,
+    by: Literal["building", "grid"] = "building",
+    grid_id: str | None = None,
+) -> dict:
+    grids = _grids(user, grid_id)
+    day = day or service.today()
+    rows = await service.completion(day, by, grids)
+    expected = sum(r["expected"] for r in rows)
+    done = sum(r["checked_in"] for r in rows)
+    return {
+        "date": day,
+        "by": by,
+        "expected": expected,
+        "checked_in": done,
+        "rate": domain.completion_rate(done, expected),
+        "rows": rows,
+    }
+
+
+# -- sampling rounds ----------------------------------------------------------------------
+
+
+class RoundIn(BaseModel):
+    round_id: str | None = None
+    name: str
+    building_ids: list[str]
+    deadline: AwareDatetime
+    min_completion_rate: float | None = Field(default=None, gt=0, le=1)
+
+
+class SamplesIn(BaseModel):
+    resident_ids: list[str] = Field(min_length=1, max_length=5000)
+
+
+@router.post("/sampling/rounds", status_code=status.HTTP_201_CREATED, tags=["sampling"])
+async def open_round(body: RoundIn, _: Staff, service: Service) -> dict:
+    """Open a sampling round (核酸) over buildings with a deadline."""
+    sampling = await service.open_round(
+        body.name, body.building_ids, body.deadline, body.min_completion_rate, body.round_id
+    )
+    return sampling.model_dump()
+
+
+@router.post("/sampling/rounds/{round_id}/samples", tags=["sampling"])
+async def record_samples(round_id: str, body: SamplesIn, user: Registrar, service: Service) -> dict:
+    return await service.record_samples(round_id, body.resident_ids, user.sub)
+
+
+@router.get("/sampling/rounds/{round_id}", tags=["sampling"])
+async def round_status(round_id: str, _: Registrar, service: Service) -> dict:
+    return await service.round_status(round_id)
+
+
+@router.post("/sampling/evaluate", tags=["sampling"])
+async def evaluate(_: Staff, service: Service) -> dict:
+    """Evaluate rounds past their deadline now (the job does it periodically)."""
+    return {"lagging_flagged": await service.evaluate_rounds()}

@@ -1,0 +1,282 @@
+"""The check-in rules, as plain functions of values: no database, no Kafka, no clock.
+
+Fever is a temperature of 37.3 °C or more; a reading outside 34.0–43.0 °C is a measuring
+error and is refused, not stored as a fever (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from common.errors import Forbidden, Invalid
+
+FEVER_C = 37.3
+MIN_PLAUSIBLE_C = 34.0
+MAX_PLAUSIBLE_C = 43.0
+LATEST_BACKDATE_DAYS = 7
+
+TAGS = ("elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health")
+# What communities write in their spreadsheets, mapped to our tags.
+TAG_ALIASES = {
+    "老人": "elderly", "老年": "elderly", "高龄": "elderly",
+    "独居": "living_alone", "空巢": "living_alone",
+    "慢病": "chronic", "慢性病": "chronic",
+    "孕妇": "pregnant", "孕产妇": "pregnant",
+    "残疾": "disabled", "残障": "disabled",
+    "心理": "mental_health", "精神": "mental_health",
+}  # fmt: skip
+SYMPTOMS = (
+    "cough",
+    "sore_throat",
+    "shortness_of_breath",
+    "loss_of_smell_or_taste",
+    "fatigue",
+    "muscle_pain",
+    "headache",
+    "chills",
+    "runny_nose",
+    "diarrhea",
+    "nausea",
+)
+CHANNELS = ("self", "building_lead", "hotline", "voice_call")
+# Tags whose residents get the voice channel for reminders: they may not read an SMS.
+VOICE_TAGS = frozenset({"elderly", "living_alone"})
+# How much a tag raises a resident in the follow-up list (higher first).
+TAG_URGENCY = {"pregnant": 3, "chronic": 3, "living_alone": 2, "elderly": 2, "disabled": 2, "mental_health": 1}
+
+RESIDENT_NAMESPACE = uuid.UUID("6f1c3b2e-8a51-4c7e-9d0f-1e2a3b4c5d6e")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    fever: bool
+    symptoms: tuple[str, ...]
+
+    @property
+    def anomaly(self) -> bool:
+        return self.fever or bool(self.symptoms)
+
+
+def assess(temperature_c: float, symptoms: list[str]) -> Assessment:
+    """Validate a reading and decide whether it is a health anomaly."""
+    if not MIN_PLAUSIBLE_C <= temperature_c <= MAX_PLAUSIBLE_C:
+        raise Invalid(
+            f"temperature {temperature_c} °C is outside {MIN_PLAUSIBLE_C}–{MAX_PLAUSIBLE_C} °C: "
+            "a measuring error, please measure again"
+        )
+    return Assessment(fever=temperature_c >= FEVER_C, symptoms=normalise_symptoms(symptoms))
+
+
+def normalise_symptoms(symptoms: list[str]) -> tuple[str, ...]:
+    cleaned = []
+    for raw in symptoms:
+        symptom = raw.strip().lower().replace(" ", "_").replace("-", "_")
+        if symptom in ("", "none"):
+            continue
+        if symptom not in SYMPTOMS:
+            raise Invalid(f"unknown symptom {raw!r}; known: {', '.join(SYMPTOMS)}")
+        if symptom not in cleaned:
+            cleaned.append(symptom)
+    return tuple(cleaned)
+
+
+def check_date(requested: date | None, today: date) -> date:
+    """The local date a check-in is for: today unless given; never future, at most a week back."""
+    day = requested or today
+    if day > today:
+        raise Invalid(f"date {day} is in the future (today is {today})")
+    if day < today - timedelta(days=LATEST_BACKDATE_DAYS):
+        raise Invalid(f"date {day} is more than {LATEST_BACKDATE_DAYS} days ago")
+    return day
+
+
+def check_sweep_date(day: date, today: date) -> date:
+    if day > today:
+        raise Invalid(f"cannot sweep {day}: it has not happened yet (today is {today})")
+    return day
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as the rules need to know it (built from the token)."""
+
+    sub: str
+    role: str
+    grid_ids: tuple[str, ...] = ()
+    building_ids: tuple[str, ...] = ()
+
+
+STAFF_ROLES = frozenset({"command", "admin"})
+
+
+def channel_for(actor: Actor, resident_id: str, building_id: str, grid_id: str, requested: str | None) -> str:
+    """Who may check in for whom, and through which channel.
+
+    Residents check in for themselves; building leads for residents of their building;
+    grid workers for residents of their grids (hotline and voice calls); staff for anyone.
+    """
+    if actor.role == "resident":
+        if actor.sub != resident_id:
+            raise Forbidden("residents check in only for themselves")
+        default = "self"
+    elif actor.role == "building_lead":
+        if building_id not in actor.building_ids:
+            raise Forbidden(f"building lead of {', '.join(actor.building_ids) or 'no building'} cannot check in for building {building_id}")
+        default = "building_lead"
+    elif actor.role == "grid_worker":
+        if grid_id not in actor.grid_ids:
+            raise Forbidden(f"grid {grid_id} is not one of your grids")
+        default = "hotline"
+    elif actor.role in STAFF_ROLES:
+        default = "hotline"
+    else:
+        raise Forbidden(f"role {actor.role!r} cannot submit check-ins")
+    channel = requested or default
+    if channel not in CHANNELS:
+        raise Invalid(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+    return channel
+
+
+def reminder_channel(tags: list[str]) -> str:
+    return "voice" if VOICE_TAGS.intersection(tags) else "sms"
+
+
+def followup_rank(anomaly: bool, days_missed: int, tags: list[str]) -> tuple[int, int, int]:
+    """Sort key, most urgent first: a fever or symptom, then most consecutive misses, then tags."""
+    return (0 if anomaly else 1, -days_missed, -sum(TAG_URGENCY.get(t, 0) for t in tags))
+
+
+def completion_rate(done: int, expected: int) -> float:
+    return round(done / expected, 4) if expected else 1.0
+
+
+def lagging(completion: dict[str, tuple[int, int]], min_rate: float) -> dict[str, float]:
+    """Buildings whose (sampled, expected) falls below the rate, with their rate."""
+    rates = {b: completion_rate(done, expected) for b, (done, expected) in completion.items()}
+    return {b: r for b, r in rates.items() if r < min_rate}
+
+
+# -- residents ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResidentDraft:
+    name: str
+    phone: str
+    community_id: str
+    grid_id: str
+    building_id: str
+    unit: str
+    room: str
+    tags: tuple[str, ...] = ()
+    lat: float | None = None
+    lon: float | None = None
+
+    @property
+    def resident_id(self) -> str:
+        """Stable from who and where the resident is, so importing a file twice is harmless."""
+        key = "|".join((self.community_id, self.building_id, self.unit, self.room, self.name))
+        return "R-" + uuid.uuid5(RESIDENT_NAMESPACE, key).hex[:16]
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
+_ADDRESS = re.compile(r"^\s*([^\-\s/]+)\s*[-/]\s*([^\-\s/]+)\s*[-/]\s*([^\-\s/]+)\s*$")
+
+
+def parse_tags(raw: str | list[str] | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    parts = raw if isinstance(raw, list) else re.split(r"[,，、;；\s]+", str(raw))
+    tags: list[str] = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        tag = TAG_ALIASES.get(part, part.lower())
+        if tag not in TAGS:
+            raise Invalid(f"unknown tag {part!r}; known: {', '.join(TAGS)}")
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def parse_address(address: str) -> tuple[str, str, str]:
+    """"B03-2-401" (building-unit-room) -> ("B03", "2", "401")."""
+    match = _ADDRESS.match(address or "")
+    if not match:
+        raise Invalid(f"address {address!r} is not building-unit-room, e.g. B03-2-401")
+    return match.group(1), match.group(2), match.group(3)
+
+
+def draft_resident(
+    *,
+    name: str | None,
+    phone: str | None,
+    community_id: str | None,
+    grid_id: str | None,
+    building_id: str | None,
+    unit: str | None,
+    room: str | None,
+    tags: str | list[str] | None = None,
+    lat: float | str | None = None,
+    lon: float | str | None = None,
+) -> ResidentDraft:
+    """Validate what a form or a spreadsheet row says about a resident."""
+    missing = [
+        label
+        for label, value in (
+            ("name", name),
+            ("phone", phone),
+            ("community_id", community_id),
+            ("grid_id", grid_id),
+            ("building_id", building_id),
+            ("unit", unit),
+            ("room", room),
+        )
+        if value is None or str(value).strip() == ""
+    ]
+    if missing:
+        raise Invalid(f"missing {', '.join(missing)}")
+    phone = str(phone).strip()
+    if not _PHONE.match(phone):
+        raise Invalid(f"phone {phone!r} is not a phone number")
+    return ResidentDraft(
+        name=str(name).strip(),
+        phone=phone,
+        community_id=str(community_id).strip(),
+        grid_id=str(grid_id).strip(),
+        building_id=str(building_id).strip(),
+        unit=str(unit).strip(),
+        room=str(room).strip(),
+        tags=parse_tags(tags),
+        lat=_coordinate(lat, "lat", -90, 90),
+        lon=_coordinate(lon, "lon", -180, 180),
+    )
+
+
+def _coordinate(value: float | str | None, label: str, low: float, high: float) -> float | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise Invalid(f"{label} {value!r} is not a number") from exc
+    if not low <= number <= high:
+        raise Invalid(f"{label} {number} is outside {low}..{high}")
+    return number
+
+
+@dataclass
+class ImportReport:
+    """What an import did, row by row (row numbers as the spreadsheet shows them)."""
+
+    total: int = 0
+    imported: int = 0
+    unchanged: int = 0
+    rejected: list[dict] = field(default_factory=list)
+
+    def reject(self, row: int, reason: str) -> None:
+        self.rejected.append({"row": row, "reason": reason})

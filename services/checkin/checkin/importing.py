@@ -1,0 +1,97 @@
+"""Reading the resident spreadsheets communities already keep (CSV or XLSX).
+
+Headers may be English or Chinese (姓名, 楼栋-单元-房号, 电话, 网格, 标签, 纬度, 经度);
+the address may be one column ("B03-2-401") or three (楼栋, 单元, 房号). Row numbers are
+the ones the spreadsheet shows (the header is row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from openpyxl import load_workbook
+
+from checkin import domain
+from common.errors import Invalid
+
+HEADERS = {
+    "name": ("name", "姓名"),
+    "address": ("address", "住址", "地址", "楼栋-单元-房号", "门牌"),
+    "building_id": ("building", "building_id", "楼栋", "楼号"),
+    "unit": ("unit", "单元"),
+    "room": ("room", "房号", "房间", "室"),
+    "phone": ("phone", "电话", "手机", "联系电话"),
+    "grid_id": ("grid", "grid_id", "网格"),
+    "community_id": ("community", "community_id", "社区"),
+    "tags": ("tags", "标签", "人群", "重点人群"),
+    "lat": ("lat", "latitude", "纬度"),
+    "lon": ("lon", "lng", "longitude", "经度"),
+}
+_ALIASES = {alias.lower(): field for field, aliases in HEADERS.items() for alias in aliases}
+
+
+def read_rows(filename: str, content: bytes) -> Iterator[tuple[int, dict]]:
+    """(row number, fields) for every non-empty row; raises Invalid for an unreadable file."""
+    lower = (filename or "").lower()
+    if lower.endswith(".xlsx"):
+        raw = _xlsx_rows(content)
+    elif lower.endswith(".csv") or lower.endswith(".txt"):
+        raw = _csv_rows(content)
+    else:
+        raise Invalid(f"unsupported file {filename!r}: upload a .csv or .xlsx file")
+    try:
+        header = next(raw)
+    except StopIteration as exc:
+        raise Invalid("the file is empty") from exc
+    columns = [_ALIASES.get(str(h or "").strip().lower()) for h in header]
+    if "name" not in columns:
+        raise Invalid(f"no name column (姓名) in header {header!r}")
+    for number, values in enumerate(raw, start=2):
+        if not any(v not in (None, "") for v in values):
+            continue
+        fields = {col: _text(v) for col, v in zip(columns, values, strict=False) if col}
+        yield number, _with_address(fields)
+
+
+def _with_address(fields: dict) -> dict:
+    address = fields.pop("address", None)
+    if address and not (fields.get("building_id") and fields.get("unit") and fields.get("room")):
+        try:
+            fields["building_id"], fields["unit"], fields["room"] = domain.parse_address(address)
+        except Invalid:
+            fields["building_id"] = fields["unit"] = fields["room"] = None
+            fields["_address_error"] = address
+    return fields
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # phone numbers and rooms typed as numbers
+    return str(value).strip()
+
+
+def _csv_rows(content: bytes) -> Iterator[list]:
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = content.decode("gb18030")  # what Excel in China saves as CSV
+        except UnicodeDecodeError as exc:
+            raise Invalid("the CSV file is neither UTF-8 nor GB18030 text") from exc
+    yield from csv.reader(io.StringIO(text))
+
+
+def _xlsx_rows(content: bytes) -> Iterator[list]:
+    try:
+        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
+        raise Invalid(f"not a readable .xlsx file: {exc}") from exc
+    try:
+        for row in workbook.active.iter_rows(values_only=True):
+            yield list(row)
+    finally:
+        workbook.close()

@@ -1,0 +1,14 @@
+"""Periodic check-in work. Each job is an idempotent use case, safe on several replicas:
+database uniqueness decides who acts, not timing."""
+
+from __future__ import annotations
+
+from common.runtime import Runtime
+
+from checkin.service import CheckinService
+
+
+def schedule(runtime: Runtime, service: CheckinService) -> None:
+    runtime.every("checkin-reminders", service.remind_before_cutoff)
+    runtime.every("checkin-cutoff-sweep", service.sweep_at_cutoff)
+    runtime.every("checkin-sampling-deadlines", service.evaluate_rounds)

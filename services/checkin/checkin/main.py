@@ -1,0 +1,60 @@
+"""Wiring only: `create_app(settings)` builds the check-in service; nothing runs at import.
+
+    uvicorn --factory checkin.main:app_from_env --port 8001
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from checkin import api, jobs
+from checkin.service import CheckinService
+from checkin.settings import CheckinSettings
+from common.clock import Clock
+from common.events.checkin import (
+    CheckInMissed,
+    CheckInSubmitted,
+    HealthAnomalyReported,
+    ResidentRegistered,
+    SamplingLagging,
+)
+from common.notify import Notifier, notifier_for
+from common.runtime import Runtime
+from common.web import create_http_app
+
+PUBLISHES = (ResidentRegistered, CheckInSubmitted, CheckInMissed, HealthAnomalyReported, SamplingLagging)
+
+DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, reminders,
+the grid worker's follow-up list, completion figures and sampling rounds (核酸).
+Publishes on `checkin.events.v1`; consumes nothing."""
+
+
+def create_app(
+    settings: CheckinSettings | None = None, *, clock: Clock | None = None, notifier: Notifier | None = None
+) -> FastAPI:
+    settings = settings or CheckinSettings()
+    runtime = Runtime(
+        settings,
+        clock=clock,
+        publishes=PUBLISHES,
+        migrations_dir=Path(__file__).parent / "migrations",
+        description=DESCRIPTION,
+    )
+    notifier = notifier or notifier_for(
+        settings.notifier_url, timeout_s=settings.notifier_timeout_s, token=settings.notifier_token
+    )
+    service = CheckinService(runtime, settings, notifier)
+    jobs.schedule(runtime, service)
+    return create_http_app(
+        runtime,
+        title="FirstLine check-in",
+        description=DESCRIPTION,
+        routers=[api.router],
+        state={"service": service},
+    )
+
+
+def app_from_env() -> FastAPI:
+    return create_app()

@@ -1,0 +1,146 @@
+"""Check-in tables. Uniqueness constraints carry the rules that must hold across replicas:
+one check-in per resident per local date, one missed record (and so one event) per
+resident per date, one reminder per resident per date, one lagging alert per building per
+sampling round.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from common.db import utc_column
+from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - part of this service's schema
+
+
+class Resident(SQLModel, table=True):
+    __tablename__ = "resident"
+    __table_args__ = (
+        UniqueConstraint("community_id", "building_id", "unit", "room", "name", name="uq_resident_home"),
+        Index("ix_resident_grid_building", "grid_id", "building_id"),
+    )
+
+    resident_id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=100)
+    phone: str = Field(max_length=30)
+    community_id: str = Field(max_length=40)
+    grid_id: str = Field(max_length=40)
+    building_id: str = Field(max_length=40, index=True)
+    unit: str = Field(max_length=20)
+    room: str = Field(max_length=20)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    lat: float | None = None
+    lon: float | None = None
+    registered_at: datetime = Field(sa_column=utc_column())
+
+
+class Absence(SQLModel, table=True):
+    """A resident away or in hospital: not expected to check in on those dates."""
+
+    __tablename__ = "absence"
+
+    absence_id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(foreign_key="resident.resident_id", index=True, max_length=40)
+    from_date: date
+    to_date: date
+    reason: str = Field(max_length=20)  # away | hospitalised
+    recorded_by: str = Field(max_length=60)
+    recorded_at: datetime = Field(sa_column=utc_column())
+
+
+class DailyCheckIn(SQLModel, table=True):
+    """The resident's check-in for a local date: the latest submission wins."""
+
+    __tablename__ = "daily_checkin"
+    __table_args__ = (UniqueConstraint("resident_id", "date", name="uq_daily_checkin"), Index("ix_daily_checkin_date", "date"))
+
+    checkin_id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(foreign_key="resident.resident_id", max_length=40)
+    date: date
+    temperature_c: float
+    symptoms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    fever: bool = False
+    anomaly: bool = False
+    channel: str = Field(max_length=20)
+    submitted_by: str = Field(max_length=60)
+    submitted_at: datetime = Field(sa_column=utc_column())
+    revisions: int = 1
+
+
+class CheckInSubmission(SQLModel, table=True):
+    """Every submission, kept: a second check-in the same day updates the day, not the history."""
+
+    __tablename__ = "checkin_submission"
+
+    submission_id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(index=True, max_length=40)
+    date: date
+    temperature_c: float
+    symptoms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    channel: str = Field(max_length=20)
+    submitted_by: str = Field(max_length=60)
+    submitted_at: datetime = Field(sa_column=utc_column())
+
+
+class MissedCheckIn(SQLModel, table=True):
+    __tablename__ = "missed_checkin"
+    __table_args__ = (UniqueConstraint("resident_id", "date", name="uq_missed_checkin"), Index("ix_missed_date_grid", "date", "grid_id"))
+
+    missed_id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(max_length=40)
+    date: date
+    consecutive_days: int
+    grid_id: str = Field(max_length=40)
+    building_id: str = Field(max_length=40)
+    detected_at: datetime = Field(sa_column=utc_column())
+    sweep_id: str = Field(max_length=32, index=True)  # which sweep found it: that sweep emits its event
+
+
+class Reminder(SQLModel, table=True):
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("resident_id", "date", name="uq_reminder"),)
+
+    reminder_id: int | None = Field(default=None, primary_key=True)
+    resident_id: str = Field(max_length=40)
+    date: date
+    channel: str = Field(max_length=10)  # sms | voice
+    status: str = Field(default="pending", max_length=10)  # pending | sent | failed
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class SamplingRound(SQLModel, table=True):
+    __tablename__ = "sampling_round"
+
+    round_id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=100)
+    building_ids: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    deadline: datetime = Field(sa_column=utc_column())
+    min_completion_rate: float = 0.9
+    evaluated_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class Sample(SQLModel, table=True):
+    __tablename__ = "sample"
+    __table_args__ = (UniqueConstraint("round_id", "resident_id", name="uq_sample"),)
+
+    sample_id: int | None = Field(default=None, primary_key=True)
+    round_id: str = Field(foreign_key="sampling_round.round_id", max_length=40)
+    resident_id: str = Field(foreign_key="resident.resident_id", max_length=40)
+    sampled_at: datetime = Field(sa_column=utc_column())
+    recorded_by: str = Field(max_length=60)
+
+
+class SamplingLag(SQLModel, table=True):
+    __tablename__ = "sampling_lag"
+    __table_args__ = (UniqueConstraint("round_id", "building_id", name="uq_sampling_lag"),)
+
+    lag_id: int | None = Field(default=None, primary_key=True)
+    round_id: str = Field(max_length=40)
+    building_id: str = Field(max_length=40)
+    completion_rate: float
+    detected_at: datetime = Field(sa_column=utc_column())

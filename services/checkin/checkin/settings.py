@@ -1,0 +1,25 @@
+"""Check-in settings: environment variables prefixed CHECKIN_ (e.g. CHECKIN_CUTOFF_TIME=10:00)."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings, env_files
+
+
+class CheckinSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CHECKIN_", env_file=env_files(), extra="ignore")
+
+    service: str = "checkin"
+    port: int = 8001
+    cutoff_time: time = time(10, 0)  # local: who has not checked in by then is missed
+    reminder_time: time = time(9, 0)  # local: remind who has not checked in yet
+    notifier_url: str | None = None  # SMS / voice gateway webhook; unset: reminders are logged
+    notifier_token: str | None = None
+    notifier_timeout_s: float = 5.0
+    reminder_max_attempts: int = 3
+    default_community_id: str = "C1"
+    sampling_min_completion_rate: float = 0.9
+    import_chunk_rows: int = 5000

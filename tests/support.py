@@ -1,0 +1,83 @@
+"""What tests of every service share: waiting on conditions, reading topics, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from common.auth import issue_token
+
+
+async def wait_for(condition: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class TopicReader:
+    """Reads a topic from the offsets it had when the reader was made: what a test caused."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> TopicReader:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await self.consumer.start()
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        if not partitions:
+            await self.consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.tps)
+        ends = await self.consumer.end_offsets(self.tps)
+        for tp in self.tps:
+            self.consumer.seek(tp, ends[tp])
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.consumer.stop()
+
+    async def poll(self) -> list[Any]:
+        batches = await self.consumer.getmany(timeout_ms=200)
+        for batch in batches.values():
+            self.records.extend(batch)
+        return self.records
+
+    def events(self, type_: str | None = None) -> list[dict]:
+        out = [json.loads(r.value) for r in self.records if r.value and r.value.startswith(b"{")]
+        return [e for e in out if type_ is None or e.get("type") == type_]
+
+    async def wait_for_events(self, type_: str, count: int, timeout: float = 30.0) -> list[dict]:
+        async def enough() -> bool:
+            await self.poll()
+            return len(self.events(type_)) >= count
+
+        await wait_for(enough, timeout=timeout, what=f"{count} {type_} on {self.topic}")
+        return self.events(type_)
+
+
+def bearer(secret: str, role: str, sub: str, now: datetime, **scopes: Any) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(secret, sub=sub, role=role, now=now, **scopes)}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
