@@ -41,6 +41,10 @@ class RequestRaised(DispatchEvent):
     redemption_id: str | None = None
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
+    # >1: the same request raised again after its reservation was rejected and stock came
+    # back; supplies retries the reservation, others treat it as the same request.
+    reservation_attempt: int | None = None
+    recurrence_id: str | None = None
 
 
 @register
@@ -48,6 +52,8 @@ class RequestAssigned(DispatchEvent):
     request_id: str
     volunteer_id: str
     due_by: AwareDatetime | None = None
+    previous_volunteer_id: str | None = None
+    category: Category | None = None
 
 
 @register
@@ -70,6 +76,16 @@ class RequestFulfilled(DispatchEvent):
     resident_id: str | None = None
     category: Category | None = None
     note: str | None = None
+
+
+@register
+class DeliveryFailed(DispatchEvent):
+    """A volunteer could not complete a request (nobody home, wrong address...): it goes back in the queue."""
+
+    request_id: str
+    volunteer_id: str
+    reason: str
+    attempts: int | None = None
 
 
 @register

@@ -1,0 +1,132 @@
+"""The check-in rules, with no fixtures: values in, decisions out."""
+
+from datetime import date
+
+import pytest
+
+from checkin import domain
+from common.errors import Forbidden, Invalid
+
+TODAY = date(2026, 11, 21)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "symptoms", "fever", "anomaly"),
+    [
+        (36.5, [], False, False),
+        (37.2, [], False, False),
+        (37.3, [], True, True),  # the threshold itself is a fever
+        (36.6, ["cough"], False, True),
+        (39.0, ["Sore Throat", "none"], True, True),
+    ],
+)
+def test_assess_fever_and_symptoms(temperature, symptoms, fever, anomaly):
+    result = domain.assess(temperature, symptoms)
+    assert (result.fever, result.anomaly) == (fever, anomaly)
+
+
+@pytest.mark.parametrize("temperature", [33.9, 43.1, 0, 100])
+def test_implausible_temperature_is_a_measuring_error(temperature):
+    with pytest.raises(Invalid, match="measuring error"):
+        domain.assess(temperature, [])
+
+
+def test_boundaries_of_plausible_range_are_accepted():
+    assert not domain.assess(34.0, []).fever
+    assert domain.assess(43.0, []).fever
+
+
+def test_unknown_symptom_is_refused_with_the_known_ones():
+    with pytest.raises(Invalid, match="unknown symptom 'itchy'.*cough"):
+        domain.assess(36.5, ["itchy"])
+
+
+def test_symptoms_are_normalised_and_deduplicated():
+    assert domain.normalise_symptoms(["Cough", "cough", "shortness-of-breath"]) == ("cough", "shortness_of_breath")
+
+
+def test_check_date_defaults_to_today_and_refuses_future_and_old():
+    assert domain.check_date(None, TODAY) == TODAY
+    with pytest.raises(Invalid, match="future"):
+        domain.check_date(date(2026, 11, 22), TODAY)
+    with pytest.raises(Invalid, match="days ago"):
+        domain.check_date(date(2026, 11, 1), TODAY)
+
+
+def test_residents_check_in_only_for_themselves():
+    me = domain.Actor("R-1", "resident")
+    assert domain.channel_for(me, "R-1", "B1", "G1", None) == "self"
+    with pytest.raises(Forbidden):
+        domain.channel_for(me, "R-2", "B1", "G1", None)
+
+
+def test_building_leads_check_in_for_their_building_only():
+    lead = domain.Actor("L-1", "building_lead", building_ids=("B1",))
+    assert domain.channel_for(lead, "R-2", "B1", "G1", None) == "building_lead"
+    with pytest.raises(Forbidden, match="B2"):
+        domain.channel_for(lead, "R-3", "B2", "G1", None)
+
+
+def test_grid_workers_record_hotline_check_ins_in_their_grids():
+    worker = domain.Actor("W-1", "grid_worker", grid_ids=("G1",))
+    assert domain.channel_for(worker, "R-2", "B1", "G1", "voice_call") == "voice_call"
+    with pytest.raises(Forbidden):
+        domain.channel_for(worker, "R-2", "B1", "G9", None)
+
+
+def test_volunteers_cannot_submit_check_ins():
+    with pytest.raises(Forbidden):
+        domain.channel_for(domain.Actor("V-1", "volunteer"), "R-2", "B1", "G1", None)
+
+
+def test_elderly_and_living_alone_are_reminded_by_voice():
+    assert domain.reminder_channel(["elderly"]) == "voice"
+    assert domain.reminder_channel(["living_alone", "chronic"]) == "voice"
+    assert domain.reminder_channel(["pregnant"]) == "sms"
+    assert domain.reminder_channel([]) == "sms"
+
+
+def test_followup_order_anomaly_then_misses_then_tags():
+    people = {
+        "missed-3": domain.followup_rank(False, 3, []),
+        "fever": domain.followup_rank(True, 0, []),
+        "missed-1-pregnant": domain.followup_rank(False, 1, ["pregnant"]),
+        "missed-1": domain.followup_rank(False, 1, []),
+    }
+    assert sorted(people, key=people.get) == ["fever", "missed-3", "missed-1-pregnant", "missed-1"]
+
+
+def test_lagging_buildings_are_those_below_the_rate():
+    assert domain.lagging({"B1": (9, 10), "B2": (8, 10), "B3": (0, 0)}, 0.9) == {"B2": 0.8}
+
+
+def test_draft_resident_validates_and_has_a_stable_id():
+    fields = dict(name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101")
+    a = domain.draft_resident(**fields, tags="老人、独居")
+    b = domain.draft_resident(**fields)
+    assert a.tags == ("elderly", "living_alone")
+    assert a.resident_id == b.resident_id and a.resident_id.startswith("R-")
+    assert domain.draft_resident(**{**fields, "room": "102"}).resident_id != a.resident_id
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": ""}, "missing name"),
+        ({"phone": "abc"}, "not a phone number"),
+        ({"lat": "north"}, "not a number"),
+        ({"lat": 95}, "outside"),
+        ({"tags": "vip"}, "unknown tag"),
+    ],
+)
+def test_draft_resident_says_what_is_wrong(change, message):
+    fields = dict(name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101")
+    with pytest.raises(Invalid, match=message):
+        domain.draft_resident(**{**fields, **change})
+
+
+def test_parse_address():
+    assert domain.parse_address("B03-2-401") == ("B03", "2", "401")
+    assert domain.parse_address(" 7 / 1 / 1202 ") == ("7", "1", "1202")
+    with pytest.raises(Invalid):
+        domain.parse_address("401")
