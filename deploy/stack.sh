@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Start and stop the FirstLine services on this machine (no Docker): each service runs
+# under uvicorn in the background, with its SQLite database, log and pid file in var/.
+#   deploy/stack.sh up | down | status
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUN="$ROOT/var/run"
+LOGS="$ROOT/var/log"
+ENV_FILE="$ROOT/var/firstline.env"
+mkdir -p "$RUN" "$LOGS"
+
+declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005)
+ORDER=(checkin supplies dispatch timebank command)
+
+services() {  # the services that exist in this checkout
+  for svc in "${ORDER[@]}"; do
+    [ -f "services/$svc/$svc/main.py" ] && echo "$svc"
+  done
+}
+
+port_of() {
+  local svc="$1" var
+  var="$(echo "$svc" | tr '[:lower:]' '[:upper:]')_PORT"
+  echo "${!var:-${PORTS[$svc]}}"
+}
+
+ensure_env_file() {
+  # One generated secret for the whole local stack; `firstline token` reads the same file.
+  if [ ! -f "$ENV_FILE" ]; then
+    umask 077
+    {
+      echo "FIRSTLINE_ENV=development"
+      echo "FIRSTLINE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    } > "$ENV_FILE"
+  fi
+}
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+up() {
+  ensure_env_file
+  set -a; . "$ENV_FILE"; set +a
+  for svc in $(services); do
+    if running "$svc"; then echo "$svc already running (pid $(cat "$RUN/$svc.pid"))"; continue; fi
+    local port; port="$(port_of "$svc")"
+    nohup "$ROOT/.venv/bin/uvicorn" --factory "$svc.main:app_from_env" --host 127.0.0.1 --port "$port" \
+      --no-access-log >"$LOGS/$svc.log" 2>&1 &
+    echo $! > "$RUN/$svc.pid"
+    echo "started $svc on :$port (pid $!, log var/log/$svc.log)"
+  done
+  for svc in $(services); do
+    local port deadline; port="$(port_of "$svc")"; deadline=$((SECONDS + 90))
+    until curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
+      if ! running "$svc"; then echo "$svc exited; last lines of var/log/$svc.log:" >&2; tail -n 30 "$LOGS/$svc.log" >&2; exit 1; fi
+      if [ $SECONDS -gt $deadline ]; then echo "$svc did not answer /healthz in 90 s" >&2; tail -n 30 "$LOGS/$svc.log" >&2; exit 1; fi
+      sleep 0.3
+    done
+    echo "$svc healthy: http://127.0.0.1:$port/docs"
+  done
+}
+
+down() {
+  for svc in "${ORDER[@]}"; do
+    running "$svc" || { rm -f "$RUN/$svc.pid"; continue; }
+    local pid; pid="$(cat "$RUN/$svc.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$RUN/$svc.pid"
+    echo "stopped $svc"
+  done
+}
+
+status() {
+  for svc in $(services); do
+    if running "$svc"; then echo "$svc: running on :$(port_of "$svc") (pid $(cat "$RUN/$svc.pid"))"; else echo "$svc: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
