@@ -51,6 +51,8 @@ class StockLow(SuppliesEvent):
     lead_time_days: float | None = None
     sku: str | None = None
     item_name: str | None = None
+    available: float | None = None  # on hand, unexpired, less what is reserved: what was compared
+    reserved: float | None = None
 
 
 @register
@@ -59,6 +61,8 @@ class StockOut(SuppliesEvent):
     depot_id: str
     sku: str | None = None
     item_name: str | None = None
+    on_hand: float | None = None  # physically there (expired or reserved), nothing to promise
+    reserved: float | None = None
 
 
 @register
@@ -69,6 +73,7 @@ class StockRestored(SuppliesEvent):
     depot_id: str
     on_hand: float
     threshold: float | None = None
+    available: float | None = None
 
 
 @register

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from common.clock import ManualClock
+from common.outbox import OutboxMessage
+from support import bearer
+from supplies.main import create_app
+from supplies.settings import SuppliesSettings
+
+START = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+
+
+class Harness:
+    """The supplies app in-process, with a manual clock, tokens and the outbox to inspect."""
+
+    def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.clock = clock
+        self.client = client
+        self.service = app.state.service
+        self.runtime = app.state.runtime
+        self.secret = app.state.jwt_secret
+
+    def as_(self, role: str, sub: str = "someone", **scopes) -> dict[str, str]:
+        return bearer(self.secret, role, sub, self.clock.now(), **scopes)
+
+    @property
+    def officer(self) -> dict[str, str]:
+        return self.as_("supplies_officer", "officer-1")
+
+    async def outbox(self, event_type: str | None = None) -> list[dict]:
+        async with self.runtime.db.session() as session:
+            rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.seq))).scalars().all()
+        events = [json.loads(r.value) for r in rows]
+        return [e for e in events if event_type is None or e["type"] == event_type]
+
+    async def post(self, path: str, body: dict, expect: int = 201) -> dict:
+        response = await self.client.post(path, json=body, headers=self.officer)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    async def get(self, path: str, **params) -> dict | list:
+        response = await self.client.get(path, params=params, headers=self.officer)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def item(self, sku: str, **extra) -> str:
+        body = {"sku": sku, "name": sku.title(), "unit": "box", "category": "protective", **extra}
+        return (await self.post("/items", body))["item_id"]
+
+    async def depot(self, name: str, **extra) -> str:
+        body = {"name": name, "lat": 31.2, "lon": 121.4, **extra}
+        return (await self.post("/depots", body))["depot_id"]
+
+    async def receive(self, item_id: str, depot_id: str, quantity: float, **extra) -> dict:
+        return await self.post("/stock/receipts", {"item_id": item_id, "depot_id": depot_id, "quantity": quantity, **extra})
+
+    async def issue(self, item_id: str, depot_id: str, quantity: float, expect: int = 201) -> dict:
+        return await self.post("/stock/issues", {"item_id": item_id, "depot_id": depot_id, "quantity": quantity}, expect)
+
+    async def position(self, item_id: str, depot_id: str) -> dict:
+        stock = await self.get("/stock", item_id=item_id, depot_id=depot_id)
+        return stock["stock"][0]
+
+
+def settings_for(database_url: str, **overrides) -> SuppliesSettings:
+    return SuppliesSettings(database_url=database_url, jobs_interval_s=0, kafka_enabled=False, **overrides)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+async def supplies(database_url, clock) -> AsyncIterator[Harness]:
+    app = create_app(settings_for(database_url), clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://supplies") as client:
+            yield Harness(app, clock, client)
