@@ -23,6 +23,10 @@ class HoursCredited(TimebankEvent):
     reason: str
     request_id: str | None = None
     entry_id: str | None = None
+    transfer_id: str | None = None
+    activity: str | None = None
+    points: int | None = None
+    balance_hours: float | None = None
 
 
 @register
@@ -37,6 +41,8 @@ class HoursRedeemed(TimebankEvent):
     for_member_id: str | None = None
     purpose: str | None = None
     details: str | None = None
+    category: str | None = None
+    transfer_id: str | None = None
 
 
 @register
@@ -46,6 +52,7 @@ class HoursRefunded(TimebankEvent):
     reason: str
     request_id: str | None = None
     redemption_id: str | None = None
+    transfer_id: str | None = None
 
 
 @register
@@ -54,6 +61,8 @@ class CouponIssued(TimebankEvent):
     member_id: str
     merchant_id: str
     offer_id: str | None = None
+    price: float | None = None
+    unit: str | None = None
 
 
 @register
@@ -61,3 +70,5 @@ class CouponRedeemed(TimebankEvent):
     coupon_id: str
     member_id: str
     merchant_id: str
+    offer_id: str | None = None
+    transfer_id: str | None = None

@@ -1,0 +1,28 @@
+"""Consumers: validate the event (done by common.bus against the shared class), call the
+same use case as the routes, in the transaction that records the event in the inbox."""
+
+from __future__ import annotations
+
+from common import topics
+from common.bus import Consumer
+from common.envelope import CloudEvent
+from common.events.dispatch import RequestCancelled, RequestFulfilled
+from common.topics import DISPATCH_EVENTS
+from common.outbox import UnitOfWork
+from timebank.service import TimebankService
+
+
+def consumer(service: TimebankService) -> Consumer:
+    async def on_request_fulfilled(event: RequestFulfilled, _: CloudEvent, uow: UnitOfWork) -> None:
+        await service.credit_fulfilled(event, uow)
+
+    async def on_request_cancelled(event: RequestCancelled, _: CloudEvent, uow: UnitOfWork) -> None:
+        await service.refund_cancelled(event, uow)
+
+    return Consumer(
+        name="timebank",
+        topics=[DISPATCH_EVENTS],
+        handlers={RequestFulfilled: on_request_fulfilled, RequestCancelled: on_request_cancelled},
+        dead_letter_topic=topics.dlq("timebank"),
+        on_unknown="ignore",  # dispatch publishes much more than the time bank needs
+    )
