@@ -44,6 +44,7 @@ class ResidentIn(BaseModel):
     tags: list[str] = Field(default_factory=list)
     lat: float | None = None
     lon: float | None = None
+    registered_on: dt.date | None = Field(default=None, description="from the community's register; default today")
 
 
 class ResidentOut(BaseModel):
@@ -72,6 +73,7 @@ async def register_resident(body: ResidentIn, user: Registrar, service: Service)
     draft = domain.draft_resident(
         **body.model_dump(exclude={"community_id"}),
         community_id=body.community_id or service.settings.default_community_id,
+        today=service.today(),
     )
     return await service.register(draft)
 

@@ -174,6 +174,7 @@ class ResidentDraft:
     tags: tuple[str, ...] = ()
     lat: float | None = None
     lon: float | None = None
+    registered_on: date | None = None  # from the community's register; None: now
 
     @property
     def resident_id(self) -> str:
@@ -223,6 +224,8 @@ def draft_resident(
     tags: str | list[str] | None = None,
     lat: float | str | None = None,
     lon: float | str | None = None,
+    registered_on: date | str | None = None,
+    today: date | None = None,
 ) -> ResidentDraft:
     """Validate what a form or a spreadsheet row says about a resident."""
     missing = [
@@ -254,7 +257,21 @@ def draft_resident(
         tags=parse_tags(tags),
         lat=_coordinate(lat, "lat", -90, 90),
         lon=_coordinate(lon, "lon", -180, 180),
+        registered_on=_registration_date(registered_on, today),
     )
+
+
+def _registration_date(value: date | str | None, today: date | None) -> date | None:
+    if value is None or str(value).strip() == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value.strip()[:10].replace("/", "-"))
+        except ValueError as exc:
+            raise Invalid(f"registered_on {value!r} is not a date like 2026-11-20") from exc
+    if today is not None and value > today:
+        raise Invalid(f"registered_on {value} is in the future")
+    return value
 
 
 def _coordinate(value: float | str | None, label: str, low: float, high: float) -> float | None:

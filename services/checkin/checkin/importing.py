@@ -28,6 +28,7 @@ HEADERS = {
     "tags": ("tags", "标签", "人群", "重点人群"),
     "lat": ("lat", "latitude", "纬度"),
     "lon": ("lon", "lng", "longitude", "经度"),
+    "registered_on": ("registered_on", "registration_date", "登记日期"),
 }
 _ALIASES = {alias.lower(): field for field, aliases in HEADERS.items() for alias in aliases}
 
@@ -69,6 +70,8 @@ def _with_address(fields: dict) -> dict:
 def _text(value) -> str | None:
     if value is None:
         return None
+    if hasattr(value, "date") and callable(value.date):  # an Excel date cell
+        return value.date().isoformat()
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # phone numbers and rooms typed as numbers
     return str(value).strip()

@@ -82,7 +82,7 @@ class CheckinService:
                 raise Conflict(
                     f"resident already registered as {existing.resident_id}", resident_id=existing.resident_id
                 )
-            resident = _resident(draft, self.clock.now())
+            resident = _resident(draft, self._registered_at(draft))
             uow.session.add(resident)
             uow.emit(_registered(resident))
             await uow.commit()
@@ -104,7 +104,7 @@ class CheckinService:
                     continue
                 try:
                     community_id = fields.pop("community_id", None) or self.settings.default_community_id
-                    draft = domain.draft_resident(community_id=community_id, **fields)
+                    draft = domain.draft_resident(community_id=community_id, today=self.today(), **fields)
                 except Invalid as exc:
                     report.reject(number, exc.message)
                     continue
@@ -124,10 +124,9 @@ class CheckinService:
     async def _save_new(self, drafts: list[domain.ResidentDraft]) -> int:
         if not drafts:
             return 0
-        now = self.clock.now()
         async with self.uow() as uow:
             insert = self._insert(uow)
-            values = [_resident(d, now).model_dump() for d in drafts]
+            values = [_resident(d, self._registered_at(d)).model_dump() for d in drafts]
             result = await uow.session.execute(
                 insert(Resident).on_conflict_do_nothing().returning(Resident.resident_id), values
             )
@@ -136,6 +135,13 @@ class CheckinService:
             await uow.emit_many(_registered(r) for r in new)
             await uow.commit()
             return len(new)
+
+    def _registered_at(self, draft: domain.ResidentDraft) -> datetime:
+        """When the register says the resident joined (local midnight), else now: a resident is
+        expected to check in from the first cutoff after registration."""
+        if draft.registered_on is None:
+            return self.clock.now()
+        return min(self.clock.now(), day_bounds(draft.registered_on, self.tz)[0])
 
     async def resident(self, resident_id: str) -> Resident:
         async with self.runtime.db.session() as session:

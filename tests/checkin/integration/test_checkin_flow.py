@@ -207,3 +207,15 @@ async def test_register_twice_is_a_conflict(checkin):
     assert again.status_code == 409 and "already registered" in again.text
     worker = checkin.as_("grid_worker", "W", grid_ids=["G2"])
     assert (await checkin.client.post("/residents", json={**body, "room": "998"}, headers=worker)).status_code == 403
+
+
+async def test_residents_are_expected_from_the_first_cutoff_after_registration(checkin):
+    checkin.clock.advance(hours=5)  # 14:00 local, after the 10:00 cutoff
+    late = await checkin.register("下午登记", "801")
+    csv = "姓名,楼栋-单元-房号,电话,网格,登记日期\n早登记,B01-1-802,13800000008,G1,2026-11-20\n未来,B01-1-803,13800000009,G1,2030-01-01\n".encode()
+    report = (await checkin.client.post("/residents/import", files={"file": ("r.csv", csv, "text/csv")}, headers=checkin.admin)).json()
+    assert report["imported"] == 1 and "future" in report["rejected"][0]["reason"]
+    result = (await checkin.client.post("/sweeps", json={"date": "2026-11-21"}, headers=checkin.admin)).json()
+    assert result["missed"] == 1
+    [missed] = await checkin.outbox("CheckInMissed")
+    assert missed["subject"] != late
