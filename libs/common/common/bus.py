@@ -18,7 +18,7 @@ from typing import Any, Literal
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.annotations import KafkaMessage
 
 from common import envelope as ce
 from common.errors import DomainError

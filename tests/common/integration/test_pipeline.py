@@ -108,7 +108,7 @@ async def test_consumer_applies_once_dead_letters_what_it_cannot_and_carries_on(
     messages = [
         good,
         b"\x00\xff garbage",
-        b'{"not": "a cloudevent"',
+        b'{"not": "a cloudevent"}',
         json.dumps(unknown).encode(),
         json.dumps(missing).encode(),
         record(missed("poison")),
