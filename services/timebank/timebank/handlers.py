@@ -20,7 +20,7 @@ def consumer(service: TimebankService) -> Consumer:
         await service.refund_cancelled(event, uow)
 
     return Consumer(
-        name="timebank",
+        name=service.settings.consumer_group,
         topics=[DISPATCH_EVENTS],
         handlers={RequestFulfilled: on_request_fulfilled, RequestCancelled: on_request_cancelled},
         dead_letter_topic=topics.dlq("timebank"),
