@@ -5,10 +5,13 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RUN="$ROOT/var/run"
-LOGS="$ROOT/var/log"
-ENV_FILE="$ROOT/var/firstline.env"
+# FIRSTLINE_VAR: where state lives (default var/); the end-to-end tests use their own.
+VAR="${FIRSTLINE_VAR:-$ROOT/var}"
+RUN="$VAR/run"
+LOGS="$VAR/log"
+ENV_FILE="$VAR/firstline.env"
 mkdir -p "$RUN" "$LOGS"
+export FIRSTLINE_ENV_FILE="$ENV_FILE"
 
 declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005)
 ORDER=(checkin supplies dispatch timebank command)
@@ -43,16 +46,18 @@ up() {
   set -a; . "$ENV_FILE"; set +a
   for svc in $(services); do
     if running "$svc"; then echo "$svc already running (pid $(cat "$RUN/$svc.pid"))"; continue; fi
-    local port; port="$(port_of "$svc")"
+    local port db; port="$(port_of "$svc")"
+    db="$(echo "$svc" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
+    export "$db=${!db:-sqlite+aiosqlite:///$VAR/$svc.db}"
     nohup "$ROOT/.venv/bin/uvicorn" --factory "$svc.main:app_from_env" --host 127.0.0.1 --port "$port" \
       --no-access-log >"$LOGS/$svc.log" 2>&1 &
     echo $! > "$RUN/$svc.pid"
-    echo "started $svc on :$port (pid $!, log var/log/$svc.log)"
+    echo "started $svc on :$port (pid $!, log $LOGS/$svc.log)"
   done
   for svc in $(services); do
     local port deadline; port="$(port_of "$svc")"; deadline=$((SECONDS + 90))
     until curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
-      if ! running "$svc"; then echo "$svc exited; last lines of var/log/$svc.log:" >&2; tail -n 30 "$LOGS/$svc.log" >&2; exit 1; fi
+      if ! running "$svc"; then echo "$svc exited; last lines of $LOGS/$svc.log:" >&2; tail -n 30 "$LOGS/$svc.log" >&2; exit 1; fi
       if [ $SECONDS -gt $deadline ]; then echo "$svc did not answer /healthz in 90 s" >&2; tail -n 30 "$LOGS/$svc.log" >&2; exit 1; fi
       sleep 0.3
     done

@@ -79,9 +79,10 @@ cmd_fetch() {
   local tmp="$VAR_DIR/libs.tmp.$$"
   rm -rf "$tmp"
   log "fetching Kafka $(kafka_version) jars from Maven Central into $LIBS_DIR ..."
-  # -B/-Dstyle.color=never: no progress bars or colour codes in CI logs. copy-dependencies then an atomic swap, so an
-  # interrupted fetch never leaves a half-filled libs/ that looks complete.
-  # Output is kept and shown only on failure (quiet mvn still emits terminal escape codes).
+  # -B/-Dstyle.color=never: no progress bars or colour codes in CI logs. Output is kept and
+  # shown only on failure (quiet mvn still emits terminal escape codes). copy-dependencies
+  # into a temp dir, then an atomic swap: an interrupted fetch never leaves a half-filled
+  # libs/ that looks complete.
   if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
       -DoutputDirectory="$tmp" -DincludeScope=runtime > "$VAR_DIR/fetch.log" 2>&1; then
     cat "$VAR_DIR/fetch.log" >&2
@@ -103,7 +104,7 @@ running_pid() {
   local pid; pid="$(cat "$PID_FILE" 2>/dev/null || true)"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep 'kafka\.Kafka' >/dev/null || return 1
   echo "$pid"
 }
 
@@ -112,11 +113,19 @@ port_open() {
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
-# A real request, not just an open socket: list topics through the admin API (this needs the
-# broker to have joined the KRaft quorum and published metadata). TopicCommand lives in
-# kafka-tools on 4.x and in the core jar on 3.x. Without either (a version pinned without
-# kafka-tools), fall back to the broker's own "Kafka Server started" line, logged after
-# this start began (log line $1 onwards).
+# The broker's own "Kafka Server started" line, logged after this start began (from byte $1
+# of the log). Cheap, so it gates the real check below: client JVMs launched while the broker
+# is still starting would only compete with it for the 2 cores.
+started_in_log() {
+  # grep without -q reads to the end: an early exit would SIGPIPE tail and, under pipefail,
+  # turn a match into a failure.
+  tail -c "+$1" "$LOG_FILE" | grep 'Kafka Server started' >/dev/null
+}
+
+# A real request, not just an open socket: list topics through the admin API (needs the
+# broker to be unfenced and serving metadata). TopicCommand lives in kafka-tools on 4.x and
+# in the core jar on 3.x; with neither (a version pinned without kafka-tools) the log line
+# has to do. $1: seconds the request may take.
 metadata_ok() {
   local main
   if ls "$LIBS_DIR"/kafka-tools-[0-9]*.jar >/dev/null 2>&1; then
@@ -124,11 +133,10 @@ metadata_ok() {
   elif [[ "$(kafka_version)" == 3.* ]]; then
     main=kafka.admin.TopicCommand
   else
-    tail -n "+$1" "$LOG_FILE" | grep -q 'Kafka Server started'
-    return
+    return 0
   fi
   # -XX:TieredStopAtLevel=1: a short-lived client JVM starts faster with C1 only.
-  timeout 30 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
+  timeout "$1" "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
     -Dlog4j2.configurationFile="$LOG4J2_CONF" \
     -cp "$(classpath)" "$main" --bootstrap-server "$HOST:$PORT" --list >/dev/null 2>&1
 }
@@ -181,7 +189,7 @@ cmd_start() {
 
   log "starting Kafka $(kafka_version) on $HOST:$PORT (log: $LOG_FILE)"
   echo "===== $(date -u +%FT%TZ) kafka.sh start (Kafka $(kafka_version))" >> "$LOG_FILE"
-  local log_from; log_from=$(( $(wc -l < "$LOG_FILE") + 1 ))
+  local log_from; log_from=$(( $(stat -c %s "$LOG_FILE") + 1 ))   # byte offset of this start
   local t0; t0=$(date +%s.%N)
   # JVM flags, as bin/kafka-run-class.sh uses them: G1 with short pauses, and explicit GCs
   # (from NIO buffer cleanup) done concurrently. -Djava.awt.headless: no X on servers.
@@ -203,14 +211,17 @@ cmd_start() {
       echo "----- last lines of $LOG_FILE:" >&2; tail -n 40 "$LOG_FILE" >&2
       die "Kafka exited during start-up"
     fi
-    if port_open "$PORT" && metadata_ok "$log_from"; then
+    local left=$(( deadline - $(date +%s) )); (( left > 30 )) && left=30; (( left < 5 )) && left=5
+    if started_in_log "$log_from" && port_open "$PORT" && metadata_ok "$left"; then
       break
     fi
     if (( $(date +%s) >= deadline )); then
       echo "----- last lines of $LOG_FILE:" >&2; tail -n 40 "$LOG_FILE" >&2
-      die "Kafka did not answer on $HOST:$PORT within ${START_TIMEOUT}s (still running as pid $pid; 'kafka.sh stop' to end it)"
+      # Leave nothing half-started behind: a failed start means not running.
+      stop_local >&2
+      die "Kafka did not answer on $HOST:$PORT within ${START_TIMEOUT}s (stopped it again; raise KAFKA_START_TIMEOUT if the machine is just slow)"
     fi
-    sleep 1
+    sleep 0.5
   done
   log "ready on $HOST:$PORT (pid $pid) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
 }

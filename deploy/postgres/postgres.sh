@@ -242,7 +242,7 @@ cmd_createdb() {
   (( $# > 0 )) || die "usage: $0 createdb NAME..."
   local name
   for name in "$@"; do
-    [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]{0,62}$ ]] || die "invalid database name '$name' (letters, digits, _)"
+    [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_-]{0,62}$ ]] || die "invalid database name '$name' (letters, digits, _ and -)"
   done
   cmd_start >/dev/null
   for name in "$@"; do
