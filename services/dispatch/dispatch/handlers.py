@@ -30,7 +30,7 @@ def consumer(service: DispatchService) -> Consumer:
         await service.hours_redeemed(event, envelope.id, uow)
 
     return Consumer(
-        name="dispatch",
+        name=service.settings.consumer_group,
         topics=[topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.TIMEBANK_EVENTS],
         handlers={
             ResidentRegistered: on_resident_registered,
