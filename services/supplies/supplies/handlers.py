@@ -11,7 +11,7 @@ from common.events.dispatch import RequestCancelled, RequestFulfilled, RequestRa
 from common.outbox import UnitOfWork
 from supplies.service import SuppliesService
 
-CONSUMER = "supplies"
+SERVICE = "supplies"
 
 
 def consumer(service: SuppliesService) -> Consumer:
@@ -28,13 +28,13 @@ def consumer(service: SuppliesService) -> Consumer:
         await service.fulfil(event.request_id, event.volunteer_id, uow=uow)
 
     return Consumer(
-        name=CONSUMER,
+        name=service.settings.consumer_group,
         topics=[topics.DISPATCH_EVENTS],
         handlers={
             RequestRaised: on_request_raised,
             RequestCancelled: on_request_cancelled,
             RequestFulfilled: on_request_fulfilled,
         },
-        dead_letter_topic=topics.dlq(CONSUMER),
+        dead_letter_topic=topics.dlq(SERVICE),
         on_unknown="ignore",  # assignments, runs, surges: not ours to apply
     )
