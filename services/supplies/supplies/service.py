@@ -379,6 +379,10 @@ class SuppliesService:
             if depot_id is not None and await uow.session.get(Depot, depot_id) is None:
                 raise NotFound(f"no depot {depot_id!r}")
             balances = await self._lock_items(uow, sorted(known))
+            # Asked twice at once: the second, once it holds the locks, sees the first's answer.
+            existing = await uow.session.get(Reservation, request_id, populate_existing=True)
+            if existing is not None:
+                return existing
             available: dict[str, dict[str, float]] = {}
             usable = await self._usable(uow.session, list(balances)) if balances else {}
             for (item_id, depot), balance in balances.items():
@@ -489,6 +493,7 @@ class SuppliesService:
         return reservation
 
     async def _held(self, uow: UnitOfWork, request_id: str) -> Reservation | None:
+        await self._write_lock(uow)
         query = select(Reservation).where(Reservation.request_id == request_id, Reservation.status == "held")
         if self.runtime.db.is_postgres:
             query = query.with_for_update()  # a cancel and a fulfilment racing: one of them acts

@@ -175,3 +175,19 @@ async def test_200_concurrent_reservations_for_100_units_get_exactly_100(supplie
     assert len(await supplies.outbox("StockReserved")) == held
     assert len(await supplies.outbox("ReservationRejected")) == 200 - held
     assert (await supplies.get("/stock/audit"))["consistent"]
+
+
+async def test_a_cancellation_and_a_fulfilment_racing_act_once_and_the_same_request_reserves_once(supplies):
+    mask = await supplies.item("MASK")
+    depot = await supplies.depot("Station")
+    await supplies.receive(mask, depot, 10)
+    service = supplies.service
+    await asyncio.gather(*(service.reserve("REQ-TWICE", [(mask, 3)], "disp") for _ in range(5)), return_exceptions=False)
+    assert (await supplies.position(mask, depot))["reserved"] == 3
+    await service.reserve("REQ-RACE", [(mask, 4)], "disp")
+    await asyncio.gather(service.release("REQ-RACE", "cancelled"), service.fulfil("REQ-RACE", "V-1"))
+    status = (await supplies.get("/reservations/REQ-RACE"))["status"]
+    issued = await supplies.get("/stock/ledger", request_id="REQ-RACE")
+    position = await supplies.position(mask, depot)
+    assert position["reserved"] == 3  # REQ-TWICE still holds its 3, REQ-RACE holds nothing
+    assert (status, len(issued), position["on_hand"]) in {("released", 0, 10), ("issued", 1, 6)}
