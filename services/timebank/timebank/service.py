@@ -89,29 +89,37 @@ class TimebankService:
     # -- the ledger ---------------------------------------------------------------------
 
     async def _accounts(self, uow: UnitOfWork, account_ids: Sequence[str]) -> dict[str, Account]:
-        """Open missing accounts, then lock all of them in one order (no deadlocks between
-        transfers that touch the same accounts) for the rest of the transaction."""
-        now = self.clock.now()
-        for account_id in account_ids:
-            spec = domain.account_spec(account_id, self.member_overdraft)
-            await insert_ignore(
-                uow.session,
-                Account,
-                {
-                    "account_id": spec.account_id,
-                    "unit": spec.unit,
-                    "kind": spec.kind,
-                    "owner_id": spec.owner_id,
-                    "balance": 0,
-                    "overdraft": spec.overdraft,
-                    "opened_at": now,
-                },
-                ["account_id"],
-            )
+        """Lock the accounts in one order (no deadlocks between transfers that touch the
+        same accounts) for the rest of the transaction, opening any that do not exist yet."""
+        wanted = sorted(set(account_ids))
+        locked = await self._lock(uow, wanted)
+        missing = [a for a in wanted if a not in locked]
+        if missing:
+            now = self.clock.now()
+            for account_id in missing:
+                spec = domain.account_spec(account_id, self.member_overdraft)
+                await insert_ignore(
+                    uow.session,
+                    Account,
+                    {
+                        "account_id": spec.account_id,
+                        "unit": spec.unit,
+                        "kind": spec.kind,
+                        "owner_id": spec.owner_id,
+                        "balance": 0,
+                        "overdraft": spec.overdraft,
+                        "opened_at": now,
+                    },
+                    ["account_id"],
+                )
+            locked = await self._lock(uow, wanted)
+        return locked
+
+    async def _lock(self, uow: UnitOfWork, account_ids: list[str]) -> dict[str, Account]:
         rows = (
             await uow.session.execute(
                 select(Account)
-                .where(Account.account_id.in_(sorted(set(account_ids))))
+                .where(Account.account_id.in_(account_ids))
                 .order_by(Account.account_id)
                 .with_for_update()
                 .execution_options(populate_existing=True)
