@@ -91,7 +91,14 @@ class Problem:
 DROP_PENALTY_M = 1_000_000  # per unit of weight: drop a stop only when it cannot be served
 
 
-def solve(problem: Problem, *, time_limit_s: float = 4.0, distance: DistanceMatrix = haversine_matrix) -> Plan:
+def solve(
+    problem: Problem,
+    *,
+    time_limit_s: float = 4.0,
+    distance: DistanceMatrix = haversine_matrix,
+    first_solution: str = "SAVINGS",  # best in 4 s on our bench (docs/performance.md)
+    metaheuristic: str = "GUIDED_LOCAL_SEARCH",
+) -> Plan:
     """Plan the runs: every vehicle leaves the depot and comes back, visits at most its
     capacity, arrives in each stop's window; stops that cannot fit are returned as dropped."""
     stops, vehicles = list(problem.stops), list(problem.vehicles)
@@ -128,8 +135,8 @@ def solve(problem: Problem, *, time_limit_s: float = 4.0, distance: DistanceMatr
         routing.AddVariableMinimizedByFinalizer(time_dim.CumulVar(routing.End(v)))
 
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
-    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    params.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, first_solution)
+    params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, metaheuristic)
     params.time_limit.FromMilliseconds(max(1, int(time_limit_s * 1000)))
     solution = routing.SolveWithParameters(params)
     if solution is None:
