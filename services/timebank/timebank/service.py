@@ -116,6 +116,13 @@ class TimebankService:
         return locked
 
     async def _lock(self, uow: UnitOfWork, account_ids: list[str]) -> dict[str, Account]:
+        if self.runtime.db.is_sqlite:
+            # SQLite has no FOR UPDATE, and the driver runs a transaction's reads outside it
+            # until its first write: a no-op write takes the database's write lock first,
+            # so the balance read next cannot be stale (lost updates otherwise).
+            await uow.session.execute(
+                update(Account).where(Account.account_id.in_(account_ids)).values(balance=Account.balance)
+            )
         rows = (
             await uow.session.execute(
                 select(Account)

@@ -1,20 +1,13 @@
-"""Money under contention, on PostgreSQL: the account row is locked for the length of the
-transaction, so racing spenders are serialised and exactly one gets the last hour."""
+"""Money under contention: the account row is locked for the length of the transaction
+(FOR UPDATE on PostgreSQL, the write lock on SQLite), so racing spenders are serialised
+and exactly one gets the last hour."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
 
-
-@pytest.fixture
-def postgres_only(database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("races are about PostgreSQL's row locks (SQLite has one writer)")
-
-
-async def test_redemptions_racing_for_the_last_hour_exactly_one_wins(postgres_only, timebank):
+async def test_redemptions_racing_for_the_last_hour_exactly_one_wins(timebank):
     await timebank.member("V1")
     await timebank.credit("V1", 1)
     me = timebank.as_("volunteer", "V1")
@@ -27,7 +20,7 @@ async def test_redemptions_racing_for_the_last_hour_exactly_one_wins(postgres_on
     assert (await timebank.audit())["balanced"]
 
 
-async def test_a_coupon_scanned_at_two_tills_at_once_is_redeemed_once(postgres_only, timebank):
+async def test_a_coupon_scanned_at_two_tills_at_once_is_redeemed_once(timebank):
     await timebank.member("V1")
     await timebank.credit("V1", 1)
     await timebank.client.post("/merchants", json={"merchant_id": "SHOP", "name": "shop"}, headers=timebank.staff)
@@ -46,7 +39,7 @@ async def test_a_coupon_scanned_at_two_tills_at_once_is_redeemed_once(postgres_o
     assert (await timebank.audit())["balanced"]
 
 
-async def test_concurrent_credits_and_spending_keep_the_books_balanced(postgres_only, timebank):
+async def test_concurrent_credits_and_spending_keep_the_books_balanced(timebank):
     members = [await timebank.member(f"V{i}") for i in range(4)]
     for member in members:
         await timebank.credit(member, 2)
