@@ -13,15 +13,15 @@ from dispatch.routing import Point, haversine_matrix
 
 
 class OsrmMatrix:
-    def __init__(self, base_url: str, profile: str = "driving", timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, profile: str = "driving", timeout_s: float = 10.0, client: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.profile = profile
-        self.timeout_s = timeout_s
+        self.client = client or httpx.Client(timeout=timeout_s)
 
     def __call__(self, points: Sequence[Point]) -> np.ndarray:
         coordinates = ";".join(f"{lon:.6f},{lat:.6f}" for lat, lon in points)
         url = f"{self.base_url}/table/v1/{self.profile}/{coordinates}"
-        response = httpx.get(url, params={"annotations": "distance"}, timeout=self.timeout_s)
+        response = self.client.get(url, params={"annotations": "distance"})
         response.raise_for_status()
         body = response.json()
         if body.get("code") != "Ok":
