@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Iterator
 
-from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
 
 from checkin import domain
 from common.errors import Invalid
@@ -89,12 +89,10 @@ def _csv_rows(content: bytes) -> Iterator[list]:
 
 
 def _xlsx_rows(content: bytes) -> Iterator[list]:
+    # calamine (Rust) reads a 100,000-row register several times faster than openpyxl.
     try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
+        sheet = workbook.get_sheet_by_index(0)
+    except Exception as exc:  # noqa: BLE001 - the reader raises several kinds for a bad file
         raise Invalid(f"not a readable .xlsx file: {exc}") from exc
-    try:
-        for row in workbook.active.iter_rows(values_only=True):
-            yield list(row)
-    finally:
-        workbook.close()
+    yield from sheet.iter_rows()

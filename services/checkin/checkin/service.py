@@ -84,7 +84,7 @@ class CheckinService:
                 )
             resident = _resident(draft, self._registered_at(draft))
             uow.session.add(resident)
-            uow.emit(_registered(resident))
+            uow.emit(_registered(resident.model_dump()))
             await uow.commit()
             return resident
 
@@ -126,15 +126,15 @@ class CheckinService:
             return 0
         async with self.uow() as uow:
             insert = self._insert(uow)
-            values = [_resident(d, self._registered_at(d)).model_dump() for d in drafts]
+            # Plain rows and a core INSERT: building ORM objects would cost more than the database.
+            rows = [_resident_row(d, self._registered_at(d)) for d in drafts]
             result = await uow.session.execute(
-                insert(Resident).on_conflict_do_nothing().returning(Resident.resident_id), values
+                insert(Resident.__table__).on_conflict_do_nothing().returning(Resident.__table__.c.resident_id), rows
             )
             new_ids = set(result.scalars())
-            new = [Resident(**v) for v in values if v["resident_id"] in new_ids]
-            await uow.emit_many(_registered(r) for r in new)
+            await uow.emit_many(_registered(r) for r in rows if r["resident_id"] in new_ids)
             await uow.commit()
-            return len(new)
+            return len(new_ids)
 
     def _registered_at(self, draft: domain.ResidentDraft) -> datetime:
         """When the register says the resident joined (local midnight), else now: a resident is
@@ -672,37 +672,29 @@ class CheckinService:
         return flagged
 
 
-def _resident(draft: domain.ResidentDraft, now: datetime) -> Resident:
-    return Resident(
-        resident_id=draft.resident_id,
-        name=draft.name,
-        phone=draft.phone,
-        community_id=draft.community_id,
-        grid_id=draft.grid_id,
-        building_id=draft.building_id,
-        unit=draft.unit,
-        room=draft.room,
-        tags=list(draft.tags),
-        lat=draft.lat,
-        lon=draft.lon,
-        registered_at=now,
-    )
+def _resident_row(draft: domain.ResidentDraft, registered_at: datetime) -> dict:
+    return {
+        "resident_id": draft.resident_id,
+        "name": draft.name,
+        "phone": draft.phone,
+        "community_id": draft.community_id,
+        "grid_id": draft.grid_id,
+        "building_id": draft.building_id,
+        "unit": draft.unit,
+        "room": draft.room,
+        "tags": list(draft.tags),
+        "lat": draft.lat,
+        "lon": draft.lon,
+        "registered_at": registered_at,
+    }
 
 
-def _registered(resident: Resident) -> ResidentRegistered:
-    return ResidentRegistered(
-        resident_id=resident.resident_id,
-        community_id=resident.community_id,
-        grid_id=resident.grid_id,
-        building_id=resident.building_id,
-        tags=resident.tags,
-        unit=resident.unit,
-        room=resident.room,
-        name=resident.name,
-        phone=resident.phone,
-        lat=resident.lat,
-        lon=resident.lon,
-    )
+def _resident(draft: domain.ResidentDraft, registered_at: datetime) -> Resident:
+    return Resident(**_resident_row(draft, registered_at))
+
+
+def _registered(resident: dict) -> ResidentRegistered:
+    return ResidentRegistered(**{k: v for k, v in resident.items() if k != "registered_at"})
 
 
 def _chunks(rows: Iterable[tuple[int, dict]], size: int) -> Iterator[list[tuple[int, dict]]]:
