@@ -34,6 +34,8 @@ class TicketOpened(CommandEvent):
     title: str | None = None
     grid_id: str | None = None
     building_id: str | None = None
+    category: str | None = None
+    resident_id: str | None = None
 
 
 class TicketTransition(CommandEvent):
@@ -63,6 +65,8 @@ class TicketClosed(TicketTransition):
 @register
 class TicketReopened(TicketTransition):
     reason: str | None = None
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = None
 
 
 @register

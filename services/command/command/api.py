@@ -1,0 +1,362 @@
+"""Command-center HTTP routes: parse, authorise, call the use case, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import PlainTextResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from command import agenda as agenda_md
+from command import defaults, domain
+from command.models import Ticket, TicketLog
+from command.service import CommandService
+from common.auth import CurrentUser, Principal, Role, require
+from common.errors import Invalid
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> CommandService:
+    return request.app.state.service
+
+
+Service = Annotated[CommandService, Depends(get_service)]
+Staff = Annotated[Principal, Depends(require(Role.command))]
+Admin = Annotated[Principal, Depends(require())]  # admin only
+
+
+def actor(user: Principal) -> domain.Actor:
+    return domain.Actor(user.sub, user.role.value, tuple(user.grid_ids), tuple(user.building_ids), user.department)
+
+
+# -- tickets ------------------------------------------------------------------------------
+
+Priority = Literal["low", "normal", "high", "urgent"]
+
+
+class TicketOut(BaseModel):
+    ticket_id: str
+    kind: str
+    category: str | None
+    title: str
+    description: str | None
+    action: str | None
+    stage: str
+    priority: str
+    department: str
+    owner: str
+    subject_id: str
+    grid_id: str | None
+    building_id: str | None
+    resident_id: str | None
+    respond_by: datetime
+    resolve_by: datetime
+    overdue: str | None = Field(description="respond or resolve when that deadline has passed, else null")
+    allowed: list[str] = Field(description="what can be done next: acknowledge, resolve, feedback, reassign")
+    escalation_level: int
+    event_count: int
+    source_event_ids: list[str]
+    facts: dict[str, Any]
+    partners: list[str]
+    reported_by: str | None
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+    closed_at: datetime | None
+    satisfaction: int | None
+    feedback_comment: str | None
+    reopen_count: int
+
+
+class TransitionOut(BaseModel):
+    action: str
+    from_stage: str | None
+    to_stage: str
+    by: str
+    at: datetime
+    owner: str | None
+    note: str | None
+    satisfaction: int | None
+
+
+class TicketDetail(TicketOut):
+    history: list[TransitionOut]
+
+
+def _out(ticket: Ticket, service: CommandService) -> dict[str, Any]:
+    data = ticket.model_dump()
+    data["overdue"] = service.overdue_now(ticket)
+    data["allowed"] = [a for a in domain.HTTP_ACTIONS if a in domain.TRANSITIONS.get(ticket.stage, {})]
+    data["partners"] = sorted(ticket.shares)
+    return data
+
+
+def _history(rows: list[TicketLog]) -> list[dict[str, Any]]:
+    return [r.model_dump() for r in rows]
+
+
+class TicketIn(BaseModel):
+    category: str = Field(description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)")
+    description: str = Field(min_length=1, max_length=2000)
+    resident_id: str | None = None
+    building_id: str | None = None
+    grid_id: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    priority: Priority | None = None
+
+
+@router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut, tags=["tickets"])
+async def report_problem(body: TicketIn, user: CurrentUser, service: Service):
+    """A problem reported by hand (a complaint, an isolated household's difficulty, ...),
+    routed by the same rules as events. A resident's report is about themselves."""
+    ticket = await service.report_by_hand(actor(user), **body.model_dump())
+    return _out(ticket, service)
+
+
+@router.get("/tickets", response_model=list[TicketOut], tags=["tickets"])
+async def list_tickets(
+    user: CurrentUser,
+    service: Service,
+    stage: Annotated[str | None, Query(description="discovered, responding, resolved, closed, reopened, or open (not closed)")] = None,
+    owner: Annotated[str | None, Query(description="a person id, or `me`")] = None,
+    kind: str | None = None,
+    department: str | None = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """Tickets you may see, newest first: staff see all, a partner its department's, a grid
+    worker its grids' and its own, a resident only tickets about themselves."""
+    rows = await service.tickets(
+        actor(user), stage=stage, owner=owner, kind=kind, department=department, overdue=overdue, limit=limit, offset=offset
+    )
+    return [_out(t, service) for t in rows]
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketDetail, tags=["tickets"])
+async def get_ticket(ticket_id: str, user: CurrentUser, service: Service):
+    """One ticket with its history: every transition, who and when."""
+    ticket, history = await service.ticket(actor(user), ticket_id)
+    return {**_out(ticket, service), "history": _history(history)}
+
+
+class AcknowledgeIn(BaseModel):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ResolveIn(BaseModel):
+    resolution: str = Field(min_length=1, max_length=2000)
+
+
+class FeedbackIn(BaseModel):
+    satisfaction: int = Field(ge=1, le=5, description="1–5; 1 or 2 reopens the ticket")
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class ReassignIn(BaseModel):
+    owner: str = Field(min_length=1, description="a person id from GET /directory/people")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/tickets/{ticket_id}/acknowledge", response_model=TicketOut, tags=["tickets"])
+async def acknowledge(ticket_id: str, user: CurrentUser, service: Service, body: AcknowledgeIn | None = None):
+    """discovered or reopened → responding. 409 (with what is allowed) from any other stage."""
+    return _out(await service.acknowledge(actor(user), ticket_id, body.note if body else None), service)
+
+
+@router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, tags=["tickets"])
+async def resolve(ticket_id: str, body: ResolveIn, user: CurrentUser, service: Service):
+    """responding → resolved, with what was done."""
+    return _out(await service.resolve(actor(user), ticket_id, body.resolution), service)
+
+
+@router.post("/tickets/{ticket_id}/feedback", response_model=TicketOut, tags=["tickets"])
+async def feedback(ticket_id: str, body: FeedbackIn, user: CurrentUser, service: Service):
+    """resolved → closed (satisfaction 3–5) or reopened (1–2). From the resident, or recorded
+    on their behalf by a grid worker or staff."""
+    return _out(await service.feedback(actor(user), ticket_id, body.satisfaction, body.comment), service)
+
+
+@router.post("/tickets/{ticket_id}/reassign", response_model=TicketOut, tags=["tickets"])
+async def reassign(ticket_id: str, body: ReassignIn, user: CurrentUser, service: Service):
+    """Give the ticket to another person in the directory (their department follows)."""
+    return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service)
+
+
+# -- meeting, figures, heat map -------------------------------------------------------------
+
+
+@router.get("/agenda", tags=["meeting"], responses={200: {"content": {"text/markdown": {}}}})
+async def agenda(
+    _: Staff,
+    service: Service,
+    day: Annotated[date | None, Query(alias="date")] = None,
+    format: Literal["json", "markdown"] = "json",
+):
+    """The daily meeting (每日例会): overdue tickets first, then what is new since the last
+    meeting, then open tickets by department and owner, and the day's figures.
+    `format=markdown` gives text to print or paste into a group chat."""
+    result = await service.agenda(day or service.today())
+    if format == "markdown":
+        return PlainTextResponse(agenda_md.markdown(result, service.tz), media_type="text/markdown; charset=utf-8")
+    return result
+
+
+@router.get("/kpis", tags=["meeting"])
+async def kpis(_: Staff, service: Service, day: Annotated[date | None, Query(alias="date")] = None) -> dict:
+    """The day's figures: check-in completion, follow-up resolution rate, median minutes to
+    respond and resolve, satisfaction, open tickets by stage, overdue, escalations."""
+    return await service.figures(day or service.today())
+
+
+@router.get("/heatmap", tags=["meeting"])
+async def heatmap(
+    _: Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.dispatcher, Role.supplies_officer))],
+    service: Service,
+    since: AwareDatetime | None = None,
+    kind: Annotated[str | None, Query(description="comma-separated: fever, missed_checkin, request, complaint, ...")] = None,
+    resolution: Annotated[int | None, Query(description="H3 resolution, at most COMMAND_H3_RESOLUTION")] = None,
+) -> dict:
+    """GeoJSON FeatureCollection of H3 cells with counts of problems since `since`
+    (default: the last 24 hours), so staff see where problems cluster."""
+    since = since or service.clock.now() - timedelta(days=1)
+    kinds = [k.strip() for k in kind.split(",") if k.strip()] if kind else None
+    return await service.heatmap(since, kinds, resolution)
+
+
+@router.post("/escalations/run", tags=["meeting"])
+async def run_escalations(_: Staff, service: Service) -> dict:
+    """Escalate overdue tickets now (the job does it every COMMAND_JOBS_INTERVAL_S)."""
+    return {"escalated": await service.escalate_overdue()}
+
+
+# -- configuration an admin edits ---------------------------------------------------------
+
+
+class PriorityRaiseIn(BaseModel):
+    field: str
+    priority: Priority
+    at_least: float | None = None
+    any_of: list[str] = Field(default_factory=list)
+
+
+class RuleIn(BaseModel):
+    kind: str
+    department: str
+    owner_by: Literal["grid", "building", "department"]
+    priority: Priority
+    title: str = Field(min_length=1, max_length=300)
+    action: str | None = Field(default=None, max_length=500)
+    raise_priority: list[PriorityRaiseIn] = Field(default_factory=list)
+    also_share: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+@router.get("/rules", tags=["configuration"])
+async def rules(_: Staff, service: Service) -> list[dict]:
+    """How events (`event:<Type>`) and hand reports (`category:<name>`) become tickets."""
+    config = await service.config()
+    return [_rule_out(r) for r in sorted(config.rules.values(), key=lambda r: r.trigger)]
+
+
+@router.put("/rules/{trigger}", tags=["configuration"])
+async def put_rule(trigger: str, body: RuleIn, user: Admin, service: Service) -> dict:
+    """Create or change a rule; takes effect within COMMAND_CONFIG_CACHE_S on every replica."""
+    rule = defaults.rule({**body.model_dump(), "trigger": trigger})
+    await service.save_rule(rule, user.sub)
+    return _rule_out(rule)
+
+
+class SlaIn(BaseModel):
+    respond_minutes: int = Field(gt=0)
+    resolve_minutes: int = Field(gt=0)
+    resolve_same_day: bool = False
+
+
+@router.get("/sla", tags=["configuration"])
+async def sla(_: Staff, service: Service) -> list[dict]:
+    config = await service.config()
+    return [vars(s) for s in sorted(config.sla, key=lambda s: (s.kind, s.priority))]
+
+
+@router.put("/sla/{kind}/{priority}", tags=["configuration"])
+async def put_sla(kind: str, priority: str, body: SlaIn, _: Admin, service: Service) -> dict:
+    """Deadlines for a kind and priority (`*` for any); applies to tickets opened after."""
+    entry = domain.Sla(kind, priority, body.respond_minutes, body.resolve_minutes, body.resolve_same_day)
+    await service.save_sla(entry)
+    return vars(entry)
+
+
+class PersonIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: str = Field(min_length=1, max_length=40, description="grid_worker owns the tickets of its grids")
+    department: str
+    phone: str | None = Field(default=None, max_length=30)
+    supervisor_id: str | None = None
+    grid_ids: list[str] = Field(default_factory=list)
+    building_ids: list[str] = Field(default_factory=list)
+    active: bool = True
+
+
+@router.get("/directory/people", tags=["configuration"])
+async def people(_: Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.partner, Role.dispatcher, Role.supplies_officer))], service: Service) -> list[dict]:
+    """The owner directory: people, roles, departments, grids, supervisors."""
+    config = await service.config()
+    return [_person_out(p) for p in sorted(config.people.values(), key=lambda p: p.person_id)]
+
+
+@router.put("/directory/people/{person_id}", tags=["configuration"])
+async def put_person(person_id: str, body: PersonIn, _: Admin, service: Service) -> dict:
+    person = defaults.person({**body.model_dump(), "person_id": person_id})
+    await service.save_person(person)
+    return _person_out(person)
+
+
+class DepartmentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    partner: bool = False
+    default_owner: str | None = None
+
+
+@router.get("/directory/departments", tags=["configuration"])
+async def departments(_: Staff, service: Service) -> list[dict]:
+    config = await service.config()
+    return [vars(d) for d in sorted(config.departments.values(), key=lambda d: d.department_id)]
+
+
+@router.put("/directory/departments/{department_id}", tags=["configuration"])
+async def put_department(department_id: str, body: DepartmentIn, _: Admin, service: Service) -> dict:
+    if not department_id.isidentifier():
+        raise Invalid(f"department id {department_id!r} must be a plain identifier (letters, digits, _)")
+    department = domain.Department(department_id, body.name, body.partner, body.default_owner)
+    await service.save_department(department)
+    return vars(department)
+
+
+@router.post("/config/defaults", tags=["configuration"])
+async def restore_defaults(_: Admin, service: Service) -> dict:
+    """Add back any default department, person, rule or SLA row that is missing; edited rows stay."""
+    return {"added": await service.restore_defaults()}
+
+
+def _rule_out(rule: domain.Rule) -> dict:
+    return {
+        "trigger": rule.trigger, "kind": rule.kind, "department": rule.department, "owner_by": rule.owner_by,
+        "priority": rule.priority, "title": rule.title, "action": rule.action,
+        "raise_priority": [
+            {"field": r.field, "priority": r.priority, "at_least": r.at_least, "any_of": list(r.any_of)}
+            for r in rule.raise_priority
+        ],
+        "also_share": dict(rule.also_share), "enabled": rule.enabled,
+    }  # fmt: skip
+
+
+def _person_out(person: domain.Person) -> dict:
+    return {**vars(person), "grid_ids": list(person.grid_ids), "building_ids": list(person.building_ids)}

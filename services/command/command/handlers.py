@@ -1,0 +1,55 @@
+"""Consumers: validate the event (the runner does, against the shared class), call the use case.
+
+Unknown event types on these topics are ignored (`on_unknown="ignore"`); malformed ones are
+dead-lettered to command.dlq.v1 by the runner.
+"""
+
+from __future__ import annotations
+
+from command import domain
+from command.service import CommandService
+from common import envelope as ce
+from common import topics
+from common.bus import Consumer
+from common.events.checkin import CheckInMissed, CheckInSubmitted, HealthAnomalyReported, ResidentRegistered, SamplingLagging
+from common.events.dispatch import DemandSurge, RequestOverdue, RequestRaised
+from common.events.supplies import ReservationRejected, StockLow, StockOut
+from common.outbox import UnitOfWork
+
+# Events that are problems: each becomes (or joins) a ticket by the rules.
+PROBLEMS = (CheckInMissed, HealthAnomalyReported, SamplingLagging, StockLow, StockOut, ReservationRejected,
+            RequestOverdue, DemandSurge)  # fmt: skip
+TOPICS = (topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS, topics.TIMEBANK_EVENTS)
+
+
+def consumer(service: CommandService) -> Consumer:
+    async def on_problem(event, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.take_report(uow, domain.report_from_event(event), envelope)
+
+    async def on_missed(event: CheckInMissed, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.record_checkin_fact(uow, event.resident_id, event.date, "missed")
+        await on_problem(event, envelope, uow)
+
+    async def on_registered(event: ResidentRegistered, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.learn_resident(
+            uow, event.resident_id, event.grid_id, event.building_id, event.lat, event.lon, envelope.time
+        )
+
+    async def on_checked_in(event: CheckInSubmitted, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.record_checkin_fact(uow, event.resident_id, event.date, "checked_in")
+
+    async def on_request(event: RequestRaised, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.record_signal(uow, "request", event.resident_id, None, None)
+
+    handlers = {cls: on_problem for cls in PROBLEMS}
+    handlers.update(
+        {CheckInMissed: on_missed, ResidentRegistered: on_registered, CheckInSubmitted: on_checked_in,
+         RequestRaised: on_request}
+    )  # fmt: skip
+    return Consumer(
+        name="command",
+        topics=TOPICS,
+        handlers=handlers,
+        dead_letter_topic=topics.dlq("command"),
+        on_unknown="ignore",
+    )

@@ -1,0 +1,29 @@
+"""Command-center settings: environment variables prefixed COMMAND_ (e.g. COMMAND_MEETING_TIME=09:00)."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings, env_files
+
+
+class CommandSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMAND_", env_file=env_files(), extra="ignore")
+
+    service: str = "command"
+    port: int = 8005
+    rules_file: str | None = None  # YAML with departments, people, rules, sla; unset: the packaged defaults
+    seed_defaults: bool = True  # load the rules file into empty tables on first use
+    config_cache_s: float = 5.0  # how long a replica trusts its copy of rules and directory
+    meeting_time: time = time(9, 0)  # local time of the daily meeting (每日例会)
+    escalation_repeat_minutes: int = Field(60, gt=0)  # still overdue this long after an escalation: next level
+    escalation_max_level: int = Field(3, ge=1)
+    escalation_batch: int = 200
+    notifier_url: str | None = None  # chat / SMS gateway webhook for escalations; unset: logged
+    notifier_token: str | None = None
+    notifier_timeout_s: float = 5.0
+    notify_max_attempts: int = 5
+    h3_resolution: int = Field(9, ge=0, le=15)  # ~0.1 km² cells: a few buildings each
