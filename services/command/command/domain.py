@@ -65,6 +65,13 @@ def feedback_stage(satisfaction: int) -> str:
     return "closed" if satisfaction >= SATISFIED_FROM else "reopened"
 
 
+def after_feedback(stage: str, satisfaction: int) -> str:
+    """The stage after feedback: only a resolved ticket takes it; 1–2 reopens, 3–5 closes."""
+    outcome = feedback_stage(satisfaction)
+    transition(stage, "feedback")
+    return outcome
+
+
 def raised(priority: str, steps: int = 1) -> str:
     return PRIORITIES[min(PRIORITIES.index(priority) + steps, len(PRIORITIES) - 1)]
 
@@ -350,6 +357,7 @@ def deadlines(sla: Sla, at: datetime, tz: ZoneInfo) -> Deadlines:
     if sla.resolve_same_day:
         local = at.astimezone(tz)
         end_of_day = datetime.combine(local.date(), time(23, 59, 59), tzinfo=tz).astimezone(at.tzinfo)
+        respond_by = min(respond_by, end_of_day)
         resolve_by = max(min(resolve_by, end_of_day), respond_by)
     return Deadlines(respond_by, resolve_by)
 

@@ -472,11 +472,11 @@ class CommandService:
 
     async def feedback(self, actor: domain.Actor, ticket_id: str, satisfaction: int, comment: str | None) -> Ticket:
         """Feedback on a resolved ticket: 3–5 closes it, 1–2 reopens it with fresh deadlines."""
-        outcome = domain.feedback_stage(satisfaction)
+        domain.feedback_stage(satisfaction)
         async with self.uow() as uow:
             ticket = await self._for_update(uow, ticket_id)
             who = domain.ensure_can_give_feedback(actor, _scope(ticket))
-            domain.transition(ticket.stage, "feedback")
+            outcome = domain.after_feedback(ticket.stage, satisfaction)
             config = await self.config()
             now = self.clock.now()
             previous = ticket.stage
