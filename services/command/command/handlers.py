@@ -47,7 +47,7 @@ def consumer(service: CommandService) -> Consumer:
          RequestRaised: on_request}
     )  # fmt: skip
     return Consumer(
-        name="command",
+        name=service.settings.consumer_group,
         topics=TOPICS,
         handlers=handlers,
         dead_letter_topic=topics.dlq("command"),

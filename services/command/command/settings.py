@@ -15,6 +15,7 @@ class CommandSettings(ServiceSettings):
 
     service: str = "command"
     port: int = 8005
+    consumer_group: str = "command"  # Kafka consumer group and inbox name
     rules_file: str | None = None  # YAML with departments, people, rules, sla; unset: the packaged defaults
     seed_defaults: bool = True  # load the rules file into empty tables on first use
     config_cache_s: float = 5.0  # how long a replica trusts its copy of rules and directory
