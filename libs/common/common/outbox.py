@@ -78,6 +78,7 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self.session = self.db.sessions()
         self.committed = False
+        self._staged: list[dict] = []
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -88,11 +89,12 @@ class UnitOfWork:
     def emit(self, event: Event, *, cause: ce.CloudEvent | None = None) -> ce.CloudEvent:
         """Stage an event to be published once this transaction commits."""
         envelope, row = self._stage(event, cause)
-        self.session.add(OutboxMessage(**row))
+        self._staged.append(row)  # written with one INSERT at commit, in emission order
         return envelope
 
     async def emit_many(self, events: Iterable[Event], *, chunk: int = 5000) -> int:
         """Stage many events with bulk inserts (a sweep may cause tens of thousands)."""
+        await self._insert(self._staged)
         rows: list[dict] = []
         count = 0
         for event in events:
@@ -103,7 +105,7 @@ class UnitOfWork:
 
     async def _insert(self, rows: list[dict]) -> int:
         if rows:
-            await self.session.execute(insert(OutboxMessage), rows)
+            await self.session.execute(insert(OutboxMessage.__table__), rows)
         count = len(rows)
         rows.clear()
         return count
@@ -142,6 +144,7 @@ class UnitOfWork:
         )
 
     async def commit(self) -> None:
+        await self._insert(self._staged)
         await self.session.commit()
         self.committed = True
         if self.emitted and self._on_commit:

@@ -185,41 +185,38 @@ class CheckinService:
         day = domain.check_date(day, self.today())
         now = self.clock.now()
         async with self.uow() as uow:
-            resident = await uow.session.get(Resident, resident_id)
+            # Core statements, not ORM objects: this is the hottest path of the day.
+            resident = (
+                await uow.session.execute(select(Resident.__table__).where(Resident.resident_id == resident_id))
+            ).first()
             if resident is None:
                 raise NotFound(f"no resident {resident_id!r}: register them first")
             channel = domain.channel_for(actor, resident_id, resident.building_id, resident.grid_id, channel)
             symptoms_list = list(assessment.symptoms)
-            uow.session.add(
-                CheckInSubmission(
-                    resident_id=resident_id,
-                    date=day,
-                    temperature_c=temperature_c,
-                    symptoms=symptoms_list,
-                    channel=channel,
-                    submitted_by=actor.sub,
-                    submitted_at=now,
-                )
-            )
             values = {
                 "temperature_c": temperature_c,
                 "symptoms": symptoms_list,
-                "fever": assessment.fever,
-                "anomaly": assessment.anomaly,
                 "channel": channel,
                 "submitted_by": actor.sub,
                 "submitted_at": now,
             }
+            await uow.session.execute(
+                CheckInSubmission.__table__.insert().values(resident_id=resident_id, date=day, **values)
+            )
+            values |= {"fever": assessment.fever, "anomaly": assessment.anomaly}
             insert = self._insert(uow)
             # One row per resident per date, even when two submissions race.
-            await uow.session.execute(
-                insert(DailyCheckIn)
-                .values(resident_id=resident_id, date=day, revisions=1, **values)
-                .on_conflict_do_update(
-                    index_elements=["resident_id", "date"],
-                    set_={**values, "revisions": DailyCheckIn.revisions + 1},
+            daily = (
+                await uow.session.execute(
+                    insert(DailyCheckIn.__table__)
+                    .values(resident_id=resident_id, date=day, revisions=1, **values)
+                    .on_conflict_do_update(
+                        index_elements=["resident_id", "date"],
+                        set_={**values, "revisions": DailyCheckIn.__table__.c.revisions + 1},
+                    )
+                    .returning(*DailyCheckIn.__table__.c)
                 )
-            )
+            ).one()
             uow.emit(
                 CheckInSubmitted(
                     resident_id=resident_id,
@@ -252,13 +249,8 @@ class CheckinService:
                         lon=resident.lon,
                     )
                 )
-            row = await uow.session.scalar(
-                select(DailyCheckIn)
-                .where(DailyCheckIn.resident_id == resident_id, DailyCheckIn.date == day)
-                .execution_options(populate_existing=True)
-            )
             await uow.commit()
-            return row
+            return DailyCheckIn.model_validate(daily._mapping)
 
     # -- the cutoff sweep ---------------------------------------------------------------
 

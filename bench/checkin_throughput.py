@@ -1,0 +1,161 @@
+"""Bench: check-in requests per second of one instance, against a trivial FastAPI endpoint
+measured in the same run, both under uvicorn (one process) and driven by wrk.
+
+The check-in instance runs on PostgreSQL with Kafka enabled (every request commits a
+check-in, its history row and its events to the outbox; the relay publishes them).
+Each request checks in a different resident (a wrk Lua script walks through them).
+
+    .venv/bin/python bench/checkin_throughput.py [--seconds 15] [--connections 32] [--residents 20000]
+Needs wrk (Debian: apt-get install wrk; the script installs it when missing and run as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _pg import fresh_database  # noqa: E402
+
+from common.auth import issue_token  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "bench-secret-" + "x" * 40
+TRIVIAL = '''
+from fastapi import FastAPI
+from pydantic import BaseModel
+app = FastAPI()
+class Body(BaseModel):
+    resident_id: str
+    temperature_c: float
+@app.post("/checkins", status_code=201)
+async def checkin(body: Body) -> dict:
+    return {"resident_id": body.resident_id, "temperature_c": body.temperature_c}
+@app.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+'''
+LUA = '''
+counter = 0
+request = function()
+  counter = counter + 1
+  local n = (counter * %(threads)d + (id or 0)) %% %(residents)d
+  local body = string.format('{"resident_id": "R-%%010d", "temperature_c": 36.6}', n)
+  return wrk.format("POST", "/checkins", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}, body)
+end
+setup = function(thread) thread:set("id", math.random(0, 1000000)) end
+init = function(args) id = tonumber(wrk.thread:get("id")) end
+'''
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or sys.exit("wrk is needed: apt-get install wrk")
+
+
+def serve(args: list[str], port: int, env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(ROOT / ".venv/bin/uvicorn"), *args, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+
+
+async def wait_healthy(port: int) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"nothing healthy on :{port}")
+
+
+def run_wrk(wrk: str, port: int, script: Path, seconds: int, connections: int) -> tuple[float, str]:
+    out = subprocess.run(
+        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/checkins"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise RuntimeError(f"{bad.group(1)} requests failed:\n{out}")
+    p99 = re.search(r"99%\s+(\S+)", out)
+    return rps, p99.group(1) if p99 else "?"
+
+
+async def seed(port: int, residents: int, token: str) -> None:
+    """Register residents straight into the database through the import (fast)."""
+    rows = ["resident_id,姓名,楼栋-单元-房号,电话,网格"]
+    rows += [f",居民{i},B{i % 200:03d}-1-{i},13800000000,G{i % 20}" for i in range(residents)]
+    async with httpx.AsyncClient(timeout=600) as client:
+        report = (await client.post(f"http://127.0.0.1:{port}/residents/import",
+                                    files={"file": ("r.csv", "\n".join(rows).encode())},
+                                    headers={"Authorization": f"Bearer {token}"})).json()
+        assert report["imported"] + report["unchanged"] == residents, report
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--residents", type=int, default=20000)
+    parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: write a raw profile to /tmp/checkin-profile.txt")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    token = issue_token(SECRET, sub="bench", role="admin", now=datetime.now(UTC))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "trivial.py").write_text(TRIVIAL)
+        async with fresh_database("bench_rps") as (url, dsn):
+            env = {**os.environ, "PYTHONPATH": str(tmp), "FIRSTLINE_JWT_SECRET": SECRET, "CHECKIN_DATABASE_URL": url,
+                   "CHECKIN_JOBS_INTERVAL_S": "0", "FIRSTLINE_ENV_FILE": "/nonexistent"}
+            trivial = serve(["trivial:app"], 18901, env, tmp / "trivial.log")
+            checkin = serve(["--factory", "checkin.main:app_from_env"], 18902, env, tmp / "checkin.log")
+            try:
+                await wait_healthy(18901)
+                await wait_healthy(18902)
+                await seed(18902, args.residents, token)
+                # wrk's ids are R-0000000000.. : the stable ids of imported residents differ, so map them.
+                import asyncpg
+
+                conn = await asyncpg.connect(dsn)
+                await conn.execute("UPDATE resident SET resident_id = 'R-' || lpad(room, 10, '0')")
+                await conn.close()
+                script = tmp / "checkin.lua"
+                script.write_text(LUA % {"threads": 2, "residents": args.residents, "token": token})
+                run_wrk(wrk, 18901, script, 3, args.connections)  # warm up
+                base_rps, base_p99 = run_wrk(wrk, 18901, script, args.seconds, args.connections)
+                run_wrk(wrk, 18902, script, 3, args.connections)
+                if args.profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
+                    subprocess.Popen([args.profile, "record", "-d", str(args.seconds - 1), "-p", str(checkin.pid),
+                                      "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
+                rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
+            finally:
+                for proc in (trivial, checkin):
+                    proc.terminate()
+                    proc.wait(timeout=30)
+    print(f"trivial FastAPI endpoint: {base_rps:,.0f} req/s (p99 {base_p99})")
+    print(f"POST /checkins (PostgreSQL, outbox, relay to Kafka): {rps:,.0f} req/s (p99 {p99})")
+    print(f"ratio: {rps / base_rps:.2f} of the trivial endpoint ({args.connections} connections, {args.seconds}s, one uvicorn process each)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
