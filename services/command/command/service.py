@@ -13,6 +13,7 @@ from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import h3
 from prometheus_client import Counter, Histogram
@@ -64,6 +65,8 @@ class CommandService:
         self.notifier = notifier
         self.tz = settings.tz
         self._config: domain.Config | None = None
+        self._buildings: dict[str, tuple[tuple[str | None, float | None, float | None] | None, float]] = {}
+        self._touched: WeakKeyDictionary[UnitOfWork, dict[str, Ticket]] = WeakKeyDictionary()
         self._config_loaded = 0.0
         self._opened = Counter(
             "firstline_command_tickets_opened_total", "Tickets opened, by kind", ["kind"], registry=runtime.registry
@@ -210,10 +213,18 @@ class CommandService:
         now = self.clock.now()
         by = _source_name(source) if source else (report.reported_by or "unknown")
         event_ids = [source.id] if source else []
-        ticket = await uow.session.scalar(select(Ticket).where(Ticket.open_key == routing.open_key))
+        # Tickets this transaction touched: a batch may hold two events about one problem.
+        # Everything else is flushed once, at commit (no autoflush before each query).
+        touched = self._touched.setdefault(uow, {})
+        ticket = touched.get(routing.open_key)
+        if ticket is None:
+            with uow.session.no_autoflush:
+                ticket = await uow.session.scalar(select(Ticket).where(Ticket.open_key == routing.open_key))
         if ticket is None:
             ticket = self._open(uow, report, routing, config, now, by, event_ids)
+            touched[routing.open_key] = ticket
         else:
+            touched[routing.open_key] = ticket
             self._update(uow, ticket, report, routing, config, now, by, event_ids)
         if report.lat is not None and report.lon is not None:
             uow.session.add(
@@ -335,25 +346,35 @@ class CommandService:
         """Fill in the grid, building and coordinates the command center has learned."""
         if report.lat is not None and report.lon is not None and report.grid_id and report.building_id:
             return report
-        changes: dict[str, Any] = {}
-        if report.resident_id:
-            resident = await uow.session.get(KnownResident, report.resident_id)
+        grid_id, building_id, lat, lon = report.grid_id, report.building_id, report.lat, report.lon
+        if report.resident_id and not (grid_id and building_id):
+            with uow.session.no_autoflush:
+                resident = await uow.session.get(KnownResident, report.resident_id)
             if resident:
-                changes.update(
-                    grid_id=report.grid_id or resident.grid_id,
-                    building_id=report.building_id or resident.building_id,
-                )
-                if report.lat is None and resident.lat is not None:
-                    changes.update(lat=resident.lat, lon=resident.lon)
-        building_id = changes.get("building_id") or report.building_id
-        if building_id and (changes.get("lat", report.lat) is None or not (changes.get("grid_id") or report.grid_id)):
-            building = await uow.session.get(KnownBuilding, building_id)
-            if building:
-                if not (changes.get("grid_id") or report.grid_id):
-                    changes["grid_id"] = building.grid_id
-                if changes.get("lat", report.lat) is None and building.lat is not None:
-                    changes.update(lat=building.lat, lon=building.lon)
-        return replace(report, **changes) if changes else report
+                grid_id, building_id = grid_id or resident.grid_id, building_id or resident.building_id
+                if lat is None and resident.lat is not None:
+                    lat, lon = resident.lat, resident.lon
+        if building_id and (lat is None or not grid_id):
+            place = await self._building(uow, building_id)
+            if place:
+                grid_id = grid_id or place[0]
+                if lat is None and place[1] is not None:
+                    lat, lon = place[1], place[2]
+        return replace(report, grid_id=grid_id, building_id=building_id, lat=lat, lon=lon)
+
+    async def _building(self, uow: UnitOfWork, building_id: str) -> tuple[str | None, float | None, float | None] | None:
+        """A building's grid and coordinates. Buildings are few and rarely change: a short
+        cache spares a query per event when a sweep brings thousands of missed check-ins."""
+        hit = self._buildings.get(building_id)
+        if hit and time.monotonic() - hit[1] < self.settings.config_cache_s:
+            return hit[0]
+        with uow.session.no_autoflush:
+            row = await uow.session.get(KnownBuilding, building_id)
+        place = (row.grid_id, row.lat, row.lon) if row else None
+        if len(self._buildings) > 10_000:
+            self._buildings.clear()
+        self._buildings[building_id] = (place, time.monotonic())
+        return place
 
     async def report_by_hand(
         self,
@@ -411,6 +432,7 @@ class CommandService:
         else:
             resident.grid_id, resident.building_id = grid_id, building_id
             resident.lat, resident.lon = lat, lon
+        self._buildings.pop(building_id, None)
         building = await uow.session.get(KnownBuilding, building_id)
         if building is None:
             uow.session.add(KnownBuilding(building_id=building_id, grid_id=grid_id, lat=lat, lon=lon))

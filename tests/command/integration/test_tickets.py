@@ -12,8 +12,8 @@ DAY = date(2026, 11, 21)
 HEALTH_FIELDS = {"temperature_c", "symptoms", "phone", "name", "resident_id", "room", "unit"}
 
 
-def missed(resident="R1", days=1, day=DAY, grid="G1") -> CheckInMissed:
-    return CheckInMissed(resident_id=resident, date=day, consecutive_days=days, grid_id=grid, building_id="B01")
+def missed(resident="R1", days=1, day=DAY, grid="G1", building="B01") -> CheckInMissed:
+    return CheckInMissed(resident_id=resident, date=day, consecutive_days=days, grid_id=grid, building_id=building)
 
 
 def fever(resident="R1") -> HealthAnomalyReported:
@@ -243,7 +243,7 @@ async def test_heatmap_counts_problems_in_h3_cells(command):
         ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737),
         ResidentRegistered(resident_id="R2", community_id="C1", grid_id="G2", building_id="B02", lat=31.2500, lon=121.5000),
     )
-    await command.deliver(missed("R1"), fever("R9"), missed("R2", grid="G2"))  # R9's fever carries its own coordinates
+    await command.deliver(missed("R1"), fever("R9"), missed("R2", grid="G2", building="B02"))  # R9's fever carries its own coordinates
     geo = (await command.client.get("/heatmap", headers=command.staff)).json()
     assert geo["type"] == "FeatureCollection"
     counts = {f["properties"]["h3"]: f["properties"]["counts"] for f in geo["features"]}
@@ -279,3 +279,10 @@ async def test_an_admin_edits_rules_sla_and_directory_bad_edits_change_nothing(c
     assert next(r for r in rules if r["trigger"] == "event:CheckInMissed")["owner_by"] == "department"
     people = (await command.client.get("/directory/people", headers=command.staff)).json()
     assert next(p for p in people if p["person_id"] == "grid-lead")["supervisor_id"] == "cmd-lead"  # the loop was refused
+
+
+async def test_two_events_about_one_problem_in_one_batch_make_one_ticket(command):
+    await command.deliver(missed("R5"), missed("R5", days=2, day=DAY + timedelta(days=1)), missed("R6"))
+    tickets = {t["subject_id"]: t for t in await command.tickets()}
+    assert set(tickets) == {"R5", "R6"}
+    assert (tickets["R5"]["event_count"], tickets["R5"]["priority"]) == (2, "high")
