@@ -184,6 +184,7 @@ class OutboxRelay:
         self.publish_timeout_s = publish_timeout_s
         self._on_pass = on_pass  # (published, backlog, oldest_age_s) for metrics
         self._wakeup = asyncio.Event()
+        self._one_pass = asyncio.Lock()  # within a process; the advisory lock is across replicas
         self._stopping = False
         self._last_stats = 0.0
 
@@ -219,6 +220,10 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of unsent events; return how many were sent."""
+        async with self._one_pass:
+            return await self._pass()
+
+    async def _pass(self) -> int:
         async with self.db.session() as session:
             if self.db.is_postgres:
                 got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK_ID})
