@@ -19,7 +19,10 @@ def consumer(service: SuppliesService) -> Consumer:
         if not event.items:
             return  # nothing to reserve: a doctor's visit, help with a phone
         by = event.raised_by or event.resident_id
-        await service.reserve(event.request_id, [(line.item_id, line.quantity) for line in event.items], by, uow=uow)
+        retry = (event.reservation_attempt or 1) > 1  # dispatch asks again when stock comes back
+        await service.reserve(
+            event.request_id, [(line.item_id, line.quantity) for line in event.items], by, retry=retry, uow=uow
+        )
 
     async def on_request_cancelled(event: RequestCancelled, envelope: CloudEvent, uow: UnitOfWork) -> None:
         await service.release(event.request_id, f"request cancelled: {event.reason}", uow=uow)

@@ -362,15 +362,20 @@ class SuppliesService:
         by: str,
         *,
         depot_id: str | None = None,
+        retry: bool = False,
         uow: UnitOfWork | None = None,
     ) -> Reservation:
         """Reserve every line or none: `StockReserved`, or `ReservationRejected` with the
-        shortages. Asking again for the same request answers what was decided then."""
+        shortages. Asking again for the same request answers what was decided then, except
+        that a retry (stock came back) plans a rejected reservation again."""
         lines = list(lines)
+
+        def decided(existing: Reservation | None) -> bool:
+            return existing is not None and not (retry and existing.status == "rejected")
 
         async def work(uow: UnitOfWork) -> Reservation:
             existing = await uow.session.get(Reservation, request_id)
-            if existing is not None:
+            if decided(existing):
                 return existing
             wanted = domain.merge_lines(lines)
             known = set(
@@ -381,8 +386,11 @@ class SuppliesService:
             balances = await self._lock_items(uow, sorted(known))
             # Asked twice at once: the second, once it holds the locks, sees the first's answer.
             existing = await uow.session.get(Reservation, request_id, populate_existing=True)
-            if existing is not None:
+            if decided(existing):
                 return existing
+            if existing is not None:  # a rejected reservation, tried again: decide afresh
+                await uow.session.delete(existing)
+                await uow.session.flush()
             available: dict[str, dict[str, float]] = {}
             usable = await self._usable(uow.session, list(balances)) if balances else {}
             for (item_id, depot), balance in balances.items():

@@ -191,3 +191,21 @@ async def test_a_cancellation_and_a_fulfilment_racing_act_once_and_the_same_requ
     position = await supplies.position(mask, depot)
     assert position["reserved"] == 3  # REQ-TWICE still holds its 3, REQ-RACE holds nothing
     assert (status, len(issued), position["on_hand"]) in {("released", 0, 10), ("issued", 1, 6)}
+
+
+async def test_a_rejected_reservation_is_planned_again_when_dispatch_retries(supplies):
+    mask = await supplies.item("MASK-R")
+    station = await supplies.depot("Station-R")
+    await supplies.receive(mask, station, 2)
+    await deliver(supplies, raised("REQ-R", (mask, 5)))
+    assert len(await supplies.outbox("ReservationRejected")) == 1
+
+    await deliver(supplies, raised("REQ-R", (mask, 5)))  # a redelivered first attempt: same answer
+    assert len(await supplies.outbox("ReservationRejected")) == 1 and await supplies.outbox("StockReserved") == []
+
+    await supplies.receive(mask, station, 10)  # stock comes back; dispatch asks again
+    retry = raised("REQ-R", (mask, 5)).model_copy(update={"reservation_attempt": 2})
+    await deliver(supplies, retry)
+    [reserved] = await supplies.outbox("StockReserved")
+    assert reserved["subject"] == "REQ-R" and reserved["data"]["lines"][0]["quantity"] == 5
+    assert (await supplies.position(mask, station))["available"] == 7
