@@ -6,13 +6,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "PipelineMetrics", "exposition"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "DomainMetrics",
+    "Family",
+    "HttpMetrics",
+    "PipelineMetrics",
+    "consumer_lag",
+    "exposition",
+]
 
 
 class PipelineMetrics:
@@ -119,6 +130,131 @@ class HttpMetrics:
                 method = scope.get("method", "GET")
                 self.requests.labels(self.service, method, template, str(status["code"])).inc()
                 self.latency.labels(self.service, method, template).observe(time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One domain metric: its name, type, help text and (bounded) label names."""
+
+    name: str
+    kind: str  # gauge | counter
+    doc: str
+    labels: tuple[str, ...] = ()
+
+
+Values = Mapping[tuple[str, ...], float] | float
+
+
+class DomainMetrics:
+    """Figures a service computes from its own database in a periodic refresh (never in the
+    hot path), swapped in whole: a scrape sees one refresh, never half of one, and a series
+    whose rows are gone disappears from /metrics. Counters are cumulative counts of rows, so
+    they survive restarts; every replica reports the same figures (aggregate with `max`).
+    """
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.families: dict[str, Family] = {}
+        self._values: dict[str, Values] = {}
+        self._refreshed_at: float | None = None
+        self._refresh_seconds = 0.0
+        self._failures = 0
+        registry.register(self)
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Family:
+        return self._declare(Family(name, "gauge", doc, tuple(labels)))
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Family:
+        if not name.endswith("_total"):
+            raise ValueError(f"counter {name!r} must end with _total")
+        return self._declare(Family(name, "counter", doc, tuple(labels)))
+
+    def _declare(self, family: Family) -> Family:
+        if not family.name.startswith(f"firstline_{self.service}_"):
+            raise ValueError(f"{family.name!r}: domain metrics are named firstline_{self.service}_...")
+        if family.name in self.families:
+            raise ValueError(f"metric {family.name!r} declared twice")
+        self.families[family.name] = family
+        return family
+
+    def publish(self, values: Mapping[Family, Values]) -> None:
+        """Replace every figure at once; a family left out has no series until next time."""
+        checked: dict[str, Values] = {}
+        for family, figures in values.items():
+            if self.families.get(family.name) is not family:
+                raise ValueError(f"{family.name!r} is not declared here")
+            if isinstance(figures, Mapping):
+                for labels in figures:
+                    if len(labels) != len(family.labels):
+                        raise ValueError(f"{family.name}: labels {labels!r} do not match {family.labels!r}")
+                checked[family.name] = dict(figures)
+            else:
+                if family.labels:
+                    raise ValueError(f"{family.name} has labels {family.labels!r}: give a mapping")
+                checked[family.name] = float(figures)
+        self._values = checked  # one assignment: a scrape sees the old snapshot or the new one
+
+    async def refresh(self, compute: Callable[[], Awaitable[Mapping[Family, Values]]]) -> None:
+        """Run `compute` (which reads the database) and publish what it returns."""
+        started = time.perf_counter()
+        try:
+            values = await compute()
+        except Exception:
+            self._failures += 1
+            raise
+        self.publish(values)
+        self._refresh_seconds = time.perf_counter() - started
+        self._refreshed_at = time.time()
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # names are checked by `_declare`; registering must not run a collection
+
+    def collect(self) -> Iterator[Metric]:
+        values = self._values
+        for family in self.families.values():
+            kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+            name = family.name.removesuffix("_total") if family.kind == "counter" else family.name
+            metric = kind(name, family.doc, labels=family.labels)
+            figures = values.get(family.name)
+            if isinstance(figures, Mapping):
+                for labels, value in sorted(figures.items()):
+                    metric.add_metric(list(labels), value)
+            elif figures is not None:
+                metric.add_metric([], figures)
+            yield metric
+        refreshed = GaugeMetricFamily(
+            "firstline_metrics_refreshed_timestamp_seconds",
+            "When the domain figures were last computed (Unix time; 0 before the first refresh)",
+            labels=["service"],
+        )
+        refreshed.add_metric([self.service], self._refreshed_at or 0.0)
+        yield refreshed
+        duration = GaugeMetricFamily(
+            "firstline_metrics_refresh_seconds", "How long the last refresh of domain figures took", labels=["service"]
+        )
+        duration.add_metric([self.service], self._refresh_seconds)
+        yield duration
+        failures = CounterMetricFamily(
+            "firstline_metrics_refresh_failures", "Refreshes of domain figures that failed", labels=["service"]
+        )
+        failures.add_metric([self.service], self._failures)
+        yield failures
+
+
+def consumer_lag(
+    end: Mapping[tuple[str, int], int],
+    committed: Mapping[tuple[str, int], int],
+    beginning: Mapping[tuple[str, int], int],
+) -> dict[str, int]:
+    """Messages behind the end, per topic: a partition with no committed offset yet is read
+    from its beginning (auto_offset_reset=earliest), so all it holds is lag."""
+    lag: dict[str, int] = {}
+    for (topic, partition), last in end.items():
+        position = committed.get((topic, partition))
+        if position is None or position < 0:
+            position = beginning.get((topic, partition), 0)
+        lag[topic] = lag.get(topic, 0) + max(last - position, 0)
+    return lag
 
 
 def exposition(registry: CollectorRegistry) -> Response:

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
@@ -23,12 +25,14 @@ from common.bus import Consumer, ConsumerRunner
 from common.clock import Clock, SystemClock
 from common.db import Database
 from common.events.base import Event
-from common.metrics import PipelineMetrics
+from common.metrics import PipelineMetrics, consumer_lag
 from common.outbox import OutboxRelay, UnitOfWork
 from common.settings import ServiceSettings
 from common.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+CONSUMER_LAG_INTERVAL_S = 15.0  # how often each consumer group's lag is measured
 
 
 class Runtime:
@@ -72,6 +76,7 @@ class Runtime:
         self._jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task] = []
         self.broker_connected = False
+        self._lag_probe: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
         self._declare(publishes)
 
     # -- wiring -----------------------------------------------------------------------
@@ -93,6 +98,13 @@ class Runtime:
     def every(self, name: str, job: Callable[[], Awaitable[Any]], interval_s: float | None = None) -> None:
         """Run `job` periodically. Jobs are idempotent use cases: safe on several replicas."""
         self._jobs.append((name, interval_s or self.settings.jobs_interval_s, job))
+
+    async def run_job(self, name: str) -> Any:
+        """Run a scheduled job once, now: for tests and operators, whatever the interval."""
+        for job_name, _interval, job in self._jobs:
+            if job_name == name:
+                return await job()
+        raise KeyError(f"no job {name!r}; scheduled: {', '.join(n for n, _, _ in self._jobs)}")
 
     def _declare(self, publishes: Sequence[type[Event]]) -> None:
         # Documentation only (AsyncAPI): the relay publishes the stored envelopes itself.
@@ -118,8 +130,12 @@ class Runtime:
         if self.settings.kafka_enabled:
             self._tasks.append(asyncio.create_task(self._connect(), name=f"{self.service}-broker"))
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.service}-relay"))
+        jobs = list(self._jobs)
+        if self.settings.kafka_enabled and self.settings.start_consumers and self.runners:
+            lag_interval = min(CONSUMER_LAG_INTERVAL_S, self.settings.jobs_interval_s)
+            jobs.append(("consumer-lag", lag_interval, self.measure_consumer_lag))
         if self.settings.jobs_interval_s > 0:
-            for name, interval, job in self._jobs:
+            for name, interval, job in jobs:
                 self._tasks.append(asyncio.create_task(self._repeat(name, interval, job), name=name))
 
     async def _connect(self) -> None:
@@ -149,12 +165,60 @@ class Runtime:
                 log.exception("job %s failed", name)
             await asyncio.sleep(interval)
 
+    async def measure_consumer_lag(self) -> dict[str, dict[str, int]]:
+        """Per consumer group and topic, the messages between its committed offsets and the
+        end of the topic; sets `firstline_consumer_lag`. Skipped while Kafka is away."""
+        if not self.broker_connected or not self.runners:
+            return {}
+        if self._lag_probe is None:
+            servers = self.settings.kafka_bootstrap_servers
+            admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id=f"firstline-{self.service}-lag")
+            probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, client_id=f"firstline-{self.service}-lag")
+            await admin.start()
+            try:
+                await probe.start()
+            except Exception:
+                await admin.close()
+                raise
+            self._lag_probe = (admin, probe)
+        admin, probe = self._lag_probe
+        out: dict[str, dict[str, int]] = {}
+        for runner in self.runners:
+            group = runner.consumer.name
+            topics = list(runner.consumer.topics)
+            partitions = [
+                TopicPartition(described["topic"], p["partition"])
+                for described in await admin.describe_topics(topics)
+                if not described.get("error_code")
+                for p in described["partitions"]
+            ]
+            if not partitions:
+                continue
+            end = {(tp.topic, tp.partition): o for tp, o in (await probe.end_offsets(partitions)).items()}
+            beginning = {(tp.topic, tp.partition): o for tp, o in (await probe.beginning_offsets(partitions)).items()}
+            committed = {
+                (tp.topic, tp.partition): meta.offset
+                for tp, meta in (await admin.list_consumer_group_offsets(group, partitions=partitions)).items()
+            }
+            lag = consumer_lag(end, committed, beginning)
+            for topic in topics:
+                self.metrics.consumer_lag.labels(self.service, group, topic).set(lag.get(topic, 0))
+            out[group] = lag
+        return out
+
+    async def _close_lag_probe(self) -> None:
+        if self._lag_probe is not None:
+            admin, probe = self._lag_probe
+            self._lag_probe = None
+            await asyncio.gather(probe.stop(), admin.close(), return_exceptions=True)
+
     async def stop(self) -> None:
         self.relay.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._close_lag_probe()
         if self.broker_connected:
             await self.broker.stop()
             self.broker_connected = False

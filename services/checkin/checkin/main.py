@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from checkin import api, jobs
+from checkin.metrics import CheckinMetrics
 from checkin.service import CheckinService
 from checkin.settings import CheckinSettings
 from common.clock import Clock
@@ -47,6 +48,7 @@ def create_app(
     )
     service = CheckinService(runtime, settings, notifier)
     jobs.schedule(runtime, service)
+    CheckinMetrics(runtime, service).schedule()
     return create_http_app(
         runtime,
         title="FirstLine check-in",
