@@ -23,6 +23,7 @@ from common.events.dispatch import (
 from common.runtime import Runtime
 from common.web import create_http_app
 from dispatch import api, handlers, jobs
+from dispatch.metrics import DispatchMetrics
 from dispatch.service import DispatchService
 from dispatch.settings import DispatchSettings
 
@@ -57,6 +58,7 @@ def create_app(settings: DispatchSettings | None = None, *, clock: Clock | None 
     service = DispatchService(runtime, settings)
     runtime.consume(handlers.consumer(service))
     jobs.schedule(runtime, service)
+    DispatchMetrics(runtime, service).schedule()
     return create_http_app(
         runtime,
         title="FirstLine dispatch",

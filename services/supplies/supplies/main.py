@@ -23,6 +23,7 @@ from common.events.supplies import (
 from common.runtime import Runtime
 from common.web import create_http_app
 from supplies import api, handlers, jobs
+from supplies.metrics import SuppliesMetrics
 from supplies.service import SuppliesService
 from supplies.settings import SuppliesSettings
 
@@ -57,6 +58,7 @@ def create_app(settings: SuppliesSettings | None = None, *, clock: Clock | None 
     service = SuppliesService(runtime, settings)
     runtime.consume(handlers.consumer(service))
     jobs.schedule(runtime, service)
+    SuppliesMetrics(runtime, service).schedule()
     return create_http_app(
         runtime,
         title="FirstLine supplies",

@@ -14,6 +14,7 @@ from common.events.timebank import CouponIssued, CouponRedeemed, HoursCredited, 
 from common.runtime import Runtime
 from common.web import create_http_app
 from timebank import api, handlers
+from timebank.metrics import TimebankMetrics
 from timebank.service import TimebankService
 from timebank.settings import TimebankSettings
 
@@ -37,6 +38,7 @@ def create_app(settings: TimebankSettings | None = None, *, clock: Clock | None 
     )
     service = TimebankService(runtime, settings)
     consumer = runtime.consume(handlers.consumer(service))
+    TimebankMetrics(runtime, service).schedule()
     return create_http_app(
         runtime,
         title="FirstLine time bank",
