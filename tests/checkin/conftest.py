@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -60,9 +61,21 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def checkin(database_url, clock) -> AsyncIterator[Harness]:
-    app = create_app(settings_for(database_url), clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://checkin") as client:
-            yield Harness(app, clock, client)
+def checkin_app(database_url, clock):
+    """Make the app with settings of the test's choosing: `async with checkin_app(**overrides) as harness`."""
+
+    @asynccontextmanager
+    async def make(**overrides) -> AsyncIterator[Harness]:
+        app = create_app(settings_for(database_url, **overrides), clock=clock)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://checkin") as client:
+                yield Harness(app, clock, client)
+
+    return make
+
+
+@pytest.fixture
+async def checkin(checkin_app) -> AsyncIterator[Harness]:
+    async with checkin_app() as harness:
+        yield harness
