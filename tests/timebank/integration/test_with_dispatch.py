@@ -117,7 +117,7 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
             response = await d.post("/requests", json={"resident_id": parent, "category": "groceries", "details": "rice"}, headers=staff)
             return response.json() if response.status_code == 201 else None
 
-        request = await wait_for(raised, timeout=30, interval=0.5, what="dispatch to know the resident")
+        request = await wait_for(raised, timeout=120, interval=0.5, what="dispatch to know the resident (it replays the topics from their start)")
         assert request["volunteer_id"] == volunteer, request
         done = await d.post(
             f"/requests/{request['request_id']}/fulfil",
