@@ -147,7 +147,7 @@ Values = Mapping[tuple[str, ...], float] | float
 
 class DomainMetrics:
     """Figures a service computes from its own database in a periodic refresh (never in the
-    hot path), swapped in whole: a scrape sees one refresh, never half of one, and a series
+    hot path; shown from the first refresh on), swapped in whole: a scrape sees one refresh, never half of one, and a series
     whose rows are gone disappears from /metrics. Counters are cumulative counts of rows, so
     they survive restarts; every replica reports the same figures (aggregate with `max`).
     """
@@ -159,7 +159,7 @@ class DomainMetrics:
         self._refreshed_at: float | None = None
         self._refresh_seconds = 0.0
         self._failures = 0
-        registry.register(self)
+        self._registry: CollectorRegistry | None = registry
 
     def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Family:
         return self._declare(Family(name, "gauge", doc, tuple(labels)))
@@ -193,6 +193,11 @@ class DomainMetrics:
                     raise ValueError(f"{family.name} has labels {family.labels!r}: give a mapping")
                 checked[family.name] = float(figures)
         self._values = checked  # one assignment: a scrape sees the old snapshot or the new one
+        if self._registry is not None:
+            # Registered once every family is declared, so that a name another collector of
+            # the service already uses fails here rather than as a broken scrape.
+            registry, self._registry = self._registry, None
+            registry.register(self)
 
     async def refresh(self, compute: Callable[[], Awaitable[Mapping[Family, Values]]]) -> None:
         """Run `compute` (which reads the database) and publish what it returns."""
@@ -207,7 +212,12 @@ class DomainMetrics:
         self._refreshed_at = time.time()
 
     def describe(self) -> Iterable[Metric]:
-        return []  # names are checked by `_declare`; registering must not run a collection
+        for family in self.families.values():
+            kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+            yield kind(family.name.removesuffix("_total") if family.kind == "counter" else family.name, family.doc)
+        for name in ("firstline_metrics_refreshed_timestamp_seconds", "firstline_metrics_refresh_seconds"):
+            yield GaugeMetricFamily(name, name)
+        yield CounterMetricFamily("firstline_metrics_refresh_failures", "refresh failures")
 
     def collect(self) -> Iterator[Metric]:
         values = self._values

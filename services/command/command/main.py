@@ -12,6 +12,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from command import api, handlers, jobs
+from command.metrics import CommandMetrics
+from command.consuming import BatchRunner
 from command.service import CommandService
 from command.settings import CommandSettings
 from common.clock import Clock
@@ -57,8 +59,9 @@ def create_app(
         settings.notifier_url, timeout_s=settings.notifier_timeout_s, token=settings.notifier_token
     )
     service = CommandService(runtime, settings, notifier)
-    runtime.consume(handlers.consumer(service))
+    BatchRunner.install(runtime, handlers.consumer(service), service)
     jobs.schedule(runtime, service)
+    CommandMetrics(runtime, service).schedule()
     app = create_http_app(
         runtime,
         title="FirstLine command center",

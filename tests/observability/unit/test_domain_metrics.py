@@ -76,3 +76,14 @@ def test_consumer_lag_per_topic() -> None:
     beginning = {("a", 0): 0, ("a", 1): 0, ("b", 0): 3}
     assert consumer_lag(end, committed, beginning) == {"a": 3, "b": 4}
     assert consumer_lag(end, {("a", 0): -1}, {}) == {"a": 15, "b": 7}  # -1: no offset committed
+
+
+def test_a_name_the_service_already_counts_fails_at_the_first_publish() -> None:
+    from prometheus_client import Counter
+
+    registry = CollectorRegistry()
+    Counter("firstline_command_tickets_opened_total", "counted in the hot path", ["kind"], registry=registry)
+    m = DomainMetrics(registry, "command")
+    opened = m.counter("firstline_command_tickets_opened_total", "and again from the database", ["kind"])
+    with pytest.raises(ValueError, match="Duplicated"):
+        m.publish({opened: {("fever",): 1}})
