@@ -48,7 +48,7 @@ def consumer(service: CommandService) -> Consumer:
     )  # fmt: skip
     return Consumer(
         name=service.settings.consumer_group,
-        topics=TOPICS,
+        topics=service.settings.consumer_topics or TOPICS,
         handlers=handlers,
         dead_letter_topic=topics.dlq("command"),
         on_unknown="ignore",

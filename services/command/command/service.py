@@ -18,6 +18,8 @@ from weakref import WeakKeyDictionary
 import h3
 from prometheus_client import Counter, Histogram
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from command import defaults, domain
 from command.models import (
@@ -38,6 +40,7 @@ from common import envelope as ce
 from common.clock import day_bounds, local_date
 from common.db import insert_ignore
 from common.errors import Invalid, NotFound
+from common.events.base import Event
 from common.events.command import (
     TicketAcknowledged,
     TicketClosed,
@@ -66,7 +69,7 @@ class CommandService:
         self.tz = settings.tz
         self._config: domain.Config | None = None
         self._buildings: dict[str, tuple[tuple[str | None, float | None, float | None] | None, float]] = {}
-        self._touched: WeakKeyDictionary[UnitOfWork, dict[str, Ticket]] = WeakKeyDictionary()
+        self._touched: WeakKeyDictionary[UnitOfWork, dict[tuple[str, str], Any]] = WeakKeyDictionary()
         self._config_loaded = 0.0
         self._opened = Counter(
             "firstline_command_tickets_opened_total", "Tickets opened, by kind", ["kind"], registry=runtime.registry
@@ -215,17 +218,15 @@ class CommandService:
         event_ids = [source.id] if source else []
         # Tickets this transaction touched: a batch may hold two events about one problem.
         # Everything else is flushed once, at commit (no autoflush before each query).
-        touched = self._touched.setdefault(uow, {})
-        ticket = touched.get(routing.open_key)
-        if ticket is None:
-            with uow.session.no_autoflush:
-                ticket = await uow.session.scalar(select(Ticket).where(Ticket.open_key == routing.open_key))
+        touched = self._batch(uow)
+        ticket = touched.get(("ticket", routing.open_key))
+        if ticket is None and routing.open_key not in touched.get(("prefetched", "tickets"), ()):
+            ticket = await uow.session.scalar(select(Ticket).where(Ticket.open_key == routing.open_key))
         if ticket is None:
             ticket = self._open(uow, report, routing, config, now, by, event_ids)
-            touched[routing.open_key] = ticket
         else:
-            touched[routing.open_key] = ticket
             self._update(uow, ticket, report, routing, config, now, by, event_ids)
+        touched[("ticket", routing.open_key)] = ticket
         if report.lat is not None and report.lon is not None:
             uow.session.add(
                 Signal(
@@ -240,6 +241,16 @@ class CommandService:
         if source:
             self._latency.observe(max((now - source.time).total_seconds(), 0.0))
         return ticket
+
+    def _batch(self, uow: UnitOfWork) -> dict[tuple[str, str], Any]:
+        """What this transaction has touched, by (table, key). A consumer's batch of events is
+        one transaction: it is flushed once, at commit, not before every query (autoflush
+        off), so lookups of rows added earlier in the batch go through this map."""
+        touched = self._touched.get(uow)
+        if touched is None:
+            uow.session.sync_session.autoflush = False
+            touched = self._touched[uow] = {}
+        return touched
 
     def _open(self, uow, report, routing, config, now, by, event_ids) -> Ticket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
@@ -348,8 +359,9 @@ class CommandService:
             return report
         grid_id, building_id, lat, lon = report.grid_id, report.building_id, report.lat, report.lon
         if report.resident_id and not (grid_id and building_id):
-            with uow.session.no_autoflush:
-                resident = await uow.session.get(KnownResident, report.resident_id)
+            resident = self._batch(uow).get(("resident", report.resident_id)) or await uow.session.get(
+                KnownResident, report.resident_id
+            )
             if resident:
                 grid_id, building_id = grid_id or resident.grid_id, building_id or resident.building_id
                 if lat is None and resident.lat is not None:
@@ -368,8 +380,7 @@ class CommandService:
         hit = self._buildings.get(building_id)
         if hit and time.monotonic() - hit[1] < self.settings.config_cache_s:
             return hit[0]
-        with uow.session.no_autoflush:
-            row = await uow.session.get(KnownBuilding, building_id)
+        row = self._batch(uow).get(("building", building_id)) or await uow.session.get(KnownBuilding, building_id)
         place = (row.grid_id, row.lat, row.lon) if row else None
         if len(self._buildings) > 10_000:
             self._buildings.clear()
@@ -426,22 +437,58 @@ class CommandService:
 
     async def learn_resident(self, uow: UnitOfWork, resident_id: str, grid_id: str, building_id: str,
                              lat: float | None, lon: float | None, at: datetime) -> None:
-        resident = await uow.session.get(KnownResident, resident_id)
+        touched = self._batch(uow)
+        resident = touched.get(("resident", resident_id)) or await uow.session.get(KnownResident, resident_id)
         if resident is None:
-            uow.session.add(KnownResident(resident_id=resident_id, grid_id=grid_id, building_id=building_id, lat=lat, lon=lon, registered_at=at))
+            resident = KnownResident(resident_id=resident_id, grid_id=grid_id, building_id=building_id, lat=lat, lon=lon, registered_at=at)
+            uow.session.add(resident)
         else:
             resident.grid_id, resident.building_id = grid_id, building_id
             resident.lat, resident.lon = lat, lon
-        self._buildings.pop(building_id, None)
-        building = await uow.session.get(KnownBuilding, building_id)
+        touched[("resident", resident_id)] = resident
+        building = touched.get(("building", building_id)) or await uow.session.get(KnownBuilding, building_id)
         if building is None:
-            uow.session.add(KnownBuilding(building_id=building_id, grid_id=grid_id, lat=lat, lon=lon))
+            building = KnownBuilding(building_id=building_id, grid_id=grid_id, lat=lat, lon=lon)
+            uow.session.add(building)
         else:
             building.grid_id = grid_id
             if building.lat is None and lat is not None:
                 building.lat, building.lon = lat, lon
+        touched[("building", building_id)] = building
+        self._buildings.pop(building_id, None)
+
+    async def prefetch(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """Before a consumer applies a batch: load the open tickets it concerns in one query
+        (a key found absent needs no query later), and collect check-in facts for `flush`."""
+        touched = self._batch(uow)
+        touched[("batch", "")] = True
+        config = await self.config()
+        keys = set()
+        for event in events:
+            rule = config.rule(f"event:{event.event_type()}")
+            if rule is not None:
+                keys.add(f"{rule.kind}:{event.subject()}"[:200])
+        if keys:
+            for ticket in (await uow.session.execute(select(Ticket).where(Ticket.open_key.in_(keys)))).scalars():
+                touched[("ticket", ticket.open_key)] = ticket
+        touched[("prefetched", "tickets")] = keys
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        """After a consumer applied a batch, before it commits: the deferred check-in facts."""
+        facts = self._batch(uow).pop(("facts", ""), None)
+        if facts:
+            insert = pg_insert if self.runtime.db.is_postgres else sqlite_insert
+            await uow.session.execute(
+                insert(CheckinFact.__table__)
+                .values([{"resident_id": r, "date": d, "kind": k} for r, d, k in facts])
+                .on_conflict_do_nothing(index_elements=["resident_id", "date", "kind"])
+            )
 
     async def record_checkin_fact(self, uow: UnitOfWork, resident_id: str, day: date, kind: str) -> None:
+        touched = self._batch(uow)
+        if touched.get(("batch", "")):
+            touched.setdefault(("facts", ""), set()).add((resident_id, day, kind))
+            return
         await insert_ignore(uow.session, CheckinFact, {"resident_id": resident_id, "date": day, "kind": kind}, ["resident_id", "date", "kind"])
 
     async def record_signal(self, uow: UnitOfWork, kind: str, resident_id: str | None, lat: float | None, lon: float | None) -> None:

@@ -1,0 +1,250 @@
+"""Bench: the command center's event pipeline on PostgreSQL and the real broker.
+
+1. Throughput: N `CheckInMissed` (default 100,000) staged in a producer's transactional
+   outbox, published by the outbox relay to Kafka, consumed by one command-center process
+   (uvicorn) and committed as N follow-up tickets; timed from the relay's start to the
+   last ticket committed. Baseline in the same run: a raw aiokafka consumer reading the
+   same N messages from the same topic.
+2. Latency: `HealthAnomalyReported` published at a steady rate (default 200/s) to the same
+   command process; the time from each send to its `TicketOpened` arriving on
+   command.events.v1 (matched by causation id). Baseline in the same run: the raw Kafka
+   hop (send to a raw consumer receiving the same event).
+
+Events go to a private topic (bench.command.<id>, 6 partitions like checkin.events.v1),
+so nothing else consumes them; it is deleted afterwards.
+
+    .venv/bin/python bench/command_pipeline.py [--events 100000] [--rate 200] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import update
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _pg import fresh_database  # noqa: E402
+
+from common import envelope as ce  # noqa: E402
+from common.clock import SystemClock  # noqa: E402
+from common.db import Database  # noqa: E402
+from common.events.checkin import CheckInMissed, HealthAnomalyReported  # noqa: E402
+from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+PORT = 18955
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def stage_outbox(url: str, topic: str, count: int) -> Database:
+    """The producer's side: N CheckInMissed committed to its outbox (not timed)."""
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda c: OutboxMessage.__table__.create(c))
+    today = datetime.now(UTC).date()
+    for start in range(0, count, 20_000):
+        async with UnitOfWork(db, SystemClock()) as uow:
+            await uow.emit_many(
+                CheckInMissed(resident_id=f"R-{i:07d}", date=today, consecutive_days=1, grid_id=f"G{i % 20 + 1}",
+                              building_id=f"B{i % 200:03d}")
+                for i in range(start, min(start + 20_000, count))
+            )  # fmt: skip
+            await uow.session.execute(update(OutboxMessage).values(topic=topic))
+            await uow.commit()
+    return db
+
+
+async def raw_consume(topic: str, count: int) -> float:
+    """Baseline: a plain aiokafka consumer reading the same messages (and parsing the JSON)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)  # fmt: skip
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batches.values():
+                for record in records:
+                    json.loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - started
+
+
+async def wait_ready(client: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get(f"http://127.0.0.1:{PORT}/readyz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the command process did not become ready")
+
+
+async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[float, float, float]:
+    db = await stage_outbox(src_url, topic, count)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True, linger_ms=2)
+    await producer.start()
+
+    async def publish(t: str, key: bytes, value: bytes, headers: dict[str, str]):
+        return await producer.send(t, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+
+    relay = OutboxRelay(db, publish, clock=SystemClock(), batch_size=2000)
+    conn = await asyncpg.connect(dsn)
+    started = time.perf_counter()
+    relay_task = asyncio.create_task(relay.run())
+    published_at = None
+    try:
+        while True:
+            await asyncio.sleep(0.2)
+            if published_at is None and not await conn_unsent(db):
+                published_at = time.perf_counter() - started
+            tickets = await conn.fetchval("SELECT count(*) FROM ticket")
+            if tickets >= count:
+                break
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"only {tickets} tickets after 600 s")
+        elapsed = time.perf_counter() - started
+    finally:
+        relay.stop()
+        await relay_task
+        await producer.stop()
+        await conn.close()
+        await db.dispose()
+    return elapsed, published_at or elapsed, await raw_consume(topic, count)
+
+
+async def conn_unsent(db: Database) -> int:
+    from sqlalchemy import func, select
+
+    async with db.session() as session:
+        return await session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None)))
+
+
+async def latency(topic: str, rate: int, seconds: int) -> tuple[list[float], list[float]]:
+    count = rate * seconds
+    sent: dict[str, float] = {}
+    hop: dict[str, float] = {}
+    opened: dict[str, float] = {}
+    raw = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=None, auto_offset_reset="latest")
+    tickets = AIOKafkaConsumer("command.events.v1", bootstrap_servers=BOOTSTRAP, group_id=None, auto_offset_reset="latest")
+    await raw.start()
+    await tickets.start()
+    for consumer in (raw, tickets):  # position at the end now, before anything is sent
+        await consumer.getmany(timeout_ms=1000)
+        await consumer.seek_to_end()
+
+    async def read(consumer: AIOKafkaConsumer, into: dict[str, float], pick) -> None:
+        while len(into) < count:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                now = time.perf_counter()
+                for record in records:
+                    key = pick(json.loads(record.value))
+                    if key in sent:
+                        into.setdefault(key, now)
+
+    readers = [
+        asyncio.create_task(read(raw, hop, lambda e: e["id"])),
+        asyncio.create_task(read(tickets, opened, lambda e: e.get("causationid") if e["type"] == "TicketOpened" else None)),
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    today = date.today()
+    started = time.perf_counter()
+    for i in range(count):
+        due = started + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        event = HealthAnomalyReported(resident_id=f"F-{uuid.uuid4().hex[:10]}", date=today, temperature_c=38.5, symptoms=["cough"],
+                                      grid_id="G1", building_id="B001", fever=True, lat=31.23, lon=121.47)  # fmt: skip
+        envelope = ce.wrap(event, at=datetime.now(UTC))
+        sent[envelope.id] = time.perf_counter()
+        await producer.send(topic, ce.encode(envelope), key=envelope.subject.encode())
+    await producer.flush()
+    try:
+        await asyncio.wait_for(asyncio.gather(*readers), timeout=120)
+    finally:
+        for task in readers:
+            task.cancel()
+        await producer.stop()
+        await raw.stop()
+        await tickets.stop()
+    return [(opened[k] - sent[k]) * 1000 for k in opened], [(hop[k] - sent[k]) * 1000 for k in hop]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    topic = f"bench.command.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 6, 1)])
+    try:
+        async with fresh_database("bench_cmd_src") as (src_url, _), fresh_database("bench_cmd") as (url, dsn):
+            with tempfile.TemporaryDirectory() as tmp:
+                env = {**os.environ, "COMMAND_DATABASE_URL": url, "COMMAND_CONSUMER_GROUP": f"bench-command-{uuid.uuid4().hex[:8]}",
+                       "COMMAND_CONSUMER_TOPICS": json.dumps([topic]), "COMMAND_JOBS_INTERVAL_S": "0",
+                       "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "FIRSTLINE_ENV_FILE": "/nonexistent", "COMMAND_LOG_LEVEL": "WARNING"}  # fmt: skip
+                log = Path(tmp) / "command.log"
+                command = subprocess.Popen(
+                    [str(ROOT / ".venv/bin/uvicorn"), "--factory", "command.main:app_from_env", "--host", "127.0.0.1",
+                     "--port", str(PORT), "--no-access-log", "--log-level", "warning"],
+                    env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                )  # fmt: skip
+                try:
+                    async with httpx.AsyncClient() as client:
+                        await wait_ready(client)
+                    elapsed, published, raw = await throughput(src_url, dsn, topic, args.events)
+                    to_ticket, hop = await latency(topic, args.rate, args.seconds)
+                except BaseException:
+                    print(log.read_text()[-3000:], file=sys.stderr)
+                    raise
+                finally:
+                    command.terminate()
+                    command.wait(timeout=30)
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
+    n = args.events
+    print(f"throughput: {n:,} CheckInMissed outbox -> Kafka -> command -> {n:,} tickets committed (PostgreSQL)")
+    print(f"  end to end: {elapsed:.1f} s ({n / elapsed:,.0f} events/s); relay had published all after {published:.1f} s")
+    print(f"  baseline, raw aiokafka consumer of the same {n:,} messages: {raw:.1f} s ({n / raw:,.0f} msg/s)")
+    print(f"  ratio: end to end takes {elapsed / raw:.1f}x the raw consumer's time; target <= 20 s: {'met' if elapsed <= 20 else 'NOT met'}")
+    print(f"latency at {args.rate} HealthAnomalyReported/s for {args.seconds} s ({len(to_ticket)}/{args.rate * args.seconds} matched):")
+    print(f"  published -> TicketOpened on command.events.v1: p50 {statistics.median(to_ticket):.0f} ms, "
+          f"p95 {percentile(to_ticket, 95):.0f} ms, p99 {percentile(to_ticket, 99):.0f} ms, max {max(to_ticket):.0f} ms")  # fmt: skip
+    print(f"  baseline, raw Kafka hop (send -> raw consumer): p50 {statistics.median(hop):.0f} ms, p99 {percentile(hop, 99):.0f} ms")
+    print(f"  target p99 <= 250 ms: {'met' if percentile(to_ticket, 99) <= 250 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
