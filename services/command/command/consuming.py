@@ -97,8 +97,8 @@ async def claim_inbox(uow: UnitOfWork, consumer: str, envelopes: list[ce.CloudEv
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     result = await uow.session.execute(
         insert(InboxMessage.__table__)
-        .values(list(rows.values()))
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-        .returning(InboxMessage.__table__.c.event_id)
+        .returning(InboxMessage.__table__.c.event_id),
+        list(rows.values()),  # executemany: one compiled statement whatever the batch size
     )
     return set(result.scalars())

@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from dataclasses import replace
+from types import SimpleNamespace
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -57,6 +58,11 @@ from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# Columns of a new ticket that start empty (all columns are given when rows go in bulk).
+NEW_TICKET = dict(
+    acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None, resolution=None, closed_at=None,
+    satisfaction=None, feedback_comment=None, feedback_by=None, escalation_level=0, reopen_count=0,
+)  # fmt: skip
 MAX_SOURCE_IDS = 50  # a ticket remembers its latest source events, not all of a long streak
 PRIORITY_ORDER = {p: i for i, p in enumerate(domain.PRIORITIES)}
 
@@ -228,8 +234,10 @@ class CommandService:
             self._update(uow, ticket, report, routing, config, now, by, event_ids)
         touched[("ticket", routing.open_key)] = ticket
         if report.lat is not None and report.lon is not None:
-            uow.session.add(
-                Signal(
+            self._add(
+                uow,
+                Signal,
+                dict(
                     kind=domain.SIGNAL_KINDS.get(report.trigger.removeprefix("event:"), routing.kind),
                     h3_cell=h3.latlng_to_cell(report.lat, report.lon, self.settings.h3_resolution),
                     lat=report.lat,
@@ -254,7 +262,7 @@ class CommandService:
 
     def _open(self, uow, report, routing, config, now, by, event_ids) -> Ticket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
-        ticket = Ticket(
+        values = dict(
             ticket_id="T-" + uuid.uuid4().hex[:12],
             open_key=routing.open_key,
             kind=routing.kind,
@@ -283,8 +291,9 @@ class CommandService:
             next_check_at=due.respond_by,
             opened_at=now,
             updated_at=now,
+            **NEW_TICKET,
         )
-        uow.session.add(ticket)
+        ticket = self._add(uow, Ticket, values)
         self._log(uow, ticket, "open", None, by, now, note=report.description, event_id=event_ids[0] if event_ids else None)
         uow.emit(
             TicketOpened(
@@ -475,13 +484,17 @@ class CommandService:
 
     async def flush(self, uow: UnitOfWork) -> None:
         """After a consumer applied a batch, before it commits: the deferred check-in facts."""
-        facts = self._batch(uow).pop(("facts", ""), None)
+        touched = self._batch(uow)
+        for table in ("ticket", "ticket_log", "signal"):
+            model, rows = touched.pop(("rows", table), (None, None))
+            if rows:
+                await uow.session.execute(insert_rows(model), [vars(r) if isinstance(r, SimpleNamespace) else r for r in rows])
+        facts = touched.pop(("facts", ""), None)
         if facts:
             insert = pg_insert if self.runtime.db.is_postgres else sqlite_insert
             await uow.session.execute(
-                insert(CheckinFact.__table__)
-                .values([{"resident_id": r, "date": d, "kind": k} for r, d, k in facts])
-                .on_conflict_do_nothing(index_elements=["resident_id", "date", "kind"])
+                insert(CheckinFact.__table__).on_conflict_do_nothing(index_elements=["resident_id", "date", "kind"]),
+                [{"resident_id": r, "date": d, "kind": k} for r, d, k in facts],
             )
 
     async def record_checkin_fact(self, uow: UnitOfWork, resident_id: str, day: date, kind: str) -> None:
@@ -496,10 +509,12 @@ class CommandService:
         report = await self._locate(uow, domain.Report(trigger=kind, subject_id="", resident_id=resident_id, lat=lat, lon=lon))
         if report.lat is None or report.lon is None:
             return
-        uow.session.add(
-            Signal(kind=kind, h3_cell=h3.latlng_to_cell(report.lat, report.lon, self.settings.h3_resolution),
-                   lat=report.lat, lon=report.lon, at=self.clock.now())
-        )
+        self._add(
+            uow,
+            Signal,
+            dict(kind=kind, h3_cell=h3.latlng_to_cell(report.lat, report.lon, self.settings.h3_resolution),
+                 lat=report.lat, lon=report.lon, at=self.clock.now(), ticket_id=None),
+        )  # fmt: skip
 
     # -- the lifecycle ------------------------------------------------------------------
 
@@ -611,16 +626,30 @@ class CommandService:
 
     def _log(self, uow, ticket: Ticket, action: str, previous: str | None, by: str, now: datetime, *,
              note: str | None = None, satisfaction: int | None = None, event_id: str | None = None) -> None:
-        uow.session.add(
-            TicketLog(ticket_id=ticket.ticket_id, action=action, from_stage=previous, to_stage=ticket.stage, by=by[:60],
-                      at=now, note=(note or None) and note[:2000], owner=ticket.owner, satisfaction=satisfaction, event_id=event_id)
-        )
+        self._add(
+            uow,
+            TicketLog,
+            dict(ticket_id=ticket.ticket_id, action=action, from_stage=previous, to_stage=ticket.stage, by=by[:60],
+                 at=now, note=(note or None) and note[:2000], owner=ticket.owner, satisfaction=satisfaction, event_id=event_id),
+        )  # fmt: skip
+
+    def _add(self, uow: UnitOfWork, model: type, values: dict[str, Any]) -> Any:
+        """A new row. In a consumer's batch it is inserted with the batch's others at `flush`
+        (a plain object stands for a new ticket meanwhile); elsewhere it joins the session."""
+        touched = self._batch(uow)
+        if not touched.get(("batch", "")):
+            row = model(**values)
+            uow.session.add(row)
+            return row
+        row = SimpleNamespace(**values) if model is Ticket else values
+        touched.setdefault(("rows", model.__tablename__), (model, []))[1].append(row)
+        return row
 
     def _share(self, uow: UnitOfWork, ticket: Ticket, now: datetime) -> None:
         """Tell each partner department the ticket concerns, minimised (partner.<dept>.v1)."""
         if not ticket.shares:
             return
-        snapshot = {**ticket.model_dump(), "at": now}
+        snapshot = {**(vars(ticket) if isinstance(ticket, SimpleNamespace) else ticket.model_dump()), "at": now}
         for department, action in ticket.shares.items():
             message = domain.partner_event(department, snapshot, action)
             if message is not None:
@@ -949,6 +978,10 @@ class CommandService:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def insert_rows(model: type):
+    return model.__table__.insert()
 
 
 def _overdue_clause(now: datetime):
