@@ -7,6 +7,8 @@ worker's grids, a building lead's buildings, a partner's department.
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -15,7 +17,7 @@ from typing import Annotated
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ISSUER = "firstline"
 ALGORITHM = "HS256"
@@ -39,6 +41,8 @@ STAFF = frozenset({Role.command, Role.admin})
 
 
 class Principal(BaseModel):
+    model_config = ConfigDict(frozen=True)  # verified tokens are cached and shared between requests
+
     sub: str
     role: Role
     grid_ids: list[str] = Field(default_factory=list)
@@ -94,9 +98,18 @@ class InvalidToken(Exception):
 
 
 def read_token(secret: str, token: str) -> Principal:
+    principal, expires = _verified(secret, token)
+    if time.time() >= expires:
+        raise InvalidToken("token expired")
+    return principal
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(secret: str, token: str) -> tuple[Principal, float]:
+    """Check a token's signature once; the same string stays valid until it expires."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub"]})
-        return Principal.model_validate(claims)
+        return Principal.model_validate(claims), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("token expired") from exc
     except (jwt.InvalidTokenError, ValueError) as exc:
@@ -106,7 +119,8 @@ def read_token(secret: str, token: str) -> Principal:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_principal(
+# Dependencies are `async def` so FastAPI runs them on the event loop, not in its thread pool.
+async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None:
@@ -128,7 +142,7 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency that admits only these roles (admin always)."""
     allowed = frozenset(roles) | {Role.admin}
 
-    def dependency(user: CurrentUser) -> Principal:
+    async def dependency(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -17,7 +17,7 @@ from common.errors import Invalid
 router = APIRouter()
 
 
-def get_service(request: Request) -> CheckinService:
+async def get_service(request: Request) -> CheckinService:
     return request.app.state.service
 
 

@@ -5,14 +5,15 @@ Routes (api.py), handlers and periodic jobs (jobs.py) all call these.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Date, and_, exists, func, literal, select, update
+from sqlalchemy import Date, and_, bindparam, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -44,6 +45,13 @@ from common.outbox import UnitOfWork
 from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _CheckInStatements:
+    resident: Any
+    history: Any
+    daily: Any
 
 
 @dataclass(frozen=True)
@@ -180,42 +188,33 @@ class CheckinService:
         symptoms: list[str],
         channel: str | None = None,
         day: date | None = None,
-    ) -> DailyCheckIn:
+    ) -> dict:
+        """Record a resident's check-in for a local date; answers the day's record."""
         assessment = domain.assess(temperature_c, symptoms)
         day = domain.check_date(day, self.today())
         now = self.clock.now()
         async with self.uow() as uow:
-            # Core statements, not ORM objects: this is the hottest path of the day.
-            resident = (
-                await uow.session.execute(select(Resident.__table__).where(Resident.resident_id == resident_id))
-            ).first()
+            # The hottest path of the day: statements built once, run on the core connection.
+            statements = self._check_in_statements()
+            conn = await uow.session.connection()
+            resident = (await conn.execute(statements.resident, {"rid": resident_id})).first()
             if resident is None:
                 raise NotFound(f"no resident {resident_id!r}: register them first")
             channel = domain.channel_for(actor, resident_id, resident.building_id, resident.grid_id, channel)
             symptoms_list = list(assessment.symptoms)
             values = {
+                "resident_id": resident_id,
+                "date": day,
                 "temperature_c": temperature_c,
                 "symptoms": symptoms_list,
                 "channel": channel,
                 "submitted_by": actor.sub,
                 "submitted_at": now,
             }
-            await uow.session.execute(
-                CheckInSubmission.__table__.insert().values(resident_id=resident_id, date=day, **values)
-            )
-            values |= {"fever": assessment.fever, "anomaly": assessment.anomaly}
-            insert = self._insert(uow)
+            await conn.execute(statements.history, values)
             # One row per resident per date, even when two submissions race.
             daily = (
-                await uow.session.execute(
-                    insert(DailyCheckIn.__table__)
-                    .values(resident_id=resident_id, date=day, revisions=1, **values)
-                    .on_conflict_do_update(
-                        index_elements=["resident_id", "date"],
-                        set_={**values, "revisions": DailyCheckIn.__table__.c.revisions + 1},
-                    )
-                    .returning(*DailyCheckIn.__table__.c)
-                )
+                await conn.execute(statements.daily, {**values, "fever": assessment.fever, "anomaly": assessment.anomaly, "revisions": 1})
             ).one()
             uow.emit(
                 CheckInSubmitted(
@@ -250,7 +249,22 @@ class CheckinService:
                     )
                 )
             await uow.commit()
-            return DailyCheckIn.model_validate(daily._mapping)
+            return dict(daily._mapping)
+
+    @functools.cache  # noqa: B019 - one set per service instance, which lives as long as the app
+    def _check_in_statements(self) -> _CheckInStatements:
+        insert = pg_insert if self.runtime.db.is_postgres else sqlite_insert
+        resident, daily = Resident.__table__, DailyCheckIn.__table__
+        upsert = insert(daily)
+        changed = ("temperature_c", "symptoms", "fever", "anomaly", "channel", "submitted_by", "submitted_at")
+        return _CheckInStatements(
+            resident=select(resident).where(resident.c.resident_id == bindparam("rid")),
+            history=CheckInSubmission.__table__.insert(),
+            daily=upsert.on_conflict_do_update(
+                index_elements=["resident_id", "date"],
+                set_={**{c: upsert.excluded[c] for c in changed}, "revisions": daily.c.revisions + 1},
+            ).returning(*daily.c),
+        )
 
     # -- the cutoff sweep ---------------------------------------------------------------
 

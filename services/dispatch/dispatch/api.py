@@ -19,7 +19,7 @@ from dispatch.service import DispatchService, PlanRequest, VolunteerDraft
 router = APIRouter()
 
 
-def get_service(request: Request) -> DispatchService:
+async def get_service(request: Request) -> DispatchService:
     return request.app.state.service
 
 

@@ -15,7 +15,7 @@ from supplies.service import Position, SuppliesService
 router = APIRouter()
 
 
-def get_service(request: Request) -> SuppliesService:
+async def get_service(request: Request) -> SuppliesService:
     return request.app.state.service
 
 

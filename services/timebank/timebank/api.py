@@ -15,7 +15,7 @@ from timebank.service import TimebankService, coupon_view, offer_view, redemptio
 router = APIRouter()
 
 
-def get_service(request: Request) -> TimebankService:
+async def get_service(request: Request) -> TimebankService:
     return request.app.state.service
 
 
