@@ -225,6 +225,7 @@ async def main() -> None:
                         await wait_ready(client)
                     elapsed, published, raw = await throughput(src_url, dsn, topic, args.events)
                     to_ticket, hop = await latency(topic, args.rate, args.seconds)
+                    report(args, elapsed, published, raw, to_ticket, hop)  # before the teardown, which may fail
                 except BaseException:
                     print(log.read_text()[-3000:], file=sys.stderr)
                     raise
@@ -234,6 +235,9 @@ async def main() -> None:
     finally:
         await admin.delete_topics([topic])
         await admin.close()
+
+
+def report(args, elapsed, published, raw, to_ticket, hop) -> None:
     n = args.events
     print(f"throughput: {n:,} CheckInMissed outbox -> Kafka -> command -> {n:,} tickets committed (PostgreSQL)")
     print(f"  end to end: {elapsed:.1f} s ({n / elapsed:,.0f} events/s); relay had published all after {published:.1f} s")

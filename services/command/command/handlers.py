@@ -19,7 +19,7 @@ from common.outbox import UnitOfWork
 # Events that are problems: each becomes (or joins) a ticket by the rules.
 PROBLEMS = (CheckInMissed, HealthAnomalyReported, SamplingLagging, StockLow, StockOut, ReservationRejected,
             RequestOverdue, DemandSurge)  # fmt: skip
-TOPICS = (topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS, topics.TIMEBANK_EVENTS)
+TOPICS = (topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS)
 
 
 def consumer(service: CommandService) -> Consumer:

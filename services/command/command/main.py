@@ -40,7 +40,7 @@ PUBLISHES = (
 DESCRIPTION = """The command center (防疫指挥中心): every problem becomes a ticket with an owner
 and deadlines, followed from discovery to the resident's feedback; escalation of overdue
 tickets, the daily meeting's agenda, the heat map, and minimised partner messages.
-Consumes checkin, supplies, dispatch and timebank events; publishes on `command.events.v1`
+Consumes checkin, supplies and dispatch events; publishes on `command.events.v1`
 and `partner.<department>.v1`."""
 
 

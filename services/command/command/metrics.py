@@ -77,7 +77,7 @@ class CommandMetrics:
             active = (
                 await session.execute(
                     select(T.kind, T.department, T.priority, T.respond_by, T.resolve_by, T.acknowledged_at).where(
-                        T.stage.in_(ACTIVE_STAGES), (T.respond_by < now) | (T.resolve_by < now)
+                        T.stage.in_(ACTIVE_STAGES)
                     )
                 )
             ).all()
@@ -103,10 +103,11 @@ class CommandMetrics:
 
         overdue: dict[tuple[str, str, str, str], float] = {}
         for kind, department, priority, respond_by, resolve_by, acknowledged_at in active:
+            for breach in ("respond", "resolve"):  # 0 for what is active and on time: "none late" is a figure too
+                overdue.setdefault((kind, department, priority, breach), 0)
             breach = "resolve" if resolve_by < now else "respond" if acknowledged_at is None and respond_by < now else None
             if breach:
-                key = (kind, department, priority, breach)
-                overdue[key] = overdue.get(key, 0) + 1
+                overdue[(kind, department, priority, breach)] += 1
         heat: dict[tuple[str, str, str, str], float] = {}
         for cell, kind, count in cells:
             lat, lon = h3.cell_to_latlng(cell)

@@ -6,6 +6,7 @@ Consumers (handlers.py), routes (api.py) and periodic jobs (jobs.py) all call th
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import uuid
 from dataclasses import replace
@@ -263,7 +264,7 @@ class CommandService:
     def _open(self, uow, report, routing, config, now, by, event_ids) -> Ticket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
         values = dict(
-            ticket_id="T-" + uuid.uuid4().hex[:12],
+            ticket_id="T-" + secrets.token_hex(6),
             open_key=routing.open_key,
             kind=routing.kind,
             category=report.trigger.removeprefix("category:") if report.trigger.startswith("category:") else None,
