@@ -3,6 +3,7 @@ users and partners use it, the outbox inspected."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 from common.events.checkin import CheckInMissed, CheckInSubmitted, HealthAnomalyReported, ResidentRegistered
@@ -286,3 +287,12 @@ async def test_two_events_about_one_problem_in_one_batch_make_one_ticket(command
     tickets = {t["subject_id"]: t for t in await command.tickets()}
     assert set(tickets) == {"R5", "R6"}
     assert (tickets["R5"]["event_count"], tickets["R5"]["priority"]) == (2, "high")
+
+
+async def test_openapi_and_asyncapi_describe_the_service(command):
+    openapi = (await command.client.get("/openapi.json")).json()
+    for path in ("/tickets", "/tickets/{ticket_id}/feedback", "/agenda", "/heatmap", "/kpis", "/rules/{trigger}"):
+        assert path in openapi["paths"], path
+    asyncapi = json.dumps((await command.client.get("/asyncapi")).json())
+    for name in ("command.events.v1", "partner.health.v1", "partner.property.v1", "partner.police.v1"):  # subscribers show when attached
+        assert name in asyncapi, name
