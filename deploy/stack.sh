@@ -42,8 +42,7 @@ ensure_env_file() {
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 up() {
-  ensure_env_file
-  set -a; . "$ENV_FILE"; set +a
+  ensure_env_file  # the services read it themselves (FIRSTLINE_ENV_FILE); the environment wins
   for svc in $(services); do
     if running "$svc"; then echo "$svc already running (pid $(cat "$RUN/$svc.pid"))"; continue; fi
     local port db; port="$(port_of "$svc")"
