@@ -3,6 +3,7 @@ its own ports, driven over HTTP as users drive it and read from Kafka as partner
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -19,10 +20,39 @@ PORTS = {"checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 180
 SECRET = "e2e-secret-" + "x" * 40
 
 
+CONSUMING = {  # service: the topics its consumer group reads
+    "supplies": ["dispatch.events.v1"],
+    "dispatch": ["checkin.events.v1", "supplies.events.v1", "timebank.events.v1"],
+    "timebank": ["dispatch.events.v1"],
+    "command": ["checkin.events.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1"],
+}
+
+
+async def start_groups_at_the_end(kafka: str, groups: dict[str, str]) -> None:
+    """Commit each new consumer group's offsets at the topics' current ends, so the stack
+    under test neither replays the broker's history nor misses what the test publishes."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    for service, group in groups.items():
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            tps = [TopicPartition(t, p) for t in CONSUMING[service] for p in consumer.partitions_for_topic(t) or ()]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
+        finally:
+            await consumer.stop()
+
+
 class Stack:
     def __init__(self, var: Path, kafka: str) -> None:
         self.var = var
         self.kafka = kafka
+        suffix = var.name.replace("stack", "") + os.urandom(3).hex()
+        self.groups = {svc: f"{svc}-e2e-{suffix}" for svc in CONSUMING}
         self.env = {
             **os.environ,
             "FIRSTLINE_VAR": str(var),
@@ -30,6 +60,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
             **{f"{svc.upper()}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in PORTS},
+            **{f"{svc.upper()}_CONSUMER_GROUP": group for svc, group in self.groups.items()},
         }
 
     def url(self, service: str) -> str:
@@ -52,6 +83,7 @@ class Stack:
 def stack(kafka, tmp_path_factory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("stack")
     stack = Stack(var, kafka)
+    asyncio.run(start_groups_at_the_end(kafka, stack.groups))
     try:
         result = subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0:
