@@ -194,6 +194,7 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = self.poll_interval_s
         while not self._stopping:
+            self._wakeup.clear()  # before the pass: a commit during the pass must wake the next one
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_interval_s
@@ -208,7 +209,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval_s)
             except TimeoutError:
