@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+from common.auth import CurrentUser, Principal, Role, require
+from common.errors import Invalid
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, Field
@@ -13,8 +15,6 @@ from command import agenda as agenda_md
 from command import defaults, domain
 from command.models import Ticket, TicketLog
 from command.service import CommandService
-from common.auth import CurrentUser, Principal, Role, require
-from common.errors import Invalid
 
 router = APIRouter()
 

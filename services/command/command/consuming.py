@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiokafka import ConsumerRecord
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from common import envelope as ce
 from common.bus import Consumer, ConsumerRunner
 from common.outbox import InboxMessage, UnitOfWork
 from common.runtime import Runtime
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 if TYPE_CHECKING:
     from command.service import CommandService

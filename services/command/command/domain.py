@@ -24,7 +24,12 @@ from zoneinfo import ZoneInfo
 
 from common.errors import Conflict, Forbidden, Invalid
 from common.events.base import Event
-from common.events.partner import HealthTicketShared, PartnerEvent, PoliceTicketShared, PropertyTicketShared
+from common.events.partner import (
+    HealthTicketShared,
+    PartnerEvent,
+    PoliceTicketShared,
+    PropertyTicketShared,
+)
 
 STAGES = ("discovered", "responding", "resolved", "closed", "reopened")
 OPEN_STAGES = frozenset({"discovered", "responding", "resolved", "reopened"})  # not closed: one per problem

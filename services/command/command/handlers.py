@@ -6,15 +6,22 @@ dead-lettered to command.dlq.v1 by the runner.
 
 from __future__ import annotations
 
-from command import domain
-from command.service import CommandService
 from common import envelope as ce
 from common import topics
 from common.bus import Consumer
-from common.events.checkin import CheckInMissed, CheckInSubmitted, HealthAnomalyReported, ResidentRegistered, SamplingLagging
+from common.events.checkin import (
+    CheckInMissed,
+    CheckInSubmitted,
+    HealthAnomalyReported,
+    ResidentRegistered,
+    SamplingLagging,
+)
 from common.events.dispatch import DemandSurge, RequestOverdue, RequestRaised
 from common.events.supplies import ReservationRejected, StockLow, StockOut
 from common.outbox import UnitOfWork
+
+from command import domain
+from command.service import CommandService
 
 # Events that are problems: each becomes (or joins) a ticket by the rules.
 PROBLEMS = (CheckInMissed, HealthAnomalyReported, SamplingLagging, StockLow, StockOut, ReservationRejected,

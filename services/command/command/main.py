@@ -9,13 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-
-from command import api, handlers, jobs
-from command.metrics import CommandMetrics
-from command.consuming import BatchRunner
-from command.service import CommandService
-from command.settings import CommandSettings
 from common.clock import Clock
 from common.events.command import (
     TicketAcknowledged,
@@ -27,10 +20,21 @@ from common.events.command import (
     TicketResolved,
     TicketUpdated,
 )
-from common.events.partner import HealthTicketShared, PoliceTicketShared, PropertyTicketShared
+from common.events.partner import (
+    HealthTicketShared,
+    PoliceTicketShared,
+    PropertyTicketShared,
+)
 from common.notify import Notifier, notifier_for
 from common.runtime import Runtime
 from common.web import create_http_app
+from fastapi import FastAPI
+
+from command import api, handlers, jobs
+from command.consuming import BatchRunner
+from command.metrics import CommandMetrics
+from command.service import CommandService
+from command.settings import CommandSettings
 
 PUBLISHES = (
     TicketOpened, TicketUpdated, TicketAcknowledged, TicketResolved, TicketClosed, TicketReopened, TicketReassigned,

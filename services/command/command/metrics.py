@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import h3
+from common.metrics import DomainMetrics, Family, Values
+from common.runtime import Runtime
 from sqlalchemy import func, select
 
 from command.domain import ACTIVE_STAGES
 from command.models import Signal, Ticket
 from command.service import CommandService
-from common.metrics import DomainMetrics, Family, Values
-from common.runtime import Runtime
 
 REFRESH_INTERVAL_S = 10.0
 RECENT = timedelta(hours=24)  # the window of the averages and of the heat map

@@ -8,11 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
-
 from common.db import utc_column
 from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - part of this service's schema
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
 
 # -- configuration an admin edits ---------------------------------------------------------
 

@@ -5,19 +5,38 @@ Consumers (handlers.py), routes (api.py) and periodic jobs (jobs.py) all call th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 import uuid
-from dataclasses import replace
-from types import SimpleNamespace
 from collections import Counter as Tally
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import h3
+from common import envelope as ce
+from common.clock import day_bounds, local_date
+from common.db import insert_ignore
+from common.errors import Invalid, NotFound
+from common.events.base import Event
+from common.events.command import (
+    TicketAcknowledged,
+    TicketClosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketReassigned,
+    TicketReopened,
+    TicketResolved,
+    TicketUpdated,
+)
+from common.notify import Notification, Notifier, NotifyFailed, Recipient
+from common.outbox import UnitOfWork
+from common.runtime import Runtime
 from prometheus_client import Counter, Histogram
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,24 +57,6 @@ from command.models import (
     TicketLog,
 )
 from command.settings import CommandSettings
-from common import envelope as ce
-from common.clock import day_bounds, local_date
-from common.db import insert_ignore
-from common.errors import Invalid, NotFound
-from common.events.base import Event
-from common.events.command import (
-    TicketAcknowledged,
-    TicketClosed,
-    TicketEscalated,
-    TicketOpened,
-    TicketReassigned,
-    TicketReopened,
-    TicketResolved,
-    TicketUpdated,
-)
-from common.notify import Notification, Notifier, NotifyFailed, Recipient
-from common.outbox import UnitOfWork
-from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class CommandService:
         self.notifier = notifier
         self.tz = settings.tz
         self._config: domain.Config | None = None
+        self._seeded = asyncio.Event()
         self._buildings: dict[str, tuple[tuple[str | None, float | None, float | None] | None, float]] = {}
         self._touched: WeakKeyDictionary[UnitOfWork, dict[tuple[str, str], Any]] = WeakKeyDictionary()
         self._config_loaded = 0.0
@@ -129,12 +131,15 @@ class CommandService:
 
     async def seed(self) -> int:
         """At start-up: fill empty configuration tables from the rules file (never overwrite)."""
-        if not self.settings.seed_defaults:
-            return 0
-        async with self.runtime.db.session() as session:
-            if await session.scalar(select(func.count()).select_from(DepartmentRow)):
+        try:
+            if not self.settings.seed_defaults:
                 return 0
-            return await self._seed(session)
+            async with self.runtime.db.session() as session:
+                if await session.scalar(select(func.count()).select_from(DepartmentRow)):
+                    return 0
+                return await self._seed(session)
+        finally:
+            self._seeded.set()
 
     def forget_config(self) -> None:
         self._config = None
@@ -212,10 +217,12 @@ class CommandService:
     ) -> Ticket | None:
         """The one use case for every problem, from an event or by hand: open a ticket, or
         update the open ticket of the same problem. None when no rule routes it."""
+        if not self._seeded.is_set():  # the consumer may start before the start-up seeding ends
+            await asyncio.wait_for(self._seeded.wait(), timeout=60)
         config = await self.config()
-        if not config.rules:  # not seeded yet (start-up race): retry rather than drop the event
+        if not config.rules:  # an empty rules table: retry (and dead-letter) rather than drop the event
             self.forget_config()
-            raise RuntimeError("no routing rules loaded yet")
+            raise RuntimeError("no routing rules are configured")
         report = await self._locate(uow, report)
         routing = domain.route(report, config)
         if routing is None:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from common.events.checkin import CheckInMissed, CheckInSubmitted, HealthAnomalyReported, ResidentRegistered
+from common.events.checkin import (
+    CheckInMissed,
+    CheckInSubmitted,
+    HealthAnomalyReported,
+    ResidentRegistered,
+)
 from common.events.supplies import StockLow, StockOut
 
 DAY = date(2026, 11, 21)
@@ -25,7 +30,7 @@ def fever(resident="R1") -> HealthAnomalyReported:
 
 
 async def test_missed_checkins_become_followups_with_owner_and_deadlines_one_per_problem(command):
-    first, other = await command.deliver(missed("R1"), missed("R2", grid="G2"))
+    first, _ = await command.deliver(missed("R1"), missed("R2", grid="G2"))
     tickets = {t["subject_id"]: t for t in await command.tickets()}
     assert set(tickets) == {"R1", "R2"}
     t1 = tickets["R1"]

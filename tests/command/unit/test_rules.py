@@ -6,15 +6,18 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from command import defaults, domain
 from common.errors import Conflict, Forbidden, Invalid
 from common.events.checkin import CheckInMissed, HealthAnomalyReported, SamplingLagging
 from common.events.dispatch import DemandSurge
-from common.events.partner import HealthTicketShared, PoliceTicketShared, PropertyTicketShared
+from common.events.partner import (
+    HealthTicketShared,
+    PoliceTicketShared,
+    PropertyTicketShared,
+)
 from common.events.supplies import StockLow, StockOut
+from hypothesis import given
+from hypothesis import strategies as st
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 10:00 local
@@ -253,7 +256,7 @@ def test_health_gets_what_it_needs_property_and_police_get_no_health_data():
 
 def test_who_sees_what():
     scope = domain.TicketScope(owner="health-duty", department="health", grid_id="G1", building_id="B01", resident_id="R1")
-    see = lambda role, sub="x", **kw: domain.can_see(domain.Actor(sub, role, **kw), scope)  # noqa: E731
+    see = lambda role, sub="x", **kw: domain.can_see(domain.Actor(sub, role, **kw), scope)
     assert see("command") and see("resident", "R1") and not see("resident", "R2")
     assert see("partner", department="health") and not see("partner", department="police")
     assert see("grid_worker", grid_ids=("G1",)) and not see("grid_worker", grid_ids=("G2",))
