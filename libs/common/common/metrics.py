@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 
+DEAD_LETTER_KINDS = ("unparsable", "invalid-envelope", "invalid-payload", "unknown-type", "rejected", "failed")
+
+
 class PipelineMetrics:
     """Health of the event pipeline: outbox backlog, consumption, dead letters, handler time."""
 
@@ -79,6 +82,11 @@ class PipelineMetrics:
 
     def consumed(self, consumer: str, event_type: str, outcome: str) -> None:
         self._consumed.labels(self.service, consumer, event_type, outcome).inc()
+
+    def consumer_started(self, consumer: str) -> None:
+        """Series at 0 for every kind of dead letter: `increase()` then sees the first one."""
+        for kind in DEAD_LETTER_KINDS:
+            self._dead.labels(self.service, consumer, kind)
 
     def dead_lettered(self, consumer: str, kind: str) -> None:
         self._dead.labels(self.service, consumer, kind).inc()

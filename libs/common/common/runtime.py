@@ -90,6 +90,7 @@ class Runtime:
         runner = ConsumerRunner(
             consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records
         )
+        self.metrics.consumer_started(consumer.name)
         if self.settings.start_consumers:
             runner.attach()
         self.runners.append(runner)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from common.metrics import DomainMetrics, Family, Values
 from common.runtime import Runtime
+from dispatch.domain import CATEGORIES
 from dispatch.models import DeliveryRun, ServiceRequest, Surge, Volunteer
 from dispatch.service import DispatchService
 
@@ -72,8 +73,8 @@ class DispatchMetrics:
             ).all()
             overdue = (
                 await session.execute(
-                    select(R.category, R.priority, func.count())
-                    .where(R.status.in_(OPEN), R.due_by < now)
+                    select(R.category, R.priority, func.count(), func.sum(case((R.due_by < now, 1), else_=0)))
+                    .where(R.status.in_(OPEN))
                     .group_by(R.category, R.priority)
                 )
             ).all()
@@ -94,7 +95,8 @@ class DispatchMetrics:
             ).all()
             surges = (await session.execute(select(Surge.category, func.count()).group_by(Surge.category))).all()
 
-        raised: dict[tuple[str], float] = {}
+        zero = {(c,): 0 for c in CATEGORIES}  # every category has a series: "nobody asked" is a figure too
+        raised: dict[tuple[str], float] = dict(zero)
         for category, _status, _priority, count in by_stage:
             raised[(category,)] = raised.get((category,), 0) + count
         durations: dict[str, list[float]] = {}
@@ -103,12 +105,12 @@ class DispatchMetrics:
         return {
             self.requests: {(c, s, p): n for c, s, p, n in by_stage},
             self.raised: raised,
-            self.fulfilled: {(c,): n for c, n, _m in fulfilled},
-            self.service_minutes: {(c,): float(m) for c, _n, m in fulfilled},
-            self.overdue: {(c, p): n for c, p, n in overdue},
+            self.fulfilled: {**zero, **{(c,): n for c, n, _m in fulfilled}},
+            self.service_minutes: {**zero, **{(c,): float(m) for c, _n, m in fulfilled}},
+            self.overdue: {(c, p): late or 0 for c, p, _open, late in overdue},  # 0 where open and on time
             self.fulfil_seconds: {(c,): sum(d) / len(d) for c, d in durations.items()},
-            self.runs: {(s,): n for s, n, _d in runs},
+            self.runs: {("planned",): 0, **{(s,): n for s, n, _d in runs}},
             self.distance: float(sum(d for _s, _n, d in runs)),
             self.volunteers: {(g,): n for g, n in volunteers},
-            self.surges: {(c,): n for c, n in surges},
+            self.surges: {**zero, **{(c,): n for c, n in surges}},
         }
