@@ -142,6 +142,133 @@ class Demo:
         today = (await self.call("POST", "checkin", "/sweeps", json={"date": self.today.isoformat()})).json()
         done(started, f"{today['total_missed']} missed today (of whom {yesterday['total_missed']} also missed yesterday's register day)")
 
+
+    # -- supplies, volunteers, requests --------------------------------------------------
+
+    async def stock_the_depots(self) -> None:
+        heading("07:00: the supplies officer stocks three depots")
+        officer = token("supplies_officer", "officer-1")
+        started = step("5 items, 3 depots, the morning's government allocation and donations")
+        catalog = [
+            ("N95", "N95口罩 N95 masks", "box", "protective", 40, False),
+            ("DISINF", "84消毒液 disinfectant", "bottle", "disinfection", 20, False),
+            ("AG-KIT", "抗原检测试剂 antigen kits", "kit", "testing", 60, True),
+            ("FOOD", "保供食品包 food package", "package", "food", 15, False),
+            ("METFORMIN", "二甲双胍 metformin", "box", "medicine", 10, True),
+        ]
+        self.items = {}
+        for sku, name, unit, category, threshold, expiry in catalog:
+            response = await self.call("POST", "supplies", "/items", headers=officer, json={
+                "item_id": f"I-{sku}", "sku": sku, "name": name, "unit": unit, "category": category,
+                "threshold": threshold, "tracks_expiry": expiry, "lead_time_days": 2})
+            assert response.status_code in (201, 409), response.text
+            self.items[sku] = f"I-{sku}"
+        depots = [("D-STATION", "社区物资站 community station", community.CENTER, "community_station", None),
+                  ("D-B05", "5号楼物资点 building 5 point", (31.2315, 121.4737), "building_point", "B05"),
+                  ("D-B13", "13号楼物资点 building 13 point", (31.2326, 121.4763), "building_point", "B13")]
+        for depot_id, name, (lat, lon), kind, building in depots:
+            response = await self.call("POST", "supplies", "/depots", headers=officer, json={
+                "depot_id": depot_id, "name": name, "lat": lat, "lon": lon, "kind": kind, "building_id": building})
+            assert response.status_code in (201, 409), response.text
+        fresh = (await self.call("GET", "supplies", "/stock", headers=officer, params={"depot_id": "D-STATION"})).json()
+        if not fresh["count"]:  # the first run of the day receives; a second run finds the stock there
+            expires = (self.today + timedelta(days=120)).isoformat()
+            receipts = [("D-STATION", "N95", 400), ("D-STATION", "DISINF", 120), ("D-STATION", "AG-KIT", 600),
+                        ("D-STATION", "FOOD", 200), ("D-STATION", "METFORMIN", 80),
+                        ("D-B05", "N95", 60), ("D-B05", "FOOD", 20), ("D-B13", "N95", 150), ("D-B13", "FOOD", 60)]
+            for depot_id, sku, quantity in receipts:
+                body = {"depot_id": depot_id, "item_id": self.items[sku], "quantity": quantity, "source": "government_allocation"}
+                if sku in ("AG-KIT", "METFORMIN"):
+                    body |= {"batch": f"{sku}-{self.today:%Y%m}", "expires_on": expires}
+                response = await self.call("POST", "supplies", "/stock/receipts", headers=officer, json=body)
+                assert response.status_code == 201, response.text
+        done(started)
+
+    async def enlist_volunteers(self) -> None:
+        heading("07:30: 30 volunteers in their groups; each has a time-bank account")
+        dispatcher = token("dispatcher", "dispatcher-1")
+        staff = token("command", "command-1")
+        started = step("errands 跑腿组 ×20, tech help 技术组 ×4, publicity 宣传组 ×3, counsellors ×3")
+        groups = ["errands"] * 20 + ["tech"] * 4 + ["publicity"] * 3 + ["counsellor"] * 3
+        names = "王磊 李娜 张伟 刘洋 陈静 杨帆 黄丽 赵强 吴敏 周杰 徐婷 孙浩 马超 朱琳 胡军 郭欣 何平 高峰 林悦 罗斌 郑凯 梁雪 谢宇 宋佳 唐晨 许诺 韩梅 冯涛 邓霞 曹阳".split()
+        self.volunteers = []
+        for n, (group, name) in enumerate(zip(groups, names, strict=True)):
+            volunteer_id = f"V{n + 1:02d}"
+            b = community.buildings()[n % 20]
+            response = await self.call("POST", "dispatch", "/volunteers", headers=dispatcher, json={
+                "volunteer_id": volunteer_id, "name": name, "group": group, "lat": b.lat, "lon": b.lon,
+                "capacity": 6, "phone": f"1390000{n:04d}"})
+            assert response.status_code in (201, 409), response.text
+            if self.up.get("timebank"):
+                response = await self.call("POST", "timebank", "/members", headers=staff,
+                                           json={"member_id": volunteer_id, "name": name, "kind": "volunteer"})
+                assert response.status_code in (201, 409), response.text
+            self.volunteers.append((volunteer_id, name, group))
+        done(started)
+
+    async def raise_requests(self) -> None:
+        heading("11:00: residents ask for help (一站式服务): groceries, medicine, tech help, someone to talk to")
+        started = step("60 requests, some raised by building leads for elderly residents")
+        kinds = (["groceries"] * 30) + (["medicine"] * 14) + (["tech_help"] * 8) + (["psychological"] * 4) + (["medical_visit"] * 4)
+        self.requests = []
+        for n, category in enumerate(kinds):
+            rid, row = self.resident_ids[(n * 37) % len(self.resident_ids)]
+            items = []
+            if category == "groceries":
+                items = [{"item_id": self.items["FOOD"], "quantity": 1}]
+            elif category == "medicine":
+                items = [{"item_id": self.items["METFORMIN"], "quantity": 1}]
+            building = row["address"].split("-")[0]
+            headers = (token("building_lead", f"lead-{building}", building_ids=[building])
+                       if "老人" in row["tags"] else token("resident", rid))
+            body = {"resident_id": rid, "category": category, "items": items, "details": {
+                "groceries": "米、油、蔬菜", "medicine": "常用药续方", "tech_help": "手机健康码打不开",
+                "psychological": "独居，最近睡不好", "medical_visit": "血压偏高，需要上门"}[category]}
+            deadline = time.monotonic() + 120
+            # Dispatch learns residents from check-in's events on Kafka: the newest may still be on their way.
+            while (response := await self.call("POST", "dispatch", "/requests", headers=headers, json=body)).status_code == 404:
+                if time.monotonic() > deadline:
+                    sys.exit(f"dispatch has not learned {rid} from Kafka in 2 minutes: see var/log/dispatch.log")
+                await asyncio.sleep(0.5)
+            assert response.status_code == 201, response.text
+            self.requests.append(response.json()["request_id"])
+        done(started, f"{len(self.requests)} requests raised")
+
+    async def deliver(self) -> None:
+        heading("14:00: dispatch plans delivery runs; volunteers deliver; the time bank credits their hours")
+        dispatcher = token("dispatcher", "dispatcher-1")
+        started = step("waiting for supplies to reserve the items, then planning runs with OR-Tools")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pending = (await self.call("GET", "dispatch", "/requests", headers=dispatcher, params={"status": "awaiting_stock"})).json()
+            if not pending:
+                break
+            await asyncio.sleep(0.5)
+        plan = (await self.call("POST", "dispatch", "/runs/plan", headers=dispatcher, json={})).json()
+        self.runs = plan.get("runs", [])
+        done(started, f"{len(self.runs)} runs for {sum(len(r['stops']) for r in self.runs)} stops, "
+                      f"{plan.get('distance_m', 0) / 1000:.1f} km in all")
+        started = step("volunteers fulfil their first stops")
+        fulfilled = 0
+        for run in self.runs:
+            volunteer = run["volunteer_id"]
+            for stop in run["stops"][: max(1, len(run["stops"]) * 2 // 3)]:
+                response = await self.call("POST", "dispatch", f"/requests/{stop['request_id']}/fulfil",
+                                           headers=token("volunteer", volunteer),
+                                           json={"volunteer_id": volunteer, "service_minutes": RNG.choice([20, 30, 45, 60])})
+                fulfilled += response.status_code == 200
+        done(started, f"{fulfilled} requests fulfilled")
+
+    async def afternoon_stock(self) -> None:
+        heading("16:00: masks go out at building 5; the stock alarm and a suggested transfer")
+        officer = token("supplies_officer", "officer-1")
+        started = step("issuing N95 masks to grid workers and sampling sites")
+        for depot_id, quantity in (("D-B05", 25), ("D-B05", 20), ("D-STATION", 60)):
+            await self.call("POST", "supplies", "/stock/issues", headers=officer,
+                            json={"depot_id": depot_id, "item_id": self.items["N95"], "quantity": quantity, "reason": "网格员和采样点"})
+        rebalance = (await self.call("POST", "supplies", "/stock/rebalance", headers=officer)).json()
+        done(started, f"{rebalance['new']} new transfer suggestion(s)")
+
     # -- what people see -------------------------------------------------------------------
 
     async def show_grid_worker(self) -> None:
@@ -159,6 +286,48 @@ class Demo:
         print("  completion by building:")
         for row in completion["rows"]:
             print(f"   {row['building_id']}: {row['checked_in']}/{row['expected']} ({row['rate']:.0%})")
+
+
+    async def show_volunteer(self) -> None:
+        if not getattr(self, "runs", None):
+            return
+        run = max(self.runs, key=lambda r: len(r["stops"]))
+        heading(f"What volunteer {run['volunteer_id']} sees: the route sheet (on a phone, or printed)")
+        sheet = await self.call("GET", "dispatch", f"/runs/{run['run_id']}", params={"format": "text"},
+                                headers=token("volunteer", run["volunteer_id"]))
+        print("  " + sheet.text.strip().replace("\n", "\n  "))
+
+    async def show_supplies_officer(self) -> None:
+        heading("What the supplies officer sees: stock alerts (most urgent first) and suggested transfers")
+        officer = token("supplies_officer", "officer-1")
+        alerts = (await self.call("GET", "supplies", "/stock/alerts", headers=officer)).json()
+        for a in alerts["alerts"][:8]:
+            cover = f"{a['days_of_cover']:.1f} days of cover" if a["days_of_cover"] is not None else "no consumption yet"
+            print(f"   {a['state']:<5} {a['name']:<28} at {a['depot_id']:<10} on hand {a['on_hand']:>6g} "
+                  f"(line {a['threshold'] or a['minimum']:g}; {cover})")
+        if not alerts["count"]:
+            print("   nothing below its line")
+        suggestions = (await self.call("GET", "supplies", "/stock/transfers/suggestions", params={"status": "open"}, headers=officer)).json()
+        for t in suggestions[:5]:
+            print(f"   suggested: move {t['quantity']:g} of {t['item_id']} from {t['from_depot_id']} to {t['to_depot_id']} ({t['reason']})")
+
+    async def show_hot_demands(self) -> None:
+        heading("Hot demands (热点需求): requests by category and grid")
+        demand = (await self.call("GET", "dispatch", "/stats/demand", headers=token("command", "command-1"))).json()
+        totals = demand.get("totals", {})
+        print("   " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])))
+        for grid, counts in sorted(demand.get("by_grid", {}).items()):
+            print(f"   {grid}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        for surge in demand.get("surges", [])[:3]:
+            print(f"   SURGE {surge.get('category')}: {surge.get('suggested_action')}")
+
+    async def show_leaderboard(self) -> None:
+        heading("The time bank's monthly leaderboard (公开表彰)")
+        board = (await self.call("GET", "timebank", "/leaderboard", headers=token("volunteer", "V01"))).json()
+        for entry in board["entries"][:10]:
+            print(f"   {entry['rank']:>2}. {entry['name']:<4} {entry['member_id']}  {entry['hours']:>5.2f} h  {entry['points']:>4} points")
+        if not board["entries"]:
+            print("   nobody has been credited yet this month")
 
     async def show_command_center(self) -> None:
         heading("What the command center 防疫指挥中心 sees")
@@ -185,9 +354,25 @@ async def main() -> None:
         if not demo.up.get("checkin"):
             sys.exit("the check-in service is not running: start the stack with `make up`")
         await demo.seed_residents()
+        if demo.up.get("supplies"):
+            await demo.stock_the_depots()
+        if demo.up.get("dispatch"):
+            await demo.enlist_volunteers()
         await demo.play_check_ins()
         await demo.sweep()
+        if demo.up.get("dispatch") and demo.up.get("supplies"):
+            await demo.raise_requests()
+            await demo.deliver()
+        if demo.up.get("supplies"):
+            await demo.afternoon_stock()
         await demo.show_grid_worker()
+        if demo.up.get("dispatch"):
+            await demo.show_volunteer()
+            await demo.show_hot_demands()
+        if demo.up.get("supplies"):
+            await demo.show_supplies_officer()
+        if demo.up.get("timebank"):
+            await demo.show_leaderboard()
         await demo.show_command_center()
         await demo.where_next()
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s; the stack is still running (make down to stop it)")

@@ -342,10 +342,13 @@ class CheckinService:
         return SweepResult(date=day, missed=missed, total_missed=total or 0)
 
     async def sweep_at_cutoff(self) -> SweepResult | None:
-        """The periodic job: once the local cutoff has passed, sweep today (idempotent)."""
+        """The periodic job: in the window after the local cutoff, sweep today (idempotent;
+        repeated runs and replicas find nobody new). Residents registered later in the day
+        are not swept by the job: staff can still sweep by hand."""
         now = self.clock.now()
         today = local_date(now, self.tz)
-        if now < local_instant(today, self.settings.cutoff_time, self.tz):
+        cutoff = local_instant(today, self.settings.cutoff_time, self.tz)
+        if not cutoff <= now < cutoff + timedelta(minutes=self.settings.sweep_window_minutes):
             return None
         return await self.sweep(today)
 
@@ -431,11 +434,15 @@ class CheckinService:
         """Who needs a call on `day`: fever or symptoms first, then most consecutive misses,
         then special-population tags, with what the worker needs to act."""
         async with self.runtime.db.session() as session:
-            missed = {
+            missed = {  # missed at the cutoff and still not checked in (a late check-in needs no call)
                 row.resident_id: row.consecutive_days
                 for row in await session.execute(
                     select(MissedCheckIn.resident_id, MissedCheckIn.consecutive_days).where(
-                        MissedCheckIn.date == day, MissedCheckIn.grid_id.in_(grid_ids)
+                        MissedCheckIn.date == day,
+                        MissedCheckIn.grid_id.in_(grid_ids),
+                        ~exists().where(
+                            DailyCheckIn.resident_id == MissedCheckIn.resident_id, DailyCheckIn.date == day
+                        ),
                     )
                 )
             }

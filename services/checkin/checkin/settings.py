@@ -15,6 +15,7 @@ class CheckinSettings(ServiceSettings):
     service: str = "checkin"
     port: int = 8001
     cutoff_time: time = time(10, 0)  # local: who has not checked in by then is missed
+    sweep_window_minutes: int = 120  # the job sweeps today from the cutoff for this long; later: POST /sweeps
     reminder_time: time = time(9, 0)  # local: remind who has not checked in yet
     notifier_url: str | None = None  # SMS / voice gateway webhook; unset: reminders are logged
     notifier_token: str | None = None

@@ -219,3 +219,17 @@ async def test_residents_are_expected_from_the_first_cutoff_after_registration(c
     assert result["missed"] == 1
     [missed] = await checkin.outbox("CheckInMissed")
     assert missed["subject"] != late
+
+
+async def test_the_cutoff_job_sweeps_in_its_window_and_late_check_ins_leave_the_followups(checkin):
+    late = await checkin.register("迟到", "951")
+    assert await checkin.service.sweep_at_cutoff() is None  # 09:00: before the cutoff
+    checkin.clock.advance(hours=1, minutes=30)  # 10:30: in the window
+    assert (await checkin.service.sweep_at_cutoff()).missed == 1
+    worker = checkin.as_("grid_worker", "W", grid_ids=["G1"])
+    assert [i["resident_id"] for i in (await checkin.client.get("/followups", params={"grid_id": "G1"}, headers=worker)).json()["followups"]] == [late]
+    await checkin.client.post("/checkins", json={"resident_id": late, "temperature_c": 36.5}, headers=checkin.as_("resident", late))
+    assert (await checkin.client.get("/followups", params={"grid_id": "G1"}, headers=worker)).json()["followups"] == []
+    checkin.clock.advance(hours=3)  # 13:30: after the window the job leaves today alone
+    await checkin.register("下午登记的人", "952", registered_on="2026-11-20")
+    assert await checkin.service.sweep_at_cutoff() is None
