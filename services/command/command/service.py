@@ -115,6 +115,8 @@ class CommandService:
         """Rules, SLA and directory, cached for COMMAND_CONFIG_CACHE_S (edits here clear it)."""
         if self._config is not None and time.monotonic() - self._config_loaded < self.settings.config_cache_s:
             return self._config
+        if not self._seeded.is_set():  # the consumer and jobs may start before the start-up seeding ends
+            await asyncio.wait_for(self._seeded.wait(), timeout=60)
         async with self.runtime.db.session() as session:
             departments = (await session.execute(select(DepartmentRow))).scalars().all()
             people = (await session.execute(select(PersonRow))).scalars().all()
@@ -139,6 +141,7 @@ class CommandService:
                     return 0
                 return await self._seed(session)
         finally:
+            self.forget_config()
             self._seeded.set()
 
     def forget_config(self) -> None:
@@ -217,8 +220,6 @@ class CommandService:
     ) -> Ticket | None:
         """The one use case for every problem, from an event or by hand: open a ticket, or
         update the open ticket of the same problem. None when no rule routes it."""
-        if not self._seeded.is_set():  # the consumer may start before the start-up seeding ends
-            await asyncio.wait_for(self._seeded.wait(), timeout=60)
         config = await self.config()
         if not config.rules:  # an empty rules table: retry (and dead-letter) rather than drop the event
             self.forget_config()
@@ -824,7 +825,8 @@ class CommandService:
 
     async def agenda(self, day: date) -> dict[str, Any]:
         """每日例会: overdue first, then what is new since the last meeting, then open tickets
-        by department and owner, and the day's figures."""
+        by department and owner, and the day's figures. "New" is from the meeting before the
+        day's (COMMAND_MEETING_TIME the day before) to the day's meeting, or to now for today."""
         now = self.clock.now()
         since, meeting = domain.meeting_window(day, self.settings.meeting_time, self.tz)
         config = await self.config()
@@ -833,7 +835,7 @@ class CommandService:
             new = (
                 await session.execute(
                     select(Ticket)
-                    .where(Ticket.opened_at >= since, Ticket.opened_at < min(meeting, now))
+                    .where(Ticket.opened_at >= since, Ticket.opened_at < (now if day >= self.today() else meeting))
                     .order_by(Ticket.opened_at)
                 )
             ).scalars().all()

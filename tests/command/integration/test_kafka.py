@@ -113,14 +113,16 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
             await wait_for(both_opened, timeout=30, what="TicketOpened for both on command.events.v1")
 
             fever_ticket = tickets["fever"]["ticket_id"]
-            health = [e for e in await readers["partner.health.v1"].wait_for_events("HealthTicketShared", 1) if e["subject"] == fever_ticket]
-            assert health and health[0]["data"]["phone"] == "13700000000" and health[0]["data"]["temperature_c"] == 39.1
 
-            async def property_message():
-                await readers["partner.property.v1"].poll()
-                return [e for e in readers["partner.property.v1"].events() if e["subject"] == fever_ticket]
+            async def shared_with(topic: str):
+                await readers[topic].poll()
+                return [e for e in readers[topic].events() if e["subject"] == fever_ticket]
 
-            (prop,) = await wait_for(property_message, what="the property message")
+            health = await wait_for(lambda: shared_with("partner.health.v1"), what="the health message")
+            assert health[0]["type"] == "HealthTicketShared"
+            assert health[0]["data"]["phone"] == "13700000000" and health[0]["data"]["temperature_c"] == 39.1
+
+            (prop,) = await wait_for(lambda: shared_with("partner.property.v1"), what="the property message")
             assert not HEALTH_FIELDS & set(prop["data"]) and "39.1" not in json.dumps(prop)
             await readers["partner.police.v1"].poll()
             assert [e for e in readers["partner.police.v1"].events() if e["subject"] == fever_ticket] == []
