@@ -174,8 +174,11 @@ async def test_every_alert_and_dashboard_query_returns_data(stack, prometheus) -
     await wait_for(lambda: len(prometheus.query('up{job="firstline"} == 1')) == 5, timeout=30, interval=1, what="all five services up")
     # A stock below its line makes the real alert pending (it fires after 5 minutes).
     await wait_for(lambda: present('ALERTS{alertname="FirstLineStockLow", item="口罩"}'), timeout=30, interval=1, what="FirstLineStockLow pending")
-    await wait_for(lambda: present('ALERTS{alertname="FirstLineDeadLetters", alertstate="firing"}'), timeout=30, interval=1,
-                   what="FirstLineDeadLetters firing")  # fmt: skip
+    try:
+        await wait_for(lambda: present('ALERTS{alertname="FirstLineDeadLetters", alertstate="firing"}'), timeout=60, interval=1,
+                       what="FirstLineDeadLetters firing")  # fmt: skip
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; dead letters: {prometheus.query('firstline_dead_letters_total[2m]')}") from None
 
     groups = prometheus.get("/api/v1/rules")["groups"]
     rules = [r for g in groups for r in g["rules"]]
