@@ -732,6 +732,8 @@ class CommandService:
         for ticket_id in due:
             async with self.uow() as uow:
                 ticket = await uow.session.get(Ticket, ticket_id)
+                if ticket.next_check_at is None or ticket.next_check_at > now:
+                    continue  # another replica acted on it since our list was read
                 decision = domain.escalate(
                     stage=ticket.stage, owner=ticket.owner, priority=ticket.priority, level=ticket.escalation_level,
                     respond_by=ticket.respond_by, resolve_by=ticket.resolve_by, now=now, config=config,

@@ -3,6 +3,7 @@ users and partners use it, the outbox inspected."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, timedelta
 
@@ -301,3 +302,30 @@ async def test_openapi_and_asyncapi_describe_the_service(command):
     asyncapi = json.dumps((await command.client.get("/asyncapi")).json())
     for name in ("command.events.v1", "partner.health.v1", "partner.property.v1", "partner.police.v1"):  # subscribers show when attached
         assert name in asyncapi, name
+
+
+async def test_two_replicas_escalating_at_once_escalate_each_ticket_once(command):
+    await command.deliver(missed("R1"), missed("R2", grid="G2"))
+    command.clock.advance(minutes=121)
+    results = await asyncio.gather(*(command.service.escalate_overdue() for _ in range(3)))
+    assert sum(results) == 2  # the unique (ticket, level) row lets one of them act per ticket
+    assert len(await command.outbox("TicketEscalated")) == 2
+    assert len({n.idempotency_key for n in command.notifier.sent}) == 2  # a repeat carries the same key
+
+
+async def test_a_stale_read_cannot_open_a_second_ticket_the_batch_is_replayed_one_by_one(command, monkeypatch):
+    """A replica that did not see the open ticket (a concurrent writer) hits the unique
+    open_key; the batch is rolled back and applied event by event, which finds the ticket."""
+    await command.deliver(missed("R1"))
+    real_prefetch = command.service.prefetch
+
+    async def stale(uow, events):  # as if another replica had opened the ticket just after our read
+        await real_prefetch(uow, [])
+        command.service._batch(uow)[("prefetched", "tickets")] = {"followup:R1", "followup:R7"}  # noqa: SLF001
+
+    monkeypatch.setattr(command.service, "prefetch", stale)
+    await command.deliver(missed("R1", days=2, day=DAY + timedelta(days=1)), missed("R7"))
+    listed = await command.tickets()
+    assert sorted(t["subject_id"] for t in listed) == ["R1", "R7"]  # no second ticket for R1
+    tickets = {t["subject_id"]: t for t in listed}
+    assert (tickets["R1"]["event_count"], tickets["R1"]["priority"]) == (2, "high")
