@@ -12,7 +12,9 @@ from common.events.checkin import (
     CheckInSubmitted,
     HealthAnomalyReported,
     ResidentRegistered,
+    SamplingLagging,
 )
+from common.events.dispatch import RequestRaised
 from common.events.supplies import StockLow, StockOut
 
 DAY = date(2026, 11, 21)
@@ -329,3 +331,16 @@ async def test_a_stale_read_cannot_open_a_second_ticket_the_batch_is_replayed_on
     assert sorted(t["subject_id"] for t in listed) == ["R1", "R7"]  # no second ticket for R1
     tickets = {t["subject_id"]: t for t in listed}
     assert (tickets["R1"]["event_count"], tickets["R1"]["priority"]) == (2, "high")
+
+
+async def test_requests_show_on_the_heatmap_and_sampling_lag_finds_the_buildings_grid_worker(command):
+    await command.deliver(ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G2", building_id="B07", lat=31.2304, lon=121.4737))
+    now = command.clock.now()
+    await command.deliver(
+        RequestRaised(request_id="Q1", resident_id="R1", category="medicine", priority="high", due_by=now + timedelta(hours=2)),
+        SamplingLagging(round_id="N1", building_id="B07", completion_rate=0.4),  # no grid in the event
+    )
+    geo = (await command.client.get("/heatmap", headers=command.staff)).json()
+    assert [f["properties"]["counts"] for f in geo["features"]] == [{"request": 1, "sampling_lagging": 1}]
+    (ticket,) = await command.tickets()
+    assert (ticket["kind"], ticket["grid_id"], ticket["owner"]) == ("sampling_lagging", "G2", "gw-G2")
