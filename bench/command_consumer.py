@@ -21,12 +21,11 @@ from aiokafka import ConsumerRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _pg import fresh_database  # noqa: E402
-
-from command.main import create_app  # noqa: E402
-from command.settings import CommandSettings  # noqa: E402
-from common import envelope as ce  # noqa: E402
-from common.events.checkin import CheckInMissed  # noqa: E402
+from _pg import fresh_database
+from command.main import create_app
+from command.settings import CommandSettings
+from common import envelope as ce
+from common.events.checkin import CheckInMissed
 
 
 def records(count: int) -> list[ConsumerRecord]:

@@ -76,7 +76,7 @@ class BatchRunner(ConsumerRunner):
                     uow.cause = None
                 await self.service.flush(uow)
                 await uow.commit()
-        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
+        except Exception as exc:
             log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)
             for item in valid:
                 await self._apply_with_retries(*item)

@@ -9,7 +9,7 @@ import datetime as dt
 from datetime import datetime
 
 from common.db import utc_column
-from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - part of this service's schema
+from common.outbox import InboxMessage, OutboxMessage
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 

@@ -323,7 +323,7 @@ async def test_a_stale_read_cannot_open_a_second_ticket_the_batch_is_replayed_on
 
     async def stale(uow, events):  # as if another replica had opened the ticket just after our read
         await real_prefetch(uow, [])
-        command.service._batch(uow)[("prefetched", "tickets")] = {"followup:R1", "followup:R7"}  # noqa: SLF001
+        command.service._batch(uow)[("prefetched", "tickets")] = {"followup:R1", "followup:R7"}
 
     monkeypatch.setattr(command.service, "prefetch", stale)
     await command.deliver(missed("R1", days=2, day=DAY + timedelta(days=1)), missed("R7"))
