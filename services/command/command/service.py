@@ -22,7 +22,7 @@ import h3
 from common import envelope as ce
 from common.clock import day_bounds, local_date
 from common.db import insert_ignore
-from common.errors import Invalid, NotFound
+from common.errors import Forbidden, Invalid, NotFound
 from common.events.base import Event
 from common.events.command import (
     TicketAcknowledged,
@@ -421,7 +421,7 @@ class CommandService:
         """POST /tickets: a problem reported by staff or a resident, routed by the same rules.
         Each report is its own problem (its subject is new)."""
         if actor.role not in domain.REPORTER_ROLES:
-            raise Invalid(f"role {actor.role!r} cannot report problems")
+            raise Forbidden(f"role {actor.role!r} cannot report problems")
         if actor.role == "resident":
             if resident_id and resident_id != actor.sub:
                 raise Invalid("residents report problems about themselves: leave resident_id out or use your own")

@@ -344,3 +344,18 @@ async def test_requests_show_on_the_heatmap_and_sampling_lag_finds_the_buildings
     assert [f["properties"]["counts"] for f in geo["features"]] == [{"request": 1, "sampling_lagging": 1}]
     (ticket,) = await command.tickets()
     assert (ticket["kind"], ticket["grid_id"], ticket["owner"]) == ("sampling_lagging", "G2", "gw-G2")
+
+
+async def test_an_event_on_a_resolved_ticket_reopens_it_with_fresh_deadlines(command):
+    await command.deliver(missed("R1"))
+    (ticket,) = await command.tickets()
+    worker = command.as_("grid_worker", "gw-G1", grid_ids=["G1"])
+    await command.client.post(f"/tickets/{ticket['ticket_id']}/acknowledge", headers=worker)
+    await command.client.post(f"/tickets/{ticket['ticket_id']}/resolve", json={"resolution": "called"}, headers=worker)
+    command.clock.advance(days=1)
+    await command.deliver(missed("R1", days=2, day=DAY + timedelta(days=1)))
+    (again,) = await command.tickets()
+    assert again["ticket_id"] == ticket["ticket_id"] and again["stage"] == "reopened" and again["reopen_count"] == 1
+    assert again["respond_by"] > ticket["resolve_by"]  # deadlines from the reopening, not the first day
+    (reopened,) = await command.outbox("TicketReopened")
+    assert "again after it was resolved" in reopened["data"]["reason"]
