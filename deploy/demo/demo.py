@@ -139,8 +139,35 @@ class Demo:
         heading("10:00: the cutoff sweep finds who missed today's check-in")
         started = step("sweeping today (the job does this at CHECKIN_CUTOFF_TIME; by hand here)")
         today = (await self.call("POST", "checkin", "/sweeps", json={"date": self.today.isoformat()})).json()
+        self.missed_today = today["total_missed"]
         done(started, f"{today['total_missed']} residents missed today's check-in: one CheckInMissed each on Kafka")
 
+
+
+    async def open_command_center(self) -> None:
+        heading("06:30: the command center 防疫指挥中心 opens the day; a drill (演练) tests escalation")
+        admin = token("admin", "admin-1")
+        started = step("a grid worker for G4 joins the directory; a drill rule whose deadline is one minute")
+        await self.call("PUT", "command", "/directory/people/gw-G4", headers=admin, json={
+            "name": "网格员 Ma (G4)", "role": "grid_worker", "department": "grid", "phone": "13900000014",
+            "supervisor_id": "grid-lead", "grid_ids": ["G4"]})
+        rule = await self.call("PUT", "command", "/rules/category:drill", headers=admin, json={
+            "kind": "drill", "department": "command", "owner_by": "department", "priority": "normal",
+            "title": "演练 Drill: {description}", "action": "Acknowledge within the deadline, or it escalates."})
+        sla = await self.call("PUT", "command", "/sla/drill/normal", headers=admin,
+                              json={"respond_minutes": 1, "resolve_minutes": 2})
+        assert rule.status_code == 200 and sla.status_code == 200, (rule.text, sla.text)
+        await asyncio.sleep(1)  # configuration is re-read within COMMAND_CONFIG_CACHE_S
+        drill = await self.call("POST", "command", "/tickets", headers=token("command", "cmd-duty"),
+                                json={"category": "drill", "description": "物资站夜间应急演练 night-time supplies drill"})
+        if drill.status_code != 201:  # the new rule not read yet: try once more
+            await asyncio.sleep(5)
+            drill = await self.call("POST", "command", "/tickets", headers=token("command", "cmd-duty"),
+                                    json={"category": "drill", "description": "物资站夜间应急演练 night-time supplies drill"})
+        assert drill.status_code == 201, drill.text
+        self.drill = drill.json()
+        done(started, f"drill ticket {self.drill['ticket_id']} owned by {self.drill['owner']}, respond by "
+                      f"{datetime.fromisoformat(self.drill['respond_by']).astimezone(SETTINGS.tz):%H:%M:%S}")
 
     # -- supplies, volunteers, requests --------------------------------------------------
 
@@ -331,15 +358,75 @@ class Demo:
     async def show_command_center(self) -> None:
         heading("What the command center 防疫指挥中心 sees")
         completion = (await self.call("GET", "checkin", "/stats/completion", params={"by": "grid"})).json()
-        print(f"  check-in completion today: {completion['checked_in']}/{completion['expected']} ({completion['rate']:.1%})")
-        for row in completion["rows"]:
-            print(f"   {row['grid_id']}: {row['rate']:.1%}")
+        print(f"  check-in completion today: {completion['checked_in']}/{completion['expected']} ({completion['rate']:.1%}): "
+              + ", ".join(f"{r['grid_id']} {r['rate']:.1%}" for r in completion["rows"]))
+        if not self.up.get("command"):
+            return
+        duty = token("command", "cmd-duty")
+        started = step("waiting for the events to become tickets")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            followups = (await self.call("GET", "command", "/tickets", params={"kind": "followup", "stage": "open", "limit": 1000}, headers=duty)).json()
+            if len(followups) >= self.missed_today:
+                break
+            await asyncio.sleep(1)
+        done(started, f"{len(followups)} follow-up tickets")
+        mine = (await self.call("GET", "command", "/tickets", params={"owner": "me", "kind": "followup", "limit": 1000},
+                                headers=token("grid_worker", "gw-G1", grid_ids=["G1"]))).json()
+        print(f"  grid worker gw-G1 owns {len(mine)} follow-up tickets, e.g.:")
+        for t in mine[:3]:
+            print(f"   {t['ticket_id']}  {t['priority']:<6} {t['title'][:60]:<60} respond by "
+                  f"{datetime.fromisoformat(t['respond_by']).astimezone(SETTINGS.tz):%H:%M}")
+        worker = token("grid_worker", "gw-G1", grid_ids=["G1"])
+        outcomes = []
+        for ticket, satisfaction in zip(mine[:3], (5, 4, 2), strict=False):  # the loop, to the resident's word
+            path = f"/tickets/{ticket['ticket_id']}"
+            await self.call("POST", "command", f"{path}/acknowledge", headers=worker)
+            await self.call("POST", "command", f"{path}/resolve", headers=worker,
+                            json={"resolution": "电话联系上了，身体无恙，已提醒每日打卡 reached by phone, well, reminded"})
+            closed = await self.call("POST", "command", f"{path}/feedback", headers=worker,
+                                     json={"satisfaction": satisfaction, "comment": "recorded by phone on the resident's behalf"})
+            outcomes.append(f"{ticket['ticket_id']} -> {closed.json().get('stage', closed.status_code)} (satisfaction {satisfaction})")
+        print("  gw-G1 works three of them: acknowledge, resolve, the resident's feedback:")
+        for outcome in outcomes:
+            print(f"   {outcome}")
+        health = (await self.call("GET", "command", "/tickets", params={"kind": "fever"},
+                                  headers=token("partner", "health-duty", department="health"))).json()
+        print(f"  the health department (卫健) sees {len(health)} fever tickets (and reads them on partner.health.v1)")
+
+        heading("An overdue ticket escalates to its owner's supervisor")
+        drill_due = datetime.fromisoformat(self.drill["respond_by"])
+        wait = (drill_due - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            started = step(f"the drill ticket is not acknowledged: waiting {wait:.0f}s for its deadline")
+            await asyncio.sleep(wait + 1)
+            done(started)
+        await self.call("POST", "command", "/escalations/run", headers=duty)  # the job also runs every 30 s
+        drill = (await self.call("GET", "command", f"/tickets/{self.drill['ticket_id']}", headers=duty)).json()
+        print(f"  {drill['ticket_id']}: owner {self.drill['owner']} -> {drill['owner']}, priority {drill['priority']}, "
+              f"escalation level {drill.get('escalation_level', '?')}")
+
+        heading("The daily meeting 每日例会 (GET /agenda?format=markdown, ready for the group chat)")
+        agenda = await self.call("GET", "command", "/agenda", params={"format": "markdown"}, headers=duty)
+        for section in agenda.text.strip().split("\n## "):  # each section, its first items
+            lines = [line for line in section.splitlines() if line.strip()]
+            print("  " + ("## " if not section.startswith("#") else "") + lines[0])
+            for line in lines[1:9]:
+                print("    " + line)
+            if len(lines) > 9:
+                print(f"    … {len(lines) - 9} more")
+        heatmap = (await self.call("GET", "command", "/heatmap", headers=duty)).json()
+        cells = sorted(heatmap.get("features", []), key=lambda f: -f["properties"].get("count", 0))
+        print(f"\n  heat map: {len(cells)} H3 cells with problems; busiest: "
+              + ", ".join(f"{c['properties'].get('h3', c['properties'].get('cell', '?'))} ({c['properties'].get('count')})" for c in cells[:3]))
 
     async def where_next(self) -> None:
         heading("Where to look next")
         for name, url in URLS.items():
             if self.up.get(name):
                 print(f"  {name:<9} {url}/docs (OpenAPI)   {url}/asyncapi   {url}/metrics")
+        print("  metrics:  deploy/prometheus/prometheus.sh start  -> Prometheus on http://127.0.0.1:9090 (alerts, rules);")
+        print("            Grafana dashboards with Docker (docker compose up): docs/operations.md")
         print("  tokens:   .venv/bin/firstline token --role grid_worker --sub gw-G1 --grid-id G1")
         print("  partners: read partner.health.v1 / partner.property.v1 / partner.police.v1 on 127.0.0.1:9092 (README)")
         print("  stop:     make down")
@@ -353,6 +440,8 @@ async def main() -> None:
         await demo.which_services_run()
         if not demo.up.get("checkin"):
             sys.exit("the check-in service is not running: start the stack with `make up`")
+        if demo.up.get("command"):
+            await demo.open_command_center()
         await demo.seed_residents()
         if demo.up.get("supplies"):
             await demo.stock_the_depots()

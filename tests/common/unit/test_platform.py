@@ -89,12 +89,13 @@ def test_tokens_round_trip_and_expire():
 
 def test_production_refuses_default_secret_and_sqlite(monkeypatch):
     monkeypatch.setenv("FIRSTLINE_ENV", "production")
-    with pytest.raises(ValidationError, match="FIRSTLINE_JWT_SECRET"):
-        ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db")
+    monkeypatch.delenv("FIRSTLINE_JWT_SECRET", raising=False)
+    with pytest.raises(ValidationError, match="FIRSTLINE_JWT_SECRET"):  # no env file: a stack's secret must not leak in
+        ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None)
     monkeypatch.setenv("FIRSTLINE_JWT_SECRET", "x" * 40)
     with pytest.raises(ValidationError, match="PostgreSQL"):
-        ServiceSettings(service="x")
-    assert ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db").jwt_secret == "x" * 40
+        ServiceSettings(service="x", _env_file=None)
+    assert ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None).jwt_secret == "x" * 40
 
 
 def test_development_defaults(monkeypatch):
