@@ -14,8 +14,10 @@ its owner's supervisor, one level at a time.
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -334,11 +336,18 @@ def fill(template: str | None, facts: Mapping[str, Any]) -> str:
     """A rule's title or action with the facts filled in; an unknown fact shows as "?"."""
     if not template:
         return ""
-    shown = _Blank({k: _show(v) for k, v in facts.items() if v is not None})
     try:
+        names = _placeholders(template)
+        shown = _Blank({k: _show(facts[k]) for k in names if facts.get(k) is not None})
         return template.format_map(shown)
     except (ValueError, IndexError, AttributeError):
         return template
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(template: str) -> tuple[str, ...]:
+    """The fact names a template uses (templates are few; a sweep fills thousands)."""
+    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 def _show(value: Any) -> str:
