@@ -168,6 +168,8 @@ ensure_role() {
 SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', '$APP_ROLE', '$APP_PASSWORD')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_ROLE')
 \\gexec
+-- Tests and benchmarks drop their databases WITH (FORCE): that needs to end other sessions.
+GRANT pg_signal_backend TO "$APP_ROLE";
 EOF
 }
 
