@@ -48,6 +48,10 @@ class Consumer:
     handlers: dict[type[Event], Handler]
     dead_letter_topic: str
     on_unknown: Literal["dead_letter", "ignore"] = "dead_letter"
+    # For services that load or write a batch in bulk: called in the batch's transaction
+    # before its events are applied (with the events new to this consumer) and before commit.
+    prepare: Callable[[UnitOfWork, list[Event]], Awaitable[None]] | None = None
+    finish: Callable[[UnitOfWork], Awaitable[None]] | None = None
     max_attempts: int = 5
     retry_backoff_s: float = 0.2
     _by_type: dict[str, tuple[type[Event], Handler]] = field(init=False, default_factory=dict)
@@ -116,8 +120,20 @@ class ConsumerRunner:
         started = time.perf_counter()
         try:
             async with self.uow() as uow:
+                fresh = await uow.claim(self.consumer.name, [envelope for _, envelope, _, _ in valid])
+                batch = []
                 for _record, envelope, event, handler in valid:
-                    await self._apply(uow, envelope, event, handler)
+                    if envelope.id in fresh:  # not applied before; and the same event twice in a batch applies once
+                        fresh.discard(envelope.id)
+                        batch.append((envelope, event, handler))
+                if self.consumer.prepare:
+                    await self.consumer.prepare(uow, [event for _, event, _ in batch])
+                for envelope, event, handler in batch:
+                    uow.cause = envelope
+                    await handler(event, envelope, uow)
+                    uow.cause = None
+                if self.consumer.finish:
+                    await self.consumer.finish(uow)
                 await uow.commit()
         except Exception as exc:  # noqa: BLE001 - isolate the failing event below
             log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)

@@ -45,6 +45,10 @@ class Database:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    def insert(self, table):
+        """This database's INSERT construct, which knows ON CONFLICT and RETURNING."""
+        return pg_insert(table) if self.is_postgres else sqlite_insert(table)
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:

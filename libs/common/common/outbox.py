@@ -143,6 +143,19 @@ class UnitOfWork:
             ["consumer", "event_id"],
         )
 
+    async def claim(self, consumer: str, envelopes: Iterable[ce.CloudEvent]) -> set[str]:
+        """Record a batch's event ids in the inbox in one statement; return the ids that were new."""
+        now = self.clock.now()
+        rows = {e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes}
+        if not rows:
+            return set()
+        table = InboxMessage.__table__
+        result = await self.session.execute(
+            self.db.insert(table).on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(table.c.event_id),
+            list(rows.values()),  # executemany: one compiled statement whatever the batch size
+        )
+        return set(result.scalars())
+
     async def commit(self) -> None:
         await self._insert(self._staged)
         await self.session.commit()

@@ -62,6 +62,7 @@ class ServiceSettings(StackSettings):
     log_level: str = "INFO"
     log_json: bool = False
     # Consumers
+    consumer_group: str = ""  # the Kafka consumer group and inbox name (default: the service); replicas share it
     consumer_max_records: int = 500
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
@@ -79,6 +80,8 @@ class ServiceSettings(StackSettings):
     def _default_database(self) -> ServiceSettings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///var/{self.service}.db"
+        if not self.consumer_group:
+            self.consumer_group = self.service
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError(f"{self.service}: set a PostgreSQL database URL in production")
         return self

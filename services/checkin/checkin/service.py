@@ -14,8 +14,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Date, and_, bindparam, exists, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from checkin import domain
@@ -79,7 +77,7 @@ class CheckinService:
         return local_date(self.clock.now(), self.tz)
 
     def _insert(self, uow: UnitOfWork):
-        return pg_insert if self.runtime.db.is_postgres else sqlite_insert
+        return self.runtime.db.insert
 
     # -- residents ----------------------------------------------------------------------
 
@@ -253,9 +251,8 @@ class CheckinService:
 
     @functools.cache  # noqa: B019 - one set per service instance, which lives as long as the app
     def _check_in_statements(self) -> _CheckInStatements:
-        insert = pg_insert if self.runtime.db.is_postgres else sqlite_insert
         resident, daily = Resident.__table__, DailyCheckIn.__table__
-        upsert = insert(daily)
+        upsert = self.runtime.db.insert(daily)
         changed = ("temperature_c", "symptoms", "fever", "anomaly", "channel", "submitted_by", "submitted_at")
         return _CheckInStatements(
             resident=select(resident).where(resident.c.resident_id == bindparam("rid")),

@@ -58,5 +58,9 @@ def consumer(service: CommandService) -> Consumer:
         topics=service.settings.consumer_topics or TOPICS,
         handlers=handlers,
         dead_letter_topic=topics.dlq("command"),
+        # A sweep sends tens of thousands of CheckInMissed at once: load the open tickets a
+        # batch concerns in one query, and insert its new rows together before the commit.
+        prepare=service.prefetch,
+        finish=service.flush,
         on_unknown="ignore",
     )

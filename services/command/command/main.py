@@ -31,7 +31,6 @@ from common.web import create_http_app
 from fastapi import FastAPI
 
 from command import api, handlers, jobs
-from command.consuming import BatchRunner
 from command.metrics import CommandMetrics
 from command.service import CommandService
 from command.settings import CommandSettings
@@ -63,7 +62,7 @@ def create_app(
         settings.notifier_url, timeout_s=settings.notifier_timeout_s, token=settings.notifier_token
     )
     service = CommandService(runtime, settings, notifier)
-    BatchRunner.install(runtime, handlers.consumer(service), service)
+    runtime.consume(handlers.consumer(service))
     jobs.schedule(runtime, service)
     CommandMetrics(runtime, service).schedule()
     app = create_http_app(

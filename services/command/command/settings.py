@@ -15,7 +15,6 @@ class CommandSettings(ServiceSettings):
     service: str = "command"
     port: int = 8005
     consumer_max_records: int = 1000  # a sweep's missed check-ins arrive by the thousand: bigger batches, fewer commits
-    consumer_group: str = "command"  # Kafka consumer group and inbox name
     consumer_topics: list[str] | None = None  # unset: checkin, supplies and dispatch events (a replay may name others)
     rules_file: str | None = None  # YAML with departments, people, rules, sla; unset: the packaged defaults
     seed_defaults: bool = True  # load the rules file into empty tables on first use

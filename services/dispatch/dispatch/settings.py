@@ -12,7 +12,6 @@ class DispatchSettings(ServiceSettings):
 
     service: str = "dispatch"
     port: int = 8003
-    consumer_group: str = "dispatch"  # the Kafka consumer group and inbox name
     # The depot every delivery run starts from and returns to (the community's supply room).
     depot_id: str = "D1"
     depot_lat: float = 31.2304

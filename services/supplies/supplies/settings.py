@@ -13,7 +13,6 @@ class SuppliesSettings(ServiceSettings):
 
     service: str = "supplies"
     port: int = 8002
-    consumer_group: str = "supplies"  # the Kafka consumer group and inbox name; replicas share it
     expiry_warning_days: int = Field(7, ge=0)  # StockExpiring this many days before a batch expires
     consumption_window_days: int = Field(7, ge=1)  # average daily consumption over this many days
     default_lead_time_days: float = Field(3.0, ge=0)  # resupply lead time when an item sets none

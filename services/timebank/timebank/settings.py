@@ -15,7 +15,6 @@ class TimebankSettings(ServiceSettings):
 
     service: str = "timebank"
     port: int = 8004
-    consumer_group: str = "timebank"  # Kafka consumer group and inbox name; replicas share it
     # Earning: service minutes are rounded to a step, then turned into hours.
     credit_step_minutes: int = Field(15, ge=1, le=60)
     credit_rounding: Literal["up", "down", "nearest"] = "nearest"
