@@ -120,6 +120,14 @@ async def test_a_request_short_of_stock_gets_a_ticket_and_resumes_when_stock_arr
         )
         [mine] = [t for t in ticket if t["subject_id"] == request_id]
         assert mine["owner"] and mine["respond_by"] and mine["resolve_by"]
+        # 1 on hand against a minimum of 5: supplies said StockLow, the officer got a ticket.
+        stock_key = f"{ids['item']}:{ids['depot']}"
+        shortage = await wait_for(
+            lambda: _json_when(command, "/tickets?kind=stock_shortage", admin,
+                               lambda tickets: [t for t in tickets if t["subject_id"] == stock_key]),
+            timeout=60, what="a stock-shortage ticket from StockLow",
+        )
+        assert shortage[0]["department"] == "supplies" and shortage[0]["owner"]
 
         received = await supplies.post("/stock/receipts", json={"depot_id": ids["depot"], "item_id": ids["item"], "quantity": 20}, headers=admin)
         assert received.status_code == 201

@@ -568,6 +568,9 @@ def report_from_event(event: Event) -> Report:
 
 # What each partner may see of a ticket's facts: nothing else leaves the command center.
 HEALTH_FACTS = ("name", "unit", "room", "phone", "temperature_c", "symptoms", "date")
+# Kinds that are health data themselves ("a fever in building 5"): other partners see a neutral kind.
+HEALTH_KINDS = frozenset({"fever", "health_concern"})
+NEUTRAL_KIND = {"property": "building_action", "police": "public_order"}
 
 
 def partner_event(department: str, ticket: Mapping[str, Any], action: str | None) -> PartnerEvent | None:
@@ -589,8 +592,11 @@ def partner_event(department: str, ticket: Mapping[str, Any], action: str | None
         return HealthTicketShared(
             **common, resident_id=ticket.get("resident_id"), building_id=ticket.get("building_id"), **shown
         )
+    if department in NEUTRAL_KIND and common["kind"] in HEALTH_KINDS:
+        common["kind"] = NEUTRAL_KIND[department]
     if department == "property":
         return PropertyTicketShared(**common, building_id=ticket.get("building_id"))
     if department == "police":
-        return PoliceTicketShared(**common, building_id=ticket.get("building_id"), summary=ticket.get("description"))
+        summary = None if ticket["kind"] in HEALTH_KINDS else ticket.get("description")
+        return PoliceTicketShared(**common, building_id=ticket.get("building_id"), summary=summary)
     return None

@@ -251,7 +251,10 @@ def test_health_gets_what_it_needs_property_and_police_get_no_health_data():
         assert fields["building_id"] == "B01"
         assert not [f for f in fields if any(w in f for w in HEALTH_WORDS)], fields
         assert "38.4" not in message.model_dump_json() and "13800000000" not in message.model_dump_json()
+        assert "fever" not in message.model_dump_json()  # the kind itself would say "a fever case here"
     assert domain.partner_event("fire", _ticket(), None) is None
+    public_order = domain.partner_event("police", _ticket(kind="public_order", description="crowd at the gate"), None)
+    assert (public_order.kind, public_order.summary) == ("public_order", "crowd at the gate")
 
 
 def test_who_sees_what():
