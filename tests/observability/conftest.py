@@ -162,7 +162,7 @@ def prometheus(stack, tmp_path_factory) -> Iterator[Prometheus]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"Prometheus did not start:\n{(work / 'prometheus.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+            time.sleep(0.2)  # noqa: poll interval of a loop with a deadline
         yield Prometheus(f"http://127.0.0.1:{PROMETHEUS_PORT}")
     finally:
         process.terminate()
