@@ -81,3 +81,22 @@ def bearer(secret: str, role: str, sub: str, now: datetime, **scopes: Any) -> di
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def start_groups_at_the_end(kafka: str, groups: dict[str, list[str]]) -> None:
+    """Commit each new consumer group's offsets (group -> topics) at the topics' current ends,
+    so a service under test neither replays the broker's history nor misses what the test
+    publishes after it starts."""
+    from aiokafka.structs import OffsetAndMetadata
+
+    for group, topics in groups.items():
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
+        finally:
+            await consumer.stop()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from common.auth import issue_token
+from support import start_groups_at_the_end
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 18004, "command": 18005}
@@ -26,25 +27,6 @@ CONSUMING = {  # service: the topics its consumer group reads
     "timebank": ["dispatch.events.v1"],
     "command": ["checkin.events.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1"],
 }
-
-
-async def start_groups_at_the_end(kafka: str, groups: dict[str, str]) -> None:
-    """Commit each new consumer group's offsets at the topics' current ends, so the stack
-    under test neither replays the broker's history nor misses what the test publishes."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.structs import OffsetAndMetadata
-
-    for service, group in groups.items():
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            tps = [TopicPartition(t, p) for t in CONSUMING[service] for p in consumer.partitions_for_topic(t) or ()]
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
-        finally:
-            await consumer.stop()
 
 
 class Stack:
@@ -83,7 +65,7 @@ class Stack:
 def stack(kafka, tmp_path_factory) -> Iterator[Stack]:
     var = tmp_path_factory.mktemp("stack")
     stack = Stack(var, kafka)
-    asyncio.run(start_groups_at_the_end(kafka, stack.groups))
+    asyncio.run(start_groups_at_the_end(kafka, {group: CONSUMING[svc] for svc, group in stack.groups.items()}))
     try:
         result = subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ class Runtime:
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, self.clock, on_commit=self.relay.wake)
+
+    @asynccontextmanager
+    async def work(self, uow: UnitOfWork | None = None) -> AsyncIterator[UnitOfWork]:
+        """The caller's unit of work (a consumer's handler: the runner commits it), or a new
+        one committed when the block ends without an error. Use cases that routes and
+        handlers share run in this."""
+        if uow is not None:
+            yield uow
+            return
+        async with self.uow() as own:
+            yield own
+            await own.commit()
 
     def consume(self, consumer: Consumer) -> ConsumerRunner:
         consumer.max_attempts = self.settings.consumer_max_attempts

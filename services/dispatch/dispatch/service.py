@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
@@ -101,16 +100,6 @@ class DispatchService:
     def clock(self):
         return self.runtime.clock
 
-    @asynccontextmanager
-    async def _work(self, uow: UnitOfWork | None) -> AsyncIterator[UnitOfWork]:
-        """The caller's unit of work (a handler's), or a new one committed on success."""
-        if uow is not None:
-            yield uow
-            return
-        async with self.runtime.uow() as own:
-            yield own
-            await own.commit()
-
     def _history(self, uow: UnitOfWork, request: ServiceRequest, by: str, note: str | None = None) -> None:
         request.updated_at = self.clock.now()
         uow.session.add(RequestHistory(request_id=request.request_id, at=self.clock.now(), status=request.status, by=by, note=note))
@@ -118,7 +107,7 @@ class DispatchService:
     # -- residents (learnt from check-in) ----------------------------------------------------
 
     async def learn_resident(self, event: ResidentRegistered, uow: UnitOfWork | None = None) -> None:
-        async with self._work(uow) as w:
+        async with self.runtime.work(uow) as w:
             resident = await w.session.get(KnownResident, event.resident_id)
             if resident is None:
                 resident = KnownResident(resident_id=event.resident_id, learnt_at=self.clock.now(), community_id=event.community_id, grid_id=event.grid_id, building_id=event.building_id)
@@ -320,7 +309,7 @@ class DispatchService:
     # -- the saga with supplies ---------------------------------------------------------
 
     async def stock_reserved(self, event: StockReserved, uow: UnitOfWork | None = None) -> None:
-        async with self._work(uow) as w:
+        async with self.runtime.work(uow) as w:
             request = await w.session.get(ServiceRequest, event.request_id)
             if request is None or request.status not in ("awaiting_stock", "waiting_for_stock"):
                 log.info("StockReserved for %s ignored: %s", event.request_id, request.status if request else "unknown")
@@ -331,7 +320,7 @@ class DispatchService:
             await self._assign(w, request)
 
     async def reservation_rejected(self, event: ReservationRejected, uow: UnitOfWork | None = None) -> None:
-        async with self._work(uow) as w:
+        async with self.runtime.work(uow) as w:
             request = await w.session.get(ServiceRequest, event.request_id)
             if request is None or request.status != "awaiting_stock":
                 log.info("ReservationRejected for %s ignored", event.request_id)
@@ -343,7 +332,7 @@ class DispatchService:
 
     async def stock_restored(self, event: StockRestored, uow: UnitOfWork | None = None) -> int:
         """Stock is back: ask supplies again for the requests that were short of this item."""
-        async with self._work(uow) as w:
+        async with self.runtime.work(uow) as w:
             waiting = (
                 await w.session.execute(
                     select(ServiceRequest).where(ServiceRequest.status == "waiting_for_stock").order_by(ServiceRequest.due_by)
@@ -366,7 +355,7 @@ class DispatchService:
         """A member spent hours on a service: raise it for them, once per redemption; if it
         cannot be served, cancel it with the redemption id so the time bank refunds."""
         request_id = event.request_id or "RQ-" + uuid.uuid5(NAMESPACE, event.redemption_id or envelope_id).hex[:16]
-        async with self._work(uow) as w:
+        async with self.runtime.work(uow) as w:
             if await w.session.get(ServiceRequest, request_id) is not None:
                 return
             resident_id = event.for_member_id or event.member_id

@@ -82,12 +82,8 @@ class SuppliesService:
 
     async def _within(self, uow: UnitOfWork | None, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in the caller's unit of work (a consumer's), or in a new one."""
-        if uow is not None:
-            return await work(uow)
-        async with self.uow() as own:
-            result = await work(own)
-            await own.commit()
-            return result
+        async with self.runtime.work(uow) as w:
+            return await work(w)
 
     # -- catalog and places -------------------------------------------------------------
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -75,16 +74,6 @@ class TimebankService:
 
     def today(self) -> date:
         return local_date(self.clock.now(), self.tz)
-
-    @asynccontextmanager
-    async def _tx(self, uow: UnitOfWork | None) -> AsyncIterator[UnitOfWork]:
-        """The caller's transaction (a consumer's), or a new one committed on success."""
-        if uow is not None:
-            yield uow
-            return
-        async with self.runtime.uow() as own:
-            yield own
-            await own.commit()
 
     # -- the ledger ---------------------------------------------------------------------
 
@@ -200,7 +189,7 @@ class TimebankService:
         member_id = member_id or (actor.sub if not actor.is_staff else _id("M"))
         domain.ensure_self_or_staff(actor, member_id, "register this member")
         domain.check_member(member_id, name, kind)
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             existing = await uow.session.get(Member, member_id)
             if existing is not None:
                 raise Conflict(f"member {member_id} already exists", member_id=member_id)
@@ -239,7 +228,7 @@ class TimebankService:
 
     async def link_family(self, actor: Actor, member_id: str, relative_id: str, relation: str) -> dict:
         inverse = domain.check_relation(member_id, relative_id, relation)
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             await self._member(uow, member_id)
             await self._member(uow, relative_id, "relative")
             now = self.clock.now()
@@ -261,7 +250,7 @@ class TimebankService:
 
     async def set_recognition(self, actor: Actor, member_id: str, public: bool) -> Member:
         domain.ensure_self_or_staff(actor, member_id, "change this member's recognition")
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             member = await self._member(uow, member_id)
             member.public_recognition = public
         return member
@@ -405,14 +394,14 @@ class TimebankService:
             raise Invalid("give a reason: credits are attributed and audited")
         if activity == "request_fulfilled":
             raise Invalid("request_fulfilled hours are credited by dispatch's RequestFulfilled, not by hand")
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             await self._member(uow, member_id)
             return await self._earn(uow, member_id, units, activity=activity, reason=reason.strip(), actor=actor.sub)
 
     async def credit_fulfilled(self, event: RequestFulfilled, uow: UnitOfWork | None = None) -> HoursCredited | None:
         """A fulfilled request credits its volunteer once, whatever the delivery; the
         volunteer's account opens on first credit."""
-        async with self._tx(uow) as uow:
+        async with self.runtime.work(uow) as uow:
             redemption = (
                 await uow.session.execute(select(Redemption).where(Redemption.request_id == event.request_id))
             ).scalar_one_or_none()
@@ -474,7 +463,7 @@ class TimebankService:
         if units > domain.to_units(self.settings.max_redemption_hours, "hours"):
             raise Invalid(f"at most {self.settings.max_redemption_hours} hours can be spent at once, not {hours}")
         domain.check_purpose(purpose)
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             if redemption_id:
                 existing = await uow.session.get(Redemption, redemption_id)
                 if existing is not None:
@@ -539,7 +528,7 @@ class TimebankService:
     async def refund_cancelled(self, event: RequestCancelled, uow: UnitOfWork | None = None) -> HoursRefunded | None:
         """A redemption's request that will not be served gives the hours back by a
         compensating transfer (pool -> member), once. Other cancellations are not ours."""
-        async with self._tx(uow) as uow:
+        async with self.runtime.work(uow) as uow:
             query = select(Redemption).with_for_update()
             if event.redemption_id:
                 query = query.where(Redemption.redemption_id == event.redemption_id)
@@ -585,7 +574,7 @@ class TimebankService:
     async def add_merchant(self, merchant_id: str | None, name: str, address: str | None) -> Merchant:
         merchant_id = merchant_id or _id("MC")
         domain.check_member(merchant_id, name, "resident")  # same id and name rules
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             if await uow.session.get(Merchant, merchant_id) is not None:
                 raise Conflict(f"merchant {merchant_id} already exists", merchant_id=merchant_id)
             merchant = Merchant(merchant_id=merchant_id, name=name.strip(), address=address, created_at=self.clock.now())
@@ -601,7 +590,7 @@ class TimebankService:
             raise Invalid(f"quantity must be positive, not {quantity}")
         if not title.strip():
             raise Invalid("title must not be empty")
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             if await uow.session.get(Merchant, merchant_id) is None:
                 raise NotFound(f"no merchant {merchant_id!r}")
             offer = Offer(
@@ -620,7 +609,7 @@ class TimebankService:
 
     async def buy_coupon(self, actor: Actor, member_id: str, offer_id: str) -> Coupon:
         domain.ensure_self_or_staff(actor, member_id, "buy coupons with this member's balance")
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             await self._member(uow, member_id)
             offer = await uow.session.get(Offer, offer_id)
             if offer is None:
@@ -672,7 +661,7 @@ class TimebankService:
 
     async def redeem_coupon(self, actor: Actor, code: str) -> Coupon:
         """The merchant serves a coupon once: escrow -> merchant; a second time is a 409."""
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             coupon = (await uow.session.execute(select(Coupon).where(Coupon.code == code))).scalar_one_or_none()
             if coupon is None:
                 raise NotFound("no coupon with this code: check it was typed exactly")
@@ -721,7 +710,7 @@ class TimebankService:
         if not name.strip():
             raise Invalid("name must not be empty")
         reward_id = reward_id or _id("RW")
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             if await uow.session.get(Reward, reward_id) is not None:
                 raise Conflict(f"reward {reward_id} already exists")
             reward = Reward(reward_id=reward_id, name=name.strip(), points=points, remaining=quantity, created_at=self.clock.now())
@@ -734,7 +723,7 @@ class TimebankService:
 
     async def claim_reward(self, actor: Actor, member_id: str, reward_id: str) -> RewardClaim:
         domain.ensure_self_or_staff(actor, member_id, "spend this member's points")
-        async with self._tx(None) as uow:
+        async with self.runtime.work(None) as uow:
             await self._member(uow, member_id)
             reward = await uow.session.get(Reward, reward_id)
             if reward is None:
