@@ -73,7 +73,7 @@ test-unit: install
 	@for group in $(TEST_GROUPS); do [ -d tests/$$group/unit ] && $(PYTEST) tests/$$group/unit -q -p no:cacheprovider || true; done
 
 bench: install kafka-up pg-up
-	@for b in bench/*.py; do echo "== $$b"; FIRSTLINE_BENCH_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; FIRSTLINE_BENCH_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" $(PY) $$b || exit 1; done
 
 schemas: install
 	.venv/bin/firstline schemas
