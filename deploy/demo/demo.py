@@ -135,6 +135,13 @@ class Demo:
         done(started, f"{counts['ok']} check-ins ({counts['lead']} by building leads), "
                       f"{counts['fever']} fevers, {counts['symptom']} with symptoms, {counts['forgot']} forgot")
 
+    async def remind(self) -> None:
+        heading("09:00: who has not checked in yet is reminded (SMS; a voice call for the elderly and those living alone)")
+        started = step("POST /reminders (the job does this at CHECKIN_REMINDER_TIME; CHECKIN_NOTIFIER_URL is the gateway)")
+        result = (await self.call("POST", "checkin", "/reminders", json={})).json()
+        done(started, f"{result['sent']} reminders sent, {result['failed']} failed "
+                      "(without a gateway they go to var/log/checkin.log)")
+
     async def sweep(self) -> None:
         heading("10:00: the cutoff sweep finds who missed today's check-in")
         started = step("sweeping today (the job does this at CHECKIN_CUTOFF_TIME; by hand here)")
@@ -448,6 +455,7 @@ async def main() -> None:
         if demo.up.get("dispatch"):
             await demo.enlist_volunteers()
         await demo.play_check_ins()
+        await demo.remind()
         await demo.sweep()
         if demo.up.get("dispatch") and demo.up.get("supplies"):
             await demo.raise_requests()
