@@ -1,4 +1,4 @@
-"""What tests of every service share: waiting on conditions, reading topics, tokens."""
+"""What tests of every service share: waiting on conditions, reading topics, tokens, the app harness."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import select
 
 from common.auth import issue_token
+from common.outbox import OutboxMessage
 
 
 async def wait_for(condition: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
@@ -100,3 +104,36 @@ async def start_groups_at_the_end(kafka: str, groups: dict[str, list[str]]) -> N
             await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
         finally:
             await consumer.stop()
+
+
+class AppHarness:
+    """A service's app in-process: its manual clock, tokens, and its outbox to inspect.
+    Service conftests extend it with their own helpers."""
+
+    def __init__(self, app, clock, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.clock = clock
+        self.client = client
+        self.service = app.state.service
+        self.runtime = app.state.runtime
+        self.secret = app.state.jwt_secret
+
+    def as_(self, role: str, sub: str = "someone", **scopes: Any) -> dict[str, str]:
+        # Signed at the real time: services check tokens against the wall clock, whatever
+        # day the test's clock plays (a token signed in the clock's past expires).
+        return bearer(self.secret, role, sub, datetime.now(UTC), **scopes)
+
+    async def outbox(self, event_type: str | None = None) -> list[dict]:
+        """The events the app has committed, in order: what the relay would publish."""
+        async with self.runtime.db.session() as session:
+            rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.seq))).scalars().all()
+        events = [json.loads(r.value) for r in rows]
+        return [e for e in events if event_type is None or e["type"] == event_type]
+
+
+@asynccontextmanager
+async def serving(app, harness: Callable[[httpx.AsyncClient], AppHarness]) -> AsyncIterator[AppHarness]:
+    """Run the app's lifespan and talk to it over ASGI: `harness(client)` makes the harness."""
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as client:
+            yield harness(client)

@@ -16,7 +16,7 @@ from common.events.base import Event
 from common.notify import Notification
 from common.outbox import OutboxMessage
 from sqlmodel import select
-from support import bearer
+from support import AppHarness, serving
 
 START = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: the check-in cutoff
 _offsets = itertools.count()
@@ -37,23 +37,14 @@ class RecordingNotifier:
         self.sent.append(notification)
 
 
-class Harness:
+class Harness(AppHarness):
     """The command app in-process, with a manual clock, tokens, events fed to its consumer
     as Kafka records, and the outbox to inspect."""
 
     def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient, notifier: RecordingNotifier) -> None:
-        self.app = app
-        self.clock = clock
-        self.client = client
+        super().__init__(app, clock, client)
         self.notifier = notifier
-        self.service = app.state.service
-        self.runtime = app.state.runtime
         self.runner = self.runtime.runners[0]
-        self.secret = app.state.jwt_secret
-
-    def as_(self, role: str, sub: str = "someone", **scopes) -> dict[str, str]:
-        # Tokens are checked against the real time, whatever day the test plays.
-        return bearer(self.secret, role, sub, datetime.now(UTC), **scopes)
 
     @property
     def staff(self) -> dict[str, str]:
@@ -114,7 +105,5 @@ def clock() -> ManualClock:
 async def command(database_url, clock) -> AsyncIterator[Harness]:
     notifier = RecordingNotifier()
     app = create_app(settings_for(database_url), clock=clock, notifier=notifier)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://command") as client:
-            yield Harness(app, clock, client, notifier)
+    async with serving(app, lambda client: Harness(app, clock, client, notifier)) as harness:
+        yield harness

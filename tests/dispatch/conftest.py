@@ -1,53 +1,35 @@
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
-from sqlmodel import select
 
 from common import envelope as ce
 from common.clock import ManualClock
 from common.events.base import Event
 from common.events.checkin import ResidentRegistered
-from common.outbox import OutboxMessage
 from dispatch.main import create_app
 from dispatch.settings import DispatchSettings
-from support import bearer
+from support import AppHarness, serving
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 DEPOT = (31.2304, 121.4737)
 
 
-class Harness:
+class Harness(AppHarness):
     """The dispatch app in-process, with a manual clock, tokens, the outbox to inspect and
     events fed to its consumer as Kafka would deliver them."""
 
     def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.clock = clock
-        self.client = client
-        self.service = app.state.service
-        self.runtime = app.state.runtime
-        self.secret = app.state.jwt_secret
+        super().__init__(app, clock, client)
         self.offset = 0
-
-    def as_(self, role: str, sub: str = "someone", **scopes) -> dict[str, str]:
-        # Real time: the token is checked against the wall clock, not the test's clock.
-        return bearer(self.secret, role, sub, datetime.now(UTC), **scopes)
 
     @property
     def dispatcher(self) -> dict[str, str]:
         return self.as_("dispatcher", "dispatcher-1")
-
-    async def outbox(self, event_type: str | None = None) -> list[dict]:
-        async with self.runtime.db.session() as session:
-            rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.seq))).scalars().all()
-        events = [json.loads(r.value) for r in rows]
-        return [e for e in events if event_type is None or e["type"] == event_type]
 
     async def deliver(self, *events: Event, envelopes: list[ce.CloudEvent] | None = None) -> list[ce.CloudEvent]:
         """Hand events to the consumer as one Kafka batch (redelivery: pass `envelopes`)."""
@@ -103,7 +85,5 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def dispatch(database_url, clock) -> AsyncIterator[Harness]:
     app = create_app(settings_for(database_url, start_consumers=False), clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://dispatch") as client:
-            yield Harness(app, clock, client)
+    async with serving(app, lambda client: Harness(app, clock, client)) as harness:
+        yield harness

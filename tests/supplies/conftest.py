@@ -1,46 +1,24 @@
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
-from sqlmodel import select
 
 from common.clock import ManualClock
-from common.outbox import OutboxMessage
-from support import bearer
+from support import AppHarness, serving
 from supplies.main import create_app
 from supplies.settings import SuppliesSettings
 
 START = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
-class Harness:
+class Harness(AppHarness):
     """The supplies app in-process, with a manual clock, tokens and the outbox to inspect."""
-
-    def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.clock = clock
-        self.client = client
-        self.service = app.state.service
-        self.runtime = app.state.runtime
-        self.secret = app.state.jwt_secret
-
-    def as_(self, role: str, sub: str = "someone", **scopes) -> dict[str, str]:
-        # Real time: the manual clock may run days ahead, and a token must not be "not yet valid".
-        return bearer(self.secret, role, sub, datetime.now(UTC), **scopes)
 
     @property
     def officer(self) -> dict[str, str]:
         return self.as_("supplies_officer", "officer-1")
-
-    async def outbox(self, event_type: str | None = None) -> list[dict]:
-        async with self.runtime.db.session() as session:
-            rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.seq))).scalars().all()
-        events = [json.loads(r.value) for r in rows]
-        return [e for e in events if event_type is None or e["type"] == event_type]
 
     async def post(self, path: str, body: dict, expect: int = 201) -> dict:
         response = await self.client.post(path, json=body, headers=self.officer)
@@ -83,7 +61,5 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def supplies(database_url, clock) -> AsyncIterator[Harness]:
     app = create_app(settings_for(database_url), clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://supplies") as client:
-            yield Harness(app, clock, client)
+    async with serving(app, lambda client: Harness(app, clock, client)) as harness:
+        yield harness

@@ -1,45 +1,24 @@
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
-from sqlmodel import select
 
 from common.clock import ManualClock
-from common.outbox import OutboxMessage
-from support import bearer
+from support import AppHarness, serving
 from timebank.main import create_app
 from timebank.settings import TimebankSettings
 
 START = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
-class Harness:
+class Harness(AppHarness):
     """The time bank in-process, with a manual clock, tokens and the outbox to inspect."""
-
-    def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.clock = clock
-        self.client = client
-        self.service = app.state.service
-        self.runtime = app.state.runtime
-        self.secret = app.state.jwt_secret
-
-    def as_(self, role: str, sub: str = "someone", **scopes) -> dict[str, str]:
-        return bearer(self.secret, role, sub, self.clock.now(), **scopes)
 
     @property
     def staff(self) -> dict[str, str]:
         return self.as_("command", "staff-1")
-
-    async def outbox(self, event_type: str | None = None) -> list[dict]:
-        async with self.runtime.db.session() as session:
-            rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.seq))).scalars().all()
-        events = [json.loads(r.value) for r in rows]
-        return [e for e in events if event_type is None or e["type"] == event_type]
 
     async def member(self, member_id: str, kind: str = "volunteer", name: str | None = None) -> str:
         body = {"member_id": member_id, "name": name or member_id, "kind": kind}
@@ -76,7 +55,5 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def timebank(database_url, clock) -> AsyncIterator[Harness]:
     app = create_app(settings_for(database_url), clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://timebank") as client:
-            yield Harness(app, clock, client)
+    async with serving(app, lambda client: Harness(app, clock, client)) as harness:
+        yield harness
