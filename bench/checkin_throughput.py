@@ -112,6 +112,15 @@ async def seed(port: int, residents: int, token: str) -> None:
         assert report["imported"] + report["unchanged"] == residents, report
 
 
+async def batch_sizes(port: int) -> str:
+    """The mean batch of the group commit, from the service's own histogram."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    total = float(re.search(r"^firstline_checkin_write_batch_size_sum (\S+)", text, re.M).group(1))
+    count = float(re.search(r"^firstline_checkin_write_batch_size_count (\S+)", text, re.M).group(1))
+    return f"{total / count:.1f} on average over {count:,.0f} transactions"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=15)
@@ -148,12 +157,14 @@ async def main() -> None:
                     subprocess.Popen([args.profile, "record", "-d", str(args.seconds - 1), "-p", str(checkin.pid),
                                       "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
                 rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
+                batches = await batch_sizes(18902)
             finally:
                 for proc in (trivial, checkin):
                     proc.terminate()
                     proc.wait(timeout=30)
     print(f"trivial FastAPI endpoint: {base_rps:,.0f} req/s (p99 {base_p99})")
     print(f"POST /checkins (PostgreSQL, outbox, relay to Kafka): {rps:,.0f} req/s (p99 {p99})")
+    print(f"check-ins per transaction (group commit): {batches}")
     print(f"ratio: {rps / base_rps:.2f} of the trivial endpoint ({args.connections} connections, {args.seconds}s, one uvicorn process each)")
 
 

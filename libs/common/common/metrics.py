@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,8 +81,8 @@ class PipelineMetrics:
         self._backlog.labels(self.service).set(backlog)
         self._oldest.labels(self.service).set(oldest_age_s or 0)
 
-    def consumed(self, consumer: str, event_type: str, outcome: str) -> None:
-        self._consumed.labels(self.service, consumer, event_type, outcome).inc()
+    def consumed(self, consumer: str, event_type: str, outcome: str, count: int = 1) -> None:
+        self._consumed.labels(self.service, consumer, event_type, outcome).inc(count)
 
     def consumer_started(self, consumer: str) -> None:
         """Series at 0 for every kind of dead letter: `increase()` then sees the first one."""
@@ -135,9 +136,14 @@ class HttpMetrics:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             if template != "/metrics":
-                method = scope.get("method", "GET")
-                self.requests.labels(self.service, method, template, str(status["code"])).inc()
-                self.latency.labels(self.service, method, template).observe(time.perf_counter() - started)
+                count, latency = self._series(scope.get("method", "GET"), template, status["code"])
+                count.inc()
+                latency.observe(time.perf_counter() - started)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - bounded: routes x methods x statuses
+    def _series(self, method: str, template: str, status: int):
+        """The two children for a label set, looked up once (`labels()` costs more than the update)."""
+        return self.requests.labels(self.service, method, template, str(status)), self.latency.labels(self.service, method, template)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from prometheus_client import Histogram
 from sqlalchemy import func, select
 
 from checkin.models import DailyCheckIn, MissedCheckIn, Reminder, Resident, SamplingLag, SamplingRound
@@ -26,6 +27,13 @@ class CheckinMetrics:
         self.runtime = runtime
         self.service = service
         m = self.domain = DomainMetrics(runtime.registry, "checkin")
+        self.batch_size = Histogram(
+            "firstline_checkin_write_batch_size",
+            "Check-ins written per transaction: concurrent check-ins share one (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=runtime.registry,
+        )
+        service.observe_check_in_batch = self.batch_size.observe
         self.expected = m.gauge(
             "firstline_checkin_expected_residents", "Residents expected to check in today (registered, not away)", GRID_BUILDING
         )

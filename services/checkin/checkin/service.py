@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -17,6 +17,7 @@ from sqlalchemy import Date, and_, bindparam, exists, func, literal, select, upd
 from sqlalchemy.orm import aliased
 
 from checkin import domain
+from checkin.group_commit import GroupCommit
 from checkin.models import (
     Absence,
     CheckInSubmission,
@@ -30,7 +31,7 @@ from checkin.models import (
 )
 from checkin.settings import CheckinSettings
 from common.clock import day_bounds, local_date, local_instant
-from common.errors import Conflict, Forbidden, Invalid, NotFound
+from common.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from common.events.checkin import (
     CheckInMissed,
     CheckInSubmitted,
@@ -47,9 +48,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _CheckInStatements:
-    resident: Any
+    residents: Any
     history: Any
     daily: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckInRequest:
+    actor: domain.Actor
+    resident_id: str
+    day: date
+    temperature_c: float
+    assessment: domain.Assessment
+    channel: str | None  # as requested; the batch decides it with the resident at hand
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class CheckinService:
         self.settings = settings
         self.notifier = notifier
         self.tz = settings.tz
+        self.observe_check_in_batch: Callable[[int], None] = lambda size: None  # set by CheckinMetrics
 
     @property
     def clock(self):
@@ -187,67 +200,74 @@ class CheckinService:
         channel: str | None = None,
         day: date | None = None,
     ) -> dict:
-        """Record a resident's check-in for a local date; answers the day's record."""
+        """Record a resident's check-in for a local date; answers the day's record.
+
+        Concurrent check-ins are written together (group commit, see group_commit.py): the
+        reading is checked here, the resident and the actor's right in the batch."""
         assessment = domain.assess(temperature_c, symptoms)
         day = domain.check_date(day, self.today())
-        now = self.clock.now()
+        request = _CheckInRequest(actor, resident_id, day, temperature_c, assessment, channel, self.clock.now())
+        return await self._check_ins.submit(request)
+
+    async def _write_check_ins(self, requests: Sequence[_CheckInRequest]) -> list[dict | DomainError]:
+        """One transaction for a batch of check-ins; an outcome per request, in order."""
+        statements = self._check_in_statements()
+        outcomes: list[dict | DomainError | None] = [None] * len(requests)
         async with self.uow() as uow:
-            # The hottest path of the day: statements built once, run on the core connection.
-            statements = self._check_in_statements()
-            conn = await uow.session.connection()
-            resident = (await conn.execute(statements.resident, {"rid": resident_id})).first()
-            if resident is None:
-                raise NotFound(f"no resident {resident_id!r}: register them first")
-            channel = domain.channel_for(actor, resident_id, resident.building_id, resident.grid_id, channel)
-            symptoms_list = list(assessment.symptoms)
-            values = {
-                "resident_id": resident_id,
-                "date": day,
-                "temperature_c": temperature_c,
-                "symptoms": symptoms_list,
-                "channel": channel,
-                "submitted_by": actor.sub,
-                "submitted_at": now,
-            }
-            await conn.execute(statements.history, values)
-            # One row per resident per date, even when two submissions race.
-            daily = (
-                await conn.execute(statements.daily, {**values, "fever": assessment.fever, "anomaly": assessment.anomaly, "revisions": 1})
-            ).one()
-            uow.emit(
-                CheckInSubmitted(
-                    resident_id=resident_id,
-                    date=day,
-                    temperature_c=temperature_c,
-                    symptoms=symptoms_list,
-                    channel=channel,
-                    submitted_by=actor.sub,
-                    grid_id=resident.grid_id,
-                    building_id=resident.building_id,
-                    fever=assessment.fever,
-                )
-            )
-            if assessment.anomaly:
-                uow.emit(
-                    HealthAnomalyReported(
-                        resident_id=resident_id,
-                        date=day,
-                        temperature_c=temperature_c,
-                        symptoms=symptoms_list,
-                        grid_id=resident.grid_id,
-                        building_id=resident.building_id,
-                        fever=assessment.fever,
-                        unit=resident.unit,
-                        room=resident.room,
-                        name=resident.name,
-                        phone=resident.phone,
-                        tags=resident.tags,
-                        lat=resident.lat,
-                        lon=resident.lon,
+            conn = await uow.session.connection()  # the hottest path of the day: core statements, built once
+            wanted = _padded(list({r.resident_id for r in requests}))
+            residents = {row.resident_id: row for row in await conn.execute(statements.residents, {"rids": wanted})}
+            accepted: list[tuple[int, _CheckInRequest, Any, dict]] = []
+            for index, request in enumerate(requests):
+                try:
+                    resident, values = self._check_in_values(request, residents.get(request.resident_id))
+                except DomainError as refused:
+                    outcomes[index] = refused
+                    continue
+                accepted.append((index, request, resident, values))
+            if accepted:
+                await conn.execute(statements.history, [values for *_, values in accepted])
+                # A resident may check in twice in one batch: each upsert statement touches a
+                # (resident, date) once, so a repeat goes in the next round and counts a revision.
+                # Rows in key order: two batches in flight lock their rows in the same order.
+                for round_ in _rounds(accepted, key=lambda a: (a[1].resident_id, a[1].day)):
+                    round_.sort(key=lambda a: (a[1].resident_id, a[1].day))
+                    rows = await conn.execute(
+                        statements.daily,
+                        [{**values, "fever": r.assessment.fever, "anomaly": r.assessment.anomaly, "revisions": 1} for _, r, _, values in round_],
                     )
-                )
+                    daily = {(row.resident_id, row.date): dict(row._mapping) for row in rows}
+                    for index, request, _, _ in round_:
+                        outcomes[index] = daily[request.resident_id, request.day]
+                for _, request, resident, values in accepted:
+                    for event in _check_in_events(request, resident, values):
+                        uow.emit(event)
             await uow.commit()
-            return dict(daily._mapping)
+        return outcomes  # type: ignore[return-value]  # every slot is filled above
+
+    def _check_in_values(self, request: _CheckInRequest, resident: Any) -> tuple[Any, dict]:
+        if resident is None:
+            raise NotFound(f"no resident {request.resident_id!r}: register them first")
+        channel = domain.channel_for(request.actor, request.resident_id, resident.building_id, resident.grid_id, request.channel)
+        return resident, {
+            "resident_id": request.resident_id,
+            "date": request.day,
+            "temperature_c": request.temperature_c,
+            "symptoms": list(request.assessment.symptoms),
+            "channel": channel,
+            "submitted_by": request.actor.sub,
+            "submitted_at": request.at,
+        }
+
+    @functools.cached_property
+    def _check_ins(self) -> GroupCommit[_CheckInRequest, dict]:
+        return GroupCommit(
+            self._write_check_ins,
+            max_batch=self.settings.checkin_batch_max,
+            # SQLite has one writer at a time whatever we do; PostgreSQL overlaps batches.
+            writers=self.settings.checkin_batch_writers if self.runtime.db.is_postgres else 1,
+            on_batch=lambda size: self.observe_check_in_batch(size),
+        )
 
     @functools.cache  # noqa: B019 - one set per service instance, which lives as long as the app
     def _check_in_statements(self) -> _CheckInStatements:
@@ -255,7 +275,7 @@ class CheckinService:
         upsert = self.runtime.db.insert(daily)
         changed = ("temperature_c", "symptoms", "fever", "anomaly", "channel", "submitted_by", "submitted_at")
         return _CheckInStatements(
-            resident=select(resident).where(resident.c.resident_id == bindparam("rid")),
+            residents=select(resident).where(resident.c.resident_id.in_(bindparam("rids", expanding=True))),
             history=CheckInSubmission.__table__.insert(),
             daily=upsert.on_conflict_do_update(
                 index_elements=["resident_id", "date"],
@@ -716,6 +736,56 @@ def _chunks(rows: Iterable[tuple[int, dict]], size: int) -> Iterator[list[tuple[
             chunk = []
     if chunk:
         yield chunk
+
+
+def _check_in_events(request: _CheckInRequest, resident: Any, values: dict) -> Iterator[CheckInSubmitted | HealthAnomalyReported]:
+    yield CheckInSubmitted(
+        resident_id=request.resident_id,
+        date=request.day,
+        temperature_c=request.temperature_c,
+        symptoms=values["symptoms"],
+        channel=values["channel"],
+        submitted_by=request.actor.sub,
+        grid_id=resident.grid_id,
+        building_id=resident.building_id,
+        fever=request.assessment.fever,
+    )
+    if request.assessment.anomaly:
+        yield HealthAnomalyReported(
+            resident_id=request.resident_id,
+            date=request.day,
+            temperature_c=request.temperature_c,
+            symptoms=values["symptoms"],
+            grid_id=resident.grid_id,
+            building_id=resident.building_id,
+            fever=request.assessment.fever,
+            unit=resident.unit,
+            room=resident.room,
+            name=resident.name,
+            phone=resident.phone,
+            tags=resident.tags,
+            lat=resident.lat,
+            lon=resident.lon,
+        )
+
+
+def _rounds(items: list, key: Callable[[Any], Hashable]) -> Iterator[list]:
+    """Split items, in order, into rounds in which no key repeats: [a1 b1 a2] -> [a1 b1], [a2]."""
+    while items:
+        seen: set = set()
+        this, later = [], []
+        for item in items:
+            (later if key(item) in seen else this).append(item)
+            seen.add(key(item))
+        yield this
+        items = later
+
+
+def _padded(ids: list[str]) -> list[str]:
+    """Pad a list to the next power of two by repeating its last id, so an `IN (...)` query
+    comes in a handful of shapes the database prepares once, not one per batch size."""
+    size = 1 << (len(ids) - 1).bit_length()
+    return ids + ids[-1:] * (size - len(ids))
 
 
 def ensure_scope(allowed: bool, message: str) -> None:

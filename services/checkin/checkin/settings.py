@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings, env_files
@@ -24,3 +25,5 @@ class CheckinSettings(ServiceSettings):
     default_community_id: str = "C1"
     sampling_min_completion_rate: float = 0.9
     import_chunk_rows: int = 5000
+    checkin_batch_max: int = Field(default=256, ge=1)  # check-ins written per transaction at most (group commit)
+    checkin_batch_writers: int = Field(default=2, ge=1)  # such transactions in flight at once (PostgreSQL)

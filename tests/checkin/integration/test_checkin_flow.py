@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections import defaultdict
 from datetime import timedelta
 
 from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from checkin.models import CheckInSubmission
 
 
 async def test_fever_check_in_reports_a_health_anomaly(checkin):
@@ -61,6 +65,40 @@ async def test_building_lead_checks_in_only_for_their_building(checkin):
     refused = await checkin.client.post("/checkins", json={"resident_id": outside, "temperature_c": 36.4}, headers=lead)
     assert ok.status_code == 201 and ok.json()["channel"] == "building_lead"
     assert refused.status_code == 403
+
+
+async def test_concurrent_check_ins_share_transactions_and_each_gets_its_own_answer(checkin):
+    """The morning peak: many check-ins at once are written in batches (group commit), yet
+    each request is answered, refused or counted as a revision exactly as if it were alone."""
+    residents = [await checkin.register(f"居民{i}", f"6{i:02d}", building="B01" if i % 2 else "B02") for i in range(24)]
+    sizes: list[int] = []
+    checkin.service.observe_check_in_batch = sizes.append
+    lead = checkin.as_("building_lead", "L-1", building_ids=["B01"])
+    requests = [({"resident_id": rid, "temperature_c": 36.5}, checkin.as_("resident", rid)) for rid in residents]
+    requests += [({"resident_id": rid, "temperature_c": 38.0}, checkin.admin) for rid in residents[:3]]  # again: revisions
+    requests += [
+        ({"resident_id": "R-nobody", "temperature_c": 36.5}, checkin.admin),
+        ({"resident_id": residents[0], "temperature_c": 36.6}, lead),  # B02: not the lead's building
+        ({"resident_id": residents[1], "temperature_c": 36.6}, lead),  # B01
+    ]
+    responses = await asyncio.gather(*(checkin.client.post("/checkins", json=body, headers=who) for body, who in requests))
+
+    assert [r.status_code for r in responses] == [201] * 27 + [404, 403, 201]
+    assert "no resident 'R-nobody'" in responses[27].text and "cannot check in for building B02" in responses[28].text
+    assert max(sizes) > 1 and sum(sizes) == len(requests)  # they did share transactions
+    revisions = defaultdict(list)
+    for response in responses:
+        if response.status_code == 201:
+            revisions[response.json()["resident_id"]].append(response.json()["revisions"])
+    assert {rid: sorted(r) for rid, r in revisions.items()} == {
+        rid: [1, 2, 3] if rid == residents[1] else [1, 2] if rid in residents[:3] else [1] for rid in residents
+    }
+    submitted = await checkin.outbox("CheckInSubmitted")
+    assert len(submitted) == 28 and len({e["id"] for e in submitted}) == 28
+    assert sorted(e["subject"] for e in await checkin.outbox("HealthAnomalyReported")) == sorted(residents[:3])
+    async with checkin.service.runtime.db.session() as session:
+        history = (await session.execute(select(CheckInSubmission.resident_id, func.count()).group_by(CheckInSubmission.resident_id))).all()
+    assert sum(count for _, count in history) == 28 and dict(history)[residents[1]] == 3
 
 
 async def test_sweep_finds_missed_residents_once_and_counts_consecutive_days(checkin):
