@@ -47,6 +47,25 @@ async def checkin(body: Body) -> dict:
 async def healthz() -> dict:
     return {"status": "ok"}
 '''
+HTTP_ONLY = '''
+"""The check-in app with its use case replaced by a constant answer: what the HTTP layer
+(routing, auth, validation, metrics, serialisation) costs without any database."""
+import datetime as dt
+from checkin.main import create_app
+from checkin.settings import CheckinSettings
+
+def app():
+    app = create_app(CheckinSettings(database_url="sqlite+aiosqlite:///%(db)s", kafka_enabled=False, jobs_interval_s=0))
+    now = dt.datetime.now(dt.UTC)
+
+    async def check_in(actor, resident_id, temperature_c, symptoms, channel=None, day=None):
+        return {"resident_id": resident_id, "date": now.date(), "temperature_c": temperature_c, "symptoms": [],
+                "fever": False, "anomaly": False, "channel": "hotline", "submitted_by": actor.sub,
+                "submitted_at": now, "revisions": 1}
+
+    app.state.service.check_in = check_in
+    return app
+'''
 LUA = '''
 counter = 0
 request = function()
@@ -88,6 +107,12 @@ async def wait_healthy(port: int) -> None:
     raise RuntimeError(f"nothing healthy on :{port}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(wrk: str, port: int, script: Path, seconds: int, connections: int) -> tuple[float, str]:
     out = subprocess.run(
         [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/checkins"],
@@ -126,6 +151,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--residents", type=int, default=20000)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also measure the HTTP layer alone (no database) and the service with Kafka off (no relay)")
     parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: write a raw profile to /tmp/checkin-profile.txt")
     args = parser.parse_args()
     wrk = ensure_wrk()
@@ -156,16 +183,44 @@ async def main() -> None:
                 if args.profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
                     subprocess.Popen([args.profile, "record", "-d", str(args.seconds - 1), "-p", str(checkin.pid),
                                       "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
+                cpu_before, started = cpu_seconds(checkin.pid), time.monotonic()
                 rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
+                busy = (cpu_seconds(checkin.pid) - cpu_before) / (time.monotonic() - started)
                 batches = await batch_sizes(18902)
+                if args.breakdown:
+                    breakdown = await measure_breakdown(wrk, script, args, env, tmp)
             finally:
                 for proc in (trivial, checkin):
                     proc.terminate()
                     proc.wait(timeout=30)
     print(f"trivial FastAPI endpoint: {base_rps:,.0f} req/s (p99 {base_p99})")
     print(f"POST /checkins (PostgreSQL, outbox, relay to Kafka): {rps:,.0f} req/s (p99 {p99})")
-    print(f"check-ins per transaction (group commit): {batches}")
+    print(f"check-ins per transaction (group commit): {batches}; the server used {busy:.0%} of a core")
     print(f"ratio: {rps / base_rps:.2f} of the trivial endpoint ({args.connections} connections, {args.seconds}s, one uvicorn process each)")
+    if args.breakdown:
+        for what, (other_rps, other_p99) in breakdown.items():
+            print(f"  {what}: {other_rps:,.0f} req/s (p99 {other_p99}), {other_rps / base_rps:.2f} of the trivial endpoint")
+
+
+async def measure_breakdown(wrk: str, script: Path, args, env: dict, tmp: Path) -> dict[str, tuple[float, str]]:
+    """Where the time goes: the same app without a database, and with Kafka (the relay) off."""
+    (tmp / "http_only.py").write_text(HTTP_ONLY % {"db": tmp / "http_only.db"})
+    variants = {
+        "HTTP layer alone (use case replaced by a constant answer)": (["--factory", "http_only:app"], env),
+        "POST /checkins with Kafka off (outbox rows written, no relay)": (
+            ["--factory", "checkin.main:app_from_env"], {**env, "CHECKIN_KAFKA_ENABLED": "false"}),
+    }
+    results = {}
+    for port, (what, (server_args, server_env)) in enumerate(variants.items(), start=18903):
+        proc = serve(server_args, port, server_env, tmp / f"{port}.log")
+        try:
+            await wait_healthy(port)
+            run_wrk(wrk, port, script, 3, args.connections)
+            results[what] = run_wrk(wrk, port, script, args.seconds, args.connections)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return results
 
 
 if __name__ == "__main__":
