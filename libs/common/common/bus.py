@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -140,8 +141,8 @@ class ConsumerRunner:
             for item in valid:
                 await self._apply_with_retries(*item)
         else:
-            for _record, envelope, _e, _h in valid:
-                self.metrics.consumed(self.consumer.name, envelope.type, "applied")
+            for event_type, count in Counter(envelope.type for _r, envelope, _e, _h in valid).items():
+                self.metrics.consumed(self.consumer.name, event_type, "applied", count)
         self.metrics.handler_seconds(self.consumer.name, time.perf_counter() - started, len(valid))
 
     def _decode(self, envelope: ce.CloudEvent) -> tuple[Event, Handler] | None:

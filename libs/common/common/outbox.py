@@ -17,18 +17,20 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, delete, func, insert, select, text, update
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from common import envelope as ce
 from common.clock import Clock
-from common.db import Database, insert_ignore, utc_column
+from common.db import Database, UTCDateTime, bulk_insert, insert_ignore, utc_column
 from common.events.base import Event
 
 log = logging.getLogger(__name__)
 
 # Any constant works: it names "the outbox relay" among advisory locks of this database.
 RELAY_LOCK_ID = 0x0F1257_0B0C
+CONTENDED_RETRY_S = 0.02  # how soon a relay looks again when another replica's relay is publishing
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -55,6 +57,18 @@ class InboxMessage(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=36)
     event_type: str = Field(max_length=100)
     processed_at: datetime = Field(sa_column=utc_column())
+
+
+CLAIM_FROM_ARRAYS = text(
+    "INSERT INTO inbox (consumer, event_id, event_type, processed_at) "
+    "SELECT :consumer, event_id, event_type, :at FROM unnest(:ids, :types) AS claimed (event_id, event_type) "
+    "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id"
+).bindparams(
+    bindparam("ids", type_=ARRAY(String)),
+    bindparam("types", type_=ARRAY(String)),
+    bindparam("consumer", type_=String),
+    bindparam("at", type_=UTCDateTime()),
+)
 
 
 class UnitOfWork:
@@ -104,8 +118,7 @@ class UnitOfWork:
         return count + await self._insert(rows)
 
     async def _insert(self, rows: list[dict]) -> int:
-        if rows:
-            await self.session.execute(insert(OutboxMessage.__table__), rows)
+        await bulk_insert(self.session, OutboxMessage.__table__, rows)
         count = len(rows)
         rows.clear()
         return count
@@ -149,6 +162,12 @@ class UnitOfWork:
         rows = {e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes}
         if not rows:
             return set()
+        if self.db.is_postgres:  # two arrays in one statement: no per-row parameters to render or bind
+            result = await self.session.execute(
+                CLAIM_FROM_ARRAYS,
+                {"consumer": consumer, "at": now, "ids": list(rows), "types": [r["event_type"] for r in rows.values()]},
+            )
+            return set(result.scalars())
         table = InboxMessage.__table__
         result = await self.session.execute(
             self.db.insert(table).on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(table.c.event_id),
@@ -200,6 +219,8 @@ class OutboxRelay:
         self._one_pass = asyncio.Lock()  # within a process; the advisory lock is across replicas
         self._stopping = False
         self._last_stats = 0.0
+        self._unreported = 0  # published since the metrics were last reported
+        self._lock_taken = False  # the last pass found another replica's relay publishing
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -208,6 +229,7 @@ class OutboxRelay:
         backoff = self.poll_interval_s
         while not self._stopping:
             self._wakeup.clear()  # before the pass: a commit during the pass must wake the next one
+            self._lock_taken = False
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_interval_s
@@ -222,8 +244,11 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            # Another replica's pass holds the lock; it may have read the outbox before our
+            # latest commit: look again soon rather than after a whole poll interval.
+            wait_s = min(CONTENDED_RETRY_S, self.poll_interval_s) if self._lock_taken else self.poll_interval_s
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval_s)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait_s)
             except TimeoutError:
                 pass
 
@@ -241,12 +266,16 @@ class OutboxRelay:
             if self.db.is_postgres:
                 got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK_ID})
                 if not got:
+                    self._lock_taken = True
                     return 0
             rows = (
                 await session.execute(
                     select(OutboxMessage.seq, OutboxMessage.topic, OutboxMessage.key, OutboxMessage.value)
                     .where(OutboxMessage.sent_at.is_(None))  # type: ignore[union-attr]
-                    .order_by(OutboxMessage.seq)  # type: ignore[arg-type]
+                    # The order of ix_outbox_unsent (sent_at is NULL for all): the planner walks
+                    # it, where ORDER BY seq alone walked the primary key over every sent row
+                    # (or fetched every unsent row to sort them), each pass.
+                    .order_by(OutboxMessage.sent_at, OutboxMessage.seq)  # type: ignore[arg-type]
                     .limit(self.batch_size)
                 )
             ).all()
@@ -256,17 +285,29 @@ class OutboxRelay:
                     await self.publish(row.topic, row.key.encode(), row.value.encode(), headers) for row in rows
                 ]
                 await asyncio.wait_for(asyncio.gather(*pending), timeout=self.publish_timeout_s)
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.seq.in_([row.seq for row in rows]))  # type: ignore[union-attr]
-                    .values(sent_at=self.clock.now())
+                table = OutboxMessage.__table__
+                seqs = [row.seq for row in rows]
+                # One array parameter on PostgreSQL: an IN list of a whole batch is rendered
+                # (and prepared by the server) anew for every batch size.
+                sent = (
+                    table.c.seq == any_(bindparam("seqs", seqs, type_=ARRAY(BigInteger)))
+                    if self.db.is_postgres
+                    else table.c.seq.in_(seqs)
                 )
+                await session.execute(update(table).where(sent).values(sent_at=self.clock.now()))
                 await session.commit()
         await self._report(len(rows))
         return len(rows)
 
     async def _report(self, published: int) -> None:
-        if not self._on_pass or (time.monotonic() - self._last_stats < 1.0 and not published):
+        """Metrics after a pass. Counting the backlog reads every unsent row, so while a big
+        backlog drains it is counted at most once a second (not after every pass), and once
+        more when the drain ends; published events are added up meanwhile."""
+        if not self._on_pass:
+            return
+        self._unreported += published
+        drained = not published and self._unreported
+        if time.monotonic() - self._last_stats < 1.0 and not drained:
             return
         self._last_stats = time.monotonic()
         async with self.db.session() as session:
@@ -278,6 +319,7 @@ class OutboxRelay:
                 )
             ).one()
         age = (self.clock.now() - oldest).total_seconds() if oldest else None
+        published, self._unreported = self._unreported, 0
         self._on_pass(published, backlog, age)
 
     async def purge_sent(self, older_than: timedelta) -> int:
