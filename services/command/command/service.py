@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 import h3
 from common import envelope as ce
 from common.clock import day_bounds, local_date
-from common.db import insert_ignore
+from common.db import bulk_insert, insert_ignore
 from common.errors import Forbidden, Invalid, NotFound
 from common.events.base import Event
 from common.events.command import (
@@ -38,8 +38,8 @@ from common.notify import Notification, Notifier, NotifyFailed, Recipient
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Date, String, and_, any_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from command import defaults, domain
@@ -65,6 +65,13 @@ NEW_TICKET = dict(
     acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None, resolution=None, closed_at=None,
     satisfaction=None, feedback_comment=None, feedback_by=None, escalation_level=0, reopen_count=0,
 )  # fmt: skip
+# A batch's check-in facts on PostgreSQL: unnest three arrays, skip what is already known.
+FACTS_FROM_ARRAYS = text(
+    "INSERT INTO checkin_fact (resident_id, date, kind) "
+    "SELECT * FROM unnest(:residents, :days, :kinds) ON CONFLICT (resident_id, date, kind) DO NOTHING"
+).bindparams(
+    bindparam("residents", type_=ARRAY(String)), bindparam("days", type_=ARRAY(Date)), bindparam("kinds", type_=ARRAY(String))
+)
 MAX_SOURCE_IDS = 50  # a ticket remembers its latest source events, not all of a long streak
 PRIORITY_ORDER = {p: i for i, p in enumerate(domain.PRIORITIES)}
 
@@ -487,7 +494,13 @@ class CommandService:
             if rule is not None:
                 keys.add(f"{rule.kind}:{event.subject()}"[:200])
         if keys:
-            for ticket in (await uow.session.execute(select(Ticket).where(Ticket.open_key.in_(keys)))).scalars():
+            # One array parameter on PostgreSQL, so the statement is the same for every batch:
+            # an IN list of 1,000 parameters was planned as a scan of the whole table.
+            if self.runtime.db.is_postgres:
+                wanted = Ticket.open_key == any_(bindparam("open_keys", list(keys), type_=ARRAY(String)))
+            else:
+                wanted = Ticket.open_key.in_(keys)
+            for ticket in (await uow.session.execute(select(Ticket).where(wanted))).scalars():
                 touched[("ticket", ticket.open_key)] = ticket
         touched[("prefetched", "tickets")] = keys
 
@@ -496,13 +509,15 @@ class CommandService:
         touched = self._batch(uow)
         for table in ("ticket", "ticket_log", "signal"):
             model, rows = touched.pop(("rows", table), (None, None))
-            if rows:
-                await uow.session.execute(insert_rows(model), [vars(r) if isinstance(r, SimpleNamespace) else r for r in rows])
+            if rows:  # COPY on PostgreSQL
+                await bulk_insert(uow.session, model.__table__, [vars(r) if isinstance(r, SimpleNamespace) else r for r in rows])
         facts = touched.pop(("facts", ""), None)
-        if facts:
-            insert = pg_insert if self.runtime.db.is_postgres else sqlite_insert
+        if facts and self.runtime.db.is_postgres:  # one statement with three arrays, not a row per fact
+            residents, days, kinds = zip(*facts, strict=True)
+            await uow.session.execute(FACTS_FROM_ARRAYS, {"residents": list(residents), "days": list(days), "kinds": list(kinds)})
+        elif facts:
             await uow.session.execute(
-                insert(CheckinFact.__table__).on_conflict_do_nothing(index_elements=["resident_id", "date", "kind"]),
+                sqlite_insert(CheckinFact.__table__).on_conflict_do_nothing(index_elements=["resident_id", "date", "kind"]),
                 [{"resident_id": r, "date": d, "kind": k} for r, d, k in facts],
             )
 
@@ -990,10 +1005,6 @@ class CommandService:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def insert_rows(model: type):
-    return model.__table__.insert()
 
 
 def _overdue_clause(now: datetime):
