@@ -35,7 +35,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy import update
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -45,6 +45,7 @@ from common.clock import SystemClock
 from common.db import Database
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
 from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork
+from common.runtime import PRODUCER_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -62,15 +63,22 @@ async def stage_outbox(url: str, topic: str, count: int) -> Database:
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda c: OutboxMessage.__table__.create(c))
     today = datetime.now(UTC).date()
-    for start in range(0, count, 20_000):
-        async with UnitOfWork(db, SystemClock()) as uow:
-            await uow.emit_many(
-                CheckInMissed(resident_id=f"R-{i:07d}", date=today, consecutive_days=1, grid_id=f"G{i % 20 + 1}",
-                              building_id=f"B{i % 200:03d}")
-                for i in range(start, min(start + 20_000, count))
-            )  # fmt: skip
-            await uow.session.execute(update(OutboxMessage).values(topic=topic))
-            await uow.commit()
+    # Staged for the private topic as the producer would write them (rewriting the topic
+    # afterwards left 100,000 dead rows for the relay to step over).
+    CheckInMissed.topic, service_topic = topic, CheckInMissed.topic
+    try:
+        for start in range(0, count, 20_000):
+            async with UnitOfWork(db, SystemClock()) as uow:
+                await uow.emit_many(
+                    CheckInMissed(resident_id=f"R-{i:07d}", date=today, consecutive_days=1, grid_id=f"G{i % 20 + 1}",
+                                  building_id=f"B{i % 200:03d}")
+                    for i in range(start, min(start + 20_000, count))
+                )  # fmt: skip
+                await uow.commit()
+    finally:
+        CheckInMissed.topic = service_topic
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).where(OutboxMessage.topic != topic)) == 0
     return db
 
 
@@ -93,11 +101,11 @@ async def raw_consume(topic: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-async def wait_ready(client: httpx.AsyncClient) -> None:
+async def wait_ready(client: httpx.AsyncClient, port: int) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if (await client.get(f"http://127.0.0.1:{PORT}/readyz")).status_code == 200:
+            if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -105,9 +113,21 @@ async def wait_ready(client: httpx.AsyncClient) -> None:
     raise RuntimeError("the command process did not become ready")
 
 
+async def wait_group(admin: AIOKafkaAdminClient, group: str, members: int) -> None:
+    """Until every replica has joined the consumer group and the partitions are shared out,
+    so no rebalance falls inside the timed part."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        (described,) = (await admin.describe_consumer_groups([group]))[0].to_object()["groups"]
+        if described["state"] == "Stable" and len(described["members"]) == members:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"consumer group {group} did not settle with {members} members")
+
+
 async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[float, float, float, float]:
     db = await stage_outbox(src_url, topic, count)
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_CONFIG)  # as a service's relay
     await producer.start()
 
     async def publish(t: str, key: bytes, value: bytes, headers: dict[str, str]):
@@ -119,18 +139,24 @@ async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[fl
     relay_task = asyncio.create_task(relay.run())
     published_at = None
     try:
+        # Polled every 0.2 s, so the polls must be cheap beside the work they watch (counting
+        # 100,000 wide ticket rows each time cost seconds of PostgreSQL's CPU): the inbox row
+        # commits in the same transaction as its ticket, and is a fraction of its size.
         while True:
             await asyncio.sleep(0.2)
-            if published_at is None and not await conn_unsent(db):
+            if published_at is None and not await any_unsent(db):
                 published_at = time.perf_counter() - started
-            tickets = await conn.fetchval("SELECT count(*) FROM ticket")
-            if tickets >= count:
+            applied = await conn.fetchval("SELECT count(*) FROM inbox")
+            if applied >= count:
                 break
             if time.perf_counter() - started > 600:
-                raise RuntimeError(f"only {tickets} tickets after 600 s")
+                raise RuntimeError(f"only {applied} events applied after 600 s")
         elapsed = time.perf_counter() - started
+        tickets = await conn.fetchval("SELECT count(*) FROM ticket")
+        if tickets != count:
+            raise RuntimeError(f"{applied} events applied but {tickets} tickets committed")
         # The command center's own outbox (100,000 TicketOpened) drains before the latency run.
-        while await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+        while await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL)"):
             await asyncio.sleep(0.2)
         drained = time.perf_counter() - started
     finally:
@@ -142,11 +168,9 @@ async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[fl
     return elapsed, published_at or elapsed, drained, await raw_consume(topic, count)
 
 
-async def conn_unsent(db: Database) -> int:
-    from sqlalchemy import func, select
-
+async def any_unsent(db: Database) -> bool:
     async with db.session() as session:
-        return await session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None)))
+        return bool(await session.scalar(select(OutboxMessage.seq).where(OutboxMessage.sent_at.is_(None)).limit(1)))
 
 
 async def latency(topic: str, rate: int, seconds: int) -> tuple[list[float], list[float]]:
@@ -215,6 +239,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--only", choices=["throughput", "latency"], help="run one of the two parts")
+    parser.add_argument("--replicas", type=int, default=1, help="command-center processes sharing the consumer group")
     args = parser.parse_args()
     topic = f"bench.command.{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
@@ -223,18 +248,22 @@ async def main() -> None:
     try:
         async with fresh_database("bench_cmd_src") as (src_url, _), fresh_database("bench_cmd") as (url, dsn):
             with tempfile.TemporaryDirectory() as tmp:
-                env = {**os.environ, "COMMAND_DATABASE_URL": url, "COMMAND_CONSUMER_GROUP": f"bench-command-{uuid.uuid4().hex[:8]}",
+                group = f"bench-command-{uuid.uuid4().hex[:8]}"
+                env = {**os.environ, "COMMAND_DATABASE_URL": url, "COMMAND_CONSUMER_GROUP": group,
                        "COMMAND_CONSUMER_TOPICS": json.dumps([topic]), "COMMAND_JOBS_INTERVAL_S": "0",
                        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "FIRSTLINE_ENV_FILE": "/nonexistent", "COMMAND_LOG_LEVEL": "WARNING"}  # fmt: skip
-                log = Path(tmp) / "command.log"
-                command = subprocess.Popen(
-                    [str(ROOT / ".venv/bin/uvicorn"), "--factory", "command.main:app_from_env", "--host", "127.0.0.1",
-                     "--port", str(PORT), "--no-access-log", "--log-level", "warning"],
-                    env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
-                )  # fmt: skip
+                logs = [Path(tmp) / f"command-{i}.log" for i in range(args.replicas)]
+                replicas = []
                 try:
-                    async with httpx.AsyncClient() as client:
-                        await wait_ready(client)
+                    for i, log in enumerate(logs):  # one after another: the first runs the migrations
+                        replicas.append(subprocess.Popen(
+                            [str(ROOT / ".venv/bin/uvicorn"), "--factory", "command.main:app_from_env", "--host", "127.0.0.1",
+                             "--port", str(PORT + i), "--no-access-log", "--log-level", "warning"],
+                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                        ))  # fmt: skip
+                        async with httpx.AsyncClient() as client:
+                            await wait_ready(client, PORT + i)
+                    await wait_group(admin, group, args.replicas)
                     elapsed = published = drained = raw = None
                     to_ticket = hop = None
                     if args.only != "latency":
@@ -243,11 +272,15 @@ async def main() -> None:
                         to_ticket, hop = await latency(topic, args.rate, args.seconds)
                     report(args, elapsed, published, drained, raw, to_ticket, hop)  # before the teardown, which may fail
                 except BaseException:
-                    print(log.read_text()[-3000:], file=sys.stderr)
+                    for log in logs:
+                        if log.exists():
+                            print(log.read_text()[-3000:], file=sys.stderr)
                     raise
                 finally:
-                    command.terminate()
-                    command.wait(timeout=30)
+                    for replica in replicas:
+                        replica.terminate()
+                    for replica in replicas:
+                        replica.wait(timeout=30)
     finally:
         await admin.delete_topics([topic])
         await admin.close()
@@ -258,7 +291,8 @@ def report(args, elapsed, published, drained, raw, to_ticket, hop) -> None:
     if elapsed is None:
         report_latency(args, to_ticket, hop)
         return
-    print(f"throughput: {n:,} CheckInMissed outbox -> Kafka -> command -> {n:,} tickets committed (PostgreSQL)")
+    print(f"throughput: {n:,} CheckInMissed outbox -> Kafka -> command ({args.replicas} replica{'s' * (args.replicas > 1)}) "
+          f"-> {n:,} tickets committed (PostgreSQL)")
     print(f"  end to end: {elapsed:.1f} s ({n / elapsed:,.0f} events/s); relay had published all after {published:.1f} s; "
           f"the command center's TicketOpened all on Kafka after {drained:.1f} s")
     print(f"  baseline, raw aiokafka consumer of the same {n:,} messages: {raw:.1f} s ({n / raw:,.0f} msg/s)")
@@ -268,7 +302,8 @@ def report(args, elapsed, published, drained, raw, to_ticket, hop) -> None:
 
 
 def report_latency(args, to_ticket, hop) -> None:
-    print(f"latency at {args.rate} HealthAnomalyReported/s for {args.seconds} s ({len(to_ticket)}/{args.rate * args.seconds} matched):")
+    print(f"latency at {args.rate} HealthAnomalyReported/s for {args.seconds} s, {args.replicas} command replica(s) "
+          f"({len(to_ticket)}/{args.rate * args.seconds} matched):")
     print(f"  published -> TicketOpened on command.events.v1: p50 {statistics.median(to_ticket):.0f} ms, "
           f"p95 {percentile(to_ticket, 95):.0f} ms, p99 {percentile(to_ticket, 99):.0f} ms, max {max(to_ticket):.0f} ms")  # fmt: skip
     print(f"  baseline, raw Kafka hop (send -> raw consumer): p50 {statistics.median(hop):.0f} ms, p99 {percentile(hop, 99):.0f} ms")
