@@ -15,6 +15,7 @@ class CommandSettings(ServiceSettings):
     service: str = "command"
     port: int = 8005
     consumer_max_records: int = 1000  # a sweep's missed check-ins arrive by the thousand: bigger batches, fewer commits
+    outbox_batch_size: int = 2000  # ... and become as many TicketOpened: fewer, bigger relay passes
     consumer_topics: list[str] | None = None  # unset: checkin, supplies and dispatch events (a replay may name others)
     rules_file: str | None = None  # YAML with departments, people, rules, sla; unset: the packaged defaults
     seed_defaults: bool = True  # load the rules file into empty tables on first use
