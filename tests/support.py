@@ -34,11 +34,13 @@ async def wait_for(condition: Callable[[], Awaitable[Any] | Any], *, timeout: fl
 
 
 class TopicReader:
-    """Reads a topic from the offsets it had when the reader was made: what a test caused."""
+    """Reads a topic from the offsets it had when the reader was made (or from `start`, the
+    `starts` of an earlier reader): what a test caused, never the topic's whole history."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, start: dict[TopicPartition, int] | None = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.start = start
         self.records: list[Any] = []
 
     async def __aenter__(self) -> TopicReader:
@@ -52,9 +54,9 @@ class TopicReader:
             partitions = self.consumer.partitions_for_topic(self.topic) or set()
         self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.tps)
-        ends = await self.consumer.end_offsets(self.tps)
+        self.starts = self.start or await self.consumer.end_offsets(self.tps)
         for tp in self.tps:
-            self.consumer.seek(tp, ends[tp])
+            self.consumer.seek(tp, self.starts[tp])
         return self
 
     async def __aexit__(self, *exc) -> None:
