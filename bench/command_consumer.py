@@ -22,7 +22,7 @@ from aiokafka import ConsumerRecord
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _pg import fresh_database
-from command.main import create_app, tune_gc
+from command.main import create_app
 from command.settings import CommandSettings
 from common import envelope as ce
 from common.events.checkin import CheckInMissed
@@ -51,7 +51,6 @@ async def main() -> None:
             ce.decode(ce.parse(record.value))
     parse_only = time.perf_counter() - started
     async with fresh_database("bench_cmd_consumer") as (url, _):
-        tune_gc()  # as the service's own process does (command.main.app_from_env)
         app = create_app(CommandSettings(database_url=url, kafka_enabled=False, start_consumers=False, jobs_interval_s=0,
                                          log_level="WARNING"))  # fmt: skip
         async with app.router.lifespan_context(app):

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,8 +78,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with started(app):  # migrations have run: load the default rules into empty tables
             await service.seed()
-            if gc.get_threshold()[0] > 700:  # the process was tuned (tune_gc): settle what start-up made
-                gc.freeze()
             yield
 
     app.router.lifespan_context = lifespan
@@ -88,14 +85,4 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    tune_gc()
     return create_app()
-
-
-def tune_gc() -> None:
-    """For the process that runs the command center: a consumer batch allocates objects by
-    the hundred thousand, and the default threshold ran the collector every 700 of them,
-    scanning everything imported at start-up again and again (~15% of a batch's time).
-    Collect less often; what exists once the app is built is never garbage (`freeze` moves
-    it out of the collector's sight)."""
-    gc.set_threshold(50_000, 20, 20)
