@@ -1,8 +1,9 @@
 """Bench: the command center's event pipeline on PostgreSQL and the real broker.
 
 1. Throughput: N `CheckInMissed` (default 100,000) staged in a producer's transactional
-   outbox, published by the outbox relay to Kafka, consumed by one command-center process
-   (uvicorn) and committed as N follow-up tickets; timed from the relay's start to the
+   outbox, published by the outbox relay to Kafka, consumed by the command center (one
+   uvicorn process, or --replicas N sharing the consumer group) and committed as N
+   follow-up tickets; timed from the relay's start to the
    last ticket committed. Baseline in the same run: a raw aiokafka consumer reading the
    same N messages from the same topic.
 2. Latency: `HealthAnomalyReported` published at a steady rate (default 200/s) to the same
@@ -13,7 +14,7 @@
 Events go to a private topic (bench.command.<id>, 6 partitions like checkin.events.v1),
 so nothing else consumes them; it is deleted afterwards.
 
-    .venv/bin/python bench/command_pipeline.py [--events 100000] [--rate 200] [--seconds 20]
+    .venv/bin/python bench/command_pipeline.py [--events 100000] [--rate 200] [--seconds 20] [--replicas 1] [--only throughput|latency]
 """
 
 from __future__ import annotations
