@@ -52,6 +52,11 @@ class GroupCommit(Generic[Item, Result]):
         self._queue: list[tuple[Item, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch to take them."""
+        return len(self._queue)
+
     async def submit(self, item: Item) -> Result:
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from checkin.group_commit import GroupCommit
+from support import wait_for
 
 
 class Refused(Exception):
@@ -32,9 +33,17 @@ class Writer:
         return [Refused(f"{i} is odd") if i % 2 else i * 10 for i in items]
 
 
-async def started(*coroutines):
-    tasks = [asyncio.create_task(c) for c in coroutines]
-    await asyncio.sleep(0)
+async def writing(group: GroupCommit, writer: Writer, item: int) -> asyncio.Task:
+    """Submit one item and return once its batch is being written (and held open)."""
+    task = asyncio.create_task(group.submit(item))
+    await wait_for(lambda: writer.batches and writer.batches[-1] == [item], timeout=5, what=f"a batch of [{item}]")
+    return task
+
+
+async def queued(group: GroupCommit, *items: int) -> list[asyncio.Task]:
+    """Submit items while a write is in progress; return once they all wait in the queue."""
+    tasks = [asyncio.create_task(group.submit(item)) for item in items]
+    await wait_for(lambda: group.queued == len(items), timeout=5, what=f"{len(items)} queued requests")
     return tasks
 
 
@@ -48,8 +57,8 @@ async def test_a_lone_request_is_written_at_once():
 async def test_requests_that_arrive_during_a_write_go_together_in_the_next_one():
     writer = Writer()
     group = GroupCommit(writer)
-    [first] = await started(group.submit(0))
-    rest = await started(*(group.submit(i) for i in (2, 4, 6)))
+    first = await writing(group, writer, 0)
+    rest = await queued(group, 2, 4, 6)
     writer.release.set()
     assert await asyncio.gather(first, *rest) == [0, 20, 40, 60]
     assert writer.batches == [[0], [2, 4, 6]]
@@ -58,8 +67,8 @@ async def test_requests_that_arrive_during_a_write_go_together_in_the_next_one()
 async def test_an_item_refused_by_the_writer_fails_only_its_own_request():
     writer = Writer()
     group = GroupCommit(writer)
-    await started(group.submit(0))
-    tasks = await started(*(group.submit(i) for i in (2, 3, 4)))
+    await writing(group, writer, 0)
+    tasks = await queued(group, 2, 3, 4)
     writer.release.set()
     two, three, four = await asyncio.gather(*tasks, return_exceptions=True)
     assert (two, four) == (20, 40)
@@ -69,8 +78,8 @@ async def test_an_item_refused_by_the_writer_fails_only_its_own_request():
 async def test_when_the_whole_batch_fails_its_items_are_written_one_by_one():
     writer = Writer(fail_batches_with=4)
     group = GroupCommit(writer)
-    await started(group.submit(0))
-    tasks = await started(*(group.submit(i) for i in (2, 4, 6)))
+    await writing(group, writer, 0)
+    tasks = await queued(group, 2, 4, 6)
     writer.release.set()
     two, four, six = await asyncio.gather(*tasks, return_exceptions=True)
     assert (two, six) == (20, 60)
@@ -81,8 +90,8 @@ async def test_when_the_whole_batch_fails_its_items_are_written_one_by_one():
 async def test_batches_are_capped():
     writer = Writer()
     group = GroupCommit(writer, max_batch=2)
-    await started(group.submit(0))
-    tasks = await started(*(group.submit(i) for i in (2, 4, 6, 8, 10)))
+    await writing(group, writer, 0)
+    tasks = await queued(group, 2, 4, 6, 8, 10)
     writer.release.set()
     assert await asyncio.gather(*tasks) == [20, 40, 60, 80, 100]
     assert writer.batches == [[0], [2, 4], [6, 8], [10]]
@@ -91,8 +100,8 @@ async def test_batches_are_capped():
 async def test_a_cancelled_request_is_still_written_and_its_neighbours_answered():
     writer = Writer()
     group = GroupCommit(writer)
-    await started(group.submit(0))
-    gone, stays = await started(group.submit(2), group.submit(4))
+    await writing(group, writer, 0)
+    gone, stays = await queued(group, 2, 4)
     gone.cancel()
     writer.release.set()
     assert await stays == 40
@@ -113,8 +122,8 @@ async def test_a_writer_answering_the_wrong_number_of_outcomes_fails_the_batch_l
 async def test_with_two_writers_a_batch_is_written_while_another_waits_on_the_database():
     writer = Writer()
     group = GroupCommit(writer, writers=2)
-    [slow] = await started(group.submit(0))
-    [quick] = await started(group.submit(2))
+    slow = await writing(group, writer, 0)
+    quick = asyncio.create_task(group.submit(2))  # a second writer takes it at once
     assert await quick == 20 and not slow.done()
     writer.release.set()
     assert await slow == 0
