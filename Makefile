@@ -1,6 +1,6 @@
 # FirstLine: `make demo` to see it work, `make test` to prove it.
 # Everything installs itself: uv (into .tools/), Python packages (into .venv/),
-# Apache Kafka (jars from Maven Central, into var/kafka/) and PostgreSQL (Debian's package).
+# Apache Kafka (jars from Maven Central, into var/kafka/), PostgreSQL and Prometheus (Debian's packages).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -11,7 +11,7 @@ PYTEST := .venv/bin/pytest
 TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-up kafka-down pg-up pg-down up down status demo test test-unit bench schemas clean
+.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -42,6 +42,10 @@ pg-up:
 pg-down:
 	deploy/postgres/postgres.sh stop
 
+# The observability tests run Debian's Prometheus (and promtool) against the stack.
+prometheus-install:
+	deploy/prometheus/prometheus.sh install
+
 up: install kafka-up
 	deploy/stack.sh up
 
@@ -57,7 +61,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up
+test: install kafka-up pg-up prometheus-install
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prometheus for the local stack (`make up`), from Debian's package, without Docker.
 #
+#   deploy/prometheus/prometheus.sh install  Debian's package (prometheus, promtool) if missing
 #   deploy/prometheus/prometheus.sh start    install if missing (apt-get), start on 127.0.0.1:9090
 #   deploy/prometheus/prometheus.sh stop
 #   deploy/prometheus/prometheus.sh status
@@ -68,9 +69,10 @@ check() {
 }
 
 case "${1:-}" in
+  install) install ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
   check) check ;;
-  *) echo "usage: $0 start|stop|status|check" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status|check" >&2; exit 2 ;;
 esac
