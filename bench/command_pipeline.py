@@ -46,7 +46,7 @@ from common.clock import SystemClock
 from common.db import Database
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
 from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork
-from common.runtime import PRODUCER_CONFIG
+from common.runtime import PRODUCER_CONFIG, send_in_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -131,8 +131,8 @@ async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[fl
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_CONFIG)  # as a service's relay
     await producer.start()
 
-    async def publish(t: str, key: bytes, value: bytes, headers: dict[str, str]):
-        return await producer.send(t, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+    async def publish(records, headers: dict[str, str]):
+        return await send_in_batches(producer, records, headers)
 
     relay = OutboxRelay(db, publish, clock=SystemClock(), batch_size=2000)
     conn = await asyncpg.connect(dsn)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.specification import AsyncAPI
@@ -45,6 +47,65 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "linger_ms": 2,
     "max_batch_size": 512 * 1024,
 }
+
+
+async def send_in_batches(
+    producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes, bytes]], headers: dict[str, str]
+) -> list[asyncio.Future]:
+    """Queue (topic, key, value) records in their order as record batches, one open batch per
+    topic-partition; returns the batches' futures, which settle on the broker's ack.
+
+    `send()` costs each record a metadata wait, a partition lookup, a future and its
+    resolution; appending to a batch costs only the append. A key's partition is the one
+    `send` and the Java client choose (murmur2 of the key), batches of a partition go in
+    order, and the producer is the same idempotent acks=all one: per-key order and delivery
+    guarantees are those of `send`."""
+    encoded = [(name, text.encode()) for name, text in headers.items()]
+    partitions: dict[str, list[int]] = {}
+    open_batches: dict[tuple[str, int], Any] = {}
+    acks: list[asyncio.Future] = []
+    for topic, key, value in records:
+        known = partitions.get(topic)
+        if known is None:
+            known = partitions[topic] = sorted(await producer.partitions_for(topic))
+        partition = known[murmur2(key) % len(known)]
+        batch = open_batches.get((topic, partition))
+        if batch is None:
+            batch = open_batches[(topic, partition)] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:  # full: send it, start the next
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = open_batches[(topic, partition)] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:
+                raise MessageSizeTooLargeError(f"a {len(value)}-byte record for {topic} does not fit in a batch")
+    for (topic, partition), batch in open_batches.items():
+        acks.append(await producer.send_batch(batch, topic, partition=partition))
+    return acks
+
+
+_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]  # a key's 4-byte little-endian words, by count
+
+
+def murmur2(key: bytes, m: int = 0x5BD1E995, mask: int = 0xFFFFFFFF) -> int:
+    """The default partitioner's hash of a key (Kafka's murmur2, made positive) as aiokafka's
+    `partitioner.murmur2` computes it, a word at a time instead of a byte at a time: it was
+    a third of the relay's CPU once records went in batches."""
+    length = len(key)
+    count = length >> 2
+    h = 0x9747B28C ^ length
+    for k in _WORDS[count].unpack_from(key) if count < 64 else struct.unpack_from(f"<{count}I", key):
+        k = (k * m) & mask
+        h = ((h * m) & mask) ^ (((k ^ (k >> 24)) * m) & mask)
+    extra = length & 3
+    if extra:
+        tail = count << 2
+        if extra == 3:
+            h ^= key[tail + 2] << 16
+        if extra >= 2:
+            h ^= key[tail + 1] << 8
+        h = ((h ^ key[tail]) * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    return (h ^ (h >> 15)) & 0x7FFFFFFF
 
 
 def settle_garbage_collector() -> None:
@@ -151,14 +212,12 @@ class Runtime:
                 include_in_schema=True,
             )
 
-    async def _publish(self, topic: str, key: bytes, value: bytes, headers: dict[str, str]):
+    async def _publish(self, records: Sequence[tuple[str, bytes, bytes]], headers: dict[str, str]) -> list[Awaitable]:
         # The relay's own aiokafka producer: the stored envelopes are already encoded, and
         # FastStream's publish path (codec, middlewares) cost more than the send itself.
         if self._relay_producer is None:
             raise ConnectionError("not connected to Kafka yet")
-        return await self._relay_producer.send(
-            topic, value, key=key, headers=[(name, text.encode()) for name, text in headers.items()]
-        )
+        return await send_in_batches(self._relay_producer, records, headers)
 
     # -- lifecycle ----------------------------------------------------------------------
 
