@@ -8,10 +8,11 @@ exactly what is wrong when a message is not a valid FirstLine event.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from common.events.base import Event, event_class, parse_dataschema
@@ -39,6 +40,16 @@ class CloudEvent(BaseModel):
         return parse_dataschema(self.dataschema)[1]
 
 
+def new_id() -> str:
+    """A random (version 4) UUID as text, as `str(uuid.uuid4())` gives it, at a fraction of
+    its cost (UUID's constructor and formatting were ~6 µs of every event emitted)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def wrap(
     event: Event,
     *,
@@ -47,19 +58,45 @@ def wrap(
     correlation_id: str | None = None,
     causation_id: str | None = None,
 ) -> CloudEvent:
-    event_id = event_id or str(uuid.uuid4())
-    return CloudEvent(
-        id=event_id,
-        source=f"/firstline/{event.service}",
-        type=event.event_type(),
-        subject=event.subject(),
-        time=at,
-        dataschema=event.dataschema(),
+    return CloudEvent(**_fields(event, at, event_id, correlation_id, causation_id))
+
+
+def wrap_encoded(
+    event: Event,
+    *,
+    at: datetime,
+    event_id: str | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> tuple[CloudEvent, bytes]:
+    """`wrap` and `encode` in one: the envelope and its bytes, serialised once from the same
+    fields (`encode` of the envelope serialises it all again, payload included)."""
+    fields = _fields(event, at, event_id, correlation_id, causation_id)
+    envelope = CloudEvent(**fields)  # validated: what we publish is a CloudEvent of the contract
+    if causation_id is None:
+        del fields["causationid"]  # as encode's exclude_none leaves it out
+    return envelope, pydantic_core.to_json(fields)
+
+
+def _fields(
+    event: Event, at: datetime, event_id: str | None, correlation_id: str | None, causation_id: str | None
+) -> dict[str, Any]:
+    event_id = event_id or new_id()
+    # In the order of CloudEvent's fields, so the bytes are those `encode` gives.
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": f"/firstline/{event.service}",
+        "type": event.event_type(),
+        "subject": event.subject(),
+        "time": at,
+        "datacontenttype": "application/json",
+        "dataschema": event.dataschema(),
         # A chain of events keeps the id of the first as its correlation id.
-        correlationid=correlation_id or event_id,
-        causationid=causation_id,
-        data=event.model_dump(mode="json"),
-    )
+        "correlationid": correlation_id or event_id,
+        "causationid": causation_id,
+        "data": event.model_dump(mode="json"),
+    }
 
 
 def encode(envelope: CloudEvent) -> bytes:

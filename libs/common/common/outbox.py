@@ -125,7 +125,7 @@ class UnitOfWork:
 
     def _stage(self, event: Event, cause: ce.CloudEvent | None) -> tuple[ce.CloudEvent, dict]:
         cause = cause or self.cause
-        envelope = ce.wrap(
+        envelope, value = ce.wrap_encoded(
             event,
             at=self.clock.now(),
             correlation_id=cause.correlationid if cause else None,
@@ -137,7 +137,7 @@ class UnitOfWork:
             "event_type": envelope.type,
             "topic": event.topic,
             "key": envelope.subject,
-            "value": ce.encode(envelope).decode(),
+            "value": value.decode(),
             "created_at": envelope.time,
         }
         return envelope, row

@@ -168,12 +168,22 @@ class Config:
     sla: tuple[Sla, ...]
     people: Mapping[str, Person]
     departments: Mapping[str, Department]
+    # Answers already worked out from this (immutable) configuration: a sweep asks the same
+    # few questions thousands of times (which SLA, which owner for this building).
+    _answers: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rule(self, trigger: str) -> Rule | None:
         rule = self.rules.get(trigger)
         return rule if rule and rule.enabled else None
 
     def sla_for(self, kind: str, priority: str) -> Sla:
+        key = ("sla", kind, priority)
+        sla = self._answers.get(key)
+        if sla is None:
+            sla = self._answers[key] = self._sla_for(kind, priority)
+        return sla
+
+    def _sla_for(self, kind: str, priority: str) -> Sla:
         by_key = {(s.kind, s.priority): s for s in self.sla}
         for key in ((kind, priority), (kind, "*"), ("*", priority), ("*", "*")):
             if key in by_key:
@@ -189,6 +199,13 @@ class Config:
     def owner_for(self, rule: Rule, grid_id: str | None, building_id: str | None) -> Person:
         """Who owns a new ticket: the grid worker of the grid (or of the building), else the
         department's default owner. Every ticket gets a named owner."""
+        key = ("owner", rule.owner_by, rule.department, grid_id, building_id)
+        owner = self._answers.get(key)
+        if owner is None:
+            owner = self._answers[key] = self._owner_for(rule, grid_id, building_id)
+        return owner
+
+    def _owner_for(self, rule: Rule, grid_id: str | None, building_id: str | None) -> Person:
         if rule.owner_by in ("grid", "building"):
             workers = [p for p in self.people.values() if p.active and p.role == "grid_worker"]
             if building_id:
@@ -366,14 +383,35 @@ class Deadlines:
 
 def deadlines(sla: Sla, at: datetime, tz: ZoneInfo) -> Deadlines:
     """Deadlines of a ticket opened (or reopened) at `at`, by its SLA entry."""
-    respond_by = at + timedelta(minutes=sla.respond_minutes)
-    resolve_by = at + timedelta(minutes=sla.resolve_minutes)
+    respond_by = at + _minutes(sla.respond_minutes)
+    resolve_by = at + _minutes(sla.resolve_minutes)
     if sla.resolve_same_day:
-        local = at.astimezone(tz)
-        end_of_day = datetime.combine(local.date(), time(23, 59, 59), tzinfo=tz).astimezone(at.tzinfo)
+        end_of_day = _end_of_local_day(at, tz)
         respond_by = min(respond_by, end_of_day)
         resolve_by = max(min(resolve_by, end_of_day), respond_by)
     return Deadlines(respond_by, resolve_by)
+
+
+@functools.lru_cache(maxsize=64)
+def _minutes(count: int) -> timedelta:
+    return timedelta(minutes=count)
+
+
+_last_local_day: dict[tuple[ZoneInfo, Any], tuple[datetime, datetime, datetime]] = {}
+
+
+def _end_of_local_day(at: datetime, tz: ZoneInfo) -> datetime:
+    """23:59:59 local on `at`'s local date, in `at`'s zone. A sweep opens thousands of tickets
+    on one local day: the day's bounds are remembered and reused while `at` falls inside."""
+    known = _last_local_day.get((tz, at.tzinfo))
+    if known is not None and known[0] <= at < known[1]:
+        return known[2]
+    day = at.astimezone(tz).date()
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    end_of_day = datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(at.tzinfo)
+    _last_local_day[(tz, at.tzinfo)] = (start, end, end_of_day)
+    return end_of_day
 
 
 def tighter(current: Deadlines, new: Deadlines) -> Deadlines:

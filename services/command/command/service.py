@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import os
 import time
 import uuid
 from collections import Counter as Tally
@@ -90,6 +90,7 @@ class CommandService:
         self._opened = Counter(
             "firstline_command_tickets_opened_total", "Tickets opened, by kind", ["kind"], registry=runtime.registry
         )
+        self._opened_by_kind: dict[str, Any] = {}  # the counter's children, looked up once per kind
         self._transitions = Counter(
             "firstline_command_transitions_total",
             "Ticket transitions, by action",
@@ -279,7 +280,7 @@ class CommandService:
     def _open(self, uow, report, routing, config, now, by, event_ids) -> Ticket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
         values = dict(
-            ticket_id="T-" + secrets.token_hex(6),
+            ticket_id="T-" + os.urandom(6).hex(),  # what secrets.token_hex(6) does, without its layers
             open_key=routing.open_key,
             kind=routing.kind,
             category=report.trigger.removeprefix("category:") if report.trigger.startswith("category:") else None,
@@ -330,7 +331,10 @@ class CommandService:
             )
         )
         self._share(uow, ticket, now)
-        self._opened.labels(ticket.kind).inc()
+        opened = self._opened_by_kind.get(ticket.kind)
+        if opened is None:
+            opened = self._opened_by_kind[ticket.kind] = self._opened.labels(ticket.kind)
+        opened.inc()
         return ticket
 
     def _update(self, uow, ticket: Ticket, report, routing, config, now, by, event_ids) -> None:
@@ -397,6 +401,8 @@ class CommandService:
                 grid_id = grid_id or place[0]
                 if lat is None and place[1] is not None:
                     lat, lon = place[1], place[2]
+        if (grid_id, building_id, lat, lon) == (report.grid_id, report.building_id, report.lat, report.lon):
+            return report  # nothing learned: spare the copy
         return replace(report, grid_id=grid_id, building_id=building_id, lat=lat, lon=lon)
 
     async def _building(self, uow: UnitOfWork, building_id: str) -> tuple[str | None, float | None, float | None] | None:
@@ -503,6 +509,26 @@ class CommandService:
             for ticket in (await uow.session.execute(select(Ticket).where(wanted))).scalars():
                 touched[("ticket", ticket.open_key)] = ticket
         touched[("prefetched", "tickets")] = keys
+        await self._load_buildings(uow, {b for e in events if isinstance(b := getattr(e, "building_id", None), str)})
+
+    async def _load_buildings(self, uow: UnitOfWork, building_ids: set[str]) -> None:
+        """The places of a batch's buildings that are not cached (or cached too long ago), in
+        one query: a sweep's batch names hundreds of buildings, and a query each was more of
+        the consumer's time than anything but the ticket itself."""
+        now = time.monotonic()
+        stale = [b for b in building_ids if now - self._buildings.get(b, (None, -1e9))[1] >= self.settings.config_cache_s]
+        if not stale:
+            return
+        if self.runtime.db.is_postgres:
+            wanted = KnownBuilding.building_id == any_(bindparam("building_ids", stale, type_=ARRAY(String)))
+        else:
+            wanted = KnownBuilding.building_id.in_(stale)
+        rows = (await uow.session.execute(select(KnownBuilding.building_id, KnownBuilding.grid_id, KnownBuilding.lat, KnownBuilding.lon).where(wanted))).all()
+        found = {building_id: (grid_id, lat, lon) for building_id, grid_id, lat, lon in rows}
+        if len(self._buildings) + len(stale) > 10_000:
+            self._buildings.clear()
+        for building_id in stale:
+            self._buildings[building_id] = (found.get(building_id), now)
 
     async def flush(self, uow: UnitOfWork) -> None:
         """After a consumer applied a batch, before it commits: the deferred check-in facts."""

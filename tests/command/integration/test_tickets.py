@@ -297,6 +297,21 @@ async def test_two_events_about_one_problem_in_one_batch_make_one_ticket(command
     assert (tickets["R5"]["event_count"], tickets["R5"]["priority"]) == (2, "high")
 
 
+async def test_a_buildings_place_is_used_once_learned_even_after_it_was_found_unknown(command):
+    """A batch loads its buildings' places once; a building found unknown is looked up again
+    once a resident of it is registered, in a later batch or earlier in the same one."""
+    await command.deliver(missed("R1", grid="G4", building="B05"))  # B05 unknown: no place, no heat-map point
+    await command.deliver(ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G4", building_id="B05", lat=31.2304, lon=121.4737))
+    await command.deliver(missed("R2", grid="G4", building="B05"))
+    await command.deliver(
+        ResidentRegistered(resident_id="R3", community_id="C1", grid_id="G5", building_id="B06", lat=31.2500, lon=121.5000),
+        missed("R3", grid="G5", building="B06"),
+    )
+    assert sorted(t["subject_id"] for t in await command.tickets()) == ["R1", "R2", "R3"]
+    geo = (await command.client.get("/heatmap", headers=command.staff)).json()  # R2 and R3 located, R1 not
+    assert sorted((f["properties"]["center"][1] > 31.24, f["properties"]["count"]) for f in geo["features"]) == [(False, 1), (True, 1)]
+
+
 async def test_openapi_and_asyncapi_describe_the_service(command):
     openapi = (await command.client.get("/openapi.json")).json()
     for path in ("/tickets", "/tickets/{ticket_id}/feedback", "/agenda", "/heatmap", "/kpis", "/rules/{trigger}"):

@@ -60,6 +60,21 @@ def test_same_day_deadline_is_cut_at_midnight():
     assert due.resolve_by.astimezone(TZ).strftime("%Y-%m-%d %H:%M") == "2026-11-21 23:59"
 
 
+@given(st.lists(st.integers(min_value=0, max_value=3 * 24 * 3600 - 1), min_size=1, max_size=30))
+def test_same_day_deadlines_follow_the_local_day_of_each_ticket(offsets):
+    """Tickets opened one after another across local midnights (the end of each local day is
+    remembered between calls): each is cut at 23:59:59 of its own local day."""
+    sla = CONFIG.sla_for("followup", "normal")
+    for offset in offsets:
+        at = datetime(2026, 11, 20, 15, 0, tzinfo=UTC) + timedelta(seconds=offset)
+        local_day = at.astimezone(TZ).date()
+        end_of_day = datetime.combine(local_day, datetime.max.time().replace(microsecond=0), tzinfo=TZ)
+        due = domain.deadlines(sla, at, TZ)
+        assert due.resolve_by == min(at + timedelta(minutes=sla.resolve_minutes), end_of_day)
+        assert due.respond_by == min(at + timedelta(minutes=sla.respond_minutes), end_of_day)
+        assert due.resolve_by.tzinfo == at.tzinfo
+
+
 def test_two_consecutive_missed_days_raise_priority():
     assert domain.route(domain.report_from_event(missed(2)), CONFIG).priority == "high"
     assert domain.route(domain.report_from_event(missed(5)), CONFIG).priority == "high"
