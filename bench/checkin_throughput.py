@@ -181,7 +181,7 @@ async def main() -> None:
                 base_rps, base_p99 = run_wrk(wrk, 18901, script, args.seconds, args.connections)
                 run_wrk(wrk, 18902, script, 3, args.connections)
                 if args.profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
-                    subprocess.Popen([args.profile, "record", "-d", str(args.seconds - 1), "-p", str(checkin.pid),
+                    subprocess.Popen([args.profile, "record", "-r", "250", "-d", str(args.seconds - 1), "-p", str(checkin.pid),
                                       "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
                 cpu_before, started = cpu_seconds(checkin.pid), time.monotonic()
                 rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)

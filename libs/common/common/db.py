@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import JSON, Column, DateTime, Table, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
@@ -34,9 +36,9 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-            )
+            self.engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+            event.listen(self.engine.sync_engine, "checkin", _note_idle)
+            event.listen(self.engine.sync_engine, "checkout", _ping_if_idle)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @property
@@ -75,6 +77,27 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# A pooled connection idle this long is pinged before use. SQLAlchemy's pool_pre_ping
+# pinged every checkout (BEGIN, a statement, ROLLBACK: three round trips before each
+# transaction); a connection in steady use has just proved itself, and one that breaks
+# mid-use is discarded by SQLAlchemy's disconnect handling.
+PING_AFTER_IDLE_S = 5.0
+
+
+def _note_idle(_dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure: the pool discards it and connects anew
+        raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -143,11 +166,18 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict])
         for record in records:
             for i, convert in converters:
                 record[i] = convert(record[i])
+    driver = await driver_connection(session)
+    await driver.copy_records_to_table(table.name, columns=columns, records=records, schema_name=table.schema)
+
+
+async def driver_connection(session: AsyncSession):
+    """The session's asyncpg connection, inside the session's transaction: for the few hot
+    statements that send whole columns as arrays, or COPY, past SQLAlchemy's per-row work."""
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
-    if not driver.is_in_transaction():  # the session begins lazily: COPY must be inside its transaction
+    if not driver.is_in_transaction():  # the session begins lazily: make it begin now
         await connection.execute(text("SELECT 1"))
-    await driver.copy_records_to_table(table.name, columns=columns, records=records, schema_name=table.schema)
+    return driver
 
 
 def _copy_converter(column: Column) -> Callable | None:

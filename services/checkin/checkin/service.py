@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Date, and_, bindparam, exists, func, literal, select, update
+from sqlalchemy import Date, and_, exists, func, literal, select, update
 from sqlalchemy.orm import aliased
 
 from checkin import domain
+from checkin.daily_writes import ResidentFacts, writes_for
 from checkin.group_commit import GroupCommit
 from checkin.models import (
     Absence,
@@ -44,13 +45,6 @@ from common.outbox import UnitOfWork
 from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _CheckInStatements:
-    residents: Any
-    history: Any
-    daily: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +205,11 @@ class CheckinService:
 
     async def _write_check_ins(self, requests: Sequence[_CheckInRequest]) -> list[dict | DomainError]:
         """One transaction for a batch of check-ins; an outcome per request, in order."""
-        statements = self._check_in_statements()
         outcomes: list[dict | DomainError | None] = [None] * len(requests)
         async with self.uow() as uow:
-            conn = await uow.session.connection()  # the hottest path of the day: core statements, built once
-            wanted = _padded(list({r.resident_id for r in requests}))
-            residents = {row.resident_id: row for row in await conn.execute(statements.residents, {"rids": wanted})}
-            accepted: list[tuple[int, _CheckInRequest, Any, dict]] = []
+            writes = writes_for(self.runtime.db, uow.session)  # the hottest path of the day: see daily_writes.py
+            residents = await writes.residents({r.resident_id for r in requests})
+            accepted: list[tuple[int, _CheckInRequest, ResidentFacts, dict]] = []
             for index, request in enumerate(requests):
                 try:
                     resident, values = self._check_in_values(request, residents.get(request.resident_id))
@@ -225,27 +217,20 @@ class CheckinService:
                     outcomes[index] = refused
                     continue
                 accepted.append((index, request, resident, values))
-            if accepted:
-                await conn.execute(statements.history, [values for *_, values in accepted])
-                # A resident may check in twice in one batch: each upsert statement touches a
-                # (resident, date) once, so a repeat goes in the next round and counts a revision.
-                # Rows in key order: two batches in flight lock their rows in the same order.
-                for round_ in _rounds(accepted, key=lambda a: (a[1].resident_id, a[1].day)):
-                    round_.sort(key=lambda a: (a[1].resident_id, a[1].day))
-                    rows = await conn.execute(
-                        statements.daily,
-                        [{**values, "fever": r.assessment.fever, "anomaly": r.assessment.anomaly, "revisions": 1} for _, r, _, values in round_],
-                    )
-                    daily = {(row.resident_id, row.date): dict(row._mapping) for row in rows}
-                    for index, request, _, _ in round_:
-                        outcomes[index] = daily[request.resident_id, request.day]
-                for _, request, resident, values in accepted:
-                    for event in _check_in_events(request, resident, values):
-                        uow.emit(event)
+            # A resident may check in twice in one batch: each round names a resident-day once,
+            # so a repeat goes in the next round and counts a revision.
+            for round_ in _rounds(accepted, key=lambda a: (a[1].resident_id, a[1].day)):
+                round_.sort(key=lambda a: (a[1].resident_id, a[1].day))
+                revisions = await writes.save([values for *_, values in round_])
+                for index, request, _, values in round_:
+                    outcomes[index] = {**values, "revisions": revisions[request.resident_id, request.day]}
+            for _, request, resident, values in accepted:
+                for event in _check_in_events(request, resident, values):
+                    uow.emit(event)
             await uow.commit()
         return outcomes  # type: ignore[return-value]  # every slot is filled above
 
-    def _check_in_values(self, request: _CheckInRequest, resident: Any) -> tuple[Any, dict]:
+    def _check_in_values(self, request: _CheckInRequest, resident: ResidentFacts | None) -> tuple[ResidentFacts, dict]:
         if resident is None:
             raise NotFound(f"no resident {request.resident_id!r}: register them first")
         channel = domain.channel_for(request.actor, request.resident_id, resident.building_id, resident.grid_id, request.channel)
@@ -254,6 +239,8 @@ class CheckinService:
             "date": request.day,
             "temperature_c": request.temperature_c,
             "symptoms": list(request.assessment.symptoms),
+            "fever": request.assessment.fever,
+            "anomaly": request.assessment.anomaly,
             "channel": channel,
             "submitted_by": request.actor.sub,
             "submitted_at": request.at,
@@ -267,20 +254,6 @@ class CheckinService:
             # SQLite has one writer at a time whatever we do; PostgreSQL overlaps batches.
             writers=self.settings.checkin_batch_writers if self.runtime.db.is_postgres else 1,
             on_batch=lambda size: self.observe_check_in_batch(size),
-        )
-
-    @functools.cache  # noqa: B019 - one set per service instance, which lives as long as the app
-    def _check_in_statements(self) -> _CheckInStatements:
-        resident, daily = Resident.__table__, DailyCheckIn.__table__
-        upsert = self.runtime.db.insert(daily)
-        changed = ("temperature_c", "symptoms", "fever", "anomaly", "channel", "submitted_by", "submitted_at")
-        return _CheckInStatements(
-            residents=select(resident).where(resident.c.resident_id.in_(bindparam("rids", expanding=True))),
-            history=CheckInSubmission.__table__.insert(),
-            daily=upsert.on_conflict_do_update(
-                index_elements=["resident_id", "date"],
-                set_={**{c: upsert.excluded[c] for c in changed}, "revisions": daily.c.revisions + 1},
-            ).returning(*daily.c),
         )
 
     # -- the cutoff sweep ---------------------------------------------------------------
@@ -738,7 +711,7 @@ def _chunks(rows: Iterable[tuple[int, dict]], size: int) -> Iterator[list[tuple[
         yield chunk
 
 
-def _check_in_events(request: _CheckInRequest, resident: Any, values: dict) -> Iterator[CheckInSubmitted | HealthAnomalyReported]:
+def _check_in_events(request: _CheckInRequest, resident: ResidentFacts, values: dict) -> Iterator[CheckInSubmitted | HealthAnomalyReported]:
     yield CheckInSubmitted(
         resident_id=request.resident_id,
         date=request.day,
@@ -779,13 +752,6 @@ def _rounds(items: list, key: Callable[[Any], Hashable]) -> Iterator[list]:
             seen.add(key(item))
         yield this
         items = later
-
-
-def _padded(ids: list[str]) -> list[str]:
-    """Pad a list to the next power of two by repeating its last id, so an `IN (...)` query
-    comes in a handful of shapes the database prepares once, not one per batch size."""
-    size = 1 << (len(ids) - 1).bit_length()
-    return ids + ids[-1:] * (size - len(ids))
 
 
 def ensure_scope(allowed: bool, message: str) -> None:
