@@ -10,7 +10,7 @@ from datetime import timedelta
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from checkin.models import CheckInSubmission
+from checkin.models import CheckInSubmission, DailyCheckIn
 
 
 async def test_fever_check_in_reports_a_health_anomaly(checkin):
@@ -24,7 +24,12 @@ async def test_fever_check_in_reports_a_health_anomaly(checkin):
     [anomaly] = await checkin.outbox("HealthAnomalyReported")
     assert submitted["subject"] == rid and submitted["data"]["channel"] == "self"
     assert anomaly["data"] | {"resident_id": rid, "temperature_c": 38.2, "symptoms": ["cough"], "grid_id": "G1", "building_id": "B01", "room": "101"} == anomaly["data"]
+    assert anomaly["data"] | {"tags": ["elderly"], "lat": 31.2, "lon": 121.4} == anomaly["data"]  # the resident's facts, as stored
     assert anomaly["dataschema"] == "urn:firstline:checkin:HealthAnomalyReported:1"
+    async with checkin.service.runtime.db.session() as session:
+        stored = (await session.execute(select(DailyCheckIn.symptoms, DailyCheckIn.fever, DailyCheckIn.revisions))).one()
+        history = (await session.execute(select(CheckInSubmission.symptoms, CheckInSubmission.channel))).one()
+    assert tuple(stored) == (["cough"], True, 1) and tuple(history) == (["cough"], "self")
 
 
 async def test_normal_check_in_reports_no_anomaly_and_second_one_updates_the_day(checkin):
