@@ -87,6 +87,7 @@ class UnitOfWork:
         self.clock = clock
         self._on_commit = on_commit
         self.emitted: list[ce.CloudEvent] = []
+        self._any_staged = False  # events staged without an envelope object (`stage`)
         self.cause: ce.CloudEvent | None = None
 
     async def __aenter__(self) -> UnitOfWork:
@@ -105,6 +106,21 @@ class UnitOfWork:
         envelope, row = self._stage(event, cause)
         self._staged.append(row)  # written with one INSERT at commit, in emission order
         return envelope
+
+    def stage(self, event: Event, *, cause: ce.CloudEvent | None = None) -> str:
+        """`emit` without building the envelope object, only its bytes (a consumer's batch
+        stages thousands of events); returns the event id."""
+        cause = cause or self.cause
+        at = self.clock.now()
+        event_id, value = ce.encode_event(
+            event, at=at, correlation_id=cause.correlationid if cause else None, causation_id=cause.id if cause else None
+        )
+        self._staged.append(
+            {"event_id": event_id, "event_type": event.event_type(), "topic": event.topic, "key": event.subject(),
+             "value": value.decode(), "created_at": at}
+        )  # fmt: skip
+        self._any_staged = True
+        return event_id
 
     async def emit_many(self, events: Iterable[Event], *, chunk: int = 5000) -> int:
         """Stage many events with bulk inserts (a sweep may cause tens of thousands)."""
@@ -179,7 +195,7 @@ class UnitOfWork:
         await self._insert(self._staged)
         await self.session.commit()
         self.committed = True
-        if self.emitted and self._on_commit:
+        if (self.emitted or self._any_staged) and self._on_commit:
             self._on_commit()
 
 
@@ -234,8 +250,8 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_interval_s
-                if published:
-                    continue  # there may be more
+                if published >= self.batch_size:
+                    continue  # a full batch: there may be more
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Kafka or the database is down: retry
