@@ -9,10 +9,12 @@ so one bad event never holds back or rolls back the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,6 +105,23 @@ class ConsumerRunner:
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply a batch of records: the public entry point, also used by tests."""
+        valid = await self._parse(records)
+        if not valid:
+            return
+        started = time.perf_counter()
+        try:
+            with collector_paused():
+                await self._apply_batch(valid)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
+            log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)
+            for item in valid:
+                await self._apply_with_retries(*item)
+        else:
+            for event_type, count in Counter(envelope.type for _r, envelope, _e, _h in valid).items():
+                self.metrics.consumed(self.consumer.name, event_type, "applied", count)
+        self.metrics.handler_seconds(self.consumer.name, time.perf_counter() - started, len(valid))
+
+    async def _parse(self, records: Sequence[ConsumerRecord]) -> list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]:
         valid: list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]] = []
         for record in records:
             try:
@@ -116,34 +135,26 @@ class ConsumerRunner:
                 continue
             event, handler = decoded
             valid.append((record, envelope, event, handler))
-        if not valid:
-            return
-        started = time.perf_counter()
-        try:
-            async with self.uow() as uow:
-                fresh = await uow.claim(self.consumer.name, [envelope for _, envelope, _, _ in valid])
-                batch = []
-                for _record, envelope, event, handler in valid:
-                    if envelope.id in fresh:  # not applied before; and the same event twice in a batch applies once
-                        fresh.discard(envelope.id)
-                        batch.append((envelope, event, handler))
-                if self.consumer.prepare:
-                    await self.consumer.prepare(uow, [event for _, event, _ in batch])
-                for envelope, event, handler in batch:
-                    uow.cause = envelope
-                    await handler(event, envelope, uow)
-                    uow.cause = None
-                if self.consumer.finish:
-                    await self.consumer.finish(uow)
-                await uow.commit()
-        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
-            log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)
-            for item in valid:
-                await self._apply_with_retries(*item)
-        else:
-            for event_type, count in Counter(envelope.type for _r, envelope, _e, _h in valid).items():
-                self.metrics.consumed(self.consumer.name, event_type, "applied", count)
-        self.metrics.handler_seconds(self.consumer.name, time.perf_counter() - started, len(valid))
+        return valid
+
+    async def _apply_batch(self, valid: list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]) -> None:
+        """The fast path: every valid event of the batch in one transaction."""
+        async with self.uow() as uow:
+            fresh = await uow.claim(self.consumer.name, [envelope for _, envelope, _, _ in valid])
+            batch = []
+            for _record, envelope, event, handler in valid:
+                if envelope.id in fresh:  # not applied before; and the same event twice in a batch applies once
+                    fresh.discard(envelope.id)
+                    batch.append((envelope, event, handler))
+            if self.consumer.prepare:
+                await self.consumer.prepare(uow, [event for _, event, _ in batch])
+            for envelope, event, handler in batch:
+                uow.cause = envelope
+                await handler(event, envelope, uow)
+                uow.cause = None
+            if self.consumer.finish:
+                await self.consumer.finish(uow)
+            await uow.commit()
 
     def _decode(self, envelope: ce.CloudEvent) -> tuple[Event, Handler] | None:
         known = self.consumer._by_type.get(envelope.type)
@@ -209,6 +220,31 @@ class ConsumerRunner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         self.metrics.dead_lettered(self.consumer.name, kind)
+
+
+_pauses = 0  # batches in progress that paused the collector (consumers of one process interleave)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is applied. A batch keeps everything it
+    builds (events, envelopes, rows) alive until it commits, so every collection meanwhile
+    walked all of it again, for nothing (~10% of the command consumer's CPU); afterwards
+    reference counting frees it, and the next collection finds the cycles, if any. Only the
+    one-transaction fast path is covered: dead letters and retries, which may wait for Kafka
+    or back off, run with the collector on."""
+    global _pauses
+    if _pauses == 0 and not gc.isenabled():  # someone else turned it off: not ours to turn on
+        yield
+        return
+    _pauses += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _pauses -= 1
+        if _pauses == 0:
+            gc.enable()
 
 
 async def _raw_records(msg: Any) -> Any:

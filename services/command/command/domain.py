@@ -407,8 +407,9 @@ def _end_of_local_day(at: datetime, tz: ZoneInfo) -> datetime:
     if known is not None and known[0] <= at < known[1]:
         return known[2]
     day = at.astimezone(tz).date()
-    start = datetime.combine(day, time(0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    # In `at`'s zone, so the next comparisons need no zone conversion.
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(at.tzinfo)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(at.tzinfo)
     end_of_day = datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(at.tzinfo)
     _last_local_day[(tz, at.tzinfo)] = (start, end, end_of_day)
     return end_of_day

@@ -312,7 +312,7 @@ class CommandService:
         )
         ticket = self._add(uow, Ticket, values)
         self._log(uow, ticket, "open", None, by, now, note=report.description, event_id=event_ids[0] if event_ids else None)
-        uow.emit(
+        uow.stage(
             TicketOpened(
                 ticket_id=ticket.ticket_id,
                 kind=ticket.kind,
@@ -355,7 +355,7 @@ class CommandService:
             self._reopen(ticket, config, now)
             ticket.stage = stage
             self._log(uow, ticket, "reopen", previous_stage, by, now, note=f"{report.trigger} again after resolution", event_id=event_ids[0] if event_ids else None)
-            uow.emit(TicketReopened(**self._transition(ticket, now, by), reason=f"{report.trigger.removeprefix('event:')} again after it was resolved"))
+            uow.stage(TicketReopened(**self._transition(ticket, now, by), reason=f"{report.trigger.removeprefix('event:')} again after it was resolved"))
             self._share(uow, ticket, now)
             return
         if raised:
@@ -364,7 +364,7 @@ class CommandService:
             ticket.respond_by, ticket.resolve_by = due.respond_by, due.resolve_by
             ticket.next_check_at = domain.next_check(ticket.stage, due.respond_by, due.resolve_by)
         self._log(uow, ticket, "update", previous_stage, by, now, event_id=event_ids[0] if event_ids else None)
-        uow.emit(
+        uow.stage(
             TicketUpdated(
                 **self._transition(ticket, now, by),
                 source_event_ids=event_ids,
@@ -579,7 +579,7 @@ class CommandService:
             ticket.next_check_at = domain.next_check(ticket.stage, ticket.respond_by, ticket.resolve_by)
             ticket.updated_at = now
             self._log(uow, ticket, "acknowledge", previous, actor.sub, now, note=note)
-            uow.emit(TicketAcknowledged(**self._transition(ticket, now, actor.sub)))
+            uow.stage(TicketAcknowledged(**self._transition(ticket, now, actor.sub)))
             self._share(uow, ticket, now)
             await uow.commit()
         self._transitions.labels("acknowledge").inc()
@@ -598,7 +598,7 @@ class CommandService:
             ticket.next_check_at = None
             ticket.updated_at = now
             self._log(uow, ticket, "resolve", previous, actor.sub, now, note=resolution)
-            uow.emit(TicketResolved(**self._transition(ticket, now, actor.sub), resolution=ticket.resolution))
+            uow.stage(TicketResolved(**self._transition(ticket, now, actor.sub), resolution=ticket.resolution))
             self._share(uow, ticket, now)
             await uow.commit()
         self._transitions.labels("resolve").inc()
@@ -623,12 +623,12 @@ class CommandService:
                 ticket.open_key = None  # the next event about this subject opens a new ticket
                 ticket.next_check_at = None
                 self._log(uow, ticket, "feedback", previous, actor.sub, now, note=note, satisfaction=satisfaction)
-                uow.emit(TicketClosed(**self._transition(ticket, now, actor.sub), satisfaction=satisfaction, comment=comment))
+                uow.stage(TicketClosed(**self._transition(ticket, now, actor.sub), satisfaction=satisfaction, comment=comment))
             else:
                 ticket.stage = "reopened"
                 self._reopen(ticket, config, now)
                 self._log(uow, ticket, "feedback", previous, actor.sub, now, note=note, satisfaction=satisfaction)
-                uow.emit(
+                uow.stage(
                     TicketReopened(
                         **self._transition(ticket, now, actor.sub),
                         reason=f"satisfaction {satisfaction}: not solved",
@@ -657,7 +657,7 @@ class CommandService:
             ticket.owner, ticket.department = person.person_id, person.department
             ticket.updated_at = now
             self._log(uow, ticket, "reassign", ticket.stage, actor.sub, now, note=reason)
-            uow.emit(TicketReassigned(**self._transition(ticket, now, actor.sub), previous_owner=previous_owner))
+            uow.stage(TicketReassigned(**self._transition(ticket, now, actor.sub), previous_owner=previous_owner))
             await uow.commit()
         self._transitions.labels("reassign").inc()
         return ticket
@@ -703,7 +703,7 @@ class CommandService:
         for department, action in ticket.shares.items():
             message = domain.partner_event(department, snapshot, action)
             if message is not None:
-                uow.emit(message)
+                uow.stage(message)
 
     # -- reading tickets ----------------------------------------------------------------
 
@@ -802,7 +802,7 @@ class CommandService:
                 ticket.updated_at = now
                 self._log(uow, ticket, "escalate", ticket.stage, "escalation", now,
                           note=f"missed {decision.breach}_by; level {decision.level} to {decision.owner.person_id}")
-                uow.emit(
+                uow.stage(
                     TicketEscalated(
                         **self._transition(ticket, now, "escalation"),
                         level=decision.level,

@@ -27,6 +27,12 @@ def test_wrap_encoded_gives_the_envelope_and_the_bytes_encode_gives(event, at, c
     assert envelope == ce.wrap(event, at=at, event_id="e1", **chain)
     assert value == ce.encode(envelope)
     assert ce.parse(value) == envelope and ce.decode(envelope) == event
+    assert ce.encode_event(event, at=at, event_id="e1", **chain) == ("e1", value)
+
+
+def test_an_envelope_needs_an_aware_time():
+    with pytest.raises(ValueError):
+        ce.encode_event(MISSED, at=AT.replace(tzinfo=None))
 
 
 def test_new_ids_are_random_version_4_uuids_in_canonical_form():
