@@ -126,7 +126,36 @@ async def wait_group(admin: AIOKafkaAdminClient, group: str, members: int) -> No
     raise RuntimeError(f"consumer group {group} did not settle with {members} members")
 
 
-async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[float, float, float, float]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(replicas: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by the command replicas, this process (the producer's relay and
+    the polls), PostgreSQL's and Kafka's processes, and the whole machine (everything busy)."""
+    parts = {"command": sum(cpu_seconds(pid) for pid in replicas), "producer": time.process_time(), "postgres": 0.0, "kafka": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"postgres") or b"/bin/postgres" in cmdline:
+            parts["postgres"] += cpu_seconds(int(proc.name))
+        elif b"kafka.Kafka" in cmdline:
+            parts["kafka"] += cpu_seconds(int(proc.name))
+    busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    parts["machine"] = (sum(map(int, busy)) - int(busy[3]) - int(busy[4])) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+    return parts
+
+
+async def throughput(src_url: str, dsn: str, topic: str, count: int, replicas: list[int]) -> tuple[float, float, float, float, dict[str, float]]:
     db = await stage_outbox(src_url, topic, count)
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_CONFIG)  # as a service's relay
     await producer.start()
@@ -136,6 +165,7 @@ async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[fl
 
     relay = OutboxRelay(db, publish, clock=SystemClock(), batch_size=2000)
     conn = await asyncpg.connect(dsn)
+    cpu_before = cpu_by_part(replicas)
     started = time.perf_counter()
     relay_task = asyncio.create_task(relay.run())
     published_at = None
@@ -153,6 +183,7 @@ async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[fl
             if time.perf_counter() - started > 600:
                 raise RuntimeError(f"only {applied} events applied after 600 s")
         elapsed = time.perf_counter() - started
+        cpu = {part: used - cpu_before[part] for part, used in cpu_by_part(replicas).items()}
         tickets = await conn.fetchval("SELECT count(*) FROM ticket")
         if tickets != count:
             raise RuntimeError(f"{applied} events applied but {tickets} tickets committed")
@@ -166,7 +197,7 @@ async def throughput(src_url: str, dsn: str, topic: str, count: int) -> tuple[fl
         await producer.stop()
         await conn.close()
         await db.dispose()
-    return elapsed, published_at or elapsed, drained, await raw_consume(topic, count)
+    return elapsed, published_at or elapsed, drained, await raw_consume(topic, count), cpu
 
 
 async def any_unsent(db: Database) -> bool:
@@ -265,13 +296,15 @@ async def main() -> None:
                         async with httpx.AsyncClient() as client:
                             await wait_ready(client, PORT + i)
                     await wait_group(admin, group, args.replicas)
-                    elapsed = published = drained = raw = None
+                    elapsed = published = drained = raw = cpu = None
                     to_ticket = hop = None
                     if args.only != "latency":
-                        elapsed, published, drained, raw = await throughput(src_url, dsn, topic, args.events)
+                        elapsed, published, drained, raw, cpu = await throughput(
+                            src_url, dsn, topic, args.events, [replica.pid for replica in replicas]
+                        )
                     if args.only != "throughput":
                         to_ticket, hop = await latency(topic, args.rate, args.seconds)
-                    report(args, elapsed, published, drained, raw, to_ticket, hop)  # before the teardown, which may fail
+                    report(args, elapsed, published, drained, raw, cpu, to_ticket, hop)  # before the teardown, which may fail
                 except BaseException:
                     for log in logs:
                         if log.exists():
@@ -287,7 +320,7 @@ async def main() -> None:
         await admin.close()
 
 
-def report(args, elapsed, published, drained, raw, to_ticket, hop) -> None:
+def report(args, elapsed, published, drained, raw, cpu, to_ticket, hop) -> None:
     n = args.events
     if elapsed is None:
         report_latency(args, to_ticket, hop)
@@ -298,6 +331,10 @@ def report(args, elapsed, published, drained, raw, to_ticket, hop) -> None:
           f"the command center's TicketOpened all on Kafka after {drained:.1f} s")
     print(f"  baseline, raw aiokafka consumer of the same {n:,} messages: {raw:.1f} s ({n / raw:,.0f} msg/s)")
     print(f"  ratio: end to end takes {elapsed / raw:.1f}x the raw consumer's time; target <= 20 s: {'met' if elapsed <= 20 else 'NOT met'}")
+    ours = cpu["command"] + cpu["producer"] + cpu["postgres"] + cpu["kafka"]
+    print(f"  CPU in the timed part: command {cpu['command']:.1f} s ({cpu['command'] / n * 1e6:.0f} µs per event), "
+          f"producer's relay and polls {cpu['producer']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s, Kafka {cpu['kafka']:.1f} s; "
+          f"the machine {cpu['machine']:.1f} s of {elapsed * os.cpu_count():.1f} (others: {max(cpu['machine'] - ours, 0):.1f} s)")
     if to_ticket is not None:
         report_latency(args, to_ticket, hop)
 
