@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from checkin import domain, importing
 from checkin.service import CheckinService, ensure_scope
-from common.auth import CurrentUser, Principal, Role, require
+from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
 
 router = APIRouter()
@@ -147,11 +147,17 @@ class CheckInOut(BaseModel):
     revisions: int
 
 
-@router.post("/checkins", status_code=status.HTTP_201_CREATED, response_model=CheckInOut, tags=["check-ins"])
-async def submit_checkin(body: CheckInIn, user: CurrentUser, service: Service):
+@router.post(
+    "/checkins", status_code=status.HTTP_201_CREATED, response_model=CheckInOut, tags=["check-ins"], openapi_extra=BEARER_AUTH
+)
+async def submit_checkin(body: CheckInIn, request: Request):
     """The daily check-in: one per resident per local date (a second one updates it and
     keeps the history). Emits `CheckInSubmitted`, and `HealthAnomalyReported` on a fever
     (≥ 37.3 °C) or a listed symptom. Temperatures outside 34.0–43.0 °C are refused."""
+    # The morning peak's route takes the caller and the service without dependencies:
+    # FastAPI resolves each in ~30 µs, a third of what a whole trivial request costs.
+    user = authenticate(request)
+    service: CheckinService = request.app.state.service
     return await service.check_in(
         actor(user), body.resident_id, body.temperature_c, body.symptoms, body.channel, body.date
     )
