@@ -226,7 +226,7 @@ class CheckinService:
                     outcomes[index] = {**values, "revisions": revisions[request.resident_id, request.day]}
             for _, request, resident, values in accepted:
                 for event in _check_in_events(request, resident, values):
-                    uow.emit(event)
+                    uow.stage(event)  # the envelope's bytes only: nothing here reads the envelope
             await uow.commit()
         return outcomes  # type: ignore[return-value]  # every slot is filled above
 
