@@ -13,6 +13,7 @@ Both run inside the caller's transaction and answer the same thing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any, NamedTuple, Protocol
@@ -66,16 +67,7 @@ class CoreWrites:
 
     def __init__(self, db: Database, session: AsyncSession) -> None:
         self.session = session
-        resident, daily = Resident.__table__, DailyCheckIn.__table__
-        upsert = db.insert(daily)
-        self._residents = select(*(resident.c[name] for name in FACTS)).where(
-            resident.c.resident_id.in_(bindparam("ids", expanding=True))
-        )
-        self._history = CheckInSubmission.__table__.insert()
-        self._days = upsert.on_conflict_do_update(
-            index_elements=["resident_id", "date"],
-            set_={**{c: upsert.excluded[c] for c in DAY_CHANGES}, "revisions": daily.c.revisions + 1},
-        ).returning(daily.c.resident_id, daily.c.date, daily.c.revisions)
+        self._residents, self._history, self._days = _core_statements(db)
 
     async def residents(self, ids: Collection[str]) -> dict[str, ResidentFacts]:
         rows = await self.session.execute(self._residents, {"ids": _padded(list(ids))})
@@ -86,6 +78,20 @@ class CoreWrites:
         await self.session.execute(self._history, history)
         rows = await self.session.execute(self._days, [{**row, "revisions": 1} for row in round_])
         return {(row.resident_id, row.date): row.revisions for row in rows}
+
+
+@functools.cache  # built once per database, not per batch
+def _core_statements(db: Database) -> tuple[Any, Any, Any]:
+    resident, daily = Resident.__table__, DailyCheckIn.__table__
+    upsert = db.insert(daily)
+    residents = select(*(resident.c[name] for name in FACTS)).where(
+        resident.c.resident_id.in_(bindparam("ids", expanding=True))
+    )
+    days = upsert.on_conflict_do_update(
+        index_elements=["resident_id", "date"],
+        set_={**{c: upsert.excluded[c] for c in DAY_CHANGES}, "revisions": daily.c.revisions + 1},
+    ).returning(daily.c.resident_id, daily.c.date, daily.c.revisions)
+    return residents, CheckInSubmission.__table__.insert(), days
 
 
 class PostgresWrites:
