@@ -86,8 +86,7 @@ class UnitOfWork:
         self.db = db
         self.clock = clock
         self._on_commit = on_commit
-        self.emitted: list[ce.CloudEvent] = []
-        self._any_staged = False  # events staged without an envelope object (`stage`)
+        self._any_staged = False  # any event staged: wake the relay after the commit
         self.cause: ce.CloudEvent | None = None
 
     async def __aenter__(self) -> UnitOfWork:
@@ -102,33 +101,25 @@ class UnitOfWork:
         await self.session.close()
 
     def emit(self, event: Event, *, cause: ce.CloudEvent | None = None) -> ce.CloudEvent:
-        """Stage an event to be published once this transaction commits."""
-        envelope, row = self._stage(event, cause)
-        self._staged.append(row)  # written with one INSERT at commit, in emission order
+        """Stage an event to be published once this transaction commits; returns its envelope."""
+        envelope, value = ce.wrap_encoded(event, at=self.clock.now(), **self._chain(cause))
+        self._staged.append(self._row(event, envelope.id, value, envelope.time))  # one INSERT at commit, in order
         return envelope
 
     def stage(self, event: Event, *, cause: ce.CloudEvent | None = None) -> str:
         """`emit` without building the envelope object, only its bytes (a consumer's batch
         stages thousands of events); returns the event id."""
-        cause = cause or self.cause
-        at = self.clock.now()
-        event_id, value = ce.encode_event(
-            event, at=at, correlation_id=cause.correlationid if cause else None, causation_id=cause.id if cause else None
-        )
-        self._staged.append(
-            {"event_id": event_id, "event_type": event.event_type(), "topic": event.topic, "key": event.subject(),
-             "value": value.decode(), "created_at": at}
-        )  # fmt: skip
-        self._any_staged = True
-        return event_id
+        row = self._encoded(event, cause)
+        self._staged.append(row)
+        return row["event_id"]
 
     async def emit_many(self, events: Iterable[Event], *, chunk: int = 5000) -> int:
-        """Stage many events with bulk inserts (a sweep may cause tens of thousands)."""
+        """Stage many events with bulk inserts (a sweep may cause tens of thousands), as bytes."""
         await self._insert(self._staged)
         rows: list[dict] = []
         count = 0
         for event in events:
-            rows.append(self._stage(event, None)[1])
+            rows.append(self._encoded(event, None))
             if len(rows) >= chunk:
                 count += await self._insert(rows)
         return count + await self._insert(rows)
@@ -139,24 +130,19 @@ class UnitOfWork:
         rows.clear()
         return count
 
-    def _stage(self, event: Event, cause: ce.CloudEvent | None) -> tuple[ce.CloudEvent, dict]:
+    def _chain(self, cause: ce.CloudEvent | None) -> dict[str, str | None]:
         cause = cause or self.cause
-        envelope, value = ce.wrap_encoded(
-            event,
-            at=self.clock.now(),
-            correlation_id=cause.correlationid if cause else None,
-            causation_id=cause.id if cause else None,
-        )
-        self.emitted.append(envelope)
-        row = {
-            "event_id": envelope.id,
-            "event_type": envelope.type,
-            "topic": event.topic,
-            "key": envelope.subject,
-            "value": value.decode(),
-            "created_at": envelope.time,
-        }
-        return envelope, row
+        return {"correlation_id": cause.correlationid if cause else None, "causation_id": cause.id if cause else None}
+
+    def _encoded(self, event: Event, cause: ce.CloudEvent | None) -> dict:
+        at = self.clock.now()
+        event_id, value = ce.encode_event(event, at=at, **self._chain(cause))
+        return self._row(event, event_id, value, at)
+
+    def _row(self, event: Event, event_id: str, value: bytes, at: datetime) -> dict:
+        self._any_staged = True
+        return {"event_id": event_id, "event_type": event.event_type(), "topic": event.topic, "key": event.subject(),
+                "value": value.decode(), "created_at": at}  # fmt: skip
 
     async def first_time(self, consumer: str, envelope: ce.CloudEvent) -> bool:
         """Record that `consumer` applies this event; False if it already has."""
@@ -195,7 +181,7 @@ class UnitOfWork:
         await self._insert(self._staged)
         await self.session.commit()
         self.committed = True
-        if (self.emitted or self._any_staged) and self._on_commit:
+        if self._any_staged and self._on_commit:
             self._on_commit()
 
 
