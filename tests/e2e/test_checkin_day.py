@@ -51,6 +51,9 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
 
         await partner.wait_for_events("HealthAnomalyReported", 1)
         await wait_for(lambda: _has(partner, "CheckInMissed", missing), what="CheckInMissed for the resident who forgot")
+        # Partitions are read in no particular order: an event committed before the sweep's
+        # may still be on its way. All seven, then exactly these seven.
+        await wait_for(lambda: _events_about(partner, ids.values(), 7), what="the seven events about the three residents")
 
     mine = [r for r in partner.records if json.loads(r.value)["subject"] in ids.values()]
     for record in mine:
@@ -66,6 +69,11 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
     assert anomaly["resident_id"] == fever and anomaly["temperature_c"] == 38.6 and anomaly["building_id"] == building
     [missed] = [json.loads(r.value)["data"] for r in mine if json.loads(r.value)["type"] == "CheckInMissed"]
     assert missed == missed | {"resident_id": missing, "consecutive_days": 1, "grid_id": "GE", "date": str(today)}
+
+
+async def _events_about(reader: TopicReader, subjects, count: int) -> bool:
+    await reader.poll()
+    return sum(e.get("subject") in subjects for e in reader.events()) >= count
 
 
 async def _has(reader: TopicReader, type_: str, subject: str) -> bool:
