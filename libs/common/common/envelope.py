@@ -73,8 +73,6 @@ def wrap_encoded(
     fields (`encode` of the envelope serialises it all again, payload included)."""
     fields = _fields(event, at, event_id, correlation_id, causation_id)
     envelope = CloudEvent(**fields)  # validated: what we publish is a CloudEvent of the contract
-    if causation_id is None:
-        del fields["causationid"]  # as encode's exclude_none leaves it out
     return envelope, pydantic_core.to_json(fields)
 
 
@@ -93,8 +91,6 @@ def encode_event(
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("an envelope's time must be timezone-aware")
     fields = _fields(event, at, event_id, correlation_id, causation_id, with_data=False)
-    if causation_id is None:
-        del fields["causationid"]
     head = pydantic_core.to_json(fields)
     return fields["id"], b"".join((head[:-1], b',"data":', pydantic_core.to_json(event), b"}"))
 
@@ -116,8 +112,9 @@ def _fields(
         "dataschema": event.dataschema(),
         # A chain of events keeps the id of the first as its correlation id.
         "correlationid": correlation_id or event_id,
-        "causationid": causation_id,
     }
+    if causation_id is not None:  # left out when absent, as encode's exclude_none leaves it out
+        fields["causationid"] = causation_id
     if with_data:
         fields["data"] = event.model_dump(mode="json")
     return fields
