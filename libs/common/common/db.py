@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pydantic_core
 from sqlalchemy import JSON, Column, DateTime, Table, event, insert, text
@@ -57,6 +58,16 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Any]:
+        """A pooled asyncpg connection outside any transaction block (PostgreSQL only): each
+        statement is its own transaction, with no BEGIN or COMMIT round trip. For the hot
+        paths whose writes are one statement (see checkin/daily_writes.py)."""
+        if not self.is_postgres:
+            raise RuntimeError("autocommit() hands out asyncpg connections: PostgreSQL only")
+        async with self.engine.connect() as connection:
+            yield (await connection.get_raw_connection()).driver_connection
 
     async def create_all(self) -> None:
         """Create the tables of every imported model (tests; production uses `migrate`)."""

@@ -1,30 +1,36 @@
-"""How a batch of check-ins reaches the database: the two statements of the hottest path.
+"""How a batch of check-ins reaches the database: the hottest path of the day.
 
-A batch (see group_commit.py) needs the residents it names, then per round (a round names
-each resident-day once) one history row per check-in and the day's row inserted or
-updated, learning each day's revision count. `CoreWrites` does this with SQLAlchemy core
-statements on any database; `PostgresWrites` sends the whole batch as column arrays to
-one prepared statement each (`unnest`, and a data-modifying CTE for history + day), so
-the cost per check-in is an array element, not a bound row: at the morning peak that is
-the difference between the database driver's per-row work and almost none.
+A batch (see group_commit.py) needs the residents it names; then, atomically, one history
+row per check-in, each resident-day's row inserted or updated (learning its revision
+count), and the events the check-ins cause, in the outbox. A resident who checks in twice
+in one batch gives the day's row one write: the later check-in's values, the revisions
+raised by two; each check-in is answered the count it made (the first one less).
 
-Both run inside the caller's transaction and answer the same thing.
+`CoreWrites` does this in a unit of work with SQLAlchemy core statements (SQLite, and any
+database without arrays). `PostgresWrites` sends the batch as column arrays in two
+statements outside a transaction block: the residents (a read, as the unit of work's read
+was), then one statement that writes history, days and outbox together, which PostgreSQL
+makes atomic as any single statement. No BEGIN, COMMIT or ORM session: at the morning peak
+each round trip and each layer costs more CPU than the rows themselves.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Sequence
 import functools
-from collections.abc import Collection, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any, NamedTuple, Protocol
 
 import pydantic_core
-from sqlalchemy import String, bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
 
 from checkin.models import CheckInSubmission, DailyCheckIn, Resident
-from common.db import Database, driver_connection
+from common.db import Database
+from common.events.base import Event
+from common.outbox import OutboxMessage, UnitOfWork, outbox_row
+from common.runtime import Runtime
 
 DayKey = tuple[str, date]  # (resident_id, date)
 
@@ -51,33 +57,46 @@ DAY_CHANGES = ("temperature_c", "symptoms", "fever", "anomaly", "channel", "subm
 class DailyWrites(Protocol):
     async def residents(self, ids: Collection[str]) -> dict[str, ResidentFacts]: ...
 
-    async def save(self, round_: Sequence[dict]) -> dict[DayKey, int]:
-        """History rows and the days' rows for check-ins naming each resident-day once, in
-        key order (two batches in flight lock their rows in the same order); answers each
-        day's revisions."""
+    async def save(self, check_ins: Sequence[dict], events: Sequence[Event]) -> list[int]:
+        """The check-ins' history, their days and their events, all or nothing; answers each
+        check-in's revision count, in order."""
         ...
 
 
-def writes_for(db: Database, session: AsyncSession) -> DailyWrites:
-    return PostgresWrites(session) if db.is_postgres else CoreWrites(db, session)
+@asynccontextmanager
+async def daily_writes(runtime: Runtime) -> AsyncIterator[DailyWrites]:
+    """The writer for this database, for one batch."""
+    if runtime.db.is_postgres:
+        async with runtime.db.autocommit() as connection:
+            writes = PostgresWrites(connection, runtime)
+            yield writes
+        if writes.saved:
+            runtime.relay.wake()  # what a unit of work's commit does
+    else:
+        async with runtime.uow() as uow:
+            yield CoreWrites(runtime.db, uow)
 
 
 class CoreWrites:
-    """SQLAlchemy core statements: SQLite, and any database without arrays."""
+    """SQLAlchemy core statements in a unit of work: SQLite, and any database without arrays."""
 
-    def __init__(self, db: Database, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, db: Database, uow: UnitOfWork) -> None:
+        self.uow = uow
         self._residents, self._history, self._days = _core_statements(db)
 
     async def residents(self, ids: Collection[str]) -> dict[str, ResidentFacts]:
-        rows = await self.session.execute(self._residents, {"ids": _padded(list(ids))})
+        rows = await self.uow.session.execute(self._residents, {"ids": _padded(list(ids))})
         return {row.resident_id: ResidentFacts(*row) for row in rows}
 
-    async def save(self, round_: Sequence[dict]) -> dict[DayKey, int]:
-        history = [{k: v for k, v in row.items() if k not in ("fever", "anomaly")} for row in round_]
-        await self.session.execute(self._history, history)
-        rows = await self.session.execute(self._days, [{**row, "revisions": 1} for row in round_])
-        return {(row.resident_id, row.date): row.revisions for row in rows}
+    async def save(self, check_ins: Sequence[dict], events: Sequence[Event]) -> list[int]:
+        days, made = _days(check_ins)
+        history = [{k: v for k, v in row.items() if k not in ("fever", "anomaly")} for row in check_ins]
+        await self.uow.session.execute(self._history, history)
+        rows = await self.uow.session.execute(self._days, days)
+        for event in events:
+            self.uow.stage(event)
+        await self.uow.commit()
+        return _answers({(row.resident_id, row.date): row.revisions for row in rows}, made)
 
 
 @functools.cache  # built once per database, not per batch
@@ -89,54 +108,110 @@ def _core_statements(db: Database) -> tuple[Any, Any, Any]:
     )
     days = upsert.on_conflict_do_update(
         index_elements=["resident_id", "date"],
-        set_={**{c: upsert.excluded[c] for c in DAY_CHANGES}, "revisions": daily.c.revisions + 1},
+        set_={**{c: upsert.excluded[c] for c in DAY_CHANGES}, "revisions": daily.c.revisions + upsert.excluded.revisions},
     ).returning(daily.c.resident_id, daily.c.date, daily.c.revisions)
     return residents, CheckInSubmission.__table__.insert(), days
 
 
+# The arrays' element types, by column.
+_TYPES = {"resident_id": "text", "date": "date", "temperature_c": "float8", "symptoms": "text", "channel": "text",
+          "submitted_by": "text", "submitted_at": "timestamptz", "fever": "bool", "anomaly": "bool", "revisions": "int4",
+          "event_id": "text", "event_type": "text", "topic": "text", "key": "text", "value": "text",
+          "created_at": "timestamptz"}  # fmt: skip
+
+
+def _unnest(columns: Sequence[str], first: int, alias: str) -> str:
+    """`unnest($first::type[], ...) WITH ORDINALITY AS alias (columns..., position)`."""
+    arrays = ", ".join(f"${n}::{_TYPES[c]}[]" for n, c in enumerate(columns, start=first))
+    return f"unnest({arrays}) WITH ORDINALITY AS {alias} ({', '.join(columns)}, position)"
+
+
 class PostgresWrites:
-    """The batch as column arrays: one round trip and almost no per-row work in Python."""
+    """The batch as column arrays, in two statements on a connection of its own."""
 
-    RESIDENTS = text(
+    RESIDENTS = (
         f"SELECT {', '.join(f'{name}::text' if name == 'tags' else name for name in FACTS)} "
-        f"FROM {Resident.__tablename__} WHERE resident_id = ANY(:ids)"
-    ).bindparams(bindparam("ids", type_=ARRAY(String)))
-    # One statement: the history rows and the days' rows from the same arrays. The SELECT
-    # is ordered by key, so the day rows are locked in key order.
-    SAVE = f"""
-        WITH submitted AS (
-            SELECT * FROM unnest($1::text[], $2::date[], $3::float8[], $4::text[], $5::text[], $6::text[],
-                                 $7::timestamptz[], $8::bool[], $9::bool[])
-                AS s (resident_id, date, temperature_c, symptoms, channel, submitted_by, submitted_at, fever, anomaly)
-        ), history AS (
-            INSERT INTO {CheckInSubmission.__tablename__}
-                (resident_id, date, temperature_c, symptoms, channel, submitted_by, submitted_at)
-            SELECT resident_id, date, temperature_c, symptoms::json, channel, submitted_by, submitted_at FROM submitted
-        )
-        INSERT INTO {DailyCheckIn.__tablename__} AS day
-            (resident_id, date, temperature_c, symptoms, fever, anomaly, channel, submitted_by, submitted_at, revisions)
-        SELECT resident_id, date, temperature_c, symptoms::json, fever, anomaly, channel, submitted_by, submitted_at, 1
-        FROM submitted ORDER BY resident_id, date
-        ON CONFLICT (resident_id, date) DO UPDATE SET
-            {", ".join(f"{c} = excluded.{c}" for c in DAY_CHANGES)}, revisions = day.revisions + 1
-        RETURNING resident_id, date, revisions
-    """
-    COLUMNS = ("resident_id", "date", "temperature_c", "symptoms", "channel", "submitted_by", "submitted_at", "fever", "anomaly")
+        f"FROM {Resident.__tablename__} WHERE resident_id = ANY($1::text[])"
+    )
+    HISTORY = ("resident_id", "date", "temperature_c", "symptoms", "channel", "submitted_by", "submitted_at")
+    DAYS = (*HISTORY, "fever", "anomaly", "revisions")
+    EVENTS = ("event_id", "event_type", "topic", "key", "value", "created_at")
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    # One statement, so one transaction. The days' rows are locked in key order (two
+    # batches in flight take them in the same order). The outbox rows are inserted once
+    # the days are written (the events CTE reads them all): a resident's events from two
+    # batches in flight get their sequence numbers in the order the batches wrote the day.
+    SAVE = f"""
+        WITH history AS (
+            INSERT INTO {CheckInSubmission.__tablename__} ({", ".join(HISTORY)})
+            SELECT resident_id, date, temperature_c, symptoms::json, channel, submitted_by, submitted_at
+            FROM {_unnest(HISTORY, 1, "h")} ORDER BY position
+        ), days AS (
+            INSERT INTO {DailyCheckIn.__tablename__} AS day ({", ".join(DAYS)})
+            SELECT resident_id, date, temperature_c, symptoms::json, channel, submitted_by, submitted_at, fever, anomaly, revisions
+            FROM {_unnest(DAYS, len(HISTORY) + 1, "d")} ORDER BY resident_id, date
+            ON CONFLICT (resident_id, date) DO UPDATE SET
+                {", ".join(f"{c} = excluded.{c}" for c in DAY_CHANGES)}, revisions = day.revisions + excluded.revisions
+            RETURNING resident_id, date, revisions
+        ), events AS (
+            INSERT INTO {OutboxMessage.__tablename__} ({", ".join(EVENTS)})
+            SELECT {", ".join(EVENTS)}
+            FROM {_unnest(EVENTS, len(HISTORY) + len(DAYS) + 1, "e")}
+            WHERE (SELECT count(*) FROM days) > 0
+            ORDER BY position
+        )
+        SELECT resident_id, date, revisions FROM days
+    """
+
+    def __init__(self, connection, runtime: Runtime) -> None:
+        self.connection = connection  # asyncpg's, in autocommit: each statement is a transaction
+        self.clock = runtime.clock
+        self.saved = False
 
     async def residents(self, ids: Collection[str]) -> dict[str, ResidentFacts]:
-        # Through the session: its first statement also begins the transaction (no extra round trip).
-        rows = await self.session.execute(self.RESIDENTS, {"ids": list(ids)})
+        rows = await self.connection.fetch(self.RESIDENTS, list(ids))
         return {row[0]: ResidentFacts(*row[:7], pydantic_core.from_json(row[7]), *row[8:]) for row in rows}
 
-    async def save(self, round_: Sequence[dict]) -> dict[DayKey, int]:
-        connection = await driver_connection(self.session)
-        arrays: list[list[Any]] = [[row[column] for row in round_] for column in self.COLUMNS]
-        arrays[3] = [pydantic_core.to_json(symptoms).decode() for symptoms in arrays[3]]
-        rows = await connection.fetch(self.SAVE, *arrays)
-        return {(row[0], row[1]): row[2] for row in rows}
+    async def save(self, check_ins: Sequence[dict], events: Sequence[Event]) -> list[int]:
+        days, made = _days(check_ins)
+        at = self.clock.now()
+        outbox = [outbox_row(event, at) for event in events]
+        arrays = [
+            *_columns(check_ins, self.HISTORY),
+            *_columns(days, self.DAYS),
+            *_columns(outbox, self.EVENTS),
+        ]
+        rows = await self.connection.fetch(self.SAVE, *arrays)
+        self.saved = True
+        return _answers({(row[0], row[1]): row[2] for row in rows}, made)
+
+
+def _columns(rows: Sequence[dict], names: Sequence[str]) -> list[list[Any]]:
+    columns = [[row[name] for row in rows] for name in names]
+    if "symptoms" in names:  # JSON as text: the statement casts it
+        i = names.index("symptoms")
+        columns[i] = [pydantic_core.to_json(symptoms).decode() for symptoms in columns[i]]
+    return columns
+
+
+def _days(check_ins: Sequence[dict]) -> tuple[list[dict], list[tuple[DayKey, int]]]:
+    """Each resident-day's row once: its last check-in's values, revisions raised by the
+    number of check-ins; and, per check-in, its key and how many of that key come after it."""
+    counts = Counter((row["resident_id"], row["date"]) for row in check_ins)
+    last: dict[DayKey, dict] = {}
+    made: list[tuple[DayKey, int]] = []
+    seen: Counter[DayKey] = Counter()
+    for row in check_ins:
+        key = (row["resident_id"], row["date"])
+        seen[key] += 1
+        made.append((key, counts[key] - seen[key]))
+        last[key] = row
+    return [{**row, "revisions": counts[key]} for key, row in last.items()], made
+
+
+def _answers(revisions: dict[DayKey, int], made: Sequence[tuple[DayKey, int]]) -> list[int]:
+    """The revision count each check-in made: the day's final count less the later ones."""
+    return [revisions[key] - later for key, later in made]
 
 
 def _padded(ids: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ from sqlalchemy import Date, and_, exists, func, literal, select, update
 from sqlalchemy.orm import aliased
 
 from checkin import domain
-from checkin.daily_writes import ResidentFacts, writes_for
+from checkin.daily_writes import ResidentFacts, daily_writes
 from checkin.group_commit import GroupCommit
 from checkin.models import (
     Absence,
@@ -204,30 +204,24 @@ class CheckinService:
         return await self._check_ins.submit(request)
 
     async def _write_check_ins(self, requests: Sequence[_CheckInRequest]) -> list[dict | DomainError]:
-        """One transaction for a batch of check-ins; an outcome per request, in order."""
+        """One atomic write for a batch of check-ins; an outcome per request, in order."""
         outcomes: list[dict | DomainError | None] = [None] * len(requests)
-        async with self.uow() as uow:
-            writes = writes_for(self.runtime.db, uow.session)  # the hottest path of the day: see daily_writes.py
+        async with daily_writes(self.runtime) as writes:  # the hottest path of the day: see daily_writes.py
             residents = await writes.residents({r.resident_id for r in requests})
-            accepted: list[tuple[int, _CheckInRequest, ResidentFacts, dict]] = []
+            accepted: list[tuple[int, dict]] = []
+            events: list[CheckInSubmitted | HealthAnomalyReported] = []
             for index, request in enumerate(requests):
                 try:
                     resident, values = self._check_in_values(request, residents.get(request.resident_id))
                 except DomainError as refused:
                     outcomes[index] = refused
                     continue
-                accepted.append((index, request, resident, values))
-            # A resident may check in twice in one batch: each round names a resident-day once,
-            # so a repeat goes in the next round and counts a revision.
-            for round_ in _rounds(accepted, key=lambda a: (a[1].resident_id, a[1].day)):
-                round_.sort(key=lambda a: (a[1].resident_id, a[1].day))
-                revisions = await writes.save([values for *_, values in round_])
-                for index, request, _, values in round_:
-                    outcomes[index] = {**values, "revisions": revisions[request.resident_id, request.day]}
-            for _, request, resident, values in accepted:
-                for event in _check_in_events(request, resident, values):
-                    uow.stage(event)  # the envelope's bytes only: nothing here reads the envelope
-            await uow.commit()
+                accepted.append((index, values))
+                events.extend(_check_in_events(request, resident, values))
+            if accepted:
+                revisions = await writes.save([values for _, values in accepted], events)
+                for (index, values), count in zip(accepted, revisions, strict=True):
+                    outcomes[index] = {**values, "revisions": count}
         return outcomes  # type: ignore[return-value]  # every slot is filled above
 
     def _check_in_values(self, request: _CheckInRequest, resident: ResidentFacts | None) -> tuple[ResidentFacts, dict]:
@@ -740,18 +734,6 @@ def _check_in_events(request: _CheckInRequest, resident: ResidentFacts, values: 
             lat=resident.lat,
             lon=resident.lon,
         )
-
-
-def _rounds(items: list, key: Callable[[Any], Hashable]) -> Iterator[list]:
-    """Split items, in order, into rounds in which no key repeats: [a1 b1 a2] -> [a1 b1], [a2]."""
-    while items:
-        seen: set = set()
-        this, later = [], []
-        for item in items:
-            (later if key(item) in seen else this).append(item)
-            seen.add(key(item))
-        yield this
-        items = later
 
 
 def ensure_scope(allowed: bool, message: str) -> None:
