@@ -8,10 +8,10 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import Date, and_, exists, func, literal, select, update
 from sqlalchemy.orm import aliased
@@ -21,7 +21,6 @@ from checkin.daily_writes import ResidentFacts, daily_writes
 from checkin.group_commit import GroupCommit
 from checkin.models import (
     Absence,
-    CheckInSubmission,
     DailyCheckIn,
     MissedCheckIn,
     Reminder,
