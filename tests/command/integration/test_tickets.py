@@ -374,3 +374,29 @@ async def test_an_event_on_a_resolved_ticket_reopens_it_with_fresh_deadlines(com
     assert again["respond_by"] > ticket["resolve_by"]  # deadlines from the reopening, not the first day
     (reopened,) = await command.outbox("TicketReopened")
     assert "again after it was resolved" in reopened["data"]["reason"]
+
+
+async def test_a_batch_looks_its_buildings_up_once_even_when_the_cache_expires_meanwhile(database_url, clock):
+    """With a cache that expires at once (COMMAND_CONFIG_CACHE_S=0), a batch still loads its
+    buildings' places in one query, not one per event when their entries go stale."""
+    from command.main import create_app
+    from conftest import Harness, RecordingNotifier, settings_for
+    from sqlalchemy import event
+    from support import serving
+
+    app = create_app(settings_for(database_url, config_cache_s=0.0), clock=clock, notifier=RecordingNotifier())
+    async with serving(app, lambda client: Harness(app, clock, client, RecordingNotifier())) as command:
+        await command.deliver(ResidentRegistered(resident_id="R0", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737))
+        looked_up: list[str] = []
+        engine = command.runtime.db.engine.sync_engine
+        listen = lambda conn, cursor, statement, *rest: looked_up.append(statement) if "known_building" in statement else None  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            await command.deliver(*(missed(f"R{i}", building="B01") for i in range(1, 6)), missed("R9", building="B02"))
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        assert len(looked_up) == 1, looked_up
+        tickets = await command.tickets()
+        assert len(tickets) == 6
+        geo = (await command.client.get("/heatmap", headers=command.staff)).json()  # B01's five located, B02 unknown
+        assert [f["properties"]["count"] for f in geo["features"]] == [5]
