@@ -36,6 +36,8 @@ class StackSettings(BaseSettings):
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )
     kafka_replication_factor: int = Field(1, validation_alias=AliasChoices("FIRSTLINE_KAFKA_REPLICATION"))
+    # FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers).
+    opentelemetry: bool = Field(False, validation_alias=AliasChoices("FIRSTLINE_OPENTELEMETRY"))
 
     @model_validator(mode="after")
     def _secrets_are_real_outside_development(self) -> StackSettings:
