@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,8 +67,18 @@ class Database:
         paths whose writes are one statement (see checkin/daily_writes.py)."""
         if not self.is_postgres:
             raise RuntimeError("autocommit() hands out asyncpg connections: PostgreSQL only")
-        async with self.engine.connect() as connection:
-            yield (await connection.get_raw_connection()).driver_connection
+        # The pool's connection itself, without an engine Connection around it: half the
+        # CPU of engine.connect() per use (~100 against ~200 us). Nothing begins on it, so
+        # the pool's reset on return (a rollback) sends nothing.
+        pooled = await self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        except BaseException:
+            if pooled.driver_connection.is_closed():  # the server went away: never hand it out again
+                await greenlet_spawn(pooled.invalidate)
+            raise
+        finally:
+            await greenlet_spawn(pooled.close)  # back to the pool, through the async driver
 
     async def create_all(self) -> None:
         """Create the tables of every imported model (tests; production uses `migrate`)."""
