@@ -25,9 +25,11 @@ async def test_a_relay_pass_reads_the_unsent_rows_in_index_order_without_bitmap_
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda c: OutboxMessage.__table__.create(c))
         rows = [{"event_id": f"e-{i}", "event_type": "TicketOpened", "topic": "command.events.v1", "key": f"T-{i}",
-                 "value": "x" * 800, "created_at": AT, "sent_at": AT if i < 5000 else None} for i in range(8000)]  # fmt: skip
-        async with db.session() as session:
-            await session.execute(insert(OutboxMessage.__table__), rows)
+                 "value": "x" * 800, "created_at": AT} for i in range(8000)]  # fmt: skip
+        async with db.session() as session:  # an outbox in use, not analysed yet: 5,000 rows sent, then a backlog
+            await session.execute(insert(OutboxMessage.__table__), rows[:5000])
+            await session.execute(text("UPDATE outbox SET sent_at = now()"))
+            await session.execute(insert(OutboxMessage.__table__), rows[5000:])
             await session.commit()
         query = next_batch(10_000).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
         async with db.session() as session:
