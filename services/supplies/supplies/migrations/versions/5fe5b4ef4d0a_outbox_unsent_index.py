@@ -1,9 +1,4 @@
-"""outbox: an index of the unsent rows only; event_id no longer unique
-
-The relay reads the head of the unsent rows and marks them sent. The old index on
-(sent_at, seq) kept an entry for every row ever sent, and marking a row added one; the
-unique index on event_id (random UUIDs, never looked up) cost as much again on every write
-and every mark. Issue 3, fourth session: see docs/performance.md.
+"""outbox: an index of the unsent rows only; event_id no longer unique (common/migration_steps.py)
 
 Revision ID: 5fe5b4ef4d0a
 Revises: ba78a54669a7
