@@ -16,9 +16,9 @@ each round trip and each layer costs more CPU than the rows themselves.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
-import functools
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any, NamedTuple, Protocol
