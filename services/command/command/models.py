@@ -104,6 +104,10 @@ class Ticket(SQLModel, table=True):
     source_event_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     event_count: int = 1
     reported_by: str | None = Field(default=None, max_length=60)
+    # Who opened it (the event's source service, or the reporter) and the owner it was
+    # opened with: the history's "open" entry is derived from the ticket, not a row of its own.
+    opened_by: str | None = Field(default=None, max_length=60)
+    opened_owner: str | None = Field(default=None, max_length=60)
     respond_by: datetime = Field(sa_column=utc_column())
     resolve_by: datetime = Field(sa_column=utc_column())
     next_check_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
@@ -123,7 +127,9 @@ class Ticket(SQLModel, table=True):
 
 
 class TicketLog(SQLModel, table=True):
-    """Every transition: who, when, from which stage to which."""
+    """Every transition after the opening: who, when, from which stage to which. The opening
+    is told by the ticket itself (see `CommandService.ticket`): a row of its own per ticket cost a sweep
+    as much as a fifth of the ticket's writes (issue 3, fifth session)."""
 
     __tablename__ = "ticket_log"
 

@@ -303,6 +303,8 @@ class CommandService:
             source_event_ids=event_ids,
             event_count=1,
             reported_by=report.reported_by,
+            opened_by=by[:60],
+            opened_owner=routing.owner.person_id,
             respond_by=due.respond_by,
             resolve_by=due.resolve_by,
             next_check_at=due.respond_by,
@@ -310,8 +312,7 @@ class CommandService:
             updated_at=now,
             **NEW_TICKET,
         )
-        ticket = self._add(uow, Ticket, values)
-        self._log(uow, ticket, "open", None, by, now, note=report.description, event_id=event_ids[0] if event_ids else None)
+        ticket = self._add(uow, Ticket, values)  # its history's "open" entry is derived from it: `_opening`
         uow.stage(
             TicketOpened(
                 ticket_id=ticket.ticket_id,
@@ -719,6 +720,8 @@ class CommandService:
             if ticket is None or not domain.can_see(actor, _scope(ticket)):
                 raise NotFound(f"no ticket {ticket_id!r} that you may see")
             history = (await session.execute(select(TicketLog).where(TicketLog.ticket_id == ticket_id).order_by(TicketLog.log_id))).scalars().all()
+        if not any(entry.action == "open" for entry in history):  # a row only if an older version wrote one
+            history = [_opening(ticket), *history]
         return ticket, list(history)
 
     async def tickets(
@@ -1073,6 +1076,19 @@ def _scope(ticket: Ticket) -> domain.TicketScope:
         resident_id=ticket.resident_id,
         reported_by=ticket.reported_by,
     )
+
+
+def _opening(ticket: Ticket) -> TicketLog:
+    """The history's first entry, told by the ticket: opened by whom, when, with which owner.
+    Nothing changes these columns after the opening (a ticket's source ids keep only the
+    latest MAX_SOURCE_IDS, so the first event's id is known while the list is whole)."""
+    first_event = ticket.source_event_ids[0] if ticket.source_event_ids and ticket.event_count <= MAX_SOURCE_IDS else None
+    return TicketLog(
+        ticket_id=ticket.ticket_id, action="open", from_stage=None, to_stage="discovered",
+        by=ticket.opened_by or ticket.reported_by or "unknown", at=ticket.opened_at,
+        note=(ticket.description or None) and ticket.description[:2000], owner=ticket.opened_owner or ticket.owner,
+        satisfaction=None, event_id=first_event,
+    )  # fmt: skip
 
 
 def _source_name(envelope: ce.CloudEvent) -> str:
