@@ -4,8 +4,11 @@ measured in the same run, both under uvicorn (one process) and driven by wrk.
 The check-in instance runs on PostgreSQL with Kafka enabled (every request commits a
 check-in, its history row and its events to the outbox; the relay publishes them).
 Each request checks in a different resident (a wrk Lua script walks through them).
+The two servers are driven in turn, round after round (`--rounds`), and each round gives a
+ratio: on a shared machine a disturbance then spoils one round, not the comparison; the
+median of the rounds is the figure to quote.
 
-    .venv/bin/python bench/checkin_throughput.py [--seconds 15] [--connections 32] [--residents 20000]
+    .venv/bin/python bench/checkin_throughput.py [--seconds 10] [--rounds 3] [--connections 32] [--residents 20000]
 Needs wrk (Debian: apt-get install wrk; the script installs it when missing and run as root).
 """
 
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,6 +117,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(wrk: str, port: int, script: Path, seconds: int, connections: int) -> tuple[float, str]:
     out = subprocess.run(
         [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/checkins"],
@@ -148,12 +159,13 @@ async def batch_sizes(port: int) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--residents", type=int, default=20000)
     parser.add_argument("--breakdown", action="store_true",
                         help="also measure the HTTP layer alone (no database) and the service with Kafka off (no relay)")
-    parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: write a raw profile to /tmp/checkin-profile.txt")
+    parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: write a raw profile of the first round to /tmp/checkin-profile.txt")
     args = parser.parse_args()
     wrk = ensure_wrk()
     token = issue_token(SECRET, sub="bench", role="admin", now=datetime.now(UTC))
@@ -177,15 +189,10 @@ async def main() -> None:
                 await conn.close()
                 script = tmp / "checkin.lua"
                 script.write_text(LUA % {"threads": 2, "residents": args.residents, "token": token})
-                run_wrk(wrk, 18901, script, 3, args.connections)  # warm up
-                base_rps, base_p99 = run_wrk(wrk, 18901, script, args.seconds, args.connections)
-                run_wrk(wrk, 18902, script, 3, args.connections)
-                if args.profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
-                    subprocess.Popen([args.profile, "record", "-r", "250", "-d", str(args.seconds - 1), "-p", str(checkin.pid),
-                                      "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
-                cpu_before, started = cpu_seconds(checkin.pid), time.monotonic()
-                rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
-                busy = (cpu_seconds(checkin.pid) - cpu_before) / (time.monotonic() - started)
+                rounds = []
+                for round_ in range(args.rounds):
+                    rounds.append(measure_round(wrk, script, args, checkin.pid, profile=args.profile if round_ == 0 else None))
+                    print(f"round {round_ + 1}: {rounds[-1]}", flush=True)
                 batches = await batch_sizes(18902)
                 if args.breakdown:
                     breakdown = await measure_breakdown(wrk, script, args, env, tmp)
@@ -193,13 +200,48 @@ async def main() -> None:
                 for proc in (trivial, checkin):
                     proc.terminate()
                     proc.wait(timeout=30)
-    print(f"trivial FastAPI endpoint: {base_rps:,.0f} req/s (p99 {base_p99})")
-    print(f"POST /checkins (PostgreSQL, outbox, relay to Kafka): {rps:,.0f} req/s (p99 {p99})")
-    print(f"check-ins per transaction (group commit): {batches}; the server used {busy:.0%} of a core")
-    print(f"ratio: {rps / base_rps:.2f} of the trivial endpoint ({args.connections} connections, {args.seconds}s, one uvicorn process each)")
+    median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
+    print(f"check-ins per transaction (group commit): {batches}")
+    print(f"ratio, median of {len(rounds)} rounds: {median.ratio:.2f} of the trivial endpoint (round {rounds.index(median) + 1}: "
+          f"{median.checkin_rps:,.0f} against {median.trivial_rps:,.0f} req/s; {args.connections} connections, "
+          f"{args.seconds} s a run, one uvicorn process each); every round: {', '.join(f'{r.ratio:.2f}' for r in rounds)}")
     if args.breakdown:
         for what, (other_rps, other_p99) in breakdown.items():
-            print(f"  {what}: {other_rps:,.0f} req/s (p99 {other_p99}), {other_rps / base_rps:.2f} of the trivial endpoint")
+            print(f"  {what}: {other_rps:,.0f} req/s (p99 {other_p99}), {other_rps / median.trivial_rps:.2f} of the median round's trivial endpoint")
+
+
+@dataclass
+class Round:
+    trivial_rps: float
+    trivial_p99: str
+    checkin_rps: float
+    checkin_p99: str
+    busy: float  # the check-in server's CPU, in cores, while wrk drove it
+    machine: float  # the whole machine's CPU, in cores, meanwhile
+
+    @property
+    def ratio(self) -> float:
+        return self.checkin_rps / self.trivial_rps
+
+    def __str__(self) -> str:
+        return (f"trivial {self.trivial_rps:,.0f} req/s (p99 {self.trivial_p99}), POST /checkins {self.checkin_rps:,.0f} req/s "
+                f"(p99 {self.checkin_p99}) = {self.ratio:.2f}; the check-in server used {self.busy:.2f} of a core, "
+                f"the machine {self.machine:.2f} of {os.cpu_count()}")
+
+
+def measure_round(wrk: str, script: Path, args, checkin_pid: int, profile: str | None) -> Round:
+    """The trivial endpoint, then POST /checkins (PostgreSQL, outbox, relay to Kafka), each warmed up first."""
+    run_wrk(wrk, 18901, script, 2, args.connections)
+    trivial_rps, trivial_p99 = run_wrk(wrk, 18901, script, args.seconds, args.connections)
+    run_wrk(wrk, 18902, script, 2, args.connections)
+    if profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
+        subprocess.Popen([profile, "record", "-r", "250", "-d", str(args.seconds - 1), "-p", str(checkin_pid),
+                          "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
+    cpu_before, machine_before, started = cpu_seconds(checkin_pid), machine_busy_seconds(), time.monotonic()
+    rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
+    elapsed = time.monotonic() - started
+    busy = (cpu_seconds(checkin_pid) - cpu_before) / elapsed
+    return Round(trivial_rps, trivial_p99, rps, p99, busy, (machine_busy_seconds() - machine_before) / elapsed)
 
 
 async def measure_breakdown(wrk: str, script: Path, args, env: dict, tmp: Path) -> dict[str, tuple[float, str]]:
