@@ -24,10 +24,11 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from common import envelope as ce
+from common.db import copy_if_all_new
 from common.errors import DomainError
 from common.events.base import Event
 from common.metrics import PipelineMetrics
-from common.outbox import UnitOfWork
+from common.outbox import InboxMessage, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class ConsumerRunner:
     async def _apply_batch(self, valid: list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]) -> None:
         """The fast path: every valid event of the batch in one transaction."""
         async with self.uow() as uow:
-            fresh = await uow.claim(self.consumer.name, [envelope for _, envelope, _, _ in valid])
+            fresh = await _claim(uow, self.consumer.name, [envelope for _, envelope, _, _ in valid])
             batch = []
             for _record, envelope, event, handler in valid:
                 if envelope.id in fresh:  # not applied before; and the same event twice in a batch applies once
@@ -220,6 +221,19 @@ class ConsumerRunner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         self.metrics.dead_lettered(self.consumer.name, kind)
+
+
+async def _claim(uow: UnitOfWork, consumer: str, envelopes: list[ce.CloudEvent]) -> set[str]:
+    """A batch's event ids into the inbox; returns those not applied before. On PostgreSQL the
+    batch is first copied in whole (a batch is almost always new, and COPY costs the server
+    half of INSERT ... ON CONFLICT: ~7.5 against ~15 µs per event); `UnitOfWork.claim` sorts
+    out a batch that holds an event applied before (a redelivery), in the same transaction."""
+    if uow.db.is_postgres:
+        now = uow.clock.now()
+        rows = {e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes}
+        if rows and await copy_if_all_new(uow.session, InboxMessage.__table__, list(rows.values())):
+            return set(rows)
+    return await uow.claim(consumer, envelopes)
 
 
 _pauses = 0  # batches in progress that paused the collector (consumers of one process interleave)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pydantic_core
 from sqlalchemy import JSON, Column, DateTime, Table, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -190,6 +191,24 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict])
                 record[i] = convert(record[i])
     driver = await driver_connection(session)
     await driver.copy_records_to_table(table.name, columns=columns, records=records, schema_name=table.schema)
+
+
+async def copy_if_all_new(session: AsyncSession, table: Table, rows: Sequence[dict]) -> bool:
+    """PostgreSQL: COPY rows that are expected to be new, in a savepoint; True if they all
+    went in, False (and none did, the transaction unharmed) if one broke a unique constraint.
+
+    For batches that are almost always new (a consumer's inbox claim, a sweep's facts): a
+    COPY costs the server about half of an INSERT ... ON CONFLICT DO NOTHING (no speculative
+    insertion), and the caller does that insert only when this says False."""
+    driver = await driver_connection(session)
+    await driver.execute("SAVEPOINT copy_if_all_new")
+    try:
+        await bulk_insert(session, table, rows)
+    except asyncpg.UniqueViolationError:
+        await driver.execute("ROLLBACK TO SAVEPOINT copy_if_all_new")
+        return False
+    await driver.execute("RELEASE SAVEPOINT copy_if_all_new")
+    return True
 
 
 async def driver_connection(session: AsyncSession):
