@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 import h3
 from common import envelope as ce
 from common.clock import day_bounds, local_date
-from common.db import bulk_insert, insert_ignore
+from common.db import bulk_insert, copy_if_all_new, insert_ignore
 from common.errors import Forbidden, Invalid, NotFound
 from common.events.base import Event
 from common.events.command import (
@@ -545,9 +545,13 @@ class CommandService:
             if rows:  # COPY on PostgreSQL
                 await bulk_insert(uow.session, model.__table__, [vars(r) if isinstance(r, SimpleNamespace) else r for r in rows])
         facts = touched.pop(("facts", ""), None)
-        if facts and self.runtime.db.is_postgres:  # one statement with three arrays, not a row per fact
-            residents, days, kinds = zip(*facts, strict=True)
-            await uow.session.execute(FACTS_FROM_ARRAYS, {"residents": list(residents), "days": list(days), "kinds": list(kinds)})
+        if facts and self.runtime.db.is_postgres:
+            # A sweep's facts are new: COPY them (half the server's work of ON CONFLICT); if one
+            # is known already, one statement with three arrays skips those.
+            rows = [{"resident_id": r, "date": d, "kind": k} for r, d, k in facts]
+            if not await copy_if_all_new(uow.session, CheckinFact.__table__, rows):
+                residents, days, kinds = zip(*facts, strict=True)
+                await uow.session.execute(FACTS_FROM_ARRAYS, {"residents": list(residents), "days": list(days), "kinds": list(kinds)})
         elif facts:
             await uow.session.execute(
                 sqlite_insert(CheckinFact.__table__).on_conflict_do_nothing(index_elements=["resident_id", "date", "kind"]),
