@@ -60,11 +60,10 @@ from command.settings import CommandSettings
 
 log = logging.getLogger(__name__)
 
-# Columns of a new ticket that start empty (all columns are given when rows go in bulk).
-NEW_TICKET = dict(
-    acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None, resolution=None, closed_at=None,
-    satisfaction=None, feedback_comment=None, feedback_by=None, escalation_level=0, reopen_count=0,
-)  # fmt: skip
+# Columns of a new ticket that start at zero. Those that start empty (acknowledged_at, resolution,
+# satisfaction, ...) are left out: NULL by default, and a COPY of nine fewer columns per ticket
+# spares ~1.5 us of the consumer's CPU each (issue 3, fifth session).
+NEW_TICKET = dict(escalation_level=0, reopen_count=0)
 # A batch's check-in facts on PostgreSQL: unnest three arrays, skip what is already known.
 FACTS_FROM_ARRAYS = text(
     "INSERT INTO checkin_fact (resident_id, date, kind) "
