@@ -193,6 +193,12 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict])
     await driver.copy_records_to_table(table.name, columns=columns, records=records, schema_name=table.schema)
 
 
+# Rows from which copy_if_all_new pays: a COPY in a savepoint is four round trips against one
+# statement, ~2 ms more for a batch of one (a latency-bound trickle of events), and spares
+# the server ~7.5 us per row.
+COPY_PAYS_FROM = 100
+
+
 async def copy_if_all_new(session: AsyncSession, table: Table, rows: Sequence[dict]) -> bool:
     """PostgreSQL: COPY rows that are expected to be new, in a savepoint; True if they all
     went in, False (and none did, the transaction unharmed) if one broke a unique constraint.

@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 import h3
 from common import envelope as ce
 from common.clock import day_bounds, local_date
-from common.db import bulk_insert, copy_if_all_new, insert_ignore
+from common.db import COPY_PAYS_FROM, bulk_insert, copy_if_all_new, insert_ignore
 from common.errors import Forbidden, Invalid, NotFound
 from common.events.base import Event
 from common.events.command import (
@@ -548,7 +548,7 @@ class CommandService:
             # A sweep's facts are new: COPY them (half the server's work of ON CONFLICT); if one
             # is known already, one statement with three arrays skips those.
             rows = [{"resident_id": r, "date": d, "kind": k} for r, d, k in facts]
-            if not await copy_if_all_new(uow.session, CheckinFact.__table__, rows):
+            if len(rows) < COPY_PAYS_FROM or not await copy_if_all_new(uow.session, CheckinFact.__table__, rows):
                 residents, days, kinds = zip(*facts, strict=True)
                 await uow.session.execute(FACTS_FROM_ARRAYS, {"residents": list(residents), "days": list(days), "kinds": list(kinds)})
         elif facts:

@@ -1,6 +1,7 @@
-"""A consumer's batch claims its event ids in the inbox at once: on PostgreSQL a batch of new
-events is copied in whole, and a batch that holds events applied before (a redelivery) still
-applies only the new ones, once each, in the same transaction (on SQLite too)."""
+"""A consumer's batch claims its event ids in the inbox at once: on PostgreSQL a big batch of
+new events is copied in whole, and a batch that holds events applied before (a redelivery)
+still applies only the new ones, once each, in the same transaction; small batches are
+claimed with one statement (and all of it on SQLite)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from common import envelope
 from common.bus import Consumer
+from common.db import COPY_PAYS_FROM
 from common.events.checkin import CheckInMissed
 from common.outbox import InboxMessage
 from common.runtime import Runtime
@@ -49,18 +51,20 @@ async def test_a_batch_applies_each_new_event_once_whether_or_not_it_holds_old_o
         values = [
             envelope.encode(envelope.wrap(CheckInMissed(resident_id=f"R-{i}-{uuid.uuid4().hex[:6]}", date=date(2026, 11, 28),
                                                         consecutive_days=1, grid_id="G1", building_id="B1"), at=datetime.now(UTC)))
-            for i in range(6)
+            for i in range(2 * COPY_PAYS_FROM + 3)
         ]  # fmt: skip
-        await runner.handle([record(v, i) for i, v in enumerate(values[:3])])  # all new
-        # A redelivery of the first three with three new ones, one of them twice in the batch.
-        await runner.handle([record(v, i) for i, v in enumerate(values + values[5:])])
+        old, new, trickle = values[:COPY_PAYS_FROM], values[COPY_PAYS_FROM:-3], values[-3:]
+        await runner.handle([record(v, i) for i, v in enumerate(old)])  # all new: copied on PostgreSQL
+        # A redelivery of those with as many new ones, one of them twice in the batch.
+        await runner.handle([record(v, i) for i, v in enumerate(old + new + new[-1:])])
+        await runner.handle([record(v, i) for i, v in enumerate(trickle)])  # a small batch: claimed with one statement
         async with runtime.db.session() as session:
-            assert await session.scalar(select(func.count()).select_from(Applied)) == 6
-            assert await session.scalar(select(func.count()).select_from(InboxMessage)) == 6
+            assert await session.scalar(select(func.count()).select_from(Applied)) == len(values)
+            assert await session.scalar(select(func.count()).select_from(InboxMessage)) == len(values)
         await runner.handle([record(v, i) for i, v in enumerate(values)])  # nothing new: nothing applied
         async with runtime.db.session() as session:
-            assert await session.scalar(select(func.count()).select_from(Applied)) == 6
+            assert await session.scalar(select(func.count()).select_from(Applied)) == len(values)
         # Each event was handled once: no batch failed and was replayed one event at a time.
-        assert sorted(calls) == sorted(set(calls)) and len(calls) == 6
+        assert len(calls) == len(set(calls)) == len(values)
     finally:
         await runtime.db.dispose()
