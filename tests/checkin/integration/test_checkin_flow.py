@@ -65,6 +65,22 @@ async def test_bad_check_ins_are_refused_and_change_nothing(checkin):
     assert (await checkin.client.post("/checkins", json={"resident_id": rid, "temperature_c": 36.5})).status_code == 401
 
 
+async def test_a_check_in_body_that_is_not_json_is_refused_as_fastapi_would_word_it(checkin):
+    rid = await checkin.register("韩梅梅", "103")
+    me = checkin.as_("resident", rid)
+    broken = await checkin.client.post("/checkins", content=b'{"resident_id": ', headers={**me, "content-type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid", broken.text
+    wrong_type = await checkin.client.post("/checkins", json={"resident_id": rid, "temperature_c": "warm"}, headers=me)
+    [error] = wrong_type.json()["detail"]
+    assert wrong_type.status_code == 422 and error["loc"] == ["body", "temperature_c"] and error["type"] == "float_parsing"
+    as_text = await checkin.client.post("/checkins", content=f"{rid} 36.5", headers={**me, "content-type": "text/plain"})
+    assert as_text.status_code == 415 and "application/json" in as_text.json()["detail"]
+    assert await checkin.outbox("CheckInSubmitted") == []
+    # The body read by hand is still documented.
+    body = checkin.app.openapi()["paths"]["/checkins"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["resident_id", "temperature_c"] and "symptoms" in body["properties"]
+
+
 async def test_building_lead_checks_in_only_for_their_building(checkin):
     inside = await checkin.register("张三", "201", building="B01")
     outside = await checkin.register("李四", "202", building="B02")
