@@ -133,7 +133,7 @@ def run_wrk(wrk: str, port: int, script: Path, seconds: int, connections: int) -
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
         raise RuntimeError(f"{bad.group(1)} requests failed:\n{out}")
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     return rps, p99.group(1) if p99 else "?"
 
 
