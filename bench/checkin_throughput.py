@@ -191,7 +191,7 @@ async def main() -> None:
                 script.write_text(LUA % {"threads": 2, "residents": args.residents, "token": token})
                 rounds = []
                 for round_ in range(args.rounds):
-                    rounds.append(measure_round(wrk, script, args, checkin.pid, profile=args.profile if round_ == 0 else None))
+                    rounds.append(measure_round(wrk, script, args, trivial.pid, checkin.pid, profile=args.profile if round_ == 0 else None))
                     print(f"round {round_ + 1}: {rounds[-1]}", flush=True)
                 batches = await batch_sizes(18902)
                 if args.breakdown:
@@ -214,6 +214,7 @@ async def main() -> None:
 class Round:
     trivial_rps: float
     trivial_p99: str
+    trivial_busy: float  # the trivial server's CPU, in cores, while wrk drove it
     checkin_rps: float
     checkin_p99: str
     busy: float  # the check-in server's CPU, in cores, while wrk drove it
@@ -224,15 +225,17 @@ class Round:
         return self.checkin_rps / self.trivial_rps
 
     def __str__(self) -> str:
-        return (f"trivial {self.trivial_rps:,.0f} req/s (p99 {self.trivial_p99}), POST /checkins {self.checkin_rps:,.0f} req/s "
+        return (f"trivial {self.trivial_rps:,.0f} req/s (p99 {self.trivial_p99}, {self.trivial_busy:.2f} of a core), POST /checkins {self.checkin_rps:,.0f} req/s "
                 f"(p99 {self.checkin_p99}) = {self.ratio:.2f}; the check-in server used {self.busy:.2f} of a core, "
                 f"the machine {self.machine:.2f} of {os.cpu_count()}")
 
 
-def measure_round(wrk: str, script: Path, args, checkin_pid: int, profile: str | None) -> Round:
+def measure_round(wrk: str, script: Path, args, trivial_pid: int, checkin_pid: int, profile: str | None) -> Round:
     """The trivial endpoint, then POST /checkins (PostgreSQL, outbox, relay to Kafka), each warmed up first."""
     run_wrk(wrk, 18901, script, 2, args.connections)
+    cpu_before, started = cpu_seconds(trivial_pid), time.monotonic()
     trivial_rps, trivial_p99 = run_wrk(wrk, 18901, script, args.seconds, args.connections)
+    trivial_busy = (cpu_seconds(trivial_pid) - cpu_before) / (time.monotonic() - started)
     run_wrk(wrk, 18902, script, 2, args.connections)
     if profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
         subprocess.Popen([profile, "record", "-r", "250", "-d", str(args.seconds - 1), "-p", str(checkin_pid),
@@ -241,7 +244,7 @@ def measure_round(wrk: str, script: Path, args, checkin_pid: int, profile: str |
     rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
     elapsed = time.monotonic() - started
     busy = (cpu_seconds(checkin_pid) - cpu_before) / elapsed
-    return Round(trivial_rps, trivial_p99, rps, p99, busy, (machine_busy_seconds() - machine_before) / elapsed)
+    return Round(trivial_rps, trivial_p99, trivial_busy, rps, p99, busy, (machine_busy_seconds() - machine_before) / elapsed)
 
 
 async def measure_breakdown(wrk: str, script: Path, args, env: dict, tmp: Path) -> dict[str, tuple[float, str]]:
