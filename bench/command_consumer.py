@@ -2,8 +2,9 @@
 
 N `CheckInMissed` records are fed to the consumer runner in batches, as the broker would
 deliver them: parse, validate, claim the inbox, record the check-in fact, route, open the
-ticket (which tells its history's first entry) with its heat-map point and outbox row, commit. Baseline in the same run: only parsing and
-validating the same records (the part no consumer can skip).
+ticket (which tells its history's first entry) with its heat-map point and outbox row,
+commit. Baseline in the same run: only parsing and validating the same records (the part no
+consumer can skip).
 
     .venv/bin/python bench/command_consumer.py [--events 20000] [--batch 1000]
 """
