@@ -37,13 +37,22 @@ def run_env(context) -> None:
 
 
 async def upgrade(db: Database, script_location: str | Path, revision: str = "head") -> None:
-    def _run(connection) -> None:
+    await _run(db, script_location, command.upgrade, revision)
+
+
+async def downgrade(db: Database, script_location: str | Path, revision: str) -> None:
+    """Back to `revision` (tests of a migration's way down)."""
+    await _run(db, script_location, command.downgrade, revision)
+
+
+async def _run(db: Database, script_location: str | Path, step, revision: str) -> None:
+    def run(connection) -> None:
         cfg = alembic_config(script_location)
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+        step(cfg, revision)
 
     async with db.engine.begin() as conn:
-        await conn.run_sync(_run)
+        await conn.run_sync(run)
 
 
 async def new_revision(script_location: str | Path, message: str) -> None:

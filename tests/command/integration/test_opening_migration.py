@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import command.models  # noqa: F401 - the command center's tables, for the comparison
-from alembic import command as alembic
 from command.models import Ticket, TicketLog
 from common.db import Database
 from common.events.checkin import CheckInMissed
-from common.migrations import alembic_config, pending_changes, upgrade
+from common.migrations import downgrade, pending_changes, upgrade
 from sqlalchemy import insert, select, text
 
 MIGRATIONS = Path(command.models.__file__).parent / "migrations"
@@ -57,15 +56,6 @@ def _log(ticket_id: str, action: str, by: str, owner: str) -> dict:
             "to_stage": "discovered", "by": by, "at": AT, "owner": owner}  # fmt: skip
 
 
-async def _migrate(db: Database, revision: str, *, down: bool = False) -> None:
-    def run(connection) -> None:
-        cfg = alembic_config(MIGRATIONS)
-        cfg.attributes["connection"] = connection
-        (alembic.downgrade if down else alembic.upgrade)(cfg, revision)
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(run)
-
 
 async def test_the_migration_moves_open_rows_into_their_tickets_and_back(database_url):
     db = Database(database_url)
@@ -86,11 +76,11 @@ async def test_the_migration_moves_open_rows_into_their_tickets_and_back(databas
             left = (await conn.execute(text("SELECT ticket_id, action FROM ticket_log ORDER BY log_id"))).all()
             assert [tuple(r) for r in left] == [("T-1", "reassign")]
 
-        await _migrate(db, BEFORE, down=True)  # and back: one "open" row per ticket again
+        await downgrade(db, MIGRATIONS, BEFORE)  # and back: one "open" row per ticket again
         async with db.engine.connect() as conn:
             rows = (await conn.execute(text('SELECT ticket_id, "by", owner FROM ticket_log WHERE action = \'open\' ORDER BY ticket_id'))).all()
             assert [tuple(r) for r in rows] == [("T-1", "checkin", "gw-G1"), ("T-2", "R2", "gw-G1")]
-        await _migrate(db, "head")
+        await upgrade(db, MIGRATIONS)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(pending_changes) == []
     finally:

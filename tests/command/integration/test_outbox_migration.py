@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import command.models  # noqa: F401 - the command center's tables, for the comparison
-from alembic import command as alembic
 from common.clock import ManualClock
 from common.db import Database
-from common.migrations import alembic_config, pending_changes, upgrade
+from common.migrations import downgrade, pending_changes, upgrade
 from common.outbox import OutboxMessage, OutboxRelay
 from sqlalchemy import insert, inspect, select
 
@@ -24,15 +23,6 @@ def _row(event_id: str, key: str, sent: bool) -> dict:
     return {"event_id": event_id, "event_type": "TicketOpened", "topic": "command.events.v1", "key": key,
             "value": f'{{"id": "{event_id}"}}', "created_at": AT, "sent_at": AT if sent else None}  # fmt: skip
 
-
-async def _migrate(db: Database, revision: str, *, down: bool = False) -> None:
-    def run(connection) -> None:
-        cfg = alembic_config(MIGRATIONS)
-        cfg.attributes["connection"] = connection
-        (alembic.downgrade if down else alembic.upgrade)(cfg, revision)
-
-    async with db.engine.begin() as conn:
-        await conn.run_sync(run)
 
 
 def _outbox_indexes(connection) -> tuple[list, list]:
@@ -75,8 +65,8 @@ async def test_upgrade_keeps_the_outbox_and_the_relay_publishes_only_what_was_un
         async with db.session() as session:
             assert await session.scalar(select(OutboxMessage.seq).where(OutboxMessage.sent_at.is_(None))) is None
 
-        await _migrate(db, INITIAL, down=True)  # and back: the downgrade restores the old schema
-        await _migrate(db, "head")
+        await downgrade(db, MIGRATIONS, INITIAL)  # and back: the downgrade restores the old schema
+        await upgrade(db, MIGRATIONS)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(pending_changes) == []
     finally:
