@@ -129,6 +129,9 @@ class UnitOfWork:
         self.session = self.db.sessions()
         self.committed = False
         self._staged: list[dict] = []
+        # What a use case keeps for the rest of this transaction (rows it loaded or added,
+        # keyed as it likes): a consumer's batch of thousands of events is one transaction.
+        self.memo: dict = {}
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -143,10 +146,11 @@ class UnitOfWork:
         self._staged.append(_row(event, envelope.id, value, envelope.time))  # one INSERT at commit, in order
         return envelope
 
-    def stage(self, event: Event, *, cause: ce.CloudEvent | None = None) -> str:
+    def stage(self, event: Event, *, cause: ce.CloudEvent | None = None, at: datetime | None = None) -> str:
         """`emit` without building the envelope object, only its bytes (a consumer's batch
-        stages thousands of events); returns the event id."""
-        row = self._encoded(event, cause)
+        stages thousands of events); returns the event id. `at`, the envelope's time, is
+        the clock's now unless the caller already read it for the change it records."""
+        row = self._encoded(event, cause, at)
         self._staged.append(row)
         return row["event_id"]
 
@@ -171,9 +175,9 @@ class UnitOfWork:
         cause = cause or self.cause
         return {"correlation_id": cause.correlationid if cause else None, "causation_id": cause.id if cause else None}
 
-    def _encoded(self, event: Event, cause: ce.CloudEvent | None) -> dict:
+    def _encoded(self, event: Event, cause: ce.CloudEvent | None, at: datetime | None = None) -> dict:
         self._any_staged = True
-        return outbox_row(event, self.clock.now(), **self._chain(cause))
+        return outbox_row(event, at or self.clock.now(), **self._chain(cause))
 
     async def first_time(self, consumer: str, envelope: ce.CloudEvent) -> bool:
         """Record that `consumer` applies this event; False if it already has."""

@@ -282,7 +282,10 @@ def check_person(person: Person, people: Mapping[str, Person], departments: Iter
 # -- problems into tickets ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Report and Routing are made per event and never changed; they are not frozen because a
+# frozen dataclass's __init__ sets each field through object.__setattr__ (~4 µs a Report),
+# and a sweep makes one of each per missed check-in.
+@dataclass(slots=True)
 class Report:
     """A problem as the command center sees it, from an event or a report by hand."""
 
@@ -299,7 +302,7 @@ class Report:
     priority: str | None = None  # asked for by hand: never below the rule's
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Routing:
     kind: str
     department: str
@@ -354,21 +357,43 @@ def fill(template: str | None, facts: Mapping[str, Any]) -> str:
     if not template:
         return ""
     try:
-        names = _placeholders(template)
-        shown = _Blank({k: _show(facts[k]) for k in names if facts.get(k) is not None})
-        return template.format_map(shown)
+        parts = _parts(template)
+        if parts is None:  # format specs, conversions or indexes: str.format's own way
+            shown = _Blank({k: _show(facts[k]) for k in _placeholders(template) if facts.get(k) is not None})
+            return template.format_map(shown)
     except (ValueError, IndexError, AttributeError):
         return template
+    out = []
+    for literal, name in parts:
+        out.append(literal)
+        if name is not None:
+            value = facts.get(name)
+            out.append("?" if value is None else _show(value))
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _parts(template: str) -> tuple[tuple[str, str | None], ...] | None:
+    """A template as (text, fact name) pairs, parsed once (templates are few; a sweep fills
+    thousands); None when a field is more than a plain name."""
+    parts = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is not None and (spec or conversion or not name.isidentifier()):
+            return None
+        parts.append((literal, name))
+    return tuple(parts)
 
 
 @functools.lru_cache(maxsize=256)
 def _placeholders(template: str) -> tuple[str, ...]:
-    """The fact names a template uses (templates are few; a sweep fills thousands)."""
+    """The fact names a template uses."""
     return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, list | tuple):
+    if type(value) is str:
+        return value
+    if isinstance(value, (list, tuple)):
         return ", ".join(_show(v) for v in value) or "none"
     if isinstance(value, dict):
         return " ".join(f"{k}={_show(v)}" for k, v in value.items())
@@ -592,7 +617,7 @@ SIGNAL_KINDS = {"HealthAnomalyReported": "fever", "CheckInMissed": "missed_check
 
 def report_from_event(event: Event) -> Report:
     """An event from another service as a problem: the subject is the event's aggregate id."""
-    facts = {k: v for k, v in event.model_dump(mode="json").items() if v is not None}
+    facts = event.model_dump(mode="json", exclude_none=True)
     return Report(
         trigger=f"event:{event.event_type()}",
         subject_id=event.subject(),

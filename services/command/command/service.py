@@ -16,7 +16,6 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import h3
 from common import envelope as ce
@@ -84,7 +83,6 @@ class CommandService:
         self._config: domain.Config | None = None
         self._seeded = asyncio.Event()
         self._buildings: dict[str, tuple[tuple[str | None, float | None, float | None] | None, float]] = {}
-        self._touched: WeakKeyDictionary[UnitOfWork, dict[tuple[str, str], Any]] = WeakKeyDictionary()
         self._config_loaded = 0.0
         self._opened = Counter(
             "firstline_command_tickets_opened_total", "Tickets opened, by kind", ["kind"], registry=runtime.registry
@@ -267,13 +265,14 @@ class CommandService:
         return ticket
 
     def _batch(self, uow: UnitOfWork) -> dict[tuple[str, str], Any]:
-        """What this transaction has touched, by (table, key). A consumer's batch of events is
-        one transaction: it is flushed once, at commit, not before every query (autoflush
-        off), so lookups of rows added earlier in the batch go through this map."""
-        touched = self._touched.get(uow)
-        if touched is None:
+        """What this transaction has touched, by (table, key): the unit of work's memo. A
+        consumer's batch of events is one transaction: it is flushed once, at commit, not
+        before every query (autoflush off), so lookups of rows added earlier in the batch go
+        through this map."""
+        touched = uow.memo
+        if not touched:
             uow.session.sync_session.autoflush = False
-            touched = self._touched[uow] = {}
+            touched[("batch", "autoflush")] = False
         return touched
 
     def _open(self, uow, report, routing, config, now, by, event_ids) -> Ticket:
@@ -328,7 +327,8 @@ class CommandService:
                 building_id=ticket.building_id,
                 category=ticket.category,
                 resident_id=ticket.resident_id,
-            )
+            ),
+            at=now,
         )
         self._share(uow, ticket, now)
         opened = self._opened_by_kind.get(ticket.kind)

@@ -118,6 +118,24 @@ def test_demand_surge_carries_the_suggested_action():
     assert domain.route(domain.report_from_event(surge), CONFIG).action == "Open a pharmacy run"
 
 
+@pytest.mark.parametrize(
+    ("template", "filled"),
+    [
+        ("Follow up {resident_id}: {days} day(s), {symptoms}; {none} {empty} {absent}", "Follow up R1: 2 day(s), cough, fever; ? none ?"),
+        ("{{literal}} braces and {resident_id}", "{literal} braces and R1"),
+        ("no facts at all", "no facts at all"),
+        ("{days:>3} days", "  2 days"),  # a format spec: str.format's own way, on the shown text
+        ("{resident_id!r}", "'R1'"),
+        ("{} or {0} or {resident_id.x}", "{} or {0} or {resident_id.x}"),  # not fact names: left as written
+        ("broken {resident_id", "broken {resident_id"),
+        ("", ""),
+    ],
+)
+def test_titles_and_actions_fill_in_the_facts(template, filled):
+    facts = {"resident_id": "R1", "days": 2, "symptoms": ["cough", "fever"], "none": None, "empty": []}
+    assert domain.fill(template, facts) == filled
+
+
 def test_an_unknown_or_disabled_trigger_is_not_routed():
     assert domain.route(domain.Report(trigger="event:CouponIssued", subject_id="x"), CONFIG) is None
     rules = dict(CONFIG.rules)

@@ -6,6 +6,7 @@ payload (`data` of the CloudEvent), its class variables say where it travels.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +32,7 @@ class Event(BaseModel):
         return cls.__name__
 
     @classmethod
+    @functools.cache  # by class: every envelope names it
     def dataschema(cls) -> str:
         return f"urn:firstline:{cls.service}:{cls.event_type()}:{cls.version}"
 
@@ -59,6 +61,7 @@ def all_events() -> list[type[Event]]:
     return sorted(_REGISTRY.values(), key=lambda c: (c.service, c.event_type(), c.version))
 
 
+@functools.lru_cache(maxsize=1024)  # a few schemas, named by every message
 def parse_dataschema(dataschema: str | None) -> tuple[str | None, int]:
     """`urn:firstline:checkin:CheckInMissed:1` -> ("CheckInMissed", 1); version 1 when absent."""
     if not dataschema:
