@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,6 +24,7 @@ __all__ = [
     "DomainMetrics",
     "Family",
     "HttpMetrics",
+    "LoopHistogram",
     "PipelineMetrics",
     "consumer_lag",
     "exposition",
@@ -28,6 +32,55 @@ __all__ = [
 
 
 DEAD_LETTER_KINDS = ("unparsable", "invalid-envelope", "invalid-payload", "unknown-type", "rejected", "failed")
+
+
+class LoopHistogram:
+    """A Prometheus histogram observed from the event loop's thread, for what a consumer
+    observes per event: prometheus_client's Histogram takes a lock twice per observation
+    (~4 µs, 4% of the command center's CPU in a sweep); here an observation is a bisect and
+    two additions, and a batch's events of equal value count at once.
+
+    Scraped from the same loop (the service's /metrics route), so no lock is needed; a
+    collector in another thread would at worst see a sum one observation ahead of its counts.
+    """
+
+    def __init__(self, name: str, doc: str, labelnames: Sequence[str], buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self.name, self.doc, self.labelnames = name, doc, tuple(labelnames)
+        self.bounds = tuple(sorted(buckets))
+        self._series: dict[tuple[str, ...], _LoopSeries] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _LoopSeries:
+        series = self._series.get(values)
+        if series is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name}: labels {values!r} do not match {self.labelnames!r}")
+            series = self._series[values] = _LoopSeries(self.bounds)
+        return series
+
+    def describe(self) -> Iterable[Metric]:
+        yield HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
+        for values, series in sorted(self._series.items()):
+            cumulative = list(itertools.accumulate(series.counts))
+            buckets = [(floatToGoString(b), c) for b, c in zip(self.bounds, cumulative, strict=False)]
+            family.add_metric(list(values), buckets=[*buckets, ("+Inf", cumulative[-1])], sum_value=series.sum)
+        yield family
+
+
+class _LoopSeries:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float, count: int = 1) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += count  # buckets hold value <= bound
+        self.sum += value * count
 
 
 class PipelineMetrics:
@@ -59,9 +112,9 @@ class PipelineMetrics:
             ["service", "consumer", "kind"],
             registry=registry,
         )
-        self._handler = Histogram(
+        self._handler = LoopHistogram(
             "firstline_handler_seconds",
-            "Time to apply a batch of events, per event",
+            "Time to apply a batch of events, per event (each event of a batch counts)",
             ["service", "consumer"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
@@ -93,9 +146,7 @@ class PipelineMetrics:
         self._dead.labels(self.service, consumer, kind).inc()
 
     def handler_seconds(self, consumer: str, seconds: float, count: int) -> None:
-        per_event = seconds / max(count, 1)
-        for _ in range(min(count, 50)):  # a sample of the batch is enough for the distribution
-            self._handler.labels(self.service, consumer).observe(per_event)
+        self._handler.labels(self.service, consumer).observe(seconds / max(count, 1), count)
 
 
 class HttpMetrics:
