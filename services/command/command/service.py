@@ -22,7 +22,6 @@ from common import envelope as ce
 from common.clock import day_bounds, local_date
 from common.db import COPY_PAYS_FROM, bulk_insert, copy_if_all_new, insert_ignore
 from common.errors import Forbidden, Invalid, NotFound
-from common.metrics import LoopHistogram
 from common.events.base import Event
 from common.events.command import (
     TicketAcknowledged,
@@ -34,6 +33,7 @@ from common.events.command import (
     TicketResolved,
     TicketUpdated,
 )
+from common.metrics import LoopHistogram
 from common.notify import Notification, Notifier, NotifyFailed, Recipient
 from common.outbox import UnitOfWork
 from common.runtime import Runtime

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from common.metrics import LoopHistogram
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
