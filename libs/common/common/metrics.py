@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -65,7 +65,7 @@ class LoopHistogram:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
         for values, series in sorted(self._series.items()):
             cumulative = list(itertools.accumulate(series.counts))
-            buckets = [(floatToGoString(b), c) for b, c in zip(self.bounds, cumulative, strict=False)]
+            buckets = [(floatToGoString(b), c) for b, c in zip(self.bounds, cumulative[:-1], strict=True)]
             family.add_metric(list(values), buckets=[*buckets, ("+Inf", cumulative[-1])], sum_value=series.sum)
         yield family
 

@@ -271,11 +271,8 @@ class CommandService:
         consumer's batch of events is one transaction: it is flushed once, at commit, not
         before every query (autoflush off), so lookups of rows added earlier in the batch go
         through this map."""
-        touched = uow.memo
-        if not touched:
-            uow.session.sync_session.autoflush = False
-            touched[("batch", "autoflush")] = False
-        return touched
+        uow.session.sync_session.autoflush = False
+        return uow.memo
 
     def _open(self, uow, report, routing, config, now, by, event_ids) -> Ticket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
