@@ -89,16 +89,19 @@ class TicketDetail(TicketOut):
     history: list[TransitionOut]
 
 
-def _out(ticket: Ticket, service: CommandService) -> dict[str, Any]:
+def _out(ticket: Ticket, service: CommandService, user: Principal) -> dict[str, Any]:
     data = ticket.model_dump()
     data["overdue"] = service.overdue_now(ticket)
     data["allowed"] = [a for a in domain.HTTP_ACTIONS if a in domain.TRANSITIONS.get(ticket.stage, {})]
     data["partners"] = sorted(ticket.shares)
+    if domain.withholds_health(actor(user), ticket.kind):
+        return domain.without_health(data, user.department)
     return data
 
 
-def _history(rows: list[TicketLog]) -> list[dict[str, Any]]:
-    return [r.model_dump() for r in rows]
+def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dict[str, Any]]:
+    notes = not domain.withholds_health(actor(user), ticket.kind)  # what was said may be health data
+    return [{**r.model_dump(), **({} if notes else {"note": None})} for r in rows]
 
 
 class TicketIn(BaseModel):
@@ -117,7 +120,7 @@ async def report_problem(body: TicketIn, user: CurrentUser, service: Service):
     """A problem reported by hand (a complaint, an isolated household's difficulty, ...),
     routed by the same rules as events. A resident's report is about themselves."""
     ticket = await service.report_by_hand(actor(user), **body.model_dump())
-    return _out(ticket, service)
+    return _out(ticket, service, user)
 
 
 @router.get("/tickets", response_model=list[TicketOut], tags=["tickets"])
@@ -137,14 +140,14 @@ async def list_tickets(
     rows = await service.tickets(
         actor(user), stage=stage, owner=owner, kind=kind, department=department, overdue=overdue, limit=limit, offset=offset
     )
-    return [_out(t, service) for t in rows]
+    return [_out(t, service, user) for t in rows]
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail, tags=["tickets"])
 async def get_ticket(ticket_id: str, user: CurrentUser, service: Service):
     """One ticket with its history: every transition, who and when."""
     ticket, history = await service.ticket(actor(user), ticket_id)
-    return {**_out(ticket, service), "history": _history(history)}
+    return {**_out(ticket, service, user), "history": _history(ticket, history, user)}
 
 
 class AcknowledgeIn(BaseModel):
@@ -168,26 +171,26 @@ class ReassignIn(BaseModel):
 @router.post("/tickets/{ticket_id}/acknowledge", response_model=TicketOut, tags=["tickets"])
 async def acknowledge(ticket_id: str, user: CurrentUser, service: Service, body: AcknowledgeIn | None = None):
     """discovered or reopened → responding. 409 (with what is allowed) from any other stage."""
-    return _out(await service.acknowledge(actor(user), ticket_id, body.note if body else None), service)
+    return _out(await service.acknowledge(actor(user), ticket_id, body.note if body else None), service, user)
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, tags=["tickets"])
 async def resolve(ticket_id: str, body: ResolveIn, user: CurrentUser, service: Service):
     """responding → resolved, with what was done."""
-    return _out(await service.resolve(actor(user), ticket_id, body.resolution), service)
+    return _out(await service.resolve(actor(user), ticket_id, body.resolution), service, user)
 
 
 @router.post("/tickets/{ticket_id}/feedback", response_model=TicketOut, tags=["tickets"])
 async def feedback(ticket_id: str, body: FeedbackIn, user: CurrentUser, service: Service):
     """resolved → closed (satisfaction 3–5) or reopened (1–2). From the resident, or recorded
     on their behalf by a grid worker or staff."""
-    return _out(await service.feedback(actor(user), ticket_id, body.satisfaction, body.comment), service)
+    return _out(await service.feedback(actor(user), ticket_id, body.satisfaction, body.comment), service, user)
 
 
 @router.post("/tickets/{ticket_id}/reassign", response_model=TicketOut, tags=["tickets"])
 async def reassign(ticket_id: str, body: ReassignIn, user: CurrentUser, service: Service):
     """Give the ticket to another person in the directory (their department follows)."""
-    return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service)
+    return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service, user)
 
 
 # -- meeting, figures, heat map -------------------------------------------------------------

@@ -236,6 +236,8 @@ def check_rule(rule: Rule, departments: Iterable[str]) -> Rule:
         raise Invalid(f"kind {rule.kind!r} must be lower_snake_case, at most 40 characters")
     if rule.department not in departments:
         raise Invalid(f"unknown department {rule.department!r}; known: {', '.join(sorted(departments))}")
+    if rule.kind in HEALTH_KINDS and rule.department in NEUTRAL_KIND:
+        raise Invalid(f"a {rule.kind} ticket carries health data: {rule.department} may be told of it (also_share), not own it")
     if rule.owner_by not in OWNER_BY:
         raise Invalid(f"owner_by {rule.owner_by!r} is not one of {', '.join(OWNER_BY)}")
     for priority in (rule.priority, *(r.priority for r in rule.raise_priority)):
@@ -573,6 +575,30 @@ def ensure_can_reassign(actor: Actor, ticket: TicketScope) -> None:
     if ticket.owner == actor.sub and actor.role not in ("resident", "volunteer"):
         return
     raise Forbidden("only command staff, the owner, or the owning partner department may reassign a ticket")
+
+
+def ensure_can_hand_over(actor: Actor, kind: str, to: Person) -> None:
+    """Where a ticket may go: a partner hands over within its own department, and a health
+    ticket never goes to a partner that must not see health data (property, police)."""
+    if actor.role == "partner" and to.department != actor.department:
+        raise Forbidden(f"a partner hands tickets over within its own department ({actor.department}); command staff may move them elsewhere")
+    if kind in HEALTH_KINDS and to.department in NEUTRAL_KIND:
+        raise Invalid(f"a {kind} ticket carries health data: it may go to health or the community's own departments, not to {to.department}")
+
+
+def withholds_health(actor: Actor, kind: str) -> bool:
+    """A partner outside health sees a health ticket as its topic shows it (no health data),
+    however the ticket reached it (as its owner after an escalation, say)."""
+    return actor.role == "partner" and actor.department != "health" and kind in HEALTH_KINDS
+
+
+def without_health(ticket: Mapping[str, Any], department: str | None) -> dict[str, Any]:
+    """A health ticket as shown to such a partner: the neutral kind, the building and the
+    action; nothing about the resident, their health or what was said about it."""
+    kind = NEUTRAL_KIND.get(department or "", "withheld")
+    return {**ticket, "kind": kind, "category": None, "title": f"{kind}: {ticket.get('action') or 'see the command center'}",
+            "description": None, "facts": {}, "subject_id": ticket["ticket_id"], "resident_id": None, "source_event_ids": [],
+            "reported_by": None, "resolution": None, "feedback_comment": None}  # fmt: skip
 
 
 def ensure_can_give_feedback(actor: Actor, ticket: TicketScope) -> str:

@@ -148,10 +148,14 @@ class TicketLog(SQLModel, table=True):
 
 class EscalationRow(SQLModel, table=True):
     __tablename__ = "escalation"
-    __table_args__ = (UniqueConstraint("ticket_id", "level", name="uq_escalation_level"),)
+    # One row per level of each opening of a ticket: the replica whose insert wins escalates.
+    __table_args__ = (UniqueConstraint("ticket_id", "opening", "level", name="uq_escalation_level"),)
 
     escalation_id: int | None = Field(default=None, primary_key=True)
     ticket_id: str = Field(max_length=40)
+    # Which opening of the ticket (its reopen_count then): a reopened ticket climbs the
+    # supervisor chain afresh when it misses its new deadlines.
+    opening: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     level: int
     breach: str = Field(max_length=10)  # respond | resolve
     from_owner: str = Field(max_length=60)

@@ -378,6 +378,7 @@ class CommandService:
         ticket.respond_by, ticket.resolve_by = due.respond_by, due.resolve_by
         ticket.next_check_at = due.respond_by
         ticket.reopen_count += 1
+        ticket.escalation_level = 0  # the new deadlines escalate from the first level again
         ticket.acknowledged_at = ticket.acknowledged_by = None
         ticket.resolved_at = ticket.resolved_by = None
 
@@ -658,15 +659,20 @@ class CommandService:
         async with self.uow() as uow:
             ticket = await self._for_update(uow, ticket_id)
             domain.ensure_can_reassign(actor, _scope(ticket))
+            domain.ensure_can_hand_over(actor, ticket.kind, person)
             domain.transition(ticket.stage, "reassign")
             if ticket.owner == owner:
                 raise Invalid(f"{owner} already owns {ticket_id}")
             now = self.clock.now()
             previous_owner = ticket.owner
             ticket.owner, ticket.department = person.person_id, person.department
+            department = config.departments.get(person.department)
+            if department is not None and department.partner and department.department_id not in ticket.shares:
+                ticket.shares = {**ticket.shares, department.department_id: ticket.action}  # its topic hears of it from now on
             ticket.updated_at = now
             self._log(uow, ticket, "reassign", ticket.stage, actor.sub, now, note=reason)
             uow.stage(TicketReassigned(**self._transition(ticket, now, actor.sub), previous_owner=previous_owner))
+            self._share(uow, ticket, now)
             await uow.commit()
         self._transitions.labels("reassign").inc()
         return ticket
@@ -767,7 +773,7 @@ class CommandService:
 
     async def escalate_overdue(self) -> int:
         """The periodic job: every ticket past a deadline goes one level up its owner's
-        supervisor chain. The unique (ticket, level) row decides which replica does it."""
+        supervisor chain. The unique (ticket, opening, level) row decides which replica does it."""
         now = self.clock.now()
         config = await self.config()
         repeat = timedelta(minutes=self.settings.escalation_repeat_minutes)
@@ -783,9 +789,10 @@ class CommandService:
         escalated = 0
         for ticket_id in due:
             async with self.uow() as uow:
-                ticket = await uow.session.get(Ticket, ticket_id)
+                # Locked: an acknowledgement or reassignment committing meanwhile is seen, not overwritten.
+                ticket = await self._for_update(uow, ticket_id)
                 if ticket.next_check_at is None or ticket.next_check_at > now:
-                    continue  # another replica acted on it since our list was read
+                    continue  # another replica or a person acted on it since our list was read
                 decision = domain.escalate(
                     stage=ticket.stage, owner=ticket.owner, priority=ticket.priority, level=ticket.escalation_level,
                     respond_by=ticket.respond_by, resolve_by=ticket.resolve_by, now=now, config=config,
@@ -799,10 +806,10 @@ class CommandService:
                 claimed = await insert_ignore(
                     uow.session,
                     EscalationRow,
-                    {"ticket_id": ticket_id, "level": decision.level, "breach": decision.breach,
+                    {"ticket_id": ticket_id, "opening": ticket.reopen_count, "level": decision.level, "breach": decision.breach,
                      "from_owner": decision.previous_owner, "to_owner": decision.owner.person_id, "at": now,
                      "notify_attempts": 0},
-                    ["ticket_id", "level"],
+                    ["ticket_id", "opening", "level"],
                 )  # fmt: skip
                 if not claimed:
                     continue  # another replica escalated it
@@ -856,7 +863,7 @@ class CommandService:
                     f"[升级 L{escalation.level}] {ticket.title} — missed its {escalation.breach} deadline "
                     f"{local_deadline:%m-%d %H:%M}; was {escalation.from_owner}, now yours. Ticket {ticket.ticket_id}."
                 ),
-                idempotency_key=f"ticket_escalated:{ticket.ticket_id}:{escalation.level}",
+                idempotency_key=f"ticket_escalated:{ticket.ticket_id}:{escalation.opening}:{escalation.level}",
                 data={"ticket_id": ticket.ticket_id, "level": escalation.level, "breach": escalation.breach,
                       "priority": ticket.priority, "previous_owner": escalation.from_owner},
             )  # fmt: skip

@@ -152,7 +152,7 @@ async def test_an_overdue_ticket_escalates_once_per_level_and_notifies(command):
     (escalated,) = await command.outbox("TicketEscalated")
     assert (escalated["data"]["level"], escalated["data"]["previous_owner"], escalated["data"]["owner"]) == (1, "gw-G1", "grid-lead")
     (notice,) = command.notifier.sent
-    assert (notice.kind, notice.to.id, notice.idempotency_key) == ("ticket_escalated", "grid-lead", f"ticket_escalated:{ticket['ticket_id']}:1")
+    assert (notice.kind, notice.to.id, notice.idempotency_key) == ("ticket_escalated", "grid-lead", f"ticket_escalated:{ticket['ticket_id']}:0:1")
 
     command.notifier.failing = True
     command.clock.advance(minutes=61)
@@ -165,6 +165,87 @@ async def test_an_overdue_ticket_escalates_once_per_level_and_notifies(command):
     agenda = (await command.client.get("/agenda", headers=command.staff)).json()
     assert agenda["overdue"][0]["ticket_id"] == ticket["ticket_id"]
     assert agenda["overdue"][0]["escalation_level"] == 2
+
+
+async def test_health_data_never_reaches_property_or_police_however_a_ticket_moves(command):
+    await command.deliver(fever())
+    (ticket,) = await command.tickets()
+    path = f"/tickets/{ticket['ticket_id']}/reassign"
+    health_partner = command.as_("partner", "h-1", department="health")
+    police = command.as_("partner", "p-1", department="police")
+
+    to_police = await command.client.post(path, json={"owner": "police-duty"}, headers=command.staff)
+    assert to_police.status_code == 422 and "carries health data" in to_police.json()["detail"]
+    away = await command.client.post(path, json={"owner": "cmd-duty"}, headers=health_partner)
+    assert away.status_code == 403 and "within its own department (health)" in away.json()["detail"]
+    rule = {"kind": "fever", "department": "police", "owner_by": "department", "priority": "urgent", "title": "t"}
+    owned = await command.client.put("/rules/event:HealthAnomalyReported", json=rule, headers=command.admin)
+    assert owned.status_code == 422 and "not own it" in owned.json()["detail"]
+    assert (await command.client.get(path.removesuffix("/reassign"), headers=police)).status_code == 404  # nothing moved
+
+    # An escalation can still make a police officer its owner (the directory says who
+    # supervises whom): they see it as the police topic would show it.
+    up = await command.client.put("/directory/people/health-lead", headers=command.admin, json={
+        "name": "卫健科长 Zheng", "role": "department_head", "department": "health", "supervisor_id": "police-duty"})  # fmt: skip
+    assert up.status_code == 200, up.text
+    command.clock.advance(minutes=31)
+    await command.service.escalate_overdue()
+    command.clock.advance(minutes=61)
+    await command.service.escalate_overdue()
+    seen = (await command.client.get(path.removesuffix("/reassign"), headers=command.as_("partner", "police-duty", department="police"))).json()
+    assert seen["owner"] == "police-duty" and seen["kind"] == "public_order"
+    assert "38.6" not in str(seen) and "13800000000" not in str(seen) and "R1" not in str(seen) and "cough" not in str(seen)
+    assert all(h["note"] is None for h in seen["history"])
+    assert (await command.client.get(path.removesuffix("/reassign"), headers=health_partner)).json()["facts"]["temperature_c"] == 38.6
+
+
+async def test_a_ticket_reassigned_into_a_partner_department_reaches_its_topic(command):
+    response = await command.client.post("/tickets", json={"category": "complaint", "description": "a fight in the lobby of B01"},
+                                         headers=command.staff)  # fmt: skip
+    ticket = response.json()
+    assert ticket["partners"] == [] and await command.outbox(topic="partner.police.v1") == []
+    moved = await command.client.post(f"/tickets/{ticket['ticket_id']}/reassign", json={"owner": "police-duty"}, headers=command.staff)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["department"], moved.json()["partners"]) == ("police", ["police"])
+    (shared,) = await command.outbox(topic="partner.police.v1")
+    assert (shared["subject"], shared["data"]["summary"]) == (ticket["ticket_id"], "a fight in the lobby of B01")
+    police = command.as_("partner", "p-2", department="police")
+    assert [t["ticket_id"] for t in await command.tickets(headers=police)] == [ticket["ticket_id"]]
+
+
+async def test_an_admin_adds_a_grid_worker_who_then_owns_that_grids_follow_ups(command):
+    added = await command.client.put("/directory/people/gw-G9", headers=command.admin, json={
+        "name": "网格员 Ma (G9)", "role": "grid_worker", "department": "grid", "supervisor_id": "grid-lead", "grid_ids": ["G9"]})  # fmt: skip
+    assert added.status_code == 200, added.text
+    await command.deliver(missed("R9", grid="G9"))
+    (ticket,) = await command.tickets()
+    assert ticket["owner"] == "gw-G9"
+    people = (await command.client.get("/directory/people", headers=command.staff)).json()
+    assert next(p for p in people if p["person_id"] == "gw-G9")["grid_ids"] == ["G9"]
+
+
+async def test_a_reopened_ticket_climbs_the_chain_again_when_it_misses_its_new_deadlines(command):
+    await command.deliver(missed("R1"))
+    (ticket,) = await command.tickets()
+    ticket_id = ticket["ticket_id"]
+    command.clock.advance(minutes=121)
+    for _ in range(4):  # levels 1, 2, 3, then the top (COMMAND_ESCALATION_MAX_LEVEL=3): nothing more
+        await command.service.escalate_overdue()
+        command.clock.advance(minutes=61)
+    assert (await command.client.get(f"/tickets/{ticket_id}", headers=command.staff)).json()["escalation_level"] == 3
+    for path, body in (("acknowledge", None), ("resolve", {"resolution": "called"}), ("feedback", {"satisfaction": 1, "comment": "nobody came"})):
+        answer = await command.client.post(f"/tickets/{ticket_id}/{path}", json=body, headers=command.staff)
+        assert answer.status_code == 200, answer.text
+    reopened = (await command.client.get(f"/tickets/{ticket_id}", headers=command.staff)).json()
+    assert (reopened["stage"], reopened["escalation_level"], reopened["reopen_count"]) == ("reopened", 0, 1)
+
+    command.clock.advance(minutes=241)  # past the reopened ticket's respond_by (the SLA of its raised priority)
+    assert await command.service.escalate_overdue() == 1
+    again = (await command.client.get(f"/tickets/{ticket_id}", headers=command.staff)).json()
+    assert again["escalation_level"] == 1
+    assert [n.idempotency_key for n in command.notifier.sent][-1] == f"ticket_escalated:{ticket_id}:1:1"  # a new key: not dropped as a repeat
+    levels = [e["data"]["level"] for e in await command.outbox("TicketEscalated")]
+    assert levels == [1, 2, 3, 1]
 
 
 async def test_hand_reports_are_routed_and_residents_see_only_their_own(command):

@@ -305,6 +305,32 @@ def test_who_sees_what():
         domain.ensure_can_give_feedback(domain.Actor("R2", "resident"), scope)
 
 
+def test_where_a_ticket_may_be_handed_over():
+    people = CONFIG.people
+    staff, health = domain.Actor("cmd-duty", "command"), domain.Actor("h-1", "partner", department="health")
+    domain.ensure_can_hand_over(staff, "fever", people["health-lead"])
+    domain.ensure_can_hand_over(staff, "fever", people["cmd-lead"])  # the community's own departments may hold health data
+    domain.ensure_can_hand_over(health, "fever", people["health-lead"])
+    domain.ensure_can_hand_over(staff, "public_order", people["police-duty"])
+    for kind, to in (("fever", "police-duty"), ("health_concern", "property-duty")):
+        with pytest.raises(Invalid, match="carries health data"):
+            domain.ensure_can_hand_over(staff, kind, people[to])
+    with pytest.raises(Forbidden, match="own department"):
+        domain.ensure_can_hand_over(health, "fever", people["cmd-duty"])
+
+
+def test_a_partner_outside_health_sees_a_health_ticket_without_health_data():
+    ticket = {"ticket_id": "T-1", "kind": "fever", "title": "Fever 38.6 °C: R1", "action": "Disinfect B01", "building_id": "B01",
+              "facts": {"temperature_c": 38.6}, "resident_id": "R1", "subject_id": "R1", "description": "cough", "owner": "police-duty"}  # fmt: skip
+    police = domain.Actor("p-1", "partner", department="police")
+    assert domain.withholds_health(police, "fever") and not domain.withholds_health(police, "public_order")
+    assert not domain.withholds_health(domain.Actor("h-1", "partner", department="health"), "fever")
+    assert not domain.withholds_health(domain.Actor("cmd-duty", "command"), "fever")
+    shown = domain.without_health(ticket, "police")
+    assert (shown["kind"], shown["title"], shown["building_id"], shown["owner"]) == ("public_order", "public_order: Disinfect B01", "B01", "police-duty")
+    assert "38.6" not in str(shown) and "R1" not in str(shown) and "cough" not in str(shown)
+
+
 def test_figures_helpers():
     assert domain.median_minutes([timedelta(minutes=10), timedelta(minutes=30), timedelta(minutes=20)]) == 20
     assert domain.median_minutes([]) is None
