@@ -329,8 +329,16 @@ async def main() -> None:
         await admin.close()
 
 
+def machine() -> str:
+    """The processor, so figures from different machines are not compared as if alike."""
+    models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+              if line.startswith("model name")]  # fmt: skip
+    return f"{models[0] if models else 'unknown processor'}, {os.cpu_count()} CPUs"
+
+
 def report(args, elapsed, published, drained, raw, cpu, to_ticket, hop) -> None:
     n = args.events
+    print(f"machine: {machine()}")
     if elapsed is None:
         report_latency(args, to_ticket, hop)
         return
