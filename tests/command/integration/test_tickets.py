@@ -347,6 +347,14 @@ async def test_heatmap_counts_problems_in_h3_cells(command):
     assert (await command.client.get("/heatmap", params={"since": later.isoformat()}, headers=command.staff)).json()["features"] == []
     assert (await command.client.get("/heatmap", params={"resolution": 12}, headers=command.staff)).status_code == 422
 
+    complaint = await command.client.post("/tickets", json={"category": "complaint", "description": "rubbish not collected"},
+                                          headers=command.as_("resident", "R2"))  # fmt: skip
+    assert complaint.status_code == 201, complaint.text  # a hand report is placed where its resident lives
+    complaints = (await command.client.get("/heatmap", params={"kind": "complaint"}, headers=command.staff)).json()["features"]
+    assert [f["properties"]["counts"] for f in complaints] == [{"complaint": 1}]
+    r2 = next(f["properties"]["h3"] for f in geo["features"] if f["properties"]["counts"] == {"missed_checkin": 1})
+    assert complaints[0]["properties"]["h3"] == r2
+
 
 async def test_an_admin_edits_rules_sla_and_directory_bad_edits_change_nothing(command):
     rule = {"kind": "followup", "department": "grid", "owner_by": "department", "priority": "high",
