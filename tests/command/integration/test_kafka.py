@@ -1,6 +1,7 @@
 """The command center against the real broker: events from Kafka become tickets, garbage
 goes to command.dlq.v1 and later events are still handled, redelivery opens nothing new,
-and partner topics carry only what each department may see."""
+and partner topics carry only what each department may see. On SQLite and on PostgreSQL
+(`database_url`), a fresh database and a fresh consumer group each time."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
         await consumer.stop()
 
 
-async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ignored(kafka, tmp_path):
+async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ignored(kafka, database_url):
     group = unique("command-test")
     await start_group_at_end(kafka, group)
     resident, other = unique("R"), unique("R")
@@ -56,7 +57,7 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
     malformed = missed.model_copy(update={"id": str(uuid.uuid4()), "data": {"resident_id": other}})  # no date, grid...
 
     settings = CommandSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/command.db",
+        database_url=database_url,
         kafka_bootstrap_servers=kafka,
         consumer_group=group,
         jobs_interval_s=0,
