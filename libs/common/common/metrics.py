@@ -91,6 +91,9 @@ class PipelineMetrics:
         self._published = Counter(
             "firstline_outbox_published_total", "Events the outbox relay published", ["service"], registry=registry
         )
+        self._purged = Counter(
+            "firstline_outbox_purged_total", "Sent outbox rows deleted after the retention period", ["service"], registry=registry
+        )
         self._backlog = Gauge(
             "firstline_outbox_backlog", "Events committed but not yet published", ["service"], registry=registry
         )
@@ -126,6 +129,7 @@ class PipelineMetrics:
             registry=registry,
         )
         self._published.labels(service)
+        self._purged.labels(service)
         self._backlog.labels(service).set(0)
         self._oldest.labels(service).set(0)
 
@@ -133,6 +137,9 @@ class PipelineMetrics:
         self._published.labels(self.service).inc(published)
         self._backlog.labels(self.service).set(backlog)
         self._oldest.labels(self.service).set(oldest_age_s or 0)
+
+    def outbox_purged(self, count: int) -> None:
+        self._purged.labels(self.service).inc(count)
 
     def consumed(self, consumer: str, event_type: str, outcome: str, count: int = 1) -> None:
         self._consumed.labels(self.service, consumer, event_type, outcome).inc(count)

@@ -373,12 +373,20 @@ class OutboxRelay:
         published, self._unreported = self._unreported, 0
         self._on_pass(published, backlog, age)
 
-    async def purge_sent(self, older_than: timedelta) -> int:
-        """Delete rows sent long ago; Kafka keeps the events, the outbox need not. Reads the
-        whole table (sent rows are not indexed by sent_at): a maintenance job, not a relay pass."""
-        async with self.db.session() as session:
-            result = await session.execute(
-                delete(OutboxMessage).where(OutboxMessage.sent_at < self.clock.now() - older_than)  # type: ignore[operator]
-            )
-            await session.commit()
-            return result.rowcount or 0
+    async def purge_sent(self, older_than: timedelta, *, batch: int = 5000) -> int:
+        """Delete rows sent more than `older_than` ago (Kafka keeps the events; the outbox only
+        has to get them there), oldest first, `batch` rows a transaction; return how many.
+        Unsent rows stay however old they are. Each batch walks the primary key from the
+        oldest row left (sent_at is not indexed): an hourly job's last batch reads the rows
+        kept, a few days' events."""
+        table = OutboxMessage.__table__
+        cutoff = self.clock.now() - older_than
+        oldest = select(table.c.seq).where(table.c.sent_at < cutoff).order_by(table.c.seq).limit(batch)
+        purged = 0
+        while True:
+            async with self.db.session() as session:
+                deleted = (await session.execute(delete(table).where(table.c.seq.in_(oldest)))).rowcount or 0
+                await session.commit()
+            purged += deleted
+            if deleted < batch:
+                return purged

@@ -13,6 +13,7 @@ import logging
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from common.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 CONSUMER_LAG_INTERVAL_S = 15.0  # how often each consumer group's lag is measured
+OUTBOX_PURGE_INTERVAL_S = 3600.0  # how often sent outbox rows past their retention are deleted
 # The producer's settings, shared by every service's relay (and benchmarks that stand in for
 # one). With idempotence a producer has one request in flight to a broker, carrying at most
 # one batch per partition: aiokafka's default batch (16 KiB, ~35 events) made a drained
@@ -160,6 +162,8 @@ class Runtime:
         self._relay_producer: AIOKafkaProducer | None = None
         self._lag_probe: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
         self._declare(publishes)
+        if settings.outbox_retention_hours > 0:
+            self.every("outbox-purge", self.purge_outbox, OUTBOX_PURGE_INTERVAL_S)
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -275,6 +279,14 @@ class Runtime:
             except Exception:  # noqa: BLE001 - a failing job must not stop the others
                 log.exception("job %s failed", name)
             await asyncio.sleep(interval)
+
+    async def purge_outbox(self) -> int:
+        """Delete the outbox rows sent more than `outbox_retention_hours` ago."""
+        purged = await self.relay.purge_sent(timedelta(hours=self.settings.outbox_retention_hours))
+        self.metrics.outbox_purged(purged)
+        if purged:
+            log.info("%s: purged %d outbox rows sent over %g h ago", self.service, purged, self.settings.outbox_retention_hours)
+        return purged
 
     async def measure_consumer_lag(self) -> dict[str, dict[str, int]]:
         """Per consumer group and topic, the messages between its committed offsets and the

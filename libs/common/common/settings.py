@@ -72,6 +72,9 @@ class ServiceSettings(StackSettings):
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 500
     outbox_publish_timeout_s: float = 30.0
+    # Sent rows are deleted this long after they were sent (hourly job "outbox-purge"; Kafka
+    # keeps the events for their topic's retention); 0 keeps them for ever.
+    outbox_retention_hours: float = 168.0
     # Periodic jobs; 0 turns them off (tests drive jobs by hand)
     jobs_interval_s: float = 30.0
     start_consumers: bool = True
