@@ -855,12 +855,15 @@ class CommandService:
         for escalation, ticket in pending:
             person = config.people.get(escalation.to_owner)
             local_deadline = (ticket.respond_by if escalation.breach == "respond" else ticket.resolve_by).astimezone(self.tz)
+            title = ticket.title
+            if person and ticket.kind in domain.HEALTH_KINDS and person.department in domain.NEUTRAL_KIND:
+                title = domain.without_health(ticket.model_dump(), person.department)["title"]  # as their view shows it
             notification = Notification(
                 kind="ticket_escalated",
                 channel="chat",
                 to=Recipient(escalation.to_owner, person.name if person else None, person.phone if person else None),
                 text=(
-                    f"[升级 L{escalation.level}] {ticket.title} — missed its {escalation.breach} deadline "
+                    f"[升级 L{escalation.level}] {title} — missed its {escalation.breach} deadline "
                     f"{local_deadline:%m-%d %H:%M}; was {escalation.from_owner}, now yours. Ticket {ticket.ticket_id}."
                 ),
                 idempotency_key=f"ticket_escalated:{ticket.ticket_id}:{escalation.opening}:{escalation.level}",

@@ -196,6 +196,8 @@ async def test_health_data_never_reaches_property_or_police_however_a_ticket_mov
     assert seen["owner"] == "police-duty" and seen["kind"] == "public_order"
     assert "38.6" not in str(seen) and "13800000000" not in str(seen) and "R1" not in str(seen) and "cough" not in str(seen)
     assert all(h["note"] is None for h in seen["history"])
+    notice = command.notifier.sent[-1]
+    assert notice.to.id == "police-duty" and "38.6" not in notice.text and notice.text.startswith("[升级 L2] public_order: ")
     assert (await command.client.get(path.removesuffix("/reassign"), headers=health_partner)).json()["facts"]["temperature_c"] == 38.6
 
 
