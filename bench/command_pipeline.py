@@ -70,11 +70,9 @@ async def stage_outbox(url: str, topic: str, count: int) -> Database:
     try:
         for start in range(0, count, 20_000):
             async with UnitOfWork(db, SystemClock()) as uow:
-                await uow.emit_many(
-                    CheckInMissed(resident_id=f"R-{i:07d}", date=today, consecutive_days=1, grid_id=f"G{i % 20 + 1}",
-                                  building_id=f"B{i % 200:03d}")
-                    for i in range(start, min(start + 20_000, count))
-                )  # fmt: skip
+                for i in range(start, min(start + 20_000, count)):
+                    uow.emit(CheckInMissed(resident_id=f"R-{i:07d}", date=today, consecutive_days=1,
+                                           grid_id=f"G{i % 20 + 1}", building_id=f"B{i % 200:03d}"))  # fmt: skip
                 await uow.commit()
     finally:
         CheckInMissed.topic = service_topic

@@ -61,21 +61,6 @@ def wrap(
     return CloudEvent(**_fields(event, at, event_id, correlation_id, causation_id))
 
 
-def wrap_encoded(
-    event: Event,
-    *,
-    at: datetime,
-    event_id: str | None = None,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-) -> tuple[CloudEvent, bytes]:
-    """`wrap` and `encode` in one: the envelope and its bytes, serialised once from the same
-    fields (`encode` of the envelope serialises it all again, payload included)."""
-    fields = _fields(event, at, event_id, correlation_id, causation_id)
-    envelope = CloudEvent(**fields)  # validated: what we publish is a CloudEvent of the contract
-    return envelope, pydantic_core.to_json(fields)
-
-
 def encode_event(
     event: Event,
     *,

@@ -96,13 +96,9 @@ CLAIM_FROM_ARRAYS = text(
 
 
 def outbox_row(event: Event, at: datetime, *, correlation_id: str | None = None, causation_id: str | None = None) -> dict:
-    """An event's outbox row, its envelope encoded with time `at`: what `UnitOfWork.stage`
-    inserts, for a writer that inserts its rows itself (checkin/daily_writes.py)."""
+    """An event's outbox row, its envelope encoded with time `at`: what `UnitOfWork.emit`
+    stages, for a writer that inserts its rows itself (checkin/daily_writes.py)."""
     event_id, value = ce.encode_event(event, at=at, correlation_id=correlation_id, causation_id=causation_id)
-    return _row(event, event_id, value, at)
-
-
-def _row(event: Event, event_id: str, value: bytes, at: datetime) -> dict:
     return {"event_id": event_id, "event_type": event.event_type(), "topic": event.topic, "key": event.subject(),
             "value": value.decode(), "created_at": at}  # fmt: skip
 
@@ -139,45 +135,25 @@ class UnitOfWork:
             await self.session.rollback()
         await self.session.close()
 
-    def emit(self, event: Event, *, cause: ce.CloudEvent | None = None) -> ce.CloudEvent:
-        """Stage an event to be published once this transaction commits; returns its envelope."""
-        envelope, value = ce.wrap_encoded(event, at=self.clock.now(), **self._chain(cause))
-        self._any_staged = True
-        self._staged.append(_row(event, envelope.id, value, envelope.time))  # one INSERT at commit, in order
-        return envelope
-
-    def stage(self, event: Event, *, cause: ce.CloudEvent | None = None, at: datetime | None = None) -> str:
-        """`emit` without building the envelope object, only its bytes (a consumer's batch
-        stages thousands of events); returns the event id. `at`, the envelope's time, is
-        the clock's now unless the caller already read it for the change it records."""
-        row = self._encoded(event, cause, at)
+    def emit(self, event: Event, *, cause: ce.CloudEvent | None = None, at: datetime | None = None) -> str:
+        """Stage an event to be published once this transaction commits; returns its id.
+        `at`, the envelope's time, is the clock's now unless the caller already read it for
+        the change it records. Staged events are written at commit (or at `flush`)."""
+        cause = cause or self.cause
+        row = outbox_row(
+            event,
+            at or self.clock.now(),
+            correlation_id=cause.correlationid if cause else None,
+            causation_id=cause.id if cause else None,
+        )
         self._staged.append(row)
+        self._any_staged = True
         return row["event_id"]
 
-    async def emit_many(self, events: Iterable[Event], *, chunk: int = 5000) -> int:
-        """Stage many events with bulk inserts (a sweep may cause tens of thousands), as bytes."""
-        await self._insert(self._staged)
-        rows: list[dict] = []
-        count = 0
-        for event in events:
-            rows.append(self._encoded(event, None))
-            if len(rows) >= chunk:
-                count += await self._insert(rows)
-        return count + await self._insert(rows)
-
-    async def _insert(self, rows: list[dict]) -> int:
-        await bulk_insert(self.session, OutboxMessage.__table__, rows)
-        count = len(rows)
-        rows.clear()
-        return count
-
-    def _chain(self, cause: ce.CloudEvent | None) -> dict[str, str | None]:
-        cause = cause or self.cause
-        return {"correlation_id": cause.correlationid if cause else None, "causation_id": cause.id if cause else None}
-
-    def _encoded(self, event: Event, cause: ce.CloudEvent | None, at: datetime | None = None) -> dict:
-        self._any_staged = True
-        return outbox_row(event, at or self.clock.now(), **self._chain(cause))
+    async def flush(self) -> None:
+        """Write the events staged so far: a use case staging tens of thousands keeps its memory bounded."""
+        await bulk_insert(self.session, OutboxMessage.__table__, self._staged)
+        self._staged.clear()
 
     async def first_time(self, consumer: str, envelope: ce.CloudEvent) -> bool:
         """Record that `consumer` applies this event; False if it already has."""
@@ -213,7 +189,7 @@ class UnitOfWork:
         return set(result.scalars())
 
     async def commit(self) -> None:
-        await self._insert(self._staged)
+        await self.flush()
         await self.session.commit()
         self.committed = True
         if self._any_staged and self._on_commit:

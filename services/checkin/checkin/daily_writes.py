@@ -94,7 +94,7 @@ class CoreWrites:
         await self.uow.session.execute(self._history, history)
         rows = await self.uow.session.execute(self._days, days)
         for event in events:
-            self.uow.stage(event)
+            self.uow.emit(event)
         await self.uow.commit()
         return _answers({(row.resident_id, row.date): row.revisions for row in rows}, made)
 

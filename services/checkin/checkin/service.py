@@ -44,6 +44,7 @@ from common.outbox import UnitOfWork
 from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
+SWEEP_FLUSH_EVERY = 5000  # staged CheckInMissed written in chunks: a sweep may find tens of thousands
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,9 @@ class CheckinService:
                 insert(Resident.__table__).on_conflict_do_nothing().returning(Resident.__table__.c.resident_id), rows
             )
             new_ids = set(result.scalars())
-            await uow.emit_many(_registered(r) for r in rows if r["resident_id"] in new_ids)
+            for row in rows:
+                if row["resident_id"] in new_ids:
+                    uow.emit(_registered(row))
             await uow.commit()
             return len(new_ids)
 
@@ -307,18 +310,22 @@ class CheckinService:
                 .join(Resident, Resident.resident_id == MissedCheckIn.resident_id)
                 .where(MissedCheckIn.sweep_id == sweep_id)
             )
-            missed = await uow.emit_many(
-                CheckInMissed(
-                    resident_id=row.resident_id,
-                    date=day,
-                    consecutive_days=row.consecutive_days,
-                    grid_id=row.grid_id,
-                    building_id=row.building_id,
-                    community_id=row.community_id,
-                    tags=row.tags,
+            missed = 0
+            for row in found:
+                uow.emit(
+                    CheckInMissed(
+                        resident_id=row.resident_id,
+                        date=day,
+                        consecutive_days=row.consecutive_days,
+                        grid_id=row.grid_id,
+                        building_id=row.building_id,
+                        community_id=row.community_id,
+                        tags=row.tags,
+                    )
                 )
-                for row in found
-            )
+                missed += 1
+                if missed % SWEEP_FLUSH_EVERY == 0:
+                    await uow.flush()
             await uow.commit()
             total = await uow.session.scalar(select(func.count()).where(MissedCheckIn.date == day))
         log.info("sweep %s: %d newly missed, %d in all", day, missed, total)

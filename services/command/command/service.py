@@ -310,7 +310,7 @@ class CommandService:
             **NEW_TICKET,
         )
         ticket = self._add(uow, Ticket, values)  # its history's "open" entry is derived from it: `_opening`
-        uow.stage(
+        uow.emit(
             TicketOpened(
                 ticket_id=ticket.ticket_id,
                 kind=ticket.kind,
@@ -354,7 +354,7 @@ class CommandService:
             self._reopen(ticket, config, now)
             ticket.stage = stage
             self._log(uow, ticket, "reopen", previous_stage, by, now, note=f"{report.trigger} again after resolution", event_id=event_ids[0] if event_ids else None)
-            uow.stage(TicketReopened(**self._transition(ticket, now, by), reason=f"{report.trigger.removeprefix('event:')} again after it was resolved"))
+            uow.emit(TicketReopened(**self._transition(ticket, now, by), reason=f"{report.trigger.removeprefix('event:')} again after it was resolved"))
             self._share(uow, ticket, now)
             return
         if raised:
@@ -363,7 +363,7 @@ class CommandService:
             ticket.respond_by, ticket.resolve_by = due.respond_by, due.resolve_by
             ticket.next_check_at = domain.next_check(ticket.stage, due.respond_by, due.resolve_by)
         self._log(uow, ticket, "update", previous_stage, by, now, event_id=event_ids[0] if event_ids else None)
-        uow.stage(
+        uow.emit(
             TicketUpdated(
                 **self._transition(ticket, now, by),
                 source_event_ids=event_ids,
@@ -589,7 +589,7 @@ class CommandService:
             ticket.next_check_at = domain.next_check(ticket.stage, ticket.respond_by, ticket.resolve_by)
             ticket.updated_at = now
             self._log(uow, ticket, "acknowledge", previous, actor.sub, now, note=note)
-            uow.stage(TicketAcknowledged(**self._transition(ticket, now, actor.sub)))
+            uow.emit(TicketAcknowledged(**self._transition(ticket, now, actor.sub)))
             self._share(uow, ticket, now)
             await uow.commit()
         self._transitions.labels("acknowledge").inc()
@@ -608,7 +608,7 @@ class CommandService:
             ticket.next_check_at = None
             ticket.updated_at = now
             self._log(uow, ticket, "resolve", previous, actor.sub, now, note=resolution)
-            uow.stage(TicketResolved(**self._transition(ticket, now, actor.sub), resolution=ticket.resolution))
+            uow.emit(TicketResolved(**self._transition(ticket, now, actor.sub), resolution=ticket.resolution))
             self._share(uow, ticket, now)
             await uow.commit()
         self._transitions.labels("resolve").inc()
@@ -633,12 +633,12 @@ class CommandService:
                 ticket.open_key = None  # the next event about this subject opens a new ticket
                 ticket.next_check_at = None
                 self._log(uow, ticket, "feedback", previous, actor.sub, now, note=note, satisfaction=satisfaction)
-                uow.stage(TicketClosed(**self._transition(ticket, now, actor.sub), satisfaction=satisfaction, comment=comment))
+                uow.emit(TicketClosed(**self._transition(ticket, now, actor.sub), satisfaction=satisfaction, comment=comment))
             else:
                 ticket.stage = "reopened"
                 self._reopen(ticket, config, now)
                 self._log(uow, ticket, "feedback", previous, actor.sub, now, note=note, satisfaction=satisfaction)
-                uow.stage(
+                uow.emit(
                     TicketReopened(
                         **self._transition(ticket, now, actor.sub),
                         reason=f"satisfaction {satisfaction}: not solved",
@@ -671,7 +671,7 @@ class CommandService:
                 ticket.shares = {**ticket.shares, department.department_id: ticket.action}  # its topic hears of it from now on
             ticket.updated_at = now
             self._log(uow, ticket, "reassign", ticket.stage, actor.sub, now, note=reason)
-            uow.stage(TicketReassigned(**self._transition(ticket, now, actor.sub), previous_owner=previous_owner))
+            uow.emit(TicketReassigned(**self._transition(ticket, now, actor.sub), previous_owner=previous_owner))
             self._share(uow, ticket, now)
             await uow.commit()
         self._transitions.labels("reassign").inc()
@@ -718,7 +718,7 @@ class CommandService:
         for department, action in ticket.shares.items():
             message = domain.partner_event(department, snapshot, action)
             if message is not None:
-                uow.stage(message)
+                uow.emit(message)
 
     # -- reading tickets ----------------------------------------------------------------
 
@@ -820,7 +820,7 @@ class CommandService:
                 ticket.updated_at = now
                 self._log(uow, ticket, "escalate", ticket.stage, "escalation", now,
                           note=f"missed {decision.breach}_by; level {decision.level} to {decision.owner.person_id}")
-                uow.stage(
+                uow.emit(
                     TicketEscalated(
                         **self._transition(ticket, now, "escalation"),
                         level=decision.level,
