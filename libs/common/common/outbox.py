@@ -15,9 +15,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, bindparam, delete, func, select, text, update
+from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -27,6 +28,8 @@ from common.db import Database, UTCDateTime, bulk_insert, insert_ignore, utc_col
 from common.events.base import Event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+M = TypeVar("M")
 
 # Any constant works: it names "the outbox relay" among advisory locks of this database.
 RELAY_LOCK_ID = 0x0F1257_0B0C
@@ -154,6 +157,16 @@ class UnitOfWork:
         """Write the events staged so far: a use case staging tens of thousands keeps its memory bounded."""
         await bulk_insert(self.session, OutboxMessage.__table__, self._staged)
         self._staged.clear()
+
+    def for_update(self, query: Select[T]) -> Select[T]:
+        """`query` locking the rows it reads until commit, where the database can: PostgreSQL
+        locks them (two staff acting at once, the second sees the first's change); SQLite
+        runs one writer at a time, so the query is left as it is."""
+        return query.with_for_update() if self.db.is_postgres else query
+
+    async def get_for_update(self, model: type[M], key: object) -> M | None:
+        """`session.get`, locking the row as `for_update` does."""
+        return await self.session.get(model, key, with_for_update=self.db.is_postgres)
 
     async def first_time(self, consumer: str, envelope: ce.CloudEvent) -> bool:
         """Record that `consumer` applies this event; False if it already has."""

@@ -423,7 +423,7 @@ class DispatchService:
         assigned = 0
         for request_id in ids:
             async with self.runtime.uow() as uow:
-                request = await uow.session.get(ServiceRequest, request_id, with_for_update=self.runtime.db.is_postgres)
+                request = await uow.get_for_update(ServiceRequest, request_id)
                 if request is None or request.status != "pending":
                     continue
                 if await self._assign(uow, request):
@@ -520,7 +520,7 @@ class DispatchService:
         return request
 
     async def _get(self, uow: UnitOfWork, request_id: str) -> ServiceRequest:
-        request = await uow.session.get(ServiceRequest, request_id, with_for_update=self.runtime.db.is_postgres)
+        request = await uow.get_for_update(ServiceRequest, request_id)
         if request is None:
             raise NotFound(f"no request {request_id!r}")
         return request
@@ -735,7 +735,7 @@ class DispatchService:
         raised = 0
         for recurrence_id in ids:
             async with self.runtime.uow() as uow:
-                recurrence = await uow.session.get(Recurrence, recurrence_id, with_for_update=self.runtime.db.is_postgres)
+                recurrence = await uow.get_for_update(Recurrence, recurrence_id)
                 dues = domain.next_refills(recurrence.next_due, recurrence.every_days, timedelta(days=recurrence.lead_days), now)
                 if not dues:
                     continue
