@@ -9,12 +9,10 @@ so one bad event never holds back or rolls back the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from common import envelope as ce
 from common.db import COPY_PAYS_FROM, copy_if_all_new
 from common.errors import DomainError
+from common.gc import collector_paused
 from common.events.base import Event
 from common.metrics import PipelineMetrics
 from common.outbox import InboxMessage, UnitOfWork
@@ -235,31 +234,6 @@ async def _claim(uow: UnitOfWork, consumer: str, envelopes: list[ce.CloudEvent])
         if rows and await copy_if_all_new(uow.session, InboxMessage.__table__, list(rows.values())):
             return set(rows)
     return await uow.claim(consumer, envelopes)
-
-
-_pauses = 0  # batches in progress that paused the collector (consumers of one process interleave)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is applied. A batch keeps everything it
-    builds (events, envelopes, rows) alive until it commits, so every collection meanwhile
-    walked all of it again, for nothing (~10% of the command consumer's CPU); afterwards
-    reference counting frees it, and the next collection finds the cycles, if any. Only the
-    one-transaction fast path is covered: dead letters and retries, which may wait for Kafka
-    or back off, run with the collector on."""
-    global _pauses
-    if _pauses == 0 and not gc.isenabled():  # someone else turned it off: not ours to turn on
-        yield
-        return
-    _pauses += 1
-    gc.disable()
-    try:
-        yield
-    finally:
-        _pauses -= 1
-        if _pauses == 0:
-            gc.enable()
 
 
 async def _raw_records(msg: Any) -> Any:

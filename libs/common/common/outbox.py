@@ -168,6 +168,19 @@ class UnitOfWork:
         """`session.get`, locking the row as `for_update` does."""
         return await self.session.get(model, key, with_for_update=self.db.is_postgres)
 
+    async def lock_for_write(self) -> None:
+        """Before reading what a decision rests on: SQLite has no row locks, and its driver
+        begins a transaction only at the first write, so a no-op write takes the database's
+        single write lock now and nothing read next can go stale. PostgreSQL needs nothing
+        here (it locks rows, `for_update`)."""
+        if self.db.is_sqlite:
+            table = OutboxMessage.__table__
+            await self.session.execute(update(table).where(table.c.seq == -1).values(sent_at=None))
+
+    def insert(self, model: type[SQLModel]):
+        """This database's INSERT of `model`, which knows ON CONFLICT DO NOTHING / DO UPDATE and RETURNING."""
+        return self.db.insert(model)
+
     async def first_time(self, consumer: str, envelope: ce.CloudEvent) -> bool:
         """Record that `consumer` applies this event; False if it already has."""
         return await insert_ignore(

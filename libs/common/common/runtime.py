@@ -8,7 +8,6 @@ clock, their own database and `start_consumers=False` when they drive handlers b
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,6 +29,7 @@ from common.bus import Consumer, ConsumerRunner
 from common.clock import Clock, SystemClock
 from common.db import Database
 from common.events.base import Event
+from common.gc import settle_garbage_collector
 from common.metrics import PipelineMetrics, consumer_lag
 from common.outbox import OutboxRelay, UnitOfWork
 from common.settings import ServiceSettings
@@ -108,16 +108,6 @@ def murmur2(key: bytes, m: int = 0x5BD1E995, mask: int = 0xFFFFFFFF) -> int:
     h ^= h >> 13
     h = (h * m) & mask
     return (h ^ (h >> 15)) & 0x7FFFFFFF
-
-
-def settle_garbage_collector() -> None:
-    """Once a service has started: a request or a consumer batch allocates objects by the
-    thousand, and at the default threshold (700) the collector ran again and again over
-    everything start-up built (~15% of a command batch's time; the tail of check-in
-    latency). Collect less often, and move what exists now — modules, models, compiled
-    statements, all living as long as the process — out of the collector's sight."""
-    gc.set_threshold(50_000, 20, 20)
-    gc.freeze()
 
 
 class Runtime:
