@@ -1,0 +1,275 @@
+"""Posting to the ledger: accounts locked in one order, transfers that balance, and the hours
+and points members earn. Every time-bank use case stands on this.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from common.clock import local_date
+from common.db import insert_ignore
+from common.errors import Invalid, NotFound
+from common.events.dispatch import RequestFulfilled
+from common.events.timebank import (
+    HoursCredited,
+)
+from common.outbox import UnitOfWork
+from common.runtime import Runtime
+from timebank import domain
+from timebank.domain import Actor
+from timebank.models import (
+    Account,
+    LedgerEntry,
+    Member,
+    Redemption,
+    Transfer,
+)
+from timebank.settings import TimebankSettings
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "dispatch"  # movements caused by dispatch's events
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A transfer written to the ledger, with the balances it left."""
+
+    transfer: Transfer
+    balances: dict[str, int]
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+class Ledger:
+    def __init__(self, runtime: Runtime, settings: TimebankSettings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.tz = settings.tz
+        self.member_overdraft = domain.to_units(settings.member_overdraft_hours, "hours") if settings.member_overdraft_hours else 0
+
+    @property
+    def clock(self):
+        return self.runtime.clock
+
+    def today(self) -> date:
+        return local_date(self.clock.now(), self.tz)
+
+    async def _accounts(self, uow: UnitOfWork, account_ids: Sequence[str]) -> dict[str, Account]:
+        """Lock the accounts in one order (no deadlocks between transfers that touch the
+        same accounts) for the rest of the transaction, opening any that do not exist yet."""
+        wanted = sorted(set(account_ids))
+        locked = await self._lock(uow, wanted)
+        missing = [a for a in wanted if a not in locked]
+        if missing:
+            now = self.clock.now()
+            for account_id in missing:
+                spec = domain.account_spec(account_id, self.member_overdraft)
+                await insert_ignore(
+                    uow.session,
+                    Account,
+                    {
+                        "account_id": spec.account_id,
+                        "unit": spec.unit,
+                        "kind": spec.kind,
+                        "owner_id": spec.owner_id,
+                        "balance": 0,
+                        "overdraft": spec.overdraft,
+                        "opened_at": now,
+                    },
+                    ["account_id"],
+                )
+            locked = await self._lock(uow, wanted)
+        return locked
+
+    async def _lock(self, uow: UnitOfWork, account_ids: list[str]) -> dict[str, Account]:
+        await uow.lock_for_write()  # SQLite: the balances read next cannot go stale (lost updates otherwise)
+        rows = (
+            await uow.session.execute(
+                uow.for_update(
+                    select(Account)
+                    .where(Account.account_id.in_(account_ids))
+                    .order_by(Account.account_id)
+                    .execution_options(populate_existing=True)
+                )
+            )
+        ).scalars()
+        return {row.account_id: row for row in rows}
+
+    async def _post(
+        self,
+        uow: UnitOfWork,
+        plan: domain.Transfer,
+        *,
+        reason: str,
+        actor: str,
+        activity: str | None = None,
+        request_id: str | None = None,
+        redemption_id: str | None = None,
+        coupon_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Posted:
+        now = self.clock.now()
+        accounts = await self._accounts(uow, [leg.account_id for leg in plan.legs])
+        balances: dict[str, int] = {}
+        for leg in plan.legs:
+            account = accounts[leg.account_id]
+            domain.check_funds(
+                domain.AccountSpec(account.account_id, account.unit, account.kind, account.owner_id, account.overdraft),
+                account.balance,
+                leg.amount,
+            )
+            account.balance += leg.amount
+            balances[leg.account_id] = account.balance
+        transfer = Transfer(
+            transfer_id=str(uuid.uuid4()),
+            kind=plan.kind,
+            unit=plan.unit,
+            amount=plan.amount,
+            reason=reason[:300],
+            activity=activity,
+            actor=actor,
+            request_id=request_id,
+            redemption_id=redemption_id,
+            coupon_id=coupon_id,
+            source_event_id=uow.cause.id if uow.cause else None,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+        uow.session.add(transfer)
+        await uow.session.flush()
+        for leg in plan.legs:
+            uow.session.add(
+                LedgerEntry(
+                    transfer_id=transfer.transfer_id,
+                    account_id=leg.account_id,
+                    amount=leg.amount,
+                    balance_after=balances[leg.account_id],
+                    created_at=now,
+                )
+            )
+        await uow.session.flush()
+        return Posted(transfer, balances)
+
+    async def _already(self, uow: UnitOfWork, idempotency_key: str) -> Transfer | None:
+        return (
+            await uow.session.execute(select(Transfer).where(Transfer.idempotency_key == idempotency_key))
+        ).scalar_one_or_none()
+
+    async def _member(self, uow: UnitOfWork, member_id: str, what: str = "member") -> Member:
+        member = await uow.session.get(Member, member_id)
+        if member is None:
+            raise NotFound(f"no {what} {member_id!r}: register them with POST /members first")
+        return member
+
+    async def _earn(
+        self,
+        uow: UnitOfWork,
+        member_id: str,
+        units: int,
+        *,
+        activity: str,
+        reason: str,
+        actor: str,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> HoursCredited:
+        points = domain.points_for(
+            activity, units, per_hour=self.settings.points_per_hour, per_activity=self.settings.points_per_activity
+        )
+        posted = await self._post(
+            uow,
+            domain.move(domain.EARN, "hours", domain.pool_account("hours"), domain.member_account(member_id, "hours"), units),
+            reason=reason,
+            actor=actor,
+            activity=activity,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+        )
+        if points > 0:
+            await self._post(
+                uow,
+                domain.move(domain.AWARD, "points", domain.pool_account("points"), domain.member_account(member_id, "points"), points),
+                reason=f"{activity}: {reason}",
+                actor=actor,
+                activity=activity,
+                request_id=request_id,
+            )
+        event = HoursCredited(
+            member_id=member_id,
+            hours=domain.from_units(units, "hours"),
+            reason=reason,
+            request_id=request_id,
+            transfer_id=posted.transfer.transfer_id,
+            activity=activity,
+            points=points,
+            balance_hours=domain.from_units(posted.balances[domain.member_account(member_id, "hours")], "hours"),
+        )
+        uow.emit(event)
+        return event
+
+    async def credit(self, actor: Actor, member_id: str, hours: float, activity: str, reason: str, *, uow: UnitOfWork | None = None) -> HoursCredited:
+        """Staff credit other volunteering (publicity shifts, sampling-site help) with a reason."""
+        units = domain.to_units(hours, "hours")
+        if units > domain.to_units(self.settings.credit_max_hours, "hours"):
+            raise Invalid(f"at most {self.settings.credit_max_hours} hours can be credited at once, not {hours}")
+        if not reason.strip():
+            raise Invalid("give a reason: credits are attributed and audited")
+        if activity == "request_fulfilled":
+            raise Invalid("request_fulfilled hours are credited by dispatch's RequestFulfilled, not by hand")
+        async with self.runtime.work(uow) as uow:
+            await self._member(uow, member_id)
+            return await self._earn(uow, member_id, units, activity=activity, reason=reason.strip(), actor=actor.sub)
+
+    async def credit_fulfilled(self, event: RequestFulfilled, uow: UnitOfWork | None = None) -> HoursCredited | None:
+        """A fulfilled request credits its volunteer once, whatever the delivery; the
+        volunteer's account opens on first credit."""
+        async with self.runtime.work(uow) as uow:
+            redemption = (
+                await uow.session.execute(select(Redemption).where(Redemption.request_id == event.request_id))
+            ).scalar_one_or_none()
+            if redemption is not None and redemption.status == "requested":
+                redemption.status = "fulfilled"
+                redemption.updated_at = self.clock.now()
+            key = f"fulfilled:{event.request_id}"
+            if await self._already(uow, key) is not None:
+                log.info("request %s was already credited", event.request_id)
+                return None
+            units = domain.credit_units(
+                event.service_minutes,
+                step_minutes=self.settings.credit_step_minutes,
+                rounding=self.settings.credit_rounding,
+                max_hours=self.settings.credit_max_hours,
+            )
+            if units == 0:
+                return None
+            if await uow.session.get(Member, event.volunteer_id) is None:
+                uow.session.add(
+                    Member(
+                        member_id=event.volunteer_id,
+                        name=event.volunteer_id,
+                        kind="volunteer",
+                        opened_by=SYSTEM_ACTOR,
+                        created_at=self.clock.now(),
+                    )
+                )
+                await uow.session.flush()
+            category = f" ({event.category})" if event.category else ""
+            return await self._earn(
+                uow,
+                event.volunteer_id,
+                units,
+                activity="request_fulfilled",
+                reason=f"request {event.request_id}{category} fulfilled: {event.service_minutes} min",
+                actor=SYSTEM_ACTOR,
+                request_id=event.request_id,
+                idempotency_key=key,
+            )
