@@ -11,7 +11,6 @@ import functools
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated
 
 import jwt
@@ -19,21 +18,10 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.vocabulary import Role
+
 ISSUER = "firstline"
 ALGORITHM = "HS256"
-
-
-class Role(StrEnum):
-    resident = "resident"
-    building_lead = "building_lead"
-    grid_worker = "grid_worker"
-    volunteer = "volunteer"
-    supplies_officer = "supplies_officer"
-    dispatcher = "dispatcher"
-    command = "command"
-    partner = "partner"
-    merchant = "merchant"
-    admin = "admin"
 
 
 # Roles that see the whole community (no grid, building or department scope).

@@ -17,6 +17,7 @@ from checkin import domain, importing
 from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
+from common.vocabulary import Channel
 
 router = APIRouter()
 
@@ -43,7 +44,7 @@ class CheckInIn(BaseModel):
     resident_id: str
     temperature_c: float
     symptoms: list[str] = Field(default_factory=list)
-    channel: Literal["self", "building_lead", "hotline", "voice_call"] | None = None
+    channel: Channel | None = None
     date: dt.date | None = None
 
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from common.errors import Forbidden, Invalid
+from common.vocabulary import CHANNELS, STAFF_ROLES, TAGS, Role
 
 FEVER_C = 37.3
 MIN_PLAUSIBLE_C = 34.0
 MAX_PLAUSIBLE_C = 43.0
 LATEST_BACKDATE_DAYS = 7
 
-TAGS = ("elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health")
 # What communities write in their spreadsheets, mapped to our tags.
 TAG_ALIASES = {
     "老人": "elderly", "老年": "elderly", "高龄": "elderly",
@@ -41,7 +41,6 @@ SYMPTOMS = (
     "diarrhea",
     "nausea",
 )
-CHANNELS = ("self", "building_lead", "hotline", "voice_call")
 # Tags whose residents get the voice channel for reminders: they may not read an SMS.
 VOICE_TAGS = frozenset({"elderly", "living_alone"})
 # How much a tag raises a resident in the follow-up list (higher first).
@@ -104,12 +103,11 @@ class Actor:
     """Who is acting, as the rules need to know it (built from the token)."""
 
     sub: str
-    role: str
+    role: Role
     grid_ids: tuple[str, ...] = ()
     building_ids: tuple[str, ...] = ()
 
 
-STAFF_ROLES = frozenset({"command", "admin"})
 
 
 def channel_for(actor: Actor, resident_id: str, building_id: str, grid_id: str, requested: str | None) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from common.auth import CurrentUser, Principal, Role, require
 from common.errors import Invalid
+from common.vocabulary import Priority
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, Field
@@ -33,9 +34,6 @@ def actor(user: Principal) -> domain.Actor:
 
 
 # -- tickets ------------------------------------------------------------------------------
-
-Priority = Literal["low", "normal", "high", "urgent"]
-
 
 class TicketOut(BaseModel):
     ticket_id: str

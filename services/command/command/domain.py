@@ -32,12 +32,12 @@ from common.events.partner import (
     PoliceTicketShared,
     PropertyTicketShared,
 )
+from common.vocabulary import PRIORITIES, STAFF_ROLES, Role
+from common.vocabulary import STAGES as STAGES  # command.domain.STAGES, as its readers know it
 
-STAGES = ("discovered", "responding", "resolved", "closed", "reopened")
 OPEN_STAGES = frozenset({"discovered", "responding", "resolved", "reopened"})  # not closed: one per problem
 ACTIVE_STAGES = frozenset({"discovered", "responding", "reopened"})  # someone must act, deadlines run
 AWAITING_RESPONSE = frozenset({"discovered", "reopened"})
-PRIORITIES = ("low", "normal", "high", "urgent")
 OWNER_BY = ("grid", "building", "department")
 SATISFIED_FROM = 3  # satisfaction 1–2 reopens, 3–5 closes
 
@@ -512,13 +512,12 @@ def escalate(
 @dataclass(frozen=True)
 class Actor:
     sub: str
-    role: str
+    role: Role
     grid_ids: tuple[str, ...] = ()
     building_ids: tuple[str, ...] = ()
     department: str | None = None
 
 
-STAFF_ROLES = frozenset({"command", "admin"})
 ROLE_DEPARTMENT = {"supplies_officer": "supplies", "dispatcher": "dispatch"}
 REPORTER_ROLES = frozenset(
     {"resident", "building_lead", "grid_worker", "volunteer", "supplies_officer", "dispatcher", "command", "admin", "partner"}

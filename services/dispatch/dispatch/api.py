@@ -31,11 +31,11 @@ Analyst = Annotated[
 
 
 def actor(user: Principal) -> domain.Actor:
-    return domain.Actor(user.sub, user.role.value, tuple(user.grid_ids), tuple(user.building_ids))
+    return domain.Actor(user.sub, user.role, tuple(user.grid_ids), tuple(user.building_ids))
 
 
 def is_dispatch_staff(user: Principal) -> bool:
-    return user.role.value in domain.DISPATCH_STAFF
+    return user.role in domain.DISPATCH_STAFF
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -17,11 +17,9 @@ from zoneinfo import ZoneInfo
 from scipy.stats import poisson
 
 from common.errors import Forbidden, Invalid
+from common.vocabulary import CATEGORIES, PRIORITIES, STAFF_ROLES, Role
 
-CATEGORIES = ("groceries", "medicine", "medical_visit", "psychological", "tech_help", "other")
 GROUPS = ("errands", "tech", "publicity", "counsellor")
-TAGS = ("elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health")
-PRIORITIES = ("low", "normal", "high", "urgent")
 
 # Which volunteer group serves a category. Psychological support is never an errand runner's job.
 GROUP_FOR = {
@@ -123,13 +121,13 @@ def due_by(priority: str, now: datetime, window: Window | None = None) -> dateti
 
 # -- who may ask for whom -----------------------------------------------------------------
 
-DISPATCH_STAFF = frozenset({"dispatcher", "command", "admin"})
+DISPATCH_STAFF = frozenset({Role.dispatcher, *STAFF_ROLES})
 
 
 @dataclass(frozen=True)
 class Actor:
     sub: str
-    role: str
+    role: Role
     grid_ids: tuple[str, ...] = ()
     building_ids: tuple[str, ...] = ()
 
@@ -137,21 +135,21 @@ class Actor:
 def source_for(actor: Actor, resident_id: str, grid_id: str, building_id: str) -> str:
     """Residents ask for themselves; building leads for their building; grid workers for
     their grids; dispatch staff for anyone. Returns the request's source."""
-    if actor.role == "resident":
+    if actor.role == Role.resident:
         if actor.sub != resident_id:
             raise Forbidden("residents raise requests only for themselves")
         return "resident"
-    if actor.role == "building_lead":
+    if actor.role == Role.building_lead:
         if building_id not in actor.building_ids:
             raise Forbidden(f"building {building_id} is not one of your buildings")
         return "building_lead"
-    if actor.role == "grid_worker":
+    if actor.role == Role.grid_worker:
         if grid_id not in actor.grid_ids:
             raise Forbidden(f"grid {grid_id} is not one of your grids")
         return "staff"
     if actor.role in DISPATCH_STAFF:
         return "staff"
-    raise Forbidden(f"role {actor.role!r} cannot raise requests")
+    raise Forbidden(f"role '{actor.role}' cannot raise requests")
 
 
 # -- places -------------------------------------------------------------------------------
@@ -278,11 +276,21 @@ def match(need: Need, candidates: Sequence[Candidate], tz: ZoneInfo, exclude: It
 OPEN = frozenset({"assigned", "planned"})
 
 
+def check_cancellation(status: str, resident_id: str, actor: Actor) -> None:
+    """Residents cancel their own requests, dispatch staff anyone's; done is done."""
+    if actor.role == Role.resident and actor.sub != resident_id:
+        raise Forbidden("residents cancel only their own requests")
+    if actor.role not in DISPATCH_STAFF and actor.role != Role.resident:
+        raise Forbidden(f"role '{actor.role}' cannot cancel requests")
+    if status in ("fulfilled", "cancelled"):
+        raise Invalid(f"request is already {status}")
+
+
 def check_fulfilment(status: str, assigned_to: str | None, volunteer_id: str, actor: Actor, service_minutes: int) -> None:
-    if actor.role == "volunteer" and actor.sub != volunteer_id:
+    if actor.role == Role.volunteer and actor.sub != volunteer_id:
         raise Forbidden("volunteers report only their own work")
-    if actor.role not in DISPATCH_STAFF and actor.role != "volunteer":
-        raise Forbidden(f"role {actor.role!r} cannot report fulfilment")
+    if actor.role not in DISPATCH_STAFF and actor.role != Role.volunteer:
+        raise Forbidden(f"role '{actor.role}' cannot report fulfilment")
     if status == "fulfilled":
         raise Invalid("request is already fulfilled")
     if status not in OPEN:

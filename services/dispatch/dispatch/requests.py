@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from common.errors import Forbidden, Invalid, NotFound
+from common.errors import Invalid, NotFound
 from common.events.checkin import ResidentRegistered
 from common.events.dispatch import DeliveryFailed, ItemLine, RequestCancelled, RequestFulfilled, RequestRaised
 from common.events.supplies import ReservationRejected, StockReserved, StockRestored
@@ -245,12 +245,7 @@ class Requests(Matching):
     async def cancel(self, actor: domain.Actor, request_id: str, reason: str, *, uow: UnitOfWork | None = None) -> ServiceRequest:
         async with self.runtime.work(uow) as uow:
             request = await self._get(uow, request_id)
-            if actor.role == "resident" and actor.sub != request.resident_id:
-                raise Forbidden("residents cancel only their own requests")
-            if actor.role not in domain.DISPATCH_STAFF and actor.role != "resident":
-                raise Forbidden(f"role {actor.role!r} cannot cancel requests")
-            if request.status in ("fulfilled", "cancelled"):
-                raise Invalid(f"request is already {request.status}")
+            domain.check_cancellation(request.status, request.resident_id, actor)
             request.status, request.run_id = "cancelled", None
             self._history(uow, request, actor.sub, f"cancelled: {reason}")
             uow.emit(RequestCancelled(request_id=request_id, reason=reason, redemption_id=request.redemption_id))

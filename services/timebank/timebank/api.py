@@ -25,7 +25,7 @@ MerchantUser = Annotated[Principal, Depends(require(Role.merchant))]
 
 
 def actor(user: Principal) -> domain.Actor:
-    return domain.Actor(user.sub, user.role.value)
+    return domain.Actor(user.sub, user.role)
 
 
 def ensure_self_or_staff(user: Principal, member_id: str, doing: str) -> None:

@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Literal
 
 from common.errors import Conflict, Forbidden, Invalid
+from common.vocabulary import CATEGORIES, STAFF_ROLES, Role
 
 Unit = Literal["hours", "points"]
 UNITS: tuple[Unit, ...] = ("hours", "points")
@@ -30,8 +31,7 @@ INVERSE = {
     "grandchild": "grandparent", "sibling": "sibling", "guardian": "ward", "ward": "guardian",
 }  # fmt: skip
 # What hours can buy: the service categories dispatch knows how to raise.
-PURPOSES = ("groceries", "medicine", "medical_visit", "psychological", "tech_help", "other")
-STAFF_ROLES = frozenset({"command", "admin"})
+PURPOSES = CATEGORIES  # hours buy the services dispatch serves
 
 # Transfer kinds, named for what happened.
 EARN = "earn"  # pool -> member hours: a fulfilled request or other volunteering
@@ -208,7 +208,7 @@ def check_funds(spec: AccountSpec, balance: int, delta: int) -> None:
 @dataclass(frozen=True)
 class Actor:
     sub: str
-    role: str
+    role: Role
 
     @property
     def is_staff(self) -> bool:
@@ -221,7 +221,7 @@ def ensure_self_or_staff(actor: Actor, member_id: str, doing: str) -> None:
 
 
 def ensure_merchant_or_staff(actor: Actor, merchant_id: str, doing: str) -> None:
-    if not (actor.is_staff or (actor.role == "merchant" and actor.sub == merchant_id)):
+    if not (actor.is_staff or (actor.role == Role.merchant and actor.sub == merchant_id)):
         raise Forbidden(f"only merchant {merchant_id} or community staff may {doing}")
 
 

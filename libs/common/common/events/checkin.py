@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
 from common.topics import CHECKIN_EVENTS
-
-Tag = Literal["elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health"]
-Channel = Literal["self", "building_lead", "hotline", "voice_call"]
+from common.vocabulary import Channel, Tag
 
 
 class CheckinEvent(Event):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
 from common.topics import COMMAND_EVENTS
-
-Stage = Literal["discovered", "responding", "resolved", "closed", "reopened"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from common.vocabulary import Priority, Stage
 
 
 class CommandEvent(Event):

@@ -8,9 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from common.events.base import Event, register
 from common.topics import DISPATCH_EVENTS
-
-Category = Literal["groceries", "medicine", "medical_visit", "psychological", "tech_help", "other"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from common.vocabulary import Category, Priority
 
 
 class DispatchEvent(Event):

@@ -13,15 +13,13 @@ the classes have no field that could carry what a department must not see.
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
 from common.topics import PARTNER_HEALTH, PARTNER_POLICE, PARTNER_PROPERTY
-
-Stage = Literal["discovered", "responding", "resolved", "closed", "reopened"]
-Priority = Literal["low", "normal", "high", "urgent"]
+from common.vocabulary import Priority, Stage
 
 
 class PartnerEvent(Event):
