@@ -383,10 +383,24 @@ def pipeline() -> Board:
                  [(f"sum by (consumer, outcome) (rate(firstline_events_consumed_total{s}[{RATE}]))", "{{consumer}} {{outcome}}")], unit="ops", w=12)  # fmt: skip
     b.timeseries("处理耗时 Handler p95", "Time to apply an event, 95th percentile",
                  [(f"histogram_quantile(0.95, sum by (le, consumer) (rate(firstline_handler_seconds_bucket{s}[{RATE}])))", "{{consumer}}")], unit="s")  # fmt: skip
+    b.timeseries("Kafka 批次 Batches received/s", "Messages FastStream handed to each consumer, by outcome (error: the whole batch failed; alert)",
+                 [(f"sum by (service, status) (rate(faststream_received_processed_messages_total{s}[{RATE}]))", "{{service}} {{status}}")],
+                 unit="ops", w=12)  # fmt: skip
+    b.timeseries("批次耗时 Batch p95", "Time FastStream measured to apply a batch of messages, 95th percentile",
+                 [(f"histogram_quantile(0.95, sum by (le, service) (rate(faststream_received_processed_messages_duration_seconds_bucket{s}[{RATE}])))",
+                   "{{service}}")], unit="s", w=12)  # fmt: skip
     b.bars("死信 Dead letters (24 h)", "Messages sent to <service>.dlq.v1, by reason",
            f"sum by (consumer, kind) (increase(firstline_dead_letters_total{s}[24h]))", "{{consumer}} {{kind}}", thresholds=COUNT_BAD)  # fmt: skip
     b.timeseries("事件到工单 Event → ticket p95", "From an event's time to the command center's ticket",
                  [(f"histogram_quantile(0.95, sum by (le) (rate(firstline_command_event_to_ticket_seconds_bucket[{RATE}])))", "p95")], unit="s")  # fmt: skip
+    b.row("进程 Processes")
+    b.timeseries("CPU 占用 CPU", "CPU seconds per second of each service process (1 = one core)",
+                 [(f"sum by (service) (rate(process_cpu_seconds_total{s}[{RATE}]))", "{{service}}")], unit="percentunit")  # fmt: skip
+    b.timeseries("内存 Resident memory", "Resident memory of each service process",
+                 [(f"max by (service) (process_resident_memory_bytes{s})", "{{service}}")], unit="bytes")  # fmt: skip
+    b.timeseries("垃圾回收 GC collections/s", "Python garbage collections, by generation (the services collect rarely, by design)",
+                 [(f"sum by (service, generation) (rate(python_gc_collections_total{s}[{RATE}]))", "{{service}} gen {{generation}}")],
+                 unit="ops")  # fmt: skip
     b.row("指标刷新 Figures")
     b.bars("指标年龄 Age of domain figures", "Seconds since each service last computed its figures (alert above 2 min)",
            f"time() - max by (service) (firstline_metrics_refreshed_timestamp_seconds{s})", "{{service}}", unit="s",

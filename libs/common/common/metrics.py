@@ -12,7 +12,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.utils import floatToGoString
@@ -83,11 +92,20 @@ class _LoopSeries:
         self.sum += value * count
 
 
+def register_process_collectors(registry: CollectorRegistry) -> None:
+    """The process beside its own figures: CPU and resident memory (`process_*`), the Python
+    build (`python_info`) and the garbage collector's work (`python_gc_*`)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 class PipelineMetrics:
     """Health of the event pipeline: outbox backlog, consumption, dead letters, handler time."""
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.service = service
+        register_process_collectors(registry)
         self._published = Counter(
             "firstline_outbox_published_total", "Events the outbox relay published", ["service"], registry=registry
         )

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from common import envelope as ce
+from common import logs
 from common.clock import Clock
 from common.db import Database, UTCDateTime, bulk_insert, insert_ignore, utc_column
 from common.events.base import Event
@@ -122,7 +123,17 @@ class UnitOfWork:
         self.clock = clock
         self._on_commit = on_commit
         self._any_staged = False  # any event staged: wake the relay after the commit
-        self.cause: ce.CloudEvent | None = None
+        self._cause: ce.CloudEvent | None = None
+
+    @property
+    def cause(self) -> ce.CloudEvent | None:
+        """The event being applied (set by a consumer's runner): what emitted events follow from."""
+        return self._cause
+
+    @cause.setter
+    def cause(self, envelope: ce.CloudEvent | None) -> None:
+        self._cause = envelope
+        logs.correlation_id.set((envelope.correlationid or envelope.id) if envelope else None)  # for its log lines
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self.db.sessions()

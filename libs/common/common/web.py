@@ -45,6 +45,7 @@ def create_http_app(
     for name, value in (state or {}).items():
         setattr(app.state, name, value)
     app.add_middleware(HttpMetrics, registry=runtime.registry, service=settings.service)
+    app.add_middleware(logs.RequestContext)  # outermost: every log line of the request carries its id
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:

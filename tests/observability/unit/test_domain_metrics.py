@@ -87,3 +87,13 @@ def test_a_name_the_service_already_counts_fails_at_the_first_publish() -> None:
     opened = m.counter("firstline_command_tickets_opened_total", "and again from the database", ["kind"])
     with pytest.raises(ValueError, match="Duplicated"):
         m.publish({opened: {("fever",): 1}})
+
+
+def test_a_service_registry_exports_its_process_beside_its_own_figures() -> None:
+    from common.metrics import PipelineMetrics
+
+    registry = CollectorRegistry()
+    PipelineMetrics(registry, "supplies")
+    names = {name for name, _ in samples(registry)}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "python_info", "python_gc_collections_total"} <= names
+    assert any(name.startswith("firstline_outbox") for name in names)
