@@ -69,9 +69,8 @@ class Database:
         paths whose writes are one statement (see checkin/daily_writes.py)."""
         if not self.is_postgres:
             raise RuntimeError("autocommit() hands out asyncpg connections: PostgreSQL only")
-        # The pool's connection itself, without an engine Connection around it: half the
-        # CPU of engine.connect() per use (~100 against ~200 us). Nothing begins on it, so
-        # the pool's reset on return (a rollback) sends nothing.
+        # The pool's connection itself, without an engine Connection around it (half the CPU
+        # per use). Nothing begins on it, so the pool's reset on return sends nothing.
         pooled = await self.engine.raw_connection()
         try:
             yield pooled.driver_connection
@@ -103,12 +102,9 @@ class Database:
         await self.engine.dispose()
 
 
-# timestamptz on the wire is microseconds since 2000-01-01 UTC. asyncpg's own encoder first
-# compares each value with its (naive) infinity, twice, then converts it to UTC: ~2 µs a
-# value, most of the client's CPU for COPYing a ticket's five timestamps (10 of 13 µs a
-# row). FirstLine's datetimes are aware (UTCDateTime refuses naive ones), so one exact
-# subtraction does. A naive datetime is refused here too, where asyncpg took it for local
-# time (and so COPY needs no check of its own).
+# timestamptz on the wire is microseconds since 2000-01-01 UTC. FirstLine's datetimes are
+# aware, so one exact subtraction replaces asyncpg's general encoder (most of the client's
+# CPU when COPYing tickets). A naive datetime is refused, where asyncpg took it for local time.
 NAIVE = "naive datetime: FirstLine stores aware UTC datetimes only"
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -138,10 +134,9 @@ def _timestamptz_codec(dbapi_connection, _record) -> None:
     )
 
 
-# A pooled connection idle this long is pinged before use. SQLAlchemy's pool_pre_ping
-# pinged every checkout (BEGIN, a statement, ROLLBACK: three round trips before each
-# transaction); a connection in steady use has just proved itself, and one that breaks
-# mid-use is discarded by SQLAlchemy's disconnect handling.
+# A pooled connection idle this long is pinged before use: one in steady use has just proved
+# itself (a ping on every checkout is three round trips), and one that breaks mid-use is
+# discarded by SQLAlchemy's disconnect handling.
 PING_AFTER_IDLE_S = 5.0
 
 
@@ -206,11 +201,8 @@ async def insert_ignore(session: AsyncSession, model: type[SQLModel], values: di
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict]) -> None:
     """Insert many new rows in the session's transaction: PostgreSQL's COPY (binary, through
     asyncpg) on PostgreSQL, an executemany INSERT elsewhere. Every row gives the same columns;
-    columns left out take their defaults (serial keys included).
-
-    COPY spares the per-row work of an executemany on both sides (SQLAlchemy's parameter
-    processing, one bind and execute per row in the server), which is most of the cost of
-    a consumer that writes thousands of rows per transaction."""
+    columns left out take their defaults (serial keys included). COPY spares the per-row work
+    of an executemany on both sides, most of the cost of a consumer writing thousands of rows."""
     if not rows:
         return
     if session.bind is None or session.bind.dialect.name != "postgresql":
@@ -229,9 +221,8 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict])
     await driver.copy_records_to_table(table.name, columns=columns, records=records, schema_name=table.schema)
 
 
-# Rows from which copy_if_all_new pays: a COPY in a savepoint is four round trips against one
-# statement, ~2 ms more for a batch of one (a latency-bound trickle of events), and spares
-# the server ~7.5 us per row.
+# Rows from which copy_if_all_new pays: its savepoint costs round trips that a trickle of
+# single events would feel; per row it spares the server work (docs/performance.md).
 COPY_PAYS_FROM = 100
 
 
@@ -239,9 +230,8 @@ async def copy_if_all_new(session: AsyncSession, table: Table, rows: Sequence[di
     """PostgreSQL: COPY rows that are expected to be new, in a savepoint; True if they all
     went in, False (and none did, the transaction unharmed) if one broke a unique constraint.
 
-    For batches that are almost always new (a consumer's inbox claim, a sweep's facts): a
-    COPY costs the server about half of an INSERT ... ON CONFLICT DO NOTHING (no speculative
-    insertion), and the caller does that insert only when this says False."""
+    For batches that are almost always new (a consumer's inbox claim, a sweep's facts): COPY
+    has no speculative insertion, and the caller runs INSERT ... ON CONFLICT only on False."""
     driver = await driver_connection(session)
     await driver.execute("SAVEPOINT copy_if_all_new")
     try:

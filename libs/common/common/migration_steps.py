@@ -13,12 +13,10 @@ from alembic import op
 
 import common.db
 
-# -- outbox: an index of the unsent rows only; event_id no longer unique (issue 3, fourth session) --
+# -- outbox: an index of the unsent rows only; event_id not unique --
 #
-# The relay reads the head of the unsent rows and marks them sent. The old index on
-# (sent_at, seq) kept an entry for every row ever sent, and marking a row added one; the
-# unique index on event_id (random UUIDs, never looked up) cost as much again on every
-# write and every mark. See docs/performance.md.
+# The relay reads the head of the unsent rows and marks them sent: an index of every row ever
+# sent, and a unique index of random ids nobody looks up, only slowed each write and mark.
 
 _OUTBOX_UNSENT = sa.text("sent_at IS NULL")
 

@@ -36,17 +36,13 @@ M = TypeVar("M")
 RELAY_LOCK_ID = 0x0F1257_0B0C
 CONTENDED_RETRY_S = 0.02  # how soon a relay looks again when another replica's relay is publishing
 # A relay pass on PostgreSQL: the advisory lock, and (for this transaction only) no bitmap
-# scans, so the next batch is read by walking ix_outbox_unsent in its order. Planned from
-# statistics that expect few unsent rows (the usual state), a backlog of thousands became a
-# bitmap scan of every unsent row plus a sort of the batch, spilling to disk; and a bitmap
-# scan never marks the index entries of rows sent meanwhile as dead, so each pass stepped
-# over them all again (10,000 of 14,000 entries in a sweep's passes, seen with auto_explain).
+# scans, so a backlog is read by walking ix_outbox_unsent in order, stepping over no dead
+# entries (docs/performance.md, "The outbox relay").
 PG_LOCK_AND_PLAN = "SELECT pg_try_advisory_xact_lock($1), set_config('enable_bitmapscan', 'off', true)"
 
 
 # Only the unsent rows, in seq order: the relay's next batch is the head of this index, and
-# marking a row sent removes it (no entry for the new row version; every sent row stayed in
-# the full (sent_at, seq) index this replaced). sent_at of sent rows is not indexed.
+# marking a row sent removes it from the index. sent_at of sent rows is not indexed.
 UNSENT = text("sent_at IS NULL")
 
 
@@ -58,9 +54,8 @@ class OutboxMessage(SQLModel, table=True):
     seq: int | None = Field(
         default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     )
-    # Not unique in the database: ids are random UUIDs made by `envelope.new_id`, and nothing
-    # looks a row up by id; a unique index of random keys was a third of the cost of writing
-    # and of marking each row (issue 3, fourth session).
+    # Not unique in the database: ids are random UUIDs (`envelope.new_id`) and nothing looks a
+    # row up by id, so an index of them would only slow every write.
     event_id: str = Field(max_length=36)
     event_type: str = Field(max_length=100)
     topic: str = Field(max_length=200)
@@ -71,9 +66,8 @@ class OutboxMessage(SQLModel, table=True):
 
 
 # A pass's batch on PostgreSQL: the head of ix_outbox_unsent, then, once Kafka has it all,
-# the rows marked sent by primary key, in the same transaction. (Marking them in the read,
-# an UPDATE ... RETURNING, saved a round trip but cost PostgreSQL more: ~+25 µs per event
-# in bench/command_pipeline.py, where the updated rows stayed uncommitted through the publish.)
+# the rows marked sent by primary key, in the same transaction (marked after the publish, the
+# rows are not held updated while Kafka answers).
 PG_NEXT_BATCH = "SELECT seq, topic, key, value FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1"
 PG_MARK_SENT = "UPDATE outbox SET sent_at = $1 WHERE seq = ANY($2::bigint[])"
 
@@ -108,14 +102,15 @@ def outbox_row(event: Event, at: datetime, *, correlation_id: str | None = None,
 
 
 class UnitOfWork:
-    """One transaction: load, decide, save, and stage the events it causes.
+    """One transaction: load, decide, save, and stage the events it causes. A use case opens
+    it with `runtime.work(uow)`, which commits when the block ends (or leaves that to the
+    consumer whose batch it joins):
 
-        async with runtime.uow() as uow:
+        async with self.runtime.work(uow) as uow:
             ...                          # uow.session for queries
             uow.emit(SomethingHappened(...))
-            await uow.commit()
 
-    Leaving the block without `commit` rolls everything back, events included.
+    Leaving the block on an error rolls everything back, events included.
     """
 
     def __init__(self, db: Database, clock: Clock, on_commit: Callable[[], None] | None = None) -> None:
@@ -325,8 +320,7 @@ class OutboxRelay:
     async def _pass(self) -> int:
         async with self._next_batch() as rows:
             if rows:
-                # The whole pass at once: the publisher batches records per partition (a send
-                # per record cost more CPU than anything else the relay does).
+                # The whole pass at once: the publisher batches records per partition.
                 pending = await self.publish([(topic, key.encode(), value.encode()) for _, topic, key, value in rows], ce.headers())
                 await asyncio.wait_for(asyncio.gather(*pending), timeout=self.publish_timeout_s)
         await self._report(len(rows))
@@ -340,8 +334,7 @@ class OutboxRelay:
     @contextlib.asynccontextmanager
     async def _next_batch_postgres(self) -> AsyncIterator[Sequence[tuple[int, str, str, str]]]:
         # asyncpg itself, not an ORM session: a pass follows every group commit at the
-        # check-in peak, and through the ORM its statements cost about as much CPU as
-        # writing the check-ins.
+        # check-in peak, where the ORM's per-statement CPU would rival the writes themselves.
         async with self.db.autocommit() as connection, connection.transaction():
             if not await connection.fetchval(PG_LOCK_AND_PLAN, RELAY_LOCK_ID):
                 self._lock_taken = True
