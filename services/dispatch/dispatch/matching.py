@@ -85,7 +85,7 @@ class Matching:
                 lon=draft.lon,
                 capacity=draft.capacity,
                 phone=draft.phone,
-                availability=[_availability_json(a) for a in availability],
+                availability=[availability_json(a) for a in availability],
                 created_at=self.clock.now(),
             )
             uow.session.add(volunteer)
@@ -137,7 +137,7 @@ class Matching:
                 capacity=v.capacity,
                 open_load=loads.get(v.volunteer_id, 0),
                 recent_load=recent.get(v.volunteer_id, 0),
-                availability=tuple(_availability(a) for a in v.availability),
+                availability=tuple(availability_from_json(a) for a in v.availability),
             )
             for v in volunteers
         ]
@@ -227,9 +227,9 @@ class Matching:
         return noticed
 
 
-def _availability_json(a: domain.Availability) -> dict:
+def availability_json(a: domain.Availability) -> dict:
     return {"start": a.start.strftime("%H:%M"), "end": a.end.strftime("%H:%M"), "days": list(a.days)}
 
 
-def _availability(raw: dict) -> domain.Availability:
+def availability_from_json(raw: dict) -> domain.Availability:
     return domain.Availability(time.fromisoformat(raw["start"]), time.fromisoformat(raw["end"]), tuple(raw.get("days") or ()))

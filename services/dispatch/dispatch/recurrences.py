@@ -12,7 +12,7 @@ from common.errors import Invalid
 from common.events.dispatch import ItemLine
 from dispatch import domain
 from dispatch.models import KnownResident, Recurrence, ServiceRequest
-from dispatch.requests import NAMESPACE, Requests, _merge_lines
+from dispatch.requests import NAMESPACE, Requests, merge_lines
 
 
 class Recurrences(Requests):
@@ -36,7 +36,7 @@ class Recurrences(Requests):
                 recurrence_id="GC-" + uuid.uuid4().hex[:12],
                 resident_id=resident_id,
                 details=details,
-                items=[line.model_dump() for line in _merge_lines(items)],
+                items=[line.model_dump() for line in merge_lines(items)],
                 every_days=every_days,
                 lead_days=lead,
                 next_due=first_due,

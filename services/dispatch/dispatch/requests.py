@@ -84,7 +84,7 @@ class Requests(Matching):
     ) -> ServiceRequest:
         now = self.clock.now()
         priority = priority or domain.priority_for(category, resident.tags)
-        lines = _merge_lines(items)
+        lines = merge_lines(items)
         request = ServiceRequest(
             request_id=request_id,
             resident_id=resident.resident_id,
@@ -252,7 +252,7 @@ class Requests(Matching):
         return request
 
 
-def _merge_lines(items: Sequence[ItemLine]) -> list[ItemLine]:
+def merge_lines(items: Sequence[ItemLine]) -> list[ItemLine]:
     merged: dict[str, float] = {}
     for line in items:
         merged[line.item_id] = merged.get(line.item_id, 0) + line.quantity

@@ -14,7 +14,7 @@ from common.errors import Invalid, NotFound
 from common.events.dispatch import DeliveryPlanned, RequestAssigned
 from common.outbox import UnitOfWork
 from dispatch import domain, routing
-from dispatch.matching import Matching, _availability
+from dispatch.matching import Matching, availability_from_json
 from dispatch.models import DeliveryRun, KnownResident, RequestHistory, ServiceRequest, Volunteer
 
 PRIORITY_WEIGHT = {"low": 1, "normal": 2, "high": 4, "urgent": 8}
@@ -182,7 +182,7 @@ class Runs(Matching):
             v
             for v in volunteers
             if v.volunteer_id not in busy
-            and domain.available_between(tuple(_availability(a) for a in v.availability), slot_start, slot_end, self.tz)
+            and domain.available_between(tuple(availability_from_json(a) for a in v.availability), slot_start, slot_end, self.tz)
         ]
 
     async def _residents(self, session, ids: Sequence[str]) -> dict[str, KnownResident]:

@@ -25,12 +25,12 @@ from timebank.models import (
 )
 
 log = logging.getLogger(__name__)
-from timebank.ledger import Ledger, _id
+from timebank.ledger import Ledger, new_id
 
 
 class Coupons(Ledger):
     async def add_merchant(self, merchant_id: str | None, name: str, address: str | None, *, uow: UnitOfWork | None = None) -> Merchant:
-        merchant_id = merchant_id or _id("MC")
+        merchant_id = merchant_id or new_id("MC")
         domain.check_member(merchant_id, name, "resident")  # same id and name rules
         async with self.runtime.work(uow) as uow:
             if await uow.session.get(Merchant, merchant_id) is not None:
@@ -52,7 +52,7 @@ class Coupons(Ledger):
             if await uow.session.get(Merchant, merchant_id) is None:
                 raise NotFound(f"no merchant {merchant_id!r}")
             offer = Offer(
-                offer_id=_id("OF"), merchant_id=merchant_id, title=title.strip(), unit=unit, price=units, remaining=quantity, created_at=self.clock.now()
+                offer_id=new_id("OF"), merchant_id=merchant_id, title=title.strip(), unit=unit, price=units, remaining=quantity, created_at=self.clock.now()
             )
             uow.session.add(offer)
         return offer
@@ -78,7 +78,7 @@ class Coupons(Ledger):
             if not taken.rowcount:
                 domain.check_stock(0, f"offer {offer_id} ({offer.title})")
             coupon = Coupon(
-                coupon_id=_id("CP"),
+                coupon_id=new_id("CP"),
                 code=secrets.token_urlsafe(16),  # 128 bits: unguessable
                 offer_id=offer_id,
                 merchant_id=offer.merchant_id,
@@ -165,7 +165,7 @@ class Coupons(Ledger):
             raise Invalid(f"quantity must be positive, not {quantity}")
         if not name.strip():
             raise Invalid("name must not be empty")
-        reward_id = reward_id or _id("RW")
+        reward_id = reward_id or new_id("RW")
         async with self.runtime.work(uow) as uow:
             if await uow.session.get(Reward, reward_id) is not None:
                 raise Conflict(f"reward {reward_id} already exists")
@@ -196,7 +196,7 @@ class Coupons(Ledger):
                 actor=actor.sub,
             )
             claim = RewardClaim(
-                claim_id=_id("RC"),
+                claim_id=new_id("RC"),
                 reward_id=reward_id,
                 member_id=member_id,
                 points=reward.points,

@@ -45,7 +45,7 @@ class Posted:
     balances: dict[str, int]
 
 
-def _id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 

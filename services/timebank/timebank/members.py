@@ -17,12 +17,12 @@ from timebank.models import (
 )
 
 log = logging.getLogger(__name__)
-from timebank.ledger import Ledger, _id
+from timebank.ledger import Ledger, new_id
 
 
 class Members(Ledger):
     async def register_member(self, actor: Actor, member_id: str | None, name: str, kind: str, *, uow: UnitOfWork | None = None) -> Member:
-        member_id = member_id or (actor.sub if not actor.is_staff else _id("M"))
+        member_id = member_id or (actor.sub if not actor.is_staff else new_id("M"))
         domain.ensure_self_or_staff(actor, member_id, "register this member")
         domain.check_member(member_id, name, kind)
         async with self.runtime.work(uow) as uow:

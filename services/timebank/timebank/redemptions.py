@@ -21,7 +21,7 @@ from timebank.models import (
 )
 
 log = logging.getLogger(__name__)
-from timebank.ledger import SYSTEM_ACTOR, Ledger, _id
+from timebank.ledger import SYSTEM_ACTOR, Ledger, new_id
 
 
 class Redemptions(Ledger):
@@ -57,8 +57,8 @@ class Redemptions(Ledger):
                 await uow.session.execute(select(FamilyLink.relative_id).where(FamilyLink.member_id == member_id))
             ).scalars().all()
             beneficiary = domain.beneficiary(member_id, for_member_id, family)
-            redemption_id = redemption_id or _id("RD")
-            request_id = _id("TB")
+            redemption_id = redemption_id or new_id("RD")
+            request_id = new_id("TB")
             reason = f"{purpose} for {beneficiary}" + (f": {details}" if details else "")
             posted = await self._post(
                 uow,
