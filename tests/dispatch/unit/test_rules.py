@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from common.errors import Forbidden, Invalid
+from common.vocabulary import Role
 from dispatch import domain, routing
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -60,14 +61,14 @@ def test_bad_windows_are_refused(start, end, message):
 
 
 def test_who_may_raise_for_whom():
-    assert domain.source_for(domain.Actor("R1", "resident"), "R1", "G1", "B1") == "resident"
-    assert domain.source_for(domain.Actor("L1", "building_lead", building_ids=("B1",)), "R1", "G1", "B1") == "building_lead"
+    assert domain.source_for(domain.Actor("R1", Role.resident), "R1", "G1", "B1") == "resident"
+    assert domain.source_for(domain.Actor("L1", Role.building_lead, building_ids=("B1",)), "R1", "G1", "B1") == "building_lead"
     with pytest.raises(Forbidden):
-        domain.source_for(domain.Actor("R2", "resident"), "R1", "G1", "B1")
+        domain.source_for(domain.Actor("R2", Role.resident), "R1", "G1", "B1")
     with pytest.raises(Forbidden):
-        domain.source_for(domain.Actor("L1", "building_lead", building_ids=("B2",)), "R1", "G1", "B1")
+        domain.source_for(domain.Actor("L1", Role.building_lead, building_ids=("B2",)), "R1", "G1", "B1")
     with pytest.raises(Forbidden):
-        domain.source_for(domain.Actor("V1", "volunteer"), "R1", "G1", "B1")
+        domain.source_for(domain.Actor("V1", Role.volunteer), "R1", "G1", "B1")
 
 
 # -- availability and matching ---------------------------------------------------------------
@@ -135,12 +136,12 @@ def test_unavailable_or_excluded_volunteers_are_skipped():
 
 
 def test_fulfilment_only_by_the_assigned_volunteer():
-    volunteer = domain.Actor("V1", "volunteer")
+    volunteer = domain.Actor("V1", Role.volunteer)
     domain.check_fulfilment("assigned", "V1", "V1", volunteer, 20)
     with pytest.raises(Forbidden, match="assigned to V1, not to V2"):
-        domain.check_fulfilment("assigned", "V1", "V2", domain.Actor("V2", "volunteer"), 20)
+        domain.check_fulfilment("assigned", "V1", "V2", domain.Actor("V2", Role.volunteer), 20)
     with pytest.raises(Forbidden):
-        domain.check_fulfilment("assigned", "V1", "V1", domain.Actor("V2", "volunteer"), 20)
+        domain.check_fulfilment("assigned", "V1", "V1", domain.Actor("V2", Role.volunteer), 20)
     with pytest.raises(Invalid, match="already fulfilled"):
         domain.check_fulfilment("fulfilled", "V1", "V1", volunteer, 20)
     with pytest.raises(Invalid, match="awaiting_stock"):
@@ -224,3 +225,14 @@ def test_haversine_matrix_matches_the_scalar_formula():
     assert matrix[0, 0] == 0 and matrix[0, 1] == matrix[1, 0]
     assert abs(matrix[0, 2] - domain.haversine_m(*points[0], *points[2])) <= 1
     assert 1_060_000 < matrix[0, 2] < 1_075_000  # Shanghai - Beijing
+
+
+def test_residents_cancel_their_own_requests_dispatch_staff_anyone_s_and_done_is_done():
+    domain.check_cancellation("pending", "R1", domain.Actor("R1", Role.resident))
+    domain.check_cancellation("assigned", "R1", domain.Actor("D1", Role.dispatcher))
+    with pytest.raises(Forbidden, match="their own"):
+        domain.check_cancellation("pending", "R1", domain.Actor("R2", Role.resident))
+    with pytest.raises(Forbidden, match="role 'volunteer' cannot cancel"):
+        domain.check_cancellation("pending", "R1", domain.Actor("V1", Role.volunteer))
+    with pytest.raises(Invalid, match="already fulfilled"):
+        domain.check_cancellation("fulfilled", "R1", domain.Actor("C1", Role.command))

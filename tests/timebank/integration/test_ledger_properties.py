@@ -15,13 +15,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from common.clock import ManualClock
 from common.errors import Conflict
 from common.events.dispatch import RequestCancelled, RequestFulfilled
+from common.vocabulary import Role
 from conftest import START, settings_for
 from events import record
 from timebank import domain
 from timebank.domain import Actor
 from timebank.main import create_app
 
-STAFF = Actor("staff-1", "command")
+STAFF = Actor("staff-1", Role.command)
 MEMBERS = 3
 
 

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from common.errors import Conflict, Forbidden, Invalid
+from common.vocabulary import Role
 from timebank import domain
 
 RULES = {"request_fulfilled": 5, "publicity": 3, "other": 0}
@@ -95,13 +96,13 @@ def test_hours_are_spent_on_oneself_or_linked_family_only():
 
 
 def test_who_may_act():
-    domain.ensure_self_or_staff(domain.Actor("V1", "volunteer"), "V1", "spend")
-    domain.ensure_self_or_staff(domain.Actor("S", "command"), "V1", "spend")
+    domain.ensure_self_or_staff(domain.Actor("V1", Role.volunteer), "V1", "spend")
+    domain.ensure_self_or_staff(domain.Actor("S", Role.command), "V1", "spend")
     with pytest.raises(Forbidden):
-        domain.ensure_self_or_staff(domain.Actor("V2", "volunteer"), "V1", "spend")
-    domain.ensure_merchant_or_staff(domain.Actor("M1", "merchant"), "M1", "redeem")
+        domain.ensure_self_or_staff(domain.Actor("V2", Role.volunteer), "V1", "spend")
+    domain.ensure_merchant_or_staff(domain.Actor("M1", Role.merchant), "M1", "redeem")
     with pytest.raises(Forbidden):
-        domain.ensure_merchant_or_staff(domain.Actor("M1", "resident"), "M1", "redeem")
+        domain.ensure_merchant_or_staff(domain.Actor("M1", Role.resident), "M1", "redeem")
 
 
 def test_relations_have_inverses():
