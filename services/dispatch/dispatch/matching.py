@@ -4,7 +4,6 @@ that assign what waits and reassign what is overdue. Every dispatch use case sta
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from dispatch.distances import distance_matrix_for
 from dispatch.models import KnownResident, OverdueNotice, RequestHistory, ServiceRequest, Volunteer
 from dispatch.settings import DispatchSettings
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class VolunteerDraft:
@@ -39,6 +36,8 @@ class VolunteerDraft:
 
 
 class Matching:
+    """The base of the dispatch use cases: the context, volunteers, and who gets a request."""
+
     def __init__(self, runtime: Runtime, settings: DispatchSettings) -> None:
         self.runtime = runtime
         self.settings = settings

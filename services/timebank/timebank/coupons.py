@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 
 from sqlalchemy import select, update
 
 from common.errors import Conflict, Invalid, NotFound
-from common.events.timebank import (
-    CouponIssued,
-    CouponRedeemed,
-)
+from common.events.timebank import CouponIssued, CouponRedeemed
 from common.outbox import UnitOfWork
 from timebank import domain
 from timebank.domain import Actor
-from timebank.models import (
-    Coupon,
-    Member,
-    Merchant,
-    Offer,
-    Reward,
-    RewardClaim,
-)
-
-log = logging.getLogger(__name__)
 from timebank.ledger import Ledger, new_id
+from timebank.models import Coupon, Member, Merchant, Offer, Reward, RewardClaim
 
 
 class Coupons(Ledger):

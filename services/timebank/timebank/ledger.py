@@ -16,20 +16,12 @@ from common.clock import local_date
 from common.db import insert_ignore
 from common.errors import Invalid, NotFound
 from common.events.dispatch import RequestFulfilled
-from common.events.timebank import (
-    HoursCredited,
-)
+from common.events.timebank import HoursCredited
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
 from timebank import domain
 from timebank.domain import Actor
-from timebank.models import (
-    Account,
-    LedgerEntry,
-    Member,
-    Redemption,
-    Transfer,
-)
+from timebank.models import Account, LedgerEntry, Member, Redemption, Transfer
 from timebank.settings import TimebankSettings
 
 log = logging.getLogger(__name__)
@@ -46,10 +38,13 @@ class Posted:
 
 
 def new_id(prefix: str) -> str:
+    """An id for a member, merchant, offer, coupon or redemption: its prefix and 16 hex digits."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
 class Ledger:
+    """The shared inside of the time-bank use cases: accounts, posting, earning."""
+
     def __init__(self, runtime: Runtime, settings: TimebankSettings) -> None:
         self.runtime = runtime
         self.settings = settings

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import select
 
 from common.db import insert_ignore
@@ -11,13 +9,8 @@ from common.errors import Conflict, NotFound
 from common.outbox import UnitOfWork
 from timebank import domain
 from timebank.domain import Actor
-from timebank.models import (
-    FamilyLink,
-    Member,
-)
-
-log = logging.getLogger(__name__)
 from timebank.ledger import Ledger, new_id
+from timebank.models import FamilyLink, Member
 
 
 class Members(Ledger):

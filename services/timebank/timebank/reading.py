@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import case, func, select
 
 from common.clock import day_bounds
 from common.errors import NotFound
 from timebank import domain
-from timebank.models import (
-    Account,
-    LedgerEntry,
-    Member,
-    Transfer,
-)
-
-log = logging.getLogger(__name__)
 from timebank.ledger import Ledger
+from timebank.models import Account, LedgerEntry, Member, Transfer
 
 
 class Reading(Ledger):

@@ -8,17 +8,11 @@ from sqlalchemy import select
 
 from common.errors import Conflict, Invalid, NotFound
 from common.events.dispatch import RequestCancelled
-from common.events.timebank import (
-    HoursRedeemed,
-    HoursRefunded,
-)
+from common.events.timebank import HoursRedeemed, HoursRefunded
 from common.outbox import UnitOfWork
 from timebank import domain
 from timebank.domain import Actor
-from timebank.models import (
-    FamilyLink,
-    Redemption,
-)
+from timebank.models import FamilyLink, Redemption
 
 log = logging.getLogger(__name__)
 from timebank.ledger import SYSTEM_ACTOR, Ledger, new_id
