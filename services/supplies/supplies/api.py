@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
 from common.auth import Principal, Role, require
+from supplies import domain
 from supplies.models import Depot, Item, Movement, Reservation, StockBatch, TransferSuggestion
 from supplies.service import Position, SuppliesService
 
@@ -34,7 +35,7 @@ class ItemIn(BaseModel):
     sku: str
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field(min_length=1, max_length=30, description="box, bottle, kit, package, ...")
-    category: Literal["protective", "disinfection", "testing", "food", "medicine"]
+    category: domain.Category
     tracks_expiry: bool = False
     threshold: float | None = Field(default=None, description="minimum on hand, every depot")
     lead_time_days: float | None = Field(default=None, description="resupply lead time; SUPPLIES_DEFAULT_LEAD_TIME_DAYS when absent")
@@ -68,7 +69,7 @@ class DepotIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     lat: float
     lon: float
-    kind: Literal["community_station", "building_point"] = "building_point"
+    kind: domain.DepotKind = "building_point"
     building_id: str | None = None
 
 
@@ -117,7 +118,7 @@ class ReceiptIn(BaseModel):
     quantity: float
     batch: str | None = Field(default=None, max_length=64)
     expires_on: date | None = None
-    source: Literal["government_allocation", "purchase", "donation"] | None = None
+    source: domain.Source | None = None
     note: str | None = Field(default=None, max_length=150)
 
 
@@ -171,7 +172,7 @@ class AdjustmentIn(BaseModel):
     depot_id: str
     item_id: str
     quantity: float = Field(description="signed: negative removes stock, positive adds (count corrections only)")
-    reason: Literal["loss", "damage", "expiry", "count_correction"]
+    reason: domain.AdjustmentReason
     batch: str | None = None
     note: str | None = Field(default=None, max_length=150)
 

@@ -16,14 +16,19 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Literal, get_args
 
 from common.errors import Conflict, Invalid
 
-CATEGORIES = ("protective", "disinfection", "testing", "food", "medicine")
-DEPOT_KINDS = ("community_station", "building_point")
-SOURCES = ("government_allocation", "purchase", "donation")
-ADJUSTMENT_REASONS = ("loss", "damage", "expiry", "count_correction")
+# Each vocabulary once: the Literal for the API's schemas, its values for the rules.
+Category = Literal["protective", "disinfection", "testing", "food", "medicine"]
+DepotKind = Literal["community_station", "building_point"]
+Source = Literal["government_allocation", "purchase", "donation"]
+AdjustmentReason = Literal["loss", "damage", "expiry", "count_correction"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+DEPOT_KINDS: tuple[DepotKind, ...] = get_args(DepotKind)
+SOURCES: tuple[Source, ...] = get_args(Source)
+ADJUSTMENT_REASONS: tuple[AdjustmentReason, ...] = get_args(AdjustmentReason)
 ISSUE_REASONS = ("distribution", "delivery", "internal_use", "other")
 MAX_QUANTITY = 1_000_000_000
 EPSILON = 1e-9

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -38,7 +38,7 @@ def ensure_self_or_staff(user: Principal, member_id: str, doing: str) -> None:
 class MemberIn(BaseModel):
     member_id: str | None = Field(default=None, description="defaults to your token's subject (staff: generated)")
     name: str = Field(max_length=100)
-    kind: Literal["volunteer", "resident"]
+    kind: domain.MemberKind
 
 
 class MemberOut(BaseModel):
@@ -94,7 +94,7 @@ async def ledger(
     member_id: str,
     user: CurrentUser,
     service: Service,
-    unit: Literal["hours", "points"] | None = None,
+    unit: domain.Unit | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(description="entry_id to page back from")] = None,
 ) -> dict:

@@ -14,17 +14,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Literal
+from typing import Literal, get_args
 
 from common.errors import Conflict, Forbidden, Invalid
 from common.vocabulary import CATEGORIES, STAFF_ROLES, Role
 
 Unit = Literal["hours", "points"]
-UNITS: tuple[Unit, ...] = ("hours", "points")
+UNITS: tuple[Unit, ...] = get_args(Unit)
 # Smallest step of each unit: 1/100 hour (36 s), 1 point.
 SCALE: dict[str, int] = {"hours": 100, "points": 1}
 
-MEMBER_KINDS = ("volunteer", "resident")
+MemberKind = Literal["volunteer", "resident"]
+MEMBER_KINDS: tuple[MemberKind, ...] = get_args(MemberKind)
 RELATIONS = ("parent", "child", "spouse", "grandparent", "grandchild", "sibling", "guardian", "ward")
 INVERSE = {
     "parent": "child", "child": "parent", "spouse": "spouse", "grandparent": "grandchild",
