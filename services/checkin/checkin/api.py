@@ -14,9 +14,9 @@ from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from checkin import domain, importing
-from checkin.service import CheckinService, ensure_scope
+from checkin.service import CheckinService
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
-from common.errors import Invalid
+from common.errors import Forbidden, Invalid, NotFound
 
 router = APIRouter()
 
@@ -34,9 +34,14 @@ def actor(user: Principal) -> domain.Actor:
     return domain.Actor(user.sub, user.role.value, tuple(user.grid_ids), tuple(user.building_ids))
 
 
+def ensure_scope(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise Forbidden(message)
+
+
 # -- check-ins ----------------------------------------------------------------------------
-# First in the module, so first in the route table: Starlette tries routes in order and the
-# morning peak's POST /checkins should not pay a regular-expression miss for each route before it.
+# First in the route table: Starlette tries routes in order, and the morning peak's route
+# should not pay a miss for each route before it.
 
 
 class CheckInIn(BaseModel):
@@ -60,11 +65,18 @@ class CheckInOut(BaseModel):
     revisions: int
 
 
-# The body is read by pydantic from the bytes, not through FastAPI's body parameter: FastAPI
-# parses the content type with the email package, decodes the JSON with the json module,
-# then validates the objects, about a tenth of a trivial request's whole cost for a body of
-# two fields. The schema is documented by hand (openapi_extra); errors keep FastAPI's shape.
+# Pydantic reads the body from the bytes, which costs the peak route less than FastAPI's body
+# parameter (docs/performance.md); the schema is documented by hand, errors keep FastAPI's shape.
 CHECK_IN_BODY = {"required": True, "content": {"application/json": {"schema": CheckInIn.model_json_schema()}}}
+IDEMPOTENCY_KEY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 100},
+    "description": "Send the same key again to repeat a check-in whose answer was lost: the repeat gets "
+    "the first answer and changes nothing. A key is the caller's own, kept CHECKIN_IDEMPOTENCY_KEY_HOURS; "
+    "the same key with another check-in is refused (422).",
+}
 
 
 async def check_in_body(request: Request) -> CheckInIn:
@@ -82,11 +94,9 @@ async def check_in_body(request: Request) -> CheckInIn:
 
 
 class DirectRoute(APIRoute):
-    """A route FastAPI documents as any other (body, answer and security from its
-    arguments) but calls as Starlette calls an endpoint: with the Request, for a Response.
-    FastAPI's per-request work around an endpoint (solving its parameters, exit stacks,
-    validating and serialising the answer) cost the morning peak's route ~60 µs a request,
-    a sixth of a whole trivial request; its endpoint does that work itself."""
+    """A route FastAPI documents as any other but calls as Starlette calls an endpoint:
+    with the Request, for a Response. The peak route does its own parsing and answering,
+    skipping FastAPI's per-request work around an endpoint (figures in docs/performance.md)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.endpoint
@@ -102,7 +112,13 @@ async def submit_checkin(request: Request) -> Response:
     body = await check_in_body(request)
     service: CheckinService = request.app.state.service
     answer = await service.check_in(
-        actor(user), body.resident_id, body.temperature_c, body.symptoms, body.channel, body.date
+        actor(user),
+        body.resident_id,
+        body.temperature_c,
+        body.symptoms,
+        body.channel,
+        body.date,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     return Response(pydantic_core.to_json(answer), status.HTTP_201_CREATED, media_type="application/json")
 
@@ -114,7 +130,7 @@ router.add_api_route(
     status_code=status.HTTP_201_CREATED,
     response_model=CheckInOut,
     tags=["check-ins"],
-    openapi_extra={**BEARER_AUTH, "requestBody": CHECK_IN_BODY},
+    openapi_extra={**BEARER_AUTH, "requestBody": CHECK_IN_BODY, "parameters": [IDEMPOTENCY_KEY_HEADER]},
     route_class_override=DirectRoute,
 )
 
@@ -238,11 +254,21 @@ def _grids(user: Principal, grid_id: str | None) -> list[str] | None:
     if user.is_staff:
         return [grid_id] if grid_id else None
     if user.role != Role.grid_worker:
-        ensure_scope(False, "only grid workers and command staff read follow-ups and completion")
+        ensure_scope(False, "only grid workers, building leads and command staff read follow-ups and completion")
     if grid_id:
         ensure_scope(grid_id in user.grid_ids, f"grid {grid_id} is not one of your grids")
         return [grid_id]
     return list(user.grid_ids)
+
+
+def _lead_buildings(user: Principal, building_id: str | None) -> list[str]:
+    """A building lead's buildings, or the one asked for: another building is answered as an
+    unknown one, so the answer says nothing of buildings that are not theirs."""
+    if building_id is None:
+        return list(user.building_ids)
+    if building_id not in user.building_ids:
+        raise NotFound(f"no building {building_id!r} among yours")
+    return [building_id]
 
 
 @router.get("/followups", tags=["check-ins"])
@@ -250,14 +276,22 @@ async def followups(
     user: CurrentUser,
     service: Service,
     grid_id: str | None = None,
+    building_id: str | None = None,
     day: Annotated[date | None, Query(alias="date")] = None,
 ) -> dict:
-    """The short list a grid worker calls instead of hundreds of households."""
+    """The short list a grid worker calls instead of hundreds of households. A building lead
+    gets their buildings' list without health details: `needs_attention` stands for them."""
+    day = day or service.today()
+    if user.role == Role.building_lead:
+        buildings = _lead_buildings(user, building_id)
+        items = domain.for_building_lead(await service.followups(day, building_ids=buildings))
+        return {"date": day, "building_ids": buildings, "count": len(items), "followups": items}
     grids = _grids(user, grid_id)
     if grids is None:
         raise Invalid("give grid_id: the follow-up list is per grid")
-    day = day or service.today()
-    items = await service.followups(grids, day)
+    items = await service.followups(day, grid_ids=grids)
+    if building_id is not None:
+        items = [item for item in items if item["building_id"] == building_id]
     return {"date": day, "grid_ids": grids, "count": len(items), "followups": items}
 
 
@@ -268,10 +302,16 @@ async def completion(
     day: Annotated[date | None, Query(alias="date")] = None,
     by: Literal["building", "grid"] = "building",
     grid_id: str | None = None,
+    building_id: str | None = None,
 ) -> dict:
-    grids = _grids(user, grid_id)
+    """Expected and checked-in residents per building or grid. A building lead reads their
+    own buildings, by building."""
     day = day or service.today()
-    rows = await service.completion(day, by, grids)
+    if user.role == Role.building_lead:
+        ensure_scope(by == "building", "building leads read completion by building")
+        rows = await service.completion(day, by, None, _lead_buildings(user, building_id))
+    else:
+        rows = await service.completion(day, by, _grids(user, grid_id), None if building_id is None else [building_id])
     expected = sum(r["expected"] for r in rows)
     done = sum(r["checked_in"] for r in rows)
     return {

@@ -6,8 +6,8 @@ count), and the events the check-ins cause, in the outbox. A resident who checks
 in one batch gives the day's row one write: the later check-in's values, the revisions
 raised by two; each check-in is answered the count it made (the first one less).
 
-`CoreWrites` does this in a unit of work with SQLAlchemy core statements (SQLite, and any
-database without JSON record sets). `PostgresWrites` sends the batch as JSON in two
+`CoreWrites` does this in a unit of work with SQLAlchemy core statements (SQLite, and a
+batch that must commit with other rows: check-ins sent with an idempotency key). `PostgresWrites` sends the batch as JSON in two
 statements outside a transaction block: the residents (a read, as the unit of work's read
 was), then one statement that writes history, days and outbox together, which PostgreSQL
 makes atomic as any single statement. No BEGIN, COMMIT or ORM session: at the morning peak
@@ -64,16 +64,17 @@ class DailyWrites(Protocol):
 
 
 @asynccontextmanager
-async def daily_writes(runtime: Runtime) -> AsyncIterator[DailyWrites]:
-    """The writer for this database, for one batch."""
-    if runtime.db.is_postgres:
+async def daily_writes(runtime: Runtime, uow: UnitOfWork | None = None) -> AsyncIterator[DailyWrites]:
+    """The writer for this database, for one batch; in the caller's unit of work if it gives
+    one (what else it writes commits with the batch), else committed when the block ends."""
+    if runtime.db.is_postgres and uow is None:
         async with runtime.db.autocommit() as connection:
             writes = PostgresWrites(connection, runtime)
             yield writes
         if writes.saved:
             runtime.relay.wake()  # what a unit of work's commit does
     else:
-        async with runtime.uow() as uow:
+        async with runtime.work(uow) as uow:
             yield CoreWrites(runtime.db, uow)
 
 
@@ -95,7 +96,6 @@ class CoreWrites:
         rows = await self.uow.session.execute(self._days, days)
         for event in events:
             self.uow.emit(event)
-        await self.uow.commit()
         return _answers({(row.resident_id, row.date): row.revisions for row in rows}, made)
 
 

@@ -27,3 +27,4 @@ class CheckinSettings(ServiceSettings):
     import_chunk_rows: int = 5000
     checkin_batch_max: int = Field(default=256, ge=1)  # check-ins written per transaction at most (group commit)
     checkin_batch_writers: int = Field(default=2, ge=1)  # such transactions in flight at once (PostgreSQL)
+    idempotency_key_hours: int = Field(default=24, ge=1)  # how long a caller's Idempotency-Key answers a repeat
