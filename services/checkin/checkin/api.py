@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import pydantic_core
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
@@ -183,17 +183,54 @@ async def register_resident(body: ResidentIn, user: Registrar, service: Service)
     return await service.register(draft)
 
 
-@router.post("/residents/import", tags=["residents"])
+class ImportJobOut(BaseModel):
+    job_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    file: str
+    rows_total: int
+    rows_done: int
+    imported: int
+    unchanged: int
+    rejected: list[dict]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _job_answer(job) -> dict:
+    return {**job.model_dump(exclude={"filename", "submitted_by", "updated_at"}), "file": job.filename}
+
+
+Importer = Annotated[Principal, Depends(require(Role.command, Role.grid_worker))]
+
+
+@router.post(
+    "/residents/import",
+    tags=["residents"],
+    responses={202: {"model": ImportJobOut, "description": "with `Prefer: respond-async`: the job, at `Location`"}},
+)
 async def import_residents(
-    user: Annotated[Principal, Depends(require(Role.command, Role.grid_worker))],
+    request: Request,
+    response: Response,
+    user: Importer,
     service: Service,
     file: Annotated[UploadFile, File(description="CSV or XLSX: 姓名/name, 楼栋-单元-房号/address, 电话/phone, 网格/grid, 标签/tags, 纬度/lat, 经度/lon")],
+    prefer: Annotated[str | None, Header(description="`respond-async` (RFC 7240): answer 202 with a job at once")] = None,
 ) -> dict:
     """Import a spreadsheet. Valid rows are imported; every rejected row is reported with
-    its row number and reason; importing the same file again changes nothing."""
+    its row number and reason; importing the same file again changes nothing. With
+    `Prefer: respond-async` the answer is 202 and a job (`Location: /imports/{job_id}`)
+    that counts rows done, imported, unchanged and rejected as it goes."""
     content = await file.read()
     rows = importing.read_rows(file.filename or "", content)
-    report = await service.import_residents(rows, allowed_grids=None if user.is_staff else set(user.grid_ids))
+    allowed_grids = None if user.is_staff else set(user.grid_ids)
+    if _prefers_async(prefer):
+        job = await service.start_import(file.filename or "", list(rows), allowed_grids, user.sub)
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = str(request.url_for("import_job", job_id=job.job_id).path)
+        response.headers["Preference-Applied"] = "respond-async"
+        return _job_answer(job)
+    report = await service.import_residents(rows, allowed_grids=allowed_grids)
     return {
         "file": file.filename,
         "total": report.total,
@@ -201,6 +238,17 @@ async def import_residents(
         "unchanged": report.unchanged,
         "rejected": report.rejected,
     }
+
+
+def _prefers_async(prefer: str | None) -> bool:
+    """Whether a Prefer header (RFC 7240: comma-separated preferences, parameters after `;`) asks respond-async."""
+    return any(p.split(";")[0].split("=")[0].strip().lower() == "respond-async" for p in (prefer or "").split(","))
+
+
+@router.get("/imports/{job_id}", response_model=ImportJobOut, tags=["residents"])
+async def import_job(job_id: str, user: Importer, service: Service) -> dict:
+    """How far an import job got; its submitter's (or staff's) only."""
+    return _job_answer(await service.import_job(job_id, user.sub, user.is_staff))
 
 
 @router.get("/residents/{resident_id}", response_model=ResidentOut, tags=["residents"])

@@ -12,3 +12,4 @@ def schedule(runtime: Runtime, service: CheckinService) -> None:
     runtime.every("checkin-cutoff-sweep", service.sweep_at_cutoff)
     runtime.every("checkin-sampling-deadlines", service.evaluate_rounds)
     runtime.every("checkin-idempotency-keys", service.forget_old_idempotency_keys)
+    runtime.every("checkin-interrupted-imports", service.fail_interrupted_imports)

@@ -2,6 +2,7 @@
 them here; each area keeps its own module.
 
     registry.py   residents, the spreadsheet import, absences
+    imports.py    spreadsheet imports as background jobs
     checkins.py   the daily check-in (group commit, idempotency keys)
     sweeps.py     reminders before the cutoff, the sweep of who missed it
     sampling.py   sampling rounds (核酸)
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from checkin.checkins import CheckIns
+from checkin.imports import Imports
 from checkin.reading import Reading
 from checkin.registry import Registry
 from checkin.sampling import Sampling
@@ -31,6 +33,7 @@ class CheckinService(UseCases):
         self.notifier = notifier
         self.observe_check_in_batch: Callable[[int], None] = lambda size: None  # set by CheckinMetrics
         self.registry = Registry(runtime, settings)
+        self.imports = Imports(runtime, settings, self.registry)
         self.checkins = CheckIns(runtime, settings, on_batch=lambda size: self.observe_check_in_batch(size))
         self.sweeps = Sweeps(runtime, settings, notifier)
         self.sampling = Sampling(runtime, settings)
@@ -40,6 +43,9 @@ class CheckinService(UseCases):
         self.import_residents = self.registry.import_residents
         self.resident = self.registry.resident
         self.record_absence = self.registry.record_absence
+        self.start_import = self.imports.start
+        self.import_job = self.imports.job
+        self.fail_interrupted_imports = self.imports.fail_interrupted
         self.check_in = self.checkins.check_in
         self.forget_old_idempotency_keys = self.checkins.forget_old_idempotency_keys
         self.sweep = self.sweeps.sweep
