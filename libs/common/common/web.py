@@ -84,12 +84,9 @@ def create_http_app(
     async def asyncapi() -> Any:
         return runtime.asyncapi(title=f"FirstLine {settings.service} events")
 
-    # The routes join the app's own table instead of `include_router`: FastAPI 0.165 keeps an
-    # included router as a nested matcher that walks its routes again, twice, on every request
-    # (~40 µs, a third of a trivial endpoint's whole cost). Our routers have no prefix,
-    # dependencies or settings of their own, so their routes are complete as they are
-    # (`app.dependency_overrides` does not reach them: tests build apps with their own fakes).
-    # The service's own routes come first, before the operations and documentation ones:
+    # The routes join the app's own table instead of `include_router`, whose nested matcher
+    # walks them again on every request (docs/performance.md); our routers have no prefix or
+    # dependencies, so their routes are complete as they are. The service's own come first:
     # Starlette tries routes in order, and each miss costs a regular-expression match.
     app.router.routes[:0] = [route for router in routers for route in router.routes]
     app.router.routes.extend(ops.routes)

@@ -121,8 +121,8 @@ def _recordset(param: int, columns: dict[str, str], alias: str) -> str:
 
 class PostgresWrites:
     """The batch as two JSON documents (check-ins, events), in two statements on a
-    connection of its own. JSON, not column arrays: asyncpg encodes an array element by
-    element (~1 µs each, 23 arrays a batch), pydantic-core writes a whole batch in a few µs."""
+    connection of its own. JSON, not column arrays: asyncpg encodes arrays element by
+    element, pydantic-core a whole batch at once (docs/performance.md)."""
 
     RESIDENTS = (
         f"SELECT {', '.join(f'{name}::text' if name == 'tags' else name for name in FACTS)} "
