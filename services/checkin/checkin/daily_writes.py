@@ -91,6 +91,7 @@ class CoreWrites:
 
     async def save(self, check_ins: Sequence[dict], events: Sequence[Event]) -> list[int]:
         days, made = _days(check_ins)
+        days.sort(key=lambda row: (row["resident_id"], row["date"]))  # rows locked in key order, as PostgresWrites does
         history = [{k: v for k, v in row.items() if k not in ("fever", "anomaly")} for row in check_ins]
         await self.uow.session.execute(self._history, history)
         rows = await self.uow.session.execute(self._days, days)
