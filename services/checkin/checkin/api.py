@@ -14,9 +14,9 @@ from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from checkin import domain, importing
-from checkin.service import CheckinService
+from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
-from common.errors import Forbidden, Invalid, NotFound
+from common.errors import Invalid, NotFound
 
 router = APIRouter()
 
@@ -32,11 +32,6 @@ Registrar = Annotated[Principal, Depends(require(Role.command, Role.grid_worker,
 
 def actor(user: Principal) -> domain.Actor:
     return domain.Actor(user.sub, user.role.value, tuple(user.grid_ids), tuple(user.building_ids))
-
-
-def ensure_scope(allowed: bool, message: str) -> None:
-    if not allowed:
-        raise Forbidden(message)
 
 
 # -- check-ins ----------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from checkin.sampling import Sampling
 from checkin.settings import CheckinSettings
 from checkin.sweeps import SweepResult, Sweeps
 from checkin.usecases import UseCases
+from common.errors import Forbidden
 from common.notify import Notifier
 from common.runtime import Runtime
 
-__all__ = ["CheckinService", "SweepResult"]
+__all__ = ["CheckinService", "SweepResult", "ensure_scope"]
 
 
 class CheckinService(UseCases):
@@ -58,3 +59,9 @@ class CheckinService(UseCases):
         self.evaluate_rounds = self.sampling.evaluate_rounds
         self.followups = self.reading.followups
         self.completion = self.reading.completion
+
+
+def ensure_scope(allowed: bool, message: str) -> None:
+    """Refuse (403) what the caller's role or scope does not allow."""
+    if not allowed:
+        raise Forbidden(message)
