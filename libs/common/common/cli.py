@@ -15,7 +15,6 @@ import importlib
 import json
 import os
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,6 +82,8 @@ def _revision(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     """Upload a register to the check-in service as a background job and follow it with a
     progress bar until it is done; then print what was rejected and the totals."""
+    import time
+
     import httpx
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -129,11 +130,14 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _operator_token() -> str:
-    """What `firstline token --role admin --sub operator` prints."""
-    settings = StackSettings()
-    return issue_token(
-        settings.jwt_secret, sub="operator", role="admin", now=datetime.now(UTC), ttl=timedelta(hours=1)
-    )
+    """What `firstline token --role admin --sub operator` prints (its last line)."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+        main(["token", "--role", "admin", "--sub", "operator"])
+    return printed.getvalue().strip().splitlines()[-1]
 
 
 def main(argv: list[str] | None = None) -> int:
