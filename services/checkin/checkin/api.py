@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from checkin import domain, importing
 from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
-from common.errors import Invalid, NotFound
+from common.errors import Invalid
 
 router = APIRouter()
 
@@ -304,16 +304,6 @@ def _grids(user: Principal, grid_id: str | None) -> list[str] | None:
     return list(user.grid_ids)
 
 
-def _lead_buildings(user: Principal, building_id: str | None) -> list[str]:
-    """A building lead's buildings, or the one asked for: another building is answered as an
-    unknown one, so the answer says nothing of buildings that are not theirs."""
-    if building_id is None:
-        return list(user.building_ids)
-    if building_id not in user.building_ids:
-        raise NotFound(f"no building {building_id!r} among yours")
-    return [building_id]
-
-
 @router.get("/followups", tags=["check-ins"])
 async def followups(
     user: CurrentUser,
@@ -326,7 +316,7 @@ async def followups(
     gets their buildings' list without health details: `needs_attention` stands for them."""
     day = day or service.today()
     if user.role == Role.building_lead:
-        buildings = _lead_buildings(user, building_id)
+        buildings = service.buildings_of_lead(user.building_ids, building_id)
         items = domain.for_building_lead(await service.followups(day, building_ids=buildings))
         return {"date": day, "building_ids": buildings, "count": len(items), "followups": items}
     grids = _grids(user, grid_id)
@@ -352,7 +342,7 @@ async def completion(
     day = day or service.today()
     if user.role == Role.building_lead:
         ensure_scope(by == "building", "building leads read completion by building")
-        rows = await service.completion(day, by, None, _lead_buildings(user, building_id))
+        rows = await service.completion(day, by, None, service.buildings_of_lead(user.building_ids, building_id))
     else:
         rows = await service.completion(day, by, _grids(user, grid_id), None if building_id is None else [building_id])
     expected = sum(r["expected"] for r in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Literal
 
@@ -11,9 +12,19 @@ from checkin import domain
 from checkin.models import DailyCheckIn, MissedCheckIn, Resident
 from checkin.sweeps import expected_on
 from checkin.usecases import UseCases
+from common.errors import NotFound
 
 
 class Reading(UseCases):
+    def buildings_of_lead(self, own: Collection[str], asked: str | None) -> list[str]:
+        """A building lead's buildings, or the one asked for: another building is answered as
+        an unknown one, so the answer says nothing of buildings that are not theirs."""
+        if asked is None:
+            return list(own)
+        if asked not in own:
+            raise NotFound(f"no building {asked!r} among yours")
+        return [asked]
+
     async def followups(
         self, day: date, *, grid_ids: list[str] | None = None, building_ids: list[str] | None = None
     ) -> list[dict]:

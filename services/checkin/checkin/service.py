@@ -58,6 +58,7 @@ class CheckinService(UseCases):
         self.round_status = self.sampling.round_status
         self.evaluate_rounds = self.sampling.evaluate_rounds
         self.followups = self.reading.followups
+        self.buildings_of_lead = self.reading.buildings_of_lead
         self.completion = self.reading.completion
 
 
