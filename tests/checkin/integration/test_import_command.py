@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from datetime import UTC, datetime
 
 import uvicorn
 
 from checkin.main import create_app
 from checkin.settings import CheckinSettings
 from common.cli import main
-from support import bearer, wait_for
+from support import AppHarness, wait_for
 
 ROWS = 5
 CSV = "姓名,楼栋-单元-房号,电话,网格\n王芳,B03-2-401,13800000001,G1\n李雷,B03-2-402,13800000002,G1\n坏行,B03-2,13800000003,G1\n韩梅梅,B03-2-404,13800000004,G1\n张伟,B03-2-405,13800000005,G1\n".encode()
@@ -34,8 +33,8 @@ async def test_firstline_import_uploads_follows_the_job_and_prints_the_totals(da
         await wait_for(lambda: server.started, what="the check-in service to start")
         register = tmp_path / "居民花名册.csv"
         register.write_bytes(CSV)
-        token = bearer(app.state.jwt_secret, "admin", "admin-1", datetime.now(UTC))
-        argv = ["import", str(register), "--url", f"http://127.0.0.1:{port}", "--token", token["Authorization"][7:],
+        token = AppHarness(app, clock, None).as_("admin", "admin-1")["Authorization"].removeprefix("Bearer ")
+        argv = ["import", str(register), "--url", f"http://127.0.0.1:{port}", "--token", token,
                 "--every-s", "0.05"]  # fmt: skip
         assert await asyncio.to_thread(main, argv) == 0
         out, err = capsys.readouterr()
