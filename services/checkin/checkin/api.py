@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime
@@ -220,7 +221,8 @@ async def import_residents(
     rows = importing.read_rows(file.filename or "", content)
     allowed_grids = None if user.is_staff else set(user.grid_ids)
     if _prefers_async(prefer):
-        job = await service.start_import(file.filename or "", list(rows), allowed_grids, user.sub)
+        read = await asyncio.to_thread(list, rows)  # a large workbook reads for seconds: not on the event loop
+        job = await service.start_import(file.filename or "", read, allowed_grids, user.sub)
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = str(request.url_for("import_job", job_id=job.job_id).path)
         response.headers["Preference-Applied"] = "respond-async"
