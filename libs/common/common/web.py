@@ -5,21 +5,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 
 from common import logs
 from common.errors import DomainError
 from common.metrics import HttpMetrics, exposition
 from common.runtime import Runtime
-
-DOCS_ASSETS = Path(__file__).parent / "static" / "docs"
-DOCS_ASSETS_PATH = "/docs/assets"
+from common.web_docs import add_docs
 
 
 def create_http_app(
@@ -51,7 +46,7 @@ def create_http_app(
         version="1.0.0",
         lifespan=lifespan,
         telemetry=telemetry,
-        docs_url=None,  # served below from the deployment's own files, not a CDN
+        docs_url=None,  # served by add_docs from the deployment's own files, not a CDN
         redoc_url=None,
     )
     app.state.runtime = runtime
@@ -84,47 +79,14 @@ def create_http_app(
     async def asyncapi() -> Any:
         return runtime.asyncapi(title=f"FirstLine {settings.service} events")
 
-    # The routes join the app's own table instead of `include_router`, whose nested matcher
-    # walks them again on every request (docs/performance.md); our routers have no prefix or
-    # dependencies, so their routes are complete as they are. The service's own come first:
+    # The routes join the app's own table instead of `include_router`: FastAPI 0.165 keeps an
+    # included router as a nested matcher that walks its routes again, twice, on every request
+    # (~40 µs, a third of a trivial endpoint's whole cost). Our routers have no prefix,
+    # dependencies or settings of their own, so their routes are complete as they are
+    # (`app.dependency_overrides` does not reach them: tests build apps with their own fakes).
+    # The service's own routes come first, before the operations and documentation ones:
     # Starlette tries routes in order, and each miss costs a regular-expression match.
     app.router.routes[:0] = [route for router in routers for route in router.routes]
     app.router.routes.extend(ops.routes)
-    _add_docs(app, title)
+    add_docs(app, title)
     return app
-
-
-def _add_docs(app: FastAPI, title: str) -> None:
-    """`/docs` and `/redoc` with Swagger UI's and ReDoc's files served by the service itself:
-    intranets and mainland networks often cannot reach the CDNs FastAPI's defaults load from."""
-    docs = APIRouter(include_in_schema=False)
-    openapi_url = app.openapi_url or "/openapi.json"
-    oauth2_redirect = "/docs/oauth2-redirect"
-
-    @docs.get("/docs")
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{title} - Swagger UI",
-            oauth2_redirect_url=oauth2_redirect,
-            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
-            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png",
-        )
-
-    @docs.get(oauth2_redirect)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
-
-    @docs.get("/redoc")
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{title} - ReDoc",
-            redoc_js_url=f"{DOCS_ASSETS_PATH}/redoc.standalone.js",
-            redoc_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png",
-            with_google_fonts=False,
-        )
-
-    app.router.routes.extend(docs.routes)
-    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
