@@ -3,8 +3,8 @@
     firstline token --role grid_worker --sub gw-1 --grid-id G1
     firstline topics                    # create every catalog topic (idempotent)
     firstline schemas [--check]         # write or check docs/schemas/
+    firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
     firstline migrations revision checkin -m "add column"
-    firstline import 居民花名册.xlsx       # import a register, with a progress bar
 """
 
 from __future__ import annotations
@@ -79,6 +79,46 @@ def _revision(args: argparse.Namespace) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="firstline", description="FirstLine operator's command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    token = sub.add_parser("token", help="print a JWT valid for the running stack (last line: the token)")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--sub", required=True, help="the person's id (resident_id, volunteer_id, ...)")
+    token.add_argument("--grid-id", action="append", default=[], help="a grid the token may see (repeatable)")
+    token.add_argument("--building-id", action="append", default=[], help="a building (repeatable)")
+    token.add_argument("--department", help="partner department: health, police, property")
+    token.add_argument("--ttl-hours", type=int)
+    token.set_defaults(run=_token)
+
+    topics = sub.add_parser("topics", help="create every catalog topic that is missing")
+    topics.set_defaults(run=_topics)
+
+    schemas = sub.add_parser("schemas", help="write the events' JSON Schemas (or --check them)")
+    schemas.add_argument("--dir", default="docs/schemas")
+    schemas.add_argument("--check", action="store_true")
+    schemas.set_defaults(run=_schemas)
+
+    imports = sub.add_parser("import", help="import a register (CSV or XLSX) into check-in, with a progress bar")
+    imports.add_argument("file")
+    imports.add_argument("--url", help="the check-in service (default http://127.0.0.1:$CHECKIN_PORT, port 8001)")
+    imports.add_argument("--token", help="a bearer token (default $FIRSTLINE_TOKEN, else an operator's admin token)")
+    imports.add_argument("--every-s", type=float, default=0.5, help="how often to ask for progress")
+    imports.add_argument("--timeout-s", type=float, default=120.0)
+    imports.set_defaults(run=_import)
+
+    migrations = sub.add_parser("migrations", help="database migrations")
+    msub = migrations.add_subparsers(dest="action", required=True)
+    revision = msub.add_parser("revision", help="autogenerate a revision from a service's models")
+    revision.add_argument("service")
+    revision.add_argument("-m", "--message", required=True)
+    revision.set_defaults(run=_revision)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
 def _import(args: argparse.Namespace) -> int:
     """Upload a register to the check-in service as a background job and follow it with a
     progress bar until it is done; then print what was rejected and the totals."""
@@ -138,46 +178,6 @@ def _operator_token() -> str:
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
         main(["token", "--role", "admin", "--sub", "operator"])
     return printed.getvalue().strip().splitlines()[-1]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="firstline", description="FirstLine operator's command line")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    token = sub.add_parser("token", help="print a JWT valid for the running stack (last line: the token)")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token.add_argument("--sub", required=True, help="the person's id (resident_id, volunteer_id, ...)")
-    token.add_argument("--grid-id", action="append", default=[], help="a grid the token may see (repeatable)")
-    token.add_argument("--building-id", action="append", default=[], help="a building (repeatable)")
-    token.add_argument("--department", help="partner department: health, police, property")
-    token.add_argument("--ttl-hours", type=int)
-    token.set_defaults(run=_token)
-
-    topics = sub.add_parser("topics", help="create every catalog topic that is missing")
-    topics.set_defaults(run=_topics)
-
-    schemas = sub.add_parser("schemas", help="write the events' JSON Schemas (or --check them)")
-    schemas.add_argument("--dir", default="docs/schemas")
-    schemas.add_argument("--check", action="store_true")
-    schemas.set_defaults(run=_schemas)
-
-    migrations = sub.add_parser("migrations", help="database migrations")
-    msub = migrations.add_subparsers(dest="action", required=True)
-    revision = msub.add_parser("revision", help="autogenerate a revision from a service's models")
-    revision.add_argument("service")
-    revision.add_argument("-m", "--message", required=True)
-    revision.set_defaults(run=_revision)
-
-    imports = sub.add_parser("import", help="import a register (CSV or XLSX) into check-in, with a progress bar")
-    imports.add_argument("file")
-    imports.add_argument("--url", help="the check-in service (default http://127.0.0.1:$CHECKIN_PORT, port 8001)")
-    imports.add_argument("--token", help="a bearer token (default $FIRSTLINE_TOKEN, else an operator's admin token)")
-    imports.add_argument("--every-s", type=float, default=0.5, help="how often to ask for progress")
-    imports.add_argument("--timeout-s", type=float, default=120.0)
-    imports.set_defaults(run=_import)
-
-    args = parser.parse_args(argv)
-    return args.run(args)
 
 
 if __name__ == "__main__":
