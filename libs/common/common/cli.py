@@ -1,9 +1,9 @@
 """`firstline`: the operator's command line.
 
+    firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
     firstline token --role grid_worker --sub gw-1 --grid-id G1
     firstline topics                    # create every catalog topic (idempotent)
     firstline schemas [--check]         # write or check docs/schemas/
-    firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
     firstline migrations revision checkin -m "add column"
 """
 
@@ -83,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firstline", description="FirstLine operator's command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    imports = sub.add_parser("import", help="import a register (CSV or XLSX) into check-in, with a progress bar")
+    imports.add_argument("file")
+    imports.add_argument("--url", help="the check-in service (default http://127.0.0.1:$CHECKIN_PORT, port 8001)")
+    imports.add_argument("--token", help="a bearer token (default $FIRSTLINE_TOKEN, else an operator's admin token)")
+    imports.add_argument("--every-s", type=float, default=0.5, help="how often to ask for progress")
+    imports.add_argument("--timeout-s", type=float, default=120.0)
+    imports.set_defaults(run=_import)
+
     token = sub.add_parser("token", help="print a JWT valid for the running stack (last line: the token)")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--sub", required=True, help="the person's id (resident_id, volunteer_id, ...)")
@@ -99,14 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     schemas.add_argument("--dir", default="docs/schemas")
     schemas.add_argument("--check", action="store_true")
     schemas.set_defaults(run=_schemas)
-
-    imports = sub.add_parser("import", help="import a register (CSV or XLSX) into check-in, with a progress bar")
-    imports.add_argument("file")
-    imports.add_argument("--url", help="the check-in service (default http://127.0.0.1:$CHECKIN_PORT, port 8001)")
-    imports.add_argument("--token", help="a bearer token (default $FIRSTLINE_TOKEN, else an operator's admin token)")
-    imports.add_argument("--every-s", type=float, default=0.5, help="how often to ask for progress")
-    imports.add_argument("--timeout-s", type=float, default=120.0)
-    imports.set_defaults(run=_import)
 
     migrations = sub.add_parser("migrations", help="database migrations")
     msub = migrations.add_subparsers(dest="action", required=True)
