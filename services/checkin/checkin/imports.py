@@ -20,6 +20,7 @@ from common.errors import NotFound
 from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
+INTERRUPTED = "interrupted (the service stopped): import the file again; rows already imported stay unchanged"
 
 
 class Imports(UseCases):
@@ -56,10 +57,11 @@ class Imports(UseCases):
             raise NotFound(f"no import job {job_id!r} of yours")
         return job
 
-    async def wait(self) -> None:
-        """Until the imports running here are done (tests, and a graceful stop)."""
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+    async def stop(self) -> None:
+        """Stop the imports running here; each is recorded as interrupted."""
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
 
     async def fail_interrupted(self) -> int:
         """The periodic job: a job silent for CHECKIN_IMPORT_STALE_MINUTES lost its replica
@@ -74,7 +76,7 @@ class Imports(UseCases):
                 )
                 .values(
                     status="failed",
-                    error="interrupted (the service restarted): import the file again; rows already imported stay unchanged",
+                    error=INTERRUPTED,
                     updated_at=now,
                     finished_at=now,
                 )
@@ -87,6 +89,9 @@ class Imports(UseCases):
             report = await self.registry.import_residents(
                 rows, allowed_grids, progress=lambda report: self._progress(job_id, report)
             )
+        except asyncio.CancelledError:  # the process is stopping: say so now rather than at the stale check
+            await self._record(job_id, status="failed", error=INTERRUPTED, finished_at=self.clock.now())
+            raise
         except Exception as exc:  # noqa: BLE001 - the job records any failure for its submitter
             log.exception("import %s failed", job_id)
             await self._record(job_id, status="failed", error=str(exc)[:500], finished_at=self.clock.now())

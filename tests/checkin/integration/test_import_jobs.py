@@ -89,3 +89,19 @@ async def test_a_job_whose_replica_went_away_is_marked_failed(checkin):
     assert await checkin.service.fail_interrupted_imports() == 1
     job = (await checkin.client.get("/imports/I-lost", headers=checkin.admin)).json()
     assert job["status"] == "failed" and "import the file again" in job["error"] and job["rows_done"] == 4
+
+
+async def test_a_job_stopped_with_its_process_says_so_at_once(checkin_app):
+    async with checkin_app(import_chunk_rows=1) as checkin:
+        rows = "姓名,楼栋-单元-房号,电话,网格\n" + "".join(f"居民{n},B09-1-{n},13800000000,G1\n" for n in range(1, 400))
+        files = {"file": ("big.csv", rows.encode(), "text/csv")}
+        location = (await checkin.client.post("/residents/import", files=files, headers={**checkin.admin, **ASYNC})).headers["Location"]
+
+        async def under_way():
+            job = (await checkin.client.get(location, headers=checkin.admin)).json()
+            return job["status"] == "running" and 0 < job["rows_done"] < job["rows_total"]
+
+        await wait_for(under_way, what="the import to be under way")
+        await checkin.service.imports.stop()
+        job = (await checkin.client.get(location, headers=checkin.admin)).json()
+        assert job["status"] == "failed" and job["error"].startswith("interrupted") and job["rows_done"] < 399
