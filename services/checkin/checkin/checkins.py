@@ -113,7 +113,7 @@ class CheckIns(UseCases):
             for index, outcome in zip(fresh, written, strict=True):
                 outcomes[index] = outcome
             await self._keep_answers(uow, [requests[i] for i in fresh], written)
-            stored = await self._stored(uow, [r for i, r in enumerate(requests) if i not in fresh])
+            stored = await self._stored(uow, [r for r in requests if (r.key.caller, r.key.key) not in first])
             for index, request in enumerate(requests):
                 if outcomes[index] is not None:
                     continue
