@@ -62,7 +62,7 @@ def app():
     app = create_app(CheckinSettings(database_url="sqlite+aiosqlite:///%(db)s", kafka_enabled=False, jobs_interval_s=0))
     now = dt.datetime.now(dt.UTC)
 
-    async def check_in(actor, resident_id, temperature_c, symptoms, channel=None, day=None):
+    async def check_in(actor, resident_id, temperature_c, symptoms, channel=None, day=None, idempotency_key=None):
         return {"resident_id": resident_id, "date": now.date(), "temperature_c": temperature_c, "symptoms": [],
                 "fever": False, "anomaly": False, "channel": "hotline", "submitted_by": actor.sub,
                 "submitted_at": now, "revisions": 1}

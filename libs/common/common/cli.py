@@ -1,5 +1,6 @@
 """`firstline`: the operator's command line.
 
+    firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
     firstline token --role grid_worker --sub gw-1 --grid-id G1
     firstline topics                    # create every catalog topic (idempotent)
     firstline schemas [--check]         # write or check docs/schemas/
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firstline", description="FirstLine operator's command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    imports = sub.add_parser("import", help="import a register (CSV or XLSX) into check-in, with a progress bar")
+    imports.add_argument("file")
+    imports.add_argument("--url", help="the check-in service (default http://127.0.0.1:$CHECKIN_PORT, port 8001)")
+    imports.add_argument("--token", help="a bearer token (default $FIRSTLINE_TOKEN, else an operator's admin token)")
+    imports.add_argument("--every-s", type=float, default=0.5, help="how often to ask for progress")
+    imports.add_argument("--timeout-s", type=float, default=120.0)
+    imports.set_defaults(run=_import)
+
     token = sub.add_parser("token", help="print a JWT valid for the running stack (last line: the token)")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--sub", required=True, help="the person's id (resident_id, volunteer_id, ...)")
@@ -107,6 +117,67 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def _import(args: argparse.Namespace) -> int:
+    """Upload a register to the check-in service as a background job and follow it with a
+    progress bar until it is done; then print what was rejected and the totals."""
+    import time
+
+    import httpx
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"no file {path}", file=sys.stderr)
+        return 2
+    url = args.url or f"http://127.0.0.1:{os.environ.get('CHECKIN_PORT', '8001')}"
+    token = args.token or os.environ.get("FIRSTLINE_TOKEN") or _operator_token()
+    console = Console(stderr=True)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=args.timeout_s) as client:
+        try:
+            answer = client.post(
+                "/residents/import", files={"file": (path.name, path.read_bytes())}, headers={"Prefer": "respond-async"}
+            )
+        except httpx.HTTPError as exc:
+            print(f"cannot reach the check-in service at {url}: {exc}", file=sys.stderr)
+            return 1
+        if answer.status_code not in (200, 202):
+            print(f"import refused ({answer.status_code}): {answer.text}", file=sys.stderr)
+            return 1
+        job = answer.json()
+        if answer.status_code == 202:
+            counts = "imported {task.fields[imported]} · unchanged {task.fields[unchanged]} · rejected {task.fields[rejected]}"
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(counts), TimeElapsedColumn())
+            with Progress(*columns, console=console) as progress:
+                bar = progress.add_task(path.name, total=job["rows_total"], imported=0, unchanged=0, rejected=0)
+                while True:
+                    progress.update(bar, completed=job["rows_done"], imported=job["imported"],
+                                    unchanged=job["unchanged"], rejected=len(job["rejected"]))  # fmt: skip
+                    if job["status"] in ("done", "failed"):
+                        break
+                    time.sleep(args.every_s)
+                    job = client.get(answer.headers["Location"]).json()
+            if job["status"] == "failed":
+                print(f"import failed: {job['error']}", file=sys.stderr)
+        total = job.get("rows_total", job.get("total"))
+    for rejected in job["rejected"]:
+        print(f"row {rejected['row']}: {rejected['reason']}", file=sys.stderr)
+    print(json.dumps({"file": path.name, "rows": total, "imported": job["imported"], "unchanged": job["unchanged"],
+                      "rejected": len(job["rejected"])}, ensure_ascii=False))  # fmt: skip
+    return 1 if job.get("status") == "failed" else 0
+
+
+def _operator_token() -> str:
+    """What `firstline token --role admin --sub operator` prints (its last line)."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+        main(["token", "--role", "admin", "--sub", "operator"])
+    return printed.getvalue().strip().splitlines()[-1]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The HTTP side every service shares: app factory with lifespan, health, readiness,
-metrics, AsyncAPI, and one error format (`{"detail": "..."}`) for bad input."""
+metrics, AsyncAPI, documentation pages, and one error format (`{"detail": "..."}`) for bad input."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from common import logs
 from common.errors import DomainError
 from common.metrics import HttpMetrics, exposition
 from common.runtime import Runtime
+from common.web_docs import add_docs
 
 
 def create_http_app(
@@ -39,7 +40,15 @@ def create_http_app(
     # the environment each time); FirstLine's metrics are Prometheus', so it is off unless
     # FIRSTLINE_OPENTELEMETRY is set (an OpenTelemetry SDK then needs configuring).
     telemetry = None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False}
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, telemetry=telemetry)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=telemetry,
+        docs_url=None,  # served by add_docs from the deployment's own files, not a CDN
+        redoc_url=None,
+    )
     app.state.runtime = runtime
     app.state.jwt_secret = settings.jwt_secret
     for name, value in (state or {}).items():
@@ -80,4 +89,5 @@ def create_http_app(
     # Starlette tries routes in order, and each miss costs a regular-expression match.
     app.router.routes[:0] = [route for router in routers for route in router.routes]
     app.router.routes.extend(ops.routes)
+    add_docs(app, title)
     return app

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import pydantic_core
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
@@ -36,8 +37,8 @@ def actor(user: Principal) -> domain.Actor:
 
 
 # -- check-ins ----------------------------------------------------------------------------
-# First in the module, so first in the route table: Starlette tries routes in order and the
-# morning peak's POST /checkins should not pay a regular-expression miss for each route before it.
+# First in the route table: Starlette tries routes in order, and the morning peak's route
+# should not pay a miss for each route before it.
 
 
 class CheckInIn(BaseModel):
@@ -61,11 +62,18 @@ class CheckInOut(BaseModel):
     revisions: int
 
 
-# The body is read by pydantic from the bytes, not through FastAPI's body parameter: FastAPI
-# parses the content type with the email package, decodes the JSON with the json module,
-# then validates the objects, about a tenth of a trivial request's whole cost for a body of
-# two fields. The schema is documented by hand (openapi_extra); errors keep FastAPI's shape.
+# Pydantic reads the body from the bytes, which costs the peak route less than FastAPI's body
+# parameter (docs/performance.md); the schema is documented by hand, errors keep FastAPI's shape.
 CHECK_IN_BODY = {"required": True, "content": {"application/json": {"schema": CheckInIn.model_json_schema()}}}
+IDEMPOTENCY_KEY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 100},
+    "description": "Send the same key again to repeat a check-in whose answer was lost: the repeat gets "
+    "the first answer and changes nothing. A key is the caller's own, kept CHECKIN_IDEMPOTENCY_KEY_HOURS; "
+    "the same key with another check-in is refused (422).",
+}
 
 
 async def check_in_body(request: Request) -> CheckInIn:
@@ -83,11 +91,9 @@ async def check_in_body(request: Request) -> CheckInIn:
 
 
 class DirectRoute(APIRoute):
-    """A route FastAPI documents as any other (body, answer and security from its
-    arguments) but calls as Starlette calls an endpoint: with the Request, for a Response.
-    FastAPI's per-request work around an endpoint (solving its parameters, exit stacks,
-    validating and serialising the answer) cost the morning peak's route ~60 µs a request,
-    a sixth of a whole trivial request; its endpoint does that work itself."""
+    """A route FastAPI documents as any other but calls as Starlette calls an endpoint:
+    with the Request, for a Response. The peak route does its own parsing and answering,
+    skipping FastAPI's per-request work around an endpoint (figures in docs/performance.md)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.endpoint
@@ -103,7 +109,13 @@ async def submit_checkin(request: Request) -> Response:
     body = await check_in_body(request)
     service: CheckinService = request.app.state.service
     answer = await service.check_in(
-        actor(user), body.resident_id, body.temperature_c, body.symptoms, body.channel, body.date
+        actor(user),
+        body.resident_id,
+        body.temperature_c,
+        body.symptoms,
+        body.channel,
+        body.date,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
     return Response(pydantic_core.to_json(answer), status.HTTP_201_CREATED, media_type="application/json")
 
@@ -115,7 +127,7 @@ router.add_api_route(
     status_code=status.HTTP_201_CREATED,
     response_model=CheckInOut,
     tags=["check-ins"],
-    openapi_extra={**BEARER_AUTH, "requestBody": CHECK_IN_BODY},
+    openapi_extra={**BEARER_AUTH, "requestBody": CHECK_IN_BODY, "parameters": [IDEMPOTENCY_KEY_HEADER]},
     route_class_override=DirectRoute,
 )
 
@@ -168,17 +180,55 @@ async def register_resident(body: ResidentIn, user: Registrar, service: Service)
     return await service.register(draft)
 
 
-@router.post("/residents/import", tags=["residents"])
+class ImportJobOut(BaseModel):
+    job_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    file: str
+    rows_total: int
+    rows_done: int
+    imported: int
+    unchanged: int
+    rejected: list[dict]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def _job_answer(job) -> dict:
+    return {**job.model_dump(exclude={"filename", "submitted_by", "updated_at"}), "file": job.filename}
+
+
+Importer = Annotated[Principal, Depends(require(Role.command, Role.grid_worker))]
+
+
+@router.post(
+    "/residents/import",
+    tags=["residents"],
+    responses={202: {"model": ImportJobOut, "description": "with `Prefer: respond-async`: the job, at `Location`"}},
+)
 async def import_residents(
-    user: Annotated[Principal, Depends(require(Role.command, Role.grid_worker))],
+    request: Request,
+    response: Response,
+    user: Importer,
     service: Service,
     file: Annotated[UploadFile, File(description="CSV or XLSX: 姓名/name, 楼栋-单元-房号/address, 电话/phone, 网格/grid, 标签/tags, 纬度/lat, 经度/lon")],
+    prefer: Annotated[str | None, Header(description="`respond-async` (RFC 7240): answer 202 with a job at once")] = None,
 ) -> dict:
     """Import a spreadsheet. Valid rows are imported; every rejected row is reported with
-    its row number and reason; importing the same file again changes nothing."""
+    its row number and reason; importing the same file again changes nothing. With
+    `Prefer: respond-async` the answer is 202 and a job (`Location: /imports/{job_id}`)
+    that counts rows done, imported, unchanged and rejected as it goes."""
     content = await file.read()
     rows = importing.read_rows(file.filename or "", content)
-    report = await service.import_residents(rows, allowed_grids=None if user.is_staff else set(user.grid_ids))
+    allowed_grids = None if user.is_staff else set(user.grid_ids)
+    if _prefers_async(prefer):
+        read = await asyncio.to_thread(list, rows)  # a large workbook reads for seconds: not on the event loop
+        job = await service.start_import(file.filename or "", read, allowed_grids, user.sub)
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = str(request.url_for("import_job", job_id=job.job_id).path)
+        response.headers["Preference-Applied"] = "respond-async"
+        return _job_answer(job)
+    report = await service.import_residents(rows, allowed_grids=allowed_grids)
     return {
         "file": file.filename,
         "total": report.total,
@@ -186,6 +236,17 @@ async def import_residents(
         "unchanged": report.unchanged,
         "rejected": report.rejected,
     }
+
+
+def _prefers_async(prefer: str | None) -> bool:
+    """Whether a Prefer header (RFC 7240: comma-separated preferences, parameters after `;`) asks respond-async."""
+    return any(p.split(";")[0].split("=")[0].strip().lower() == "respond-async" for p in (prefer or "").split(","))
+
+
+@router.get("/imports/{job_id}", response_model=ImportJobOut, tags=["residents"])
+async def import_job(job_id: str, user: Importer, service: Service) -> dict:
+    """How far an import job got; its submitter's (or staff's) only."""
+    return _job_answer(await service.import_job(job_id, user.sub, user.is_staff))
 
 
 @router.get("/residents/{resident_id}", response_model=ResidentOut, tags=["residents"])
@@ -239,7 +300,7 @@ def _grids(user: Principal, grid_id: str | None) -> list[str] | None:
     if user.is_staff:
         return [grid_id] if grid_id else None
     if user.role != Role.grid_worker:
-        ensure_scope(False, "only grid workers and command staff read follow-ups and completion")
+        ensure_scope(False, "only grid workers, building leads and command staff read follow-ups and completion")
     if grid_id:
         ensure_scope(grid_id in user.grid_ids, f"grid {grid_id} is not one of your grids")
         return [grid_id]
@@ -251,14 +312,22 @@ async def followups(
     user: CurrentUser,
     service: Service,
     grid_id: str | None = None,
+    building_id: str | None = None,
     day: Annotated[date | None, Query(alias="date")] = None,
 ) -> dict:
-    """The short list a grid worker calls instead of hundreds of households."""
+    """The short list a grid worker calls instead of hundreds of households. A building lead
+    gets their buildings' list without health details: `needs_attention` stands for them."""
+    day = day or service.today()
+    if user.role == Role.building_lead:
+        buildings = service.buildings_of_lead(user.building_ids, building_id)
+        items = domain.for_building_lead(await service.followups(day, building_ids=buildings))
+        return {"date": day, "building_ids": buildings, "count": len(items), "followups": items}
     grids = _grids(user, grid_id)
     if grids is None:
         raise Invalid("give grid_id: the follow-up list is per grid")
-    day = day or service.today()
-    items = await service.followups(grids, day)
+    items = await service.followups(day, grid_ids=grids)
+    if building_id is not None:
+        items = [item for item in items if item["building_id"] == building_id]
     return {"date": day, "grid_ids": grids, "count": len(items), "followups": items}
 
 
@@ -269,10 +338,16 @@ async def completion(
     day: Annotated[date | None, Query(alias="date")] = None,
     by: Literal["building", "grid"] = "building",
     grid_id: str | None = None,
+    building_id: str | None = None,
 ) -> dict:
-    grids = _grids(user, grid_id)
+    """Expected and checked-in residents per building or grid. A building lead reads their
+    own buildings, by building."""
     day = day or service.today()
-    rows = await service.completion(day, by, grids)
+    if user.role == Role.building_lead:
+        ensure_scope(by == "building", "building leads read completion by building")
+        rows = await service.completion(day, by, None, service.buildings_of_lead(user.building_ids, building_id))
+    else:
+        rows = await service.completion(day, by, _grids(user, grid_id), None if building_id is None else [building_id])
     expected = sum(r["expected"] for r in rows)
     done = sum(r["checked_in"] for r in rows)
     return {

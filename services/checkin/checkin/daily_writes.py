@@ -6,8 +6,8 @@ count), and the events the check-ins cause, in the outbox. A resident who checks
 in one batch gives the day's row one write: the later check-in's values, the revisions
 raised by two; each check-in is answered the count it made (the first one less).
 
-`CoreWrites` does this in a unit of work with SQLAlchemy core statements (SQLite, and any
-database without JSON record sets). `PostgresWrites` sends the batch as JSON in two
+`CoreWrites` does this in a unit of work with SQLAlchemy core statements (SQLite, and a
+batch that must commit with other rows: check-ins sent with an idempotency key). `PostgresWrites` sends the batch as JSON in two
 statements outside a transaction block: the residents (a read, as the unit of work's read
 was), then one statement that writes history, days and outbox together, which PostgreSQL
 makes atomic as any single statement. No BEGIN, COMMIT or ORM session: at the morning peak
@@ -64,16 +64,17 @@ class DailyWrites(Protocol):
 
 
 @asynccontextmanager
-async def daily_writes(runtime: Runtime) -> AsyncIterator[DailyWrites]:
-    """The writer for this database, for one batch."""
-    if runtime.db.is_postgres:
+async def daily_writes(runtime: Runtime, uow: UnitOfWork | None = None) -> AsyncIterator[DailyWrites]:
+    """The writer for this database, for one batch; in the caller's unit of work if it gives
+    one (what else it writes commits with the batch), else committed when the block ends."""
+    if runtime.db.is_postgres and uow is None:
         async with runtime.db.autocommit() as connection:
             writes = PostgresWrites(connection, runtime)
             yield writes
         if writes.saved:
             runtime.relay.wake()  # what a unit of work's commit does
     else:
-        async with runtime.uow() as uow:
+        async with runtime.work(uow) as uow:
             yield CoreWrites(runtime.db, uow)
 
 
@@ -90,12 +91,12 @@ class CoreWrites:
 
     async def save(self, check_ins: Sequence[dict], events: Sequence[Event]) -> list[int]:
         days, made = _days(check_ins)
+        days.sort(key=lambda row: (row["resident_id"], row["date"]))  # rows locked in key order, as PostgresWrites does
         history = [{k: v for k, v in row.items() if k not in ("fever", "anomaly")} for row in check_ins]
         await self.uow.session.execute(self._history, history)
         rows = await self.uow.session.execute(self._days, days)
         for event in events:
             self.uow.emit(event)
-        await self.uow.commit()
         return _answers({(row.resident_id, row.date): row.revisions for row in rows}, made)
 
 
@@ -121,8 +122,8 @@ def _recordset(param: int, columns: dict[str, str], alias: str) -> str:
 
 class PostgresWrites:
     """The batch as two JSON documents (check-ins, events), in two statements on a
-    connection of its own. JSON, not column arrays: asyncpg encodes an array element by
-    element (~1 µs each, 23 arrays a batch), pydantic-core writes a whole batch in a few µs."""
+    connection of its own. JSON, not column arrays: asyncpg encodes arrays element by
+    element, pydantic-core a whole batch at once (docs/performance.md)."""
 
     RESIDENTS = (
         f"SELECT {', '.join(f'{name}::text' if name == 'tags' else name for name in FACTS)} "

@@ -92,6 +92,15 @@ def check_date(requested: date | None, today: date) -> date:
     return day
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,100}")  # printable ASCII, no spaces: a UUID or the client's own token
+
+
+def check_idempotency_key(key: str) -> str:
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise Invalid("Idempotency-Key must be 1 to 100 printable ASCII characters without spaces, e.g. a UUID")
+    return key
+
+
 def check_sweep_date(day: date, today: date) -> date:
     if day > today:
         raise Invalid(f"cannot sweep {day}: it has not happened yet (today is {today})")
@@ -145,6 +154,25 @@ def reminder_channel(tags: list[str]) -> str:
 def followup_rank(anomaly: bool, days_missed: int, tags: list[str]) -> tuple[int, int, int]:
     """Sort key, most urgent first: a fever or symptom, then most consecutive misses, then tags."""
     return (0 if anomaly else 1, -days_missed, -sum(TAG_URGENCY.get(t, 0) for t in tags))
+
+
+LEAD_FOLLOWUP_FIELDS = ("resident_id", "name", "phone", "building_id", "address", "days_missed", "last_checkin_date")
+
+
+def for_building_lead(followups: list[dict]) -> list[dict]:
+    """A follow-up list as a building lead may see it: health facts (temperature, symptoms,
+    tags) become one `needs_attention` flag, and the order no longer follows the tags."""
+    shown = [
+        {
+            **{name: item[name] for name in LEAD_FOLLOWUP_FIELDS},
+            "needs_attention": item["anomaly"],
+            "reasons": ["needs attention"] * item["anomaly"]
+            + [f"missed check-in ({item['days_missed']} day{'s' if item['days_missed'] > 1 else ''})"]
+            * bool(item["days_missed"]),
+        }
+        for item in followups
+    ]
+    return sorted(shown, key=lambda i: (not i["needs_attention"], -i["days_missed"], i["address"]))
 
 
 def completion_rate(done: int, expected: int) -> float:

@@ -89,7 +89,7 @@ def _csv_rows(content: bytes) -> Iterator[list]:
 
 
 def _xlsx_rows(content: bytes) -> Iterator[list]:
-    # calamine (Rust) reads a 100,000-row register several times faster than openpyxl.
+    # calamine (Rust) reads a large register far faster than openpyxl (docs/performance.md).
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
         sheet = workbook.get_sheet_by_index(0)

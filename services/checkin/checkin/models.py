@@ -144,3 +144,37 @@ class SamplingLag(SQLModel, table=True):
     building_id: str = Field(max_length=40)
     completion_rate: float
     detected_at: datetime = Field(sa_column=utc_column())
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A client's key for a check-in it may send again (a retry, a phone back online): the
+    first answer is given to every repeat, written in the check-in's own transaction."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (Index("ix_idempotency_key_created_at", "created_at"),)
+
+    caller: str = Field(primary_key=True, max_length=60)  # the token's subject: keys are per caller
+    key: str = Field(primary_key=True, max_length=100)
+    request_hash: str = Field(max_length=64)  # the request the key was first used for
+    answer: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=utc_column())
+
+
+class ImportJob(SQLModel, table=True):
+    """A register import run in the background: how far it got, kept after it finished."""
+
+    __tablename__ = "import_job"
+
+    job_id: str = Field(primary_key=True, max_length=40)
+    filename: str = Field(max_length=200)
+    submitted_by: str = Field(max_length=60)
+    status: str = Field(default="queued", max_length=10)  # queued | running | done | failed
+    rows_total: int
+    rows_done: int = 0
+    imported: int = 0
+    unchanged: int = 0
+    rejected: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_column=utc_column())
+    updated_at: datetime = Field(sa_column=utc_column())
+    finished_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

@@ -24,6 +24,8 @@ class CheckinSettings(ServiceSettings):
     reminder_max_attempts: int = 3
     default_community_id: str = "C1"
     sampling_min_completion_rate: float = 0.9
-    import_chunk_rows: int = 5000
+    import_chunk_rows: int = 5000  # rows saved per transaction; an import job reports progress after each
+    import_stale_minutes: int = Field(default=10, ge=1)  # a job silent this long lost its replica: marked failed
     checkin_batch_max: int = Field(default=256, ge=1)  # check-ins written per transaction at most (group commit)
     checkin_batch_writers: int = Field(default=2, ge=1)  # such transactions in flight at once (PostgreSQL)
+    idempotency_key_hours: int = Field(default=24, ge=1)  # how long a caller's Idempotency-Key answers a repeat

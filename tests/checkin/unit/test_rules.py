@@ -130,3 +130,30 @@ def test_parse_address():
     assert domain.parse_address(" 7 / 1 / 1202 ") == ("7", "1", "1202")
     with pytest.raises(Invalid):
         domain.parse_address("401")
+
+
+@pytest.mark.parametrize("key", ["3f2b6c1e-8a4d-4d8e-9f1a-2b3c4d5e6f70", "k-1", "x" * 100])
+def test_an_idempotency_key_is_printable_ascii_without_spaces(key):
+    assert domain.check_idempotency_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["", "two words", "x" * 101, "钥匙", "tab\there"])
+def test_other_idempotency_keys_are_refused(key):
+    with pytest.raises(Invalid, match="Idempotency-Key"):
+        domain.check_idempotency_key(key)
+
+
+def followup(resident_id, anomaly, days_missed, tags, address):
+    return {"resident_id": resident_id, "name": "n", "phone": "p", "grid_id": "G1", "building_id": "B01",
+            "address": address, "tags": tags, "reasons": ["fever 38.5°C", "cough"] if anomaly else [],
+            "anomaly": anomaly, "days_missed": days_missed, "last_temperature_c": 38.5,
+            "last_checkin_date": None}  # fmt: skip
+
+
+def test_a_building_lead_sees_needs_attention_instead_of_health_facts_in_an_order_tags_do_not_set():
+    items = [followup("R-1", False, 1, ["pregnant"], "B01-1-101"), followup("R-2", False, 2, [], "B01-1-102"),
+             followup("R-3", True, 0, ["chronic"], "B01-1-103"), followup("R-4", False, 1, [], "B01-1-100")]  # fmt: skip
+    shown = domain.for_building_lead(items)
+    assert [i["resident_id"] for i in shown] == ["R-3", "R-2", "R-4", "R-1"]
+    assert shown[0]["reasons"] == ["needs attention"] and shown[1]["reasons"] == ["missed check-in (2 days)"]
+    assert all(set(i) == {*domain.LEAD_FOLLOWUP_FIELDS, "needs_attention", "reasons"} for i in shown)

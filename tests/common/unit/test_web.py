@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from fastapi import APIRouter
@@ -50,3 +52,20 @@ async def test_fastapi_opentelemetry_is_off_unless_asked_for(tmp_path, monkeypat
     app = app_for(tmp_path)
     assert (await get(app, "/things/t-1")).status_code == 200
     assert (len(calls) >= 1) == bool(lookups)  # the per-request provider check happens only when on
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_documentation_pages_load_every_asset_from_the_service_itself(tmp_path, page):
+    app = app_for(tmp_path)
+    html = (await get(app, page)).text
+    assert not re.search(r"(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), "the page names an outside host"
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert len(assets) >= 2, html  # the script and its favicon (and Swagger UI's stylesheet)
+    for asset in [*assets, "/openapi.json"]:
+        response = await get(app, asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 500, asset
+
+
+async def test_swagger_ui_oauth2_redirect_page_is_served(tmp_path):
+    assert "oauth2" in (await get(app_for(tmp_path), "/docs/oauth2-redirect")).text
