@@ -46,7 +46,7 @@ from common.clock import SystemClock
 from common.db import Database
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
 from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork
-from common.runtime import PRODUCER_CONFIG, send_in_batches
+from common.transport import PRODUCER_CONFIG, send_in_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

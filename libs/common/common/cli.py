@@ -2,6 +2,9 @@
 
     firstline token --role grid_worker --sub gw-1 --grid-id G1
     firstline topics                    # create every catalog topic (idempotent)
+    firstline kafka-credentials partner-health   # aiokafka keyword arguments, as JSON
+    firstline dlq list command          # the dead letters of a service
+    firstline dlq replay command [--id EVENT_ID ...]   # back onto their origin topics
     firstline schemas [--check]         # write or check docs/schemas/
     firstline migrations revision checkin -m "add column"
 """
@@ -38,11 +41,41 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _topics(_: argparse.Namespace) -> int:
+    from common.kafka import client_kwargs
+    from common.principals import OPERATOR
     from common.topics import ensure_topics
 
     settings = StackSettings()
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_replication_factor))
+    created = asyncio.run(ensure_topics(client_kwargs(settings, OPERATOR), settings.kafka_replication_factor))
     print(json.dumps({"created": created}))
+    return 0
+
+
+def _kafka_credentials(args: argparse.Namespace) -> int:
+    from common.kafka import MissingCredentials, credentials
+    from common.principals import principals
+
+    if args.principal not in principals():
+        print(f"unknown principal {args.principal!r}; one of: {', '.join(principals())}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(credentials(StackSettings(), args.principal), indent=2))
+    except MissingCredentials as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from common import dlq
+
+    settings = StackSettings()
+    if args.action == "list":
+        for letter in asyncio.run(dlq.read(settings, args.service)):
+            print(json.dumps(letter.summary(), ensure_ascii=False))
+        return 0
+    replayed = asyncio.run(dlq.replay(settings, args.service, set(args.id) or None))
+    print(json.dumps({"replayed": replayed}))
     return 0
 
 
@@ -92,6 +125,20 @@ def main(argv: list[str] | None = None) -> int:
 
     topics = sub.add_parser("topics", help="create every catalog topic that is missing")
     topics.set_defaults(run=_topics)
+
+    creds = sub.add_parser("kafka-credentials", help="print a principal's Kafka client settings (JSON)")
+    creds.add_argument("principal", help="a service, partner-health, partner-police, partner-property or operator")
+    creds.set_defaults(run=_kafka_credentials)
+
+    dlq = sub.add_parser("dlq", help="inspect or replay a service's dead letters (as operator)")
+    dsub = dlq.add_subparsers(dest="action", required=True)
+    for action, text in (("list", "print each dead letter: origin, reason, event"),
+                         ("replay", "publish dead letters again on their origin topics")):  # fmt: skip
+        cmd = dsub.add_parser(action, help=text)
+        cmd.add_argument("service")
+        if action == "replay":
+            cmd.add_argument("--id", action="append", default=[], help="only this event id (repeatable)")
+        cmd.set_defaults(run=_dlq)
 
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas (or --check them)")
     schemas.add_argument("--dir", default="docs/schemas")

@@ -19,7 +19,7 @@ from common.events.timebank import HoursRedeemed
 from common.topics import CHECKIN_EVENTS, DISPATCH_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS, dlq
 from conftest import Harness, settings_for
 from dispatch.main import create_app
-from support import TopicReader, unique, wait_for
+from support import TopicReader, kafka_client, unique, wait_for
 
 pytestmark = pytest.mark.kafka
 TOPICS = (CHECKIN_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS)
@@ -28,7 +28,7 @@ TOPICS = (CHECKIN_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS)
 async def start_group_at_end(bootstrap: str, group: str) -> None:
     """A new consumer group that starts where the topics end now: the test reads what it
     sends, not the history other tests left on the shared broker."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - partitions_for_topic reads it
@@ -62,7 +62,7 @@ async def live(kafka, tmp_path, clock) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def producer(kafka) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka), enable_idempotence=True)
     await producer.start()
     yield producer
     await producer.stop()

@@ -21,7 +21,7 @@ from common.clock import ManualClock
 from common.events.checkin import ResidentRegistered
 from common.topics import CHECKIN_EVENTS
 from conftest import Harness
-from support import bearer, start_groups_at_the_end, unique, wait_for
+from support import bearer, kafka_client, start_groups_at_the_end, unique, wait_for
 from timebank.main import create_app
 from timebank.settings import TimebankSettings
 
@@ -97,7 +97,7 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
     parent, volunteer = unique("R"), unique("V")
 
     # The parent is a resident checkin registered: dispatch learns of them from Kafka.
-    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
         registered = ResidentRegistered(
