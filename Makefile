@@ -1,6 +1,7 @@
 # FirstLine: `make demo` to see it work, `make test` to prove it.
 # Everything installs itself: uv (into .tools/), Python packages (into .venv/),
-# Apache Kafka (jars from Maven Central, into var/kafka/), PostgreSQL and Prometheus (Debian's packages).
+# Apache Kafka (jars from Maven Central, into var/kafka/, with its CA and credentials),
+# PostgreSQL and Prometheus (Debian's packages).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,7 +9,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
+TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
@@ -29,7 +30,9 @@ help:
 
 install: .venv/.installed
 
-kafka-up:
+# The broker is locked (SASL_SSL, ACLs): start creates its CA and every principal's
+# credentials under var/kafka/ from the topic catalog, which needs the Python packages.
+kafka-up: install
 	deploy/kafka/kafka.sh start
 
 kafka-down:
