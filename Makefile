@@ -12,7 +12,7 @@ PYTEST := .venv/bin/pytest
 TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -45,6 +45,17 @@ pg-up:
 pg-down:
 	deploy/postgres/postgres.sh stop
 
+# The AsyncAPI documents are checked with the official parser (npm @asyncapi/parser, pinned
+# by tests/common/asyncapi/package-lock.json); Node.js comes from Debian's packages if missing.
+ASYNCAPI_PARSER := tests/common/asyncapi/node_modules/.installed
+$(ASYNCAPI_PARSER): tests/common/asyncapi/package.json tests/common/asyncapi/package-lock.json
+	@command -v npm >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --prefix tests/common/asyncapi --no-audit --no-fund --loglevel=error
+	@touch $@
+
+asyncapi-parser: $(ASYNCAPI_PARSER)
+
 # The observability tests run Debian's Prometheus (and promtool) against the stack.
 prometheus-install:
 	deploy/prometheus/prometheus.sh install
@@ -64,7 +75,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install
+test: install kafka-up pg-up prometheus-install asyncapi-parser
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \
@@ -84,6 +95,7 @@ bench: install kafka-up pg-up
 
 schemas: install
 	.venv/bin/firstline schemas
+	.venv/bin/firstline asyncapi
 
 clean:
 	deploy/stack.sh down || true

@@ -6,6 +6,7 @@
     firstline dlq list command          # the dead letters of a service
     firstline dlq replay command [--id EVENT_ID ...]   # back onto their origin topics
     firstline schemas [--check]         # write or check docs/schemas/
+    firstline asyncapi [--check]        # write or check docs/asyncapi/ (every service's AsyncAPI)
     firstline migrations revision checkin -m "add column"
 """
 
@@ -101,6 +102,56 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_asyncapi(service: str) -> dict:
+    """Build the service's app as it runs (nothing connects) and ask its runtime."""
+    import inspect
+    import tempfile
+
+    from common.settings import ServiceSettings
+
+    main = importlib.import_module(f"{service}.main")
+    module = importlib.import_module(f"{service}.settings")
+    (settings_class,) = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                         if issubclass(c, ServiceSettings) and c.__module__ == module.__name__]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings_class(database_url=f"sqlite+aiosqlite:///{tmp}/doc.db", kafka_enabled=False,
+                                  jobs_interval_s=0, _env_file=None)  # fmt: skip
+        return main.create_app(settings).state.runtime.asyncapi()
+
+
+def _asyncapi(args: argparse.Namespace) -> int:
+    from common.asyncapi import page
+    from common.topics import SERVICES
+
+    if args.service:  # one service per process: the services' tables share SQLModel's metadata
+        print(json.dumps(_service_asyncapi(args.service)))
+        return 0
+    import subprocess
+
+    root = Path(args.dir)
+    stale = []
+    for service in SERVICES:
+        out = subprocess.run([sys.executable, "-m", "common.cli", "asyncapi", "--service", service],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        doc = json.loads(out)
+        files = {root / f"{service}.json": json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+                 root / f"{service}.html": page(doc)}  # fmt: skip
+        for path, text in files.items():
+            if args.check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                print(path)
+    if stale:
+        print("AsyncAPI documents out of date (run `firstline asyncapi`):\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 1
+    if args.check:
+        print("AsyncAPI documents up to date")
+    return 0
+
+
 def _revision(args: argparse.Namespace) -> int:
     from common.migrations import new_revision
 
@@ -144,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     schemas.add_argument("--dir", default="docs/schemas")
     schemas.add_argument("--check", action="store_true")
     schemas.set_defaults(run=_schemas)
+
+    asyncapi = sub.add_parser("asyncapi", help="write every service's AsyncAPI document (or --check them)")
+    asyncapi.add_argument("--dir", default="docs/asyncapi")
+    asyncapi.add_argument("--check", action="store_true")
+    asyncapi.add_argument("--service", help="print one service's document (JSON) instead")
+    asyncapi.set_defaults(run=_asyncapi)
 
     migrations = sub.add_parser("migrations", help="database migrations")
     msub = migrations.add_subparsers(dest="action", required=True)

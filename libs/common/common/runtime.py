@@ -20,10 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry
 
-from common import migrations
+from common import asyncapi, migrations
 from common.bus import Consumer, ConsumerRunner
 from common.clock import Clock, SystemClock
 from common.db import Database
@@ -88,7 +87,8 @@ class Runtime:
         self.broker_connected = False
         self._relay_producer: AIOKafkaProducer | None = None
         self._lag_probe: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
-        self._declare(publishes)
+        self.publishes = tuple(publishes)
+        self.description = description
         if settings.outbox_retention_hours > 0:
             self.every("outbox-purge", self.purge_outbox, OUTBOX_PURGE_INTERVAL_S)
 
@@ -131,17 +131,6 @@ class Runtime:
             if job_name == name:
                 return await job()
         raise KeyError(f"no job {name!r}; scheduled: {', '.join(n for n, _, _ in self._jobs)}")
-
-    def _declare(self, publishes: Sequence[type[Event]]) -> None:
-        # Documentation only (AsyncAPI): the relay publishes the stored envelopes itself.
-        for cls in publishes:
-            self.broker.publisher(
-                cls.topic,
-                title=f"{cls.topic}:{cls.event_type()}",
-                description=(cls.__doc__ or "").strip() or f"{cls.event_type()} (CloudEvent {cls.dataschema()})",
-                schema=cls,
-                include_in_schema=True,
-            )
 
     def _client(self, role: str) -> dict[str, Any]:
         """aiokafka keyword arguments for one of the service's own clients, as its principal."""
@@ -284,5 +273,9 @@ class Runtime:
         consumers = all(runner.healthy for runner in self.runners)
         return {"database": await self.db.ping(), "kafka": bool(kafka), "consumers": consumers}
 
-    def asyncapi(self, title: str, version: str = "1.0.0") -> Any:
-        return AsyncAPI(self.broker, title=title, version=version, schema_version="3.0.0").to_specification().to_jsonable()
+    def asyncapi(self, title: str | None = None) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of what this service publishes and consumes."""
+        doc = asyncapi.document(self.service, self.description, self.publishes, [r.consumer for r in self.runners])
+        if title:
+            doc["info"]["title"] = title
+        return doc
