@@ -203,3 +203,13 @@ def test_kafka_credentials_prints_what_a_partner_connects_with(kafka):
     refused = subprocess.run([sys.executable, "-m", "common.cli", "kafka-credentials", "stranger"],
                              capture_output=True, text=True)  # fmt: skip
     assert refused.returncode == 2 and "unknown principal" in refused.stderr
+
+
+async def test_a_reader_of_the_registry_is_not_granted_check_in_health_data(kafka):
+    admin = AIOKafkaAdminClient(**kafka_client("dispatch", bootstrap_servers=kafka))
+    await admin.start()
+    try:
+        codes = {d["topic"]: d["error_code"] for d in await admin.describe_topics([topics.CHECKIN_RESIDENTS, topics.CHECKIN_EVENTS])}
+    finally:
+        await admin.close()
+    assert codes == {topics.CHECKIN_RESIDENTS: 0, topics.CHECKIN_EVENTS: 29}

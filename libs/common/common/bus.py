@@ -306,7 +306,8 @@ class ConsumerRunner:
 def _check_origin(cls: type[Event], envelope: ce.CloudEvent, topic: str) -> None:
     """ACLs say who may write a topic, not what: an event is trusted only on its own topic
     and from its own service. Topics outside the catalog (a test's) exist only by an operator."""
-    if topic != cls.topic and any(t.name == topic for t in topics.CATALOG):
+    allowed = (cls.topic, *topics.FORMER_TOPICS.get(cls.event_type(), ()))
+    if topic not in allowed and any(t.name == topic for t in topics.CATALOG):
         raise ce.InvalidMessage(f"{envelope.type} does not travel on {topic}", "untrusted-origin")
     if envelope.source != f"/firstline/{cls.service}":
         raise ce.InvalidMessage(f"{envelope.type} from {envelope.source!r}, not /firstline/{cls.service}", "untrusted-origin")

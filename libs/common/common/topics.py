@@ -40,6 +40,7 @@ class Topic:
 
 
 CHECKIN_EVENTS = "checkin.events.v1"
+CHECKIN_RESIDENTS = "checkin.residents.v1"  # the registry alone: its readers get no check-in health data
 SUPPLIES_EVENTS = "supplies.events.v1"
 DISPATCH_EVENTS = "dispatch.events.v1"
 TIMEBANK_EVENTS = "timebank.events.v1"
@@ -62,7 +63,8 @@ def partner_topic(department: str) -> str:
 
 
 CATALOG: tuple[Topic, ...] = (
-    Topic(CHECKIN_EVENTS, 6, 30, "Residents, daily check-ins, missed check-ins, health anomalies, sampling", "checkin"),
+    Topic(CHECKIN_EVENTS, 6, 30, "Daily check-ins, missed check-ins, health anomalies, sampling", "checkin"),
+    Topic(CHECKIN_RESIDENTS, 6, 30, "The resident registry: who lives where, and how to reach them", "checkin", compacted=True),
     Topic(SUPPLIES_EVENTS, 6, 30, "Stock alarms, reservations, expiry, suggested transfers", "supplies"),
     Topic(DISPATCH_EVENTS, 6, 30, "Service requests, assignments, delivery runs, demand surges", "dispatch"),
     Topic(TIMEBANK_EVENTS, 6, 30, "Hours credited and redeemed, coupons", "timebank"),
@@ -79,10 +81,14 @@ CATALOG: tuple[Topic, ...] = (
 CONSUMES: dict[str, tuple[str, ...]] = {
     "checkin": (),
     "supplies": (DISPATCH_EVENTS,),
-    "dispatch": (CHECKIN_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS),
+    "dispatch": (CHECKIN_RESIDENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS),
     "timebank": (DISPATCH_EVENTS,),
-    "command": (CHECKIN_EVENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS),
+    "command": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS),
 }
+
+# Event types that moved to another topic: still trusted where their producer wrote them
+# before (only it may write there), so a replay of the old history still applies.
+FORMER_TOPICS: dict[str, tuple[str, ...]] = {"ResidentRegistered": (CHECKIN_EVENTS,)}
 
 
 def by_name(name: str) -> Topic:

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
-from common.topics import CHECKIN_EVENTS
+from common.topics import CHECKIN_EVENTS, CHECKIN_RESIDENTS
 
 Tag = Literal["elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health"]
 Channel = Literal["self", "building_lead", "hotline", "voice_call"]
@@ -22,6 +22,8 @@ class CheckinEvent(Event):
 
 @register
 class ResidentRegistered(CheckinEvent):
+    topic: ClassVar[str] = CHECKIN_RESIDENTS  # apart from check-ins: its readers need no health data
+
     resident_id: str
     community_id: str
     grid_id: str
