@@ -6,6 +6,8 @@
 #   deploy/kafka/kafka.sh stop     SIGTERM, up to 30 s for a clean shutdown, then SIGKILL
 #   deploy/kafka/kafka.sh status   exit 0 if running, 3 if not
 #   deploy/kafka/kafka.sh provision  apply principals, ACLs and catalog topics to the running broker
+#   deploy/kafka/kafka.sh run      start, then stay in the foreground until SIGTERM (a container)
+#   deploy/kafka/kafka.sh health   exit 0 if the broker answers an authenticated metadata request
 #   deploy/kafka/kafka.sh reset    stop and delete var/kafka/data (topics, offsets, cluster id)
 #
 # One combined broker+controller (KRaft) on 127.0.0.1:9092 (controller 127.0.0.1:9093), locked:
@@ -27,6 +29,9 @@
 #   FIRSTLINE_KAFKA_ADVERTISED_HOST  name clients reach it by (default the bind address)
 #   FIRSTLINE_KAFKA_TLS_NAMES        extra certificate names, e.g. "DNS:kafka" (comma-separated)
 #   FIRSTLINE_PYTHON                 Python with libs/common installed (default .venv/bin/python)
+#   FIRSTLINE_KAFKA_PASSWORD_<PRINCIPAL>  a principal's password instead of a random one
+#                                    (e.g. FIRSTLINE_KAFKA_PASSWORD_PARTNER_HEALTH); likewise
+#   FIRSTLINE_KAFKA_BROKER_PASSWORD, FIRSTLINE_KAFKA_KEYSTORE_PASSWORD for the broker's own
 #   KAFKA_START_TIMEOUT   seconds to wait for the broker to answer (default 90)
 #   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx1g)
 #   JAVA_HOME             Java 17+ to use (default: java on PATH)
@@ -36,7 +41,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # deploy/kafka/ -> repo root, wherever the repo was cloned.
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
 VAR_DIR="$REPO_ROOT/var/kafka"
-LIBS_DIR="$VAR_DIR/libs"
+LIBS_DIR="${FIRSTLINE_KAFKA_LIBS:-$VAR_DIR/libs}"  # an image brings its own
 DATA_DIR="$VAR_DIR/data"
 PID_FILE="$VAR_DIR/kafka.pid"
 LOG_FILE="$VAR_DIR/kafka.log"
@@ -164,12 +169,23 @@ metadata_ok() {
 # ---------------------------------------------------------------- secrets and TLS
 # A random secret kept in a 0600 file, created once.
 secret() {
-  local file="$SECRETS_DIR/$1"
-  if [[ ! -s "$file" ]]; then
+  local file="$SECRETS_DIR/$1" given
+  given="$(secret_from_env "$1")"
+  if [[ -n "$given" && "$(cat "$file" 2>/dev/null)" != "$given" ]]; then
+    mkdir -p "$SECRETS_DIR"; chmod 700 "$SECRETS_DIR"
+    (umask 077; printf '%s' "$given" > "$file")
+  elif [[ ! -s "$file" ]]; then
     mkdir -p "$SECRETS_DIR"; chmod 700 "$SECRETS_DIR"
     (umask 077; openssl rand -base64 33 | tr -d '/+=\n' > "$file")
   fi
   cat "$file"
+}
+
+secret_from_env() {
+  case "$1" in
+    broker.password) echo "${FIRSTLINE_KAFKA_BROKER_PASSWORD:-}" ;;
+    keystore.password) echo "${FIRSTLINE_KAFKA_KEYSTORE_PASSWORD:-}" ;;
+  esac
 }
 
 # A CA of our own and the broker's certificate signed by it, as a PKCS12 keystore. Clients
@@ -198,6 +214,13 @@ ensure_tls() {
     rm -f broker.csr broker.ext
     chmod 644 ca.crt
   ) || die "could not create the TLS files in $TLS_DIR"
+}
+
+# The CA certificate alone, where clients (another container) may read it without the keys.
+publish_ca() {
+  mkdir -p "$VAR_DIR/ca"
+  cp "$TLS_DIR/ca.crt" "$VAR_DIR/ca/ca.crt.tmp" && mv "$VAR_DIR/ca/ca.crt.tmp" "$VAR_DIR/ca/ca.crt"
+  chmod 755 "$VAR_DIR/ca"; chmod 644 "$VAR_DIR/ca/ca.crt"
 }
 
 # The admin client's settings: the broker's own (super) user, for readiness and provisioning.
@@ -265,6 +288,7 @@ cmd_start() {
     mv -f "$LOG_FILE" "$LOG_FILE.old"
   fi
   ensure_tls
+  publish_ca
   write_admin_props
   # Every value below is base64url, a number or a path from this script: sed-safe but for
   # the path, escaped here.
@@ -398,6 +422,21 @@ cmd_reset() {
   log "deleted $DATA_DIR (next start formats fresh storage)"
 }
 
+# ---------------------------------------------------------------- run (foreground)
+cmd_run() {
+  cmd_start
+  local pid; pid="$(running_pid)" || die "not running after start"
+  trap 'stop_local; exit 0' TERM INT
+  # The broker's log goes to stdout too, as a container's should.
+  tail -n 0 -F "$LOG_FILE" &
+  while kill -0 "$pid" 2>/dev/null; do sleep 1 & wait $!; done
+  die "the broker exited (see above)"
+}
+
+cmd_health() {
+  running_pid >/dev/null && metadata_ok 10
+}
+
 case "${1:-}" in
   fetch)  cmd_fetch ;;
   start)  cmd_start ;;
@@ -405,5 +444,7 @@ case "${1:-}" in
   status) cmd_status ;;
   reset)  cmd_reset ;;
   provision) cmd_provision ;;
-  *) echo "usage: $0 {fetch|start|stop|status|provision|reset}" >&2; exit 2 ;;
+  run)    cmd_run ;;
+  health) cmd_health ;;
+  *) echo "usage: $0 {fetch|start|stop|status|provision|run|health|reset}" >&2; exit 2 ;;
 esac

@@ -68,17 +68,26 @@ def password_file(credentials_dir: Path, principal: str) -> Path:
     return credentials_dir / f"{principal}.json"
 
 
+def password_variable(principal: str) -> str:
+    """Where a deployment may set a principal's password (docker-compose does)."""
+    return "FIRSTLINE_KAFKA_PASSWORD_" + principal.upper().replace("-", "_")
+
+
 def ensure_password(credentials_dir: Path, principal: str) -> str:
-    """The principal's password, created (random, file mode 0600) when it has none."""
+    """The principal's password: the deployment's (its environment variable), or the one
+    kept in its file, or a new random one (file mode 0600)."""
     path = password_file(credentials_dir, principal)
-    if path.is_file():
+    given = os.environ.get(password_variable(principal))
+    if path.is_file() and not given:
         return json.loads(path.read_text())["password"]
     credentials_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(credentials_dir, 0o700)
-    password = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    password = given or secrets.token_urlsafe(32)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump({"username": principal, "password": password}, out)
+    tmp.replace(path)
     return password
 
 
