@@ -276,3 +276,47 @@ async def _count_after(url: str, name: str) -> int:
             return await session.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.consumer == name))
     finally:
         await db.dispose()
+
+
+@pytest.mark.skipif(not os.environ.get("FIRSTLINE_TEST_PG_URL"), reason="needs PostgreSQL (FIRSTLINE_TEST_PG_URL)")
+async def test_a_consumer_waiting_out_an_outage_stops_within_ten_seconds(database_url, kafka):
+    """What SIGTERM asks of a service: its lifespan stops the runtime, outage or not."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the outage is PostgreSQL's")
+    url = make_url(database_url)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    topic = f"stop.events.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**kafka_client(bootstrap_servers=kafka))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    runtime = runtime_for(proxied, kafka)
+
+    async def on_missed(_event, _envelope, _uow) -> None:
+        return None
+
+    runner = runtime.consume(Consumer(name=unique("stoptest"), topics=[topic], handlers={CheckInMissed: on_missed},
+                                      dead_letter_topic=topics.dlq("command")))  # fmt: skip
+    await runtime.start()
+    stopped = False
+    try:
+        await wait_for(lambda: runtime.broker_connected, what="connected")
+        await proxy.cut()
+        producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
+        await producer.start()
+        try:
+            event = CheckInMissed(resident_id="R-stop", date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B")
+            await producer.send_and_wait(topic, encoded(event), key=b"R-stop", headers=[CONTENT_TYPE])
+        finally:
+            await producer.stop()
+        await wait_for(lambda: not runner.healthy, timeout=30, what="the consumer held by the outage")
+        async with asyncio.timeout(10):
+            await runtime.stop()
+        stopped = True
+    finally:
+        if not stopped:
+            await runtime.stop()

@@ -62,6 +62,10 @@ UNPUBLISHABLE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLar
 OUTAGE_BACKOFF_MAX_S = 5.0  # short enough to notice a database back soon, and to stop quickly
 
 
+class ConsumerStopping(Exception):  # noqa: N818 - not an error: the batch is left for the next start
+    """Raised out of a batch that was waiting when the service stopped."""
+
+
 def is_outage(exc: BaseException) -> bool:
     """The database or the broker is unreachable (or out of space): waiting helps, and the
     event is not at fault, so it must never be dead-lettered."""
@@ -119,6 +123,18 @@ class ConsumerRunner:
         self.metrics = metrics
         self.max_records = max_records
         self.healthy = True  # False while an outage holds the consumer back
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """The service is stopping: a batch waiting out an outage gives up now, unacknowledged,
+        so the next start reads it again."""
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        if self._stopping.is_set():
+            raise ConsumerStopping(self.consumer.name)
 
     def attach(self) -> None:
         c = self.consumer
@@ -174,7 +190,7 @@ class ConsumerRunner:
         if self.healthy:
             log.error("%s: paused, %s: %s", self.consumer.name, type(exc).__name__, exc)
         self.healthy = False
-        await asyncio.sleep(min(self.consumer.retry_backoff_s * 2 ** min(outages, 10), OUTAGE_BACKOFF_MAX_S))
+        await self._pause(min(self.consumer.retry_backoff_s * 2 ** min(outages, 10), OUTAGE_BACKOFF_MAX_S))
 
     def _recovered(self) -> None:
         if not self.healthy:
@@ -299,7 +315,7 @@ class ConsumerRunner:
             except Exception as exc:  # noqa: BLE001
                 self.healthy = False
                 log.error("dead-letter publish failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, OUTAGE_BACKOFF_MAX_S)
 
 

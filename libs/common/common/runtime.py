@@ -66,6 +66,7 @@ class Runtime:
             settings.kafka_bootstrap_servers,
             security=broker_security(settings, settings.kafka_principal) if settings.kafka_enabled else None,
             client_id=f"firstline-{self.service}",
+            graceful_timeout=5.0,  # a batch in progress may finish; SIGTERM must end a service within 10 s
             **PRODUCER_CONFIG,
             middlewares=[KafkaPrometheusMiddleware(registry=self.registry, app_name=self.service)],
             logger=logging.getLogger(f"{self.service}.kafka"),
@@ -254,6 +255,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.relay.stop()
+        for runner in self.runners:
+            runner.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
