@@ -31,7 +31,9 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
     building = f"E{uuid.uuid4().hex[:6]}"
     today = SHANGHAI_TODAY()
     admin = stack.token("admin", "e2e-admin")
-    async with TopicReader(stack.kafka, "checkin.events.v1") as partner, stack.client("checkin") as checkin:
+    async with TopicReader(stack.kafka, "checkin.events.v1") as partner, TopicReader(
+        stack.kafka, "checkin.residents.v1"
+    ) as residents, stack.client("checkin") as checkin:
         report = (await checkin.post("/residents/import", files={"file": ("r.csv", register_csv(building, str(today - timedelta(days=1))))}, headers=admin)).json()
         assert report["imported"] == 3 and report["rejected"][0]["row"] == 5
         ids = {}
@@ -39,7 +41,7 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
             ids[r["name"]] = r["resident_id"]
         assert ids == {}  # nobody to follow up before anything happened
 
-        registered = await partner.wait_for_events("ResidentRegistered", 3)
+        registered = await residents.wait_for_events("ResidentRegistered", 3)
         ids = {e["data"]["name"]: e["subject"] for e in registered if e["data"]["building_id"] == building}
         fever, normal, missing = ids["发烧者"], ids["正常者"], ids["未打卡"]
 
