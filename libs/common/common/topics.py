@@ -112,7 +112,9 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in CATALOG if t.name not in existing and (names is None or t.name in names)]
+        wanted = [t for t in CATALOG if names is None or t.name in names]
+        missing = [t for t in wanted if t.name not in existing]
+        await _report_drift(admin, [t for t in wanted if t.name in existing])
         if not missing:
             return []
         new = [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config(replication_factor)) for t in missing]
@@ -124,3 +126,16 @@ async def ensure_topics(
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _report_drift(admin: AIOKafkaAdminClient, present: list[Topic]) -> None:
+    """Partitions unlike the catalog's are reported, not changed here: deploy/kafka/kafka.sh
+    (the operator's provisioning) grows them and sets the catalog's configs."""
+    if not present:
+        return
+    by_name = {t.name: t for t in present}
+    for described in await admin.describe_topics(list(by_name)):
+        topic = by_name.get(described["topic"])
+        if topic and not described.get("error_code") and len(described["partitions"]) != topic.partitions:
+            log.warning("topic %s has %d partitions, the catalog says %d (run deploy/kafka/kafka.sh provision)",
+                        topic.name, len(described["partitions"]), topic.partitions)  # fmt: skip
