@@ -56,23 +56,30 @@ async def read(settings: StackSettings, service: str) -> list[DeadLetter]:
         partitions = await _partitions(consumer, topic)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        start = await consumer.beginning_offsets(partitions)
+        seen = {tp: start[tp] for tp in partitions}
+        for tp in partitions:
+            consumer.seek(tp, start[tp])
         letters: list[DeadLetter] = []
-        remaining = {tp for tp in partitions if end[tp] > await consumer.position(tp)}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
+        while any(seen[tp] < end[tp] for tp in partitions):
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
                 for r in records:
-                    headers = {k: v.decode(errors="replace") for k, v in r.headers}
-                    letters.append(DeadLetter(r.partition, r.offset, r.key, r.value, headers))
-            remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
+                    if r.offset < end[tp]:
+                        headers = {k: v.decode(errors="replace") for k, v in r.headers}
+                        letters.append(DeadLetter(r.partition, r.offset, r.key, r.value, headers))
+                    seen[tp] = r.offset + 1
+            for tp in partitions:  # past compacted gaps and control records, too
+                seen[tp] = max(seen[tp], await consumer.position(tp))
         return letters
     finally:
         await consumer.stop()
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    found = await consumer.partitions_for_topic(topic)
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - a consumer with no subscription has no metadata yet
+        found = consumer.partitions_for_topic(topic)
     if not found:
         raise SystemExit(f"no topic {topic} (or the operator may not see it)")
     return [TopicPartition(topic, p) for p in sorted(found)]
