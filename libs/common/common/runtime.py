@@ -27,10 +27,10 @@ from common.bus import Consumer, ConsumerRunner
 from common.clock import Clock, SystemClock
 from common.db import Database
 from common.events.base import Event
+from common.kafka import broker_security, client_kwargs
 from common.metrics import PipelineMetrics, consumer_lag
 from common.outbox import OutboxRelay, UnitOfWork
 from common.settings import ServiceSettings
-from common.kafka import broker_security, client_kwargs
 from common.topics import ensure_topics, produced_by
 from common.transport import PRODUCER_CONFIG, send_in_batches
 
