@@ -116,8 +116,10 @@ class ConsumerRunner:
         metrics: PipelineMetrics,
         *,
         max_records: int = 500,
+        kafka_enabled: bool = True,
     ) -> None:
         self.consumer = consumer
+        self.kafka_enabled = kafka_enabled
         self.broker = broker
         self.uow = uow
         self.metrics = metrics
@@ -304,6 +306,8 @@ class ConsumerRunner:
         self.metrics.dead_lettered(self.consumer.name, kind)
 
     async def _publish_dead_letter(self, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
+        if not self.kafka_enabled:  # waiting for a broker that will never come would hang the caller
+            raise RuntimeError(f"Kafka is off: cannot dead-letter ({headers[H_KIND]}: {headers[H_REASON]})")
         delay = 0.5
         while True:  # the offset must not move on before the dead letter is safe in Kafka
             try:

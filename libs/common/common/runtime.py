@@ -114,7 +114,8 @@ class Runtime:
         consumer.max_attempts = self.settings.consumer_max_attempts
         consumer.retry_backoff_s = self.settings.consumer_retry_backoff_s
         runner = ConsumerRunner(
-            consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records
+            consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records,
+            kafka_enabled=self.settings.kafka_enabled,
         )
         self.metrics.consumer_started(consumer.name)
         if self.settings.start_consumers:
