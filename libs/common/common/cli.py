@@ -102,8 +102,9 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_asyncapi(service: str) -> dict:
-    """Build the service's app as it runs (nothing connects) and ask its runtime."""
+def _service_asyncapi(service: str) -> dict | None:
+    """Build the service's app as it runs (nothing connects) and ask its runtime; None for a
+    service with no Kafka runtime."""
     import inspect
     import tempfile
 
@@ -116,7 +117,8 @@ def _service_asyncapi(service: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_class(database_url=f"sqlite+aiosqlite:///{tmp}/doc.db", kafka_enabled=False,
                                   jobs_interval_s=0, _env_file=None)  # fmt: skip
-        return main.create_app(settings).state.runtime.asyncapi()
+        runtime = getattr(main.create_app(settings).state, "runtime", None)
+        return runtime.asyncapi() if runtime is not None else None
 
 
 def _asyncapi(args: argparse.Namespace) -> int:
@@ -134,6 +136,8 @@ def _asyncapi(args: argparse.Namespace) -> int:
         out = subprocess.run([sys.executable, "-m", "common.cli", "asyncapi", "--service", service],
                              check=True, capture_output=True, text=True).stdout  # fmt: skip
         doc = json.loads(out)
+        if doc is None:
+            continue
         files = {root / f"{service}.json": json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                  root / f"{service}.html": page(doc)}  # fmt: skip
         for path, text in files.items():
