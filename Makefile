@@ -1,6 +1,7 @@
 # FirstLine: `make demo` to see it work, `make test` to prove it.
 # Everything installs itself: uv (into .tools/), Python packages (into .venv/),
-# Apache Kafka (jars from Maven Central, into var/kafka/), PostgreSQL and Prometheus (Debian's packages).
+# Apache Kafka (jars from Maven Central, into var/kafka/, with its CA and credentials),
+# PostgreSQL and Prometheus (Debian's packages).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,10 +9,10 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
+TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -29,7 +30,9 @@ help:
 
 install: .venv/.installed
 
-kafka-up:
+# The broker is locked (SASL_SSL, ACLs): start creates its CA and every principal's
+# credentials under var/kafka/ from the topic catalog, which needs the Python packages.
+kafka-up: install
 	deploy/kafka/kafka.sh start
 
 kafka-down:
@@ -41,6 +44,17 @@ pg-up:
 
 pg-down:
 	deploy/postgres/postgres.sh stop
+
+# The AsyncAPI documents are checked with the official parser (npm @asyncapi/parser, pinned
+# by tests/common/asyncapi/package-lock.json); Node.js comes from Debian's packages if missing.
+ASYNCAPI_PARSER := tests/common/asyncapi/node_modules/.installed
+$(ASYNCAPI_PARSER): tests/common/asyncapi/package.json tests/common/asyncapi/package-lock.json
+	@command -v npm >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --prefix tests/common/asyncapi --no-audit --no-fund --loglevel=error
+	@touch $@
+
+asyncapi-parser: $(ASYNCAPI_PARSER)
 
 # The observability tests run Debian's Prometheus (and promtool) against the stack.
 prometheus-install:
@@ -61,7 +75,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install
+test: install kafka-up pg-up prometheus-install asyncapi-parser
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \
@@ -81,6 +95,7 @@ bench: install kafka-up pg-up
 
 schemas: install
 	.venv/bin/firstline schemas
+	.venv/bin/firstline asyncapi
 
 clean:
 	deploy/stack.sh down || true

@@ -46,10 +46,18 @@ from common.clock import SystemClock
 from common.db import Database
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
 from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork
-from common.runtime import PRODUCER_CONFIG, send_in_batches
+from common.kafka import client_kwargs
+from common.settings import StackSettings
+from common.transport import PRODUCER_CONFIG, send_in_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+def kafka() -> dict:
+    """The benchmark's clients act as `operator` (KAFKA_SECURITY_PROTOCOL=PLAINTEXT measures
+    an unlocked broker)."""
+    return client_kwargs(StackSettings(), "operator")
 PORT = 18955
 
 
@@ -83,7 +91,7 @@ async def stage_outbox(url: str, topic: str, count: int) -> Database:
 
 async def raw_consume(topic: str, count: int) -> float:
     """Baseline: a plain aiokafka consumer reading the same messages (and parsing the JSON)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+    consumer = AIOKafkaConsumer(topic, **kafka(), group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=500)  # fmt: skip
     await consumer.start()
     seen = 0
@@ -163,7 +171,7 @@ async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
 async def throughput(src_url: str, dsn: str, topic: str, count: int, replicas: list[int], admin: AIOKafkaAdminClient,
                      group: str) -> tuple[float, float, float, float, dict[str, float]]:  # fmt: skip
     db = await stage_outbox(src_url, topic, count)
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_CONFIG)  # as a service's relay
+    producer = AIOKafkaProducer(**kafka(), **PRODUCER_CONFIG)  # as a service's relay
     await producer.start()
 
     async def publish(records, headers: dict[str, str]):
@@ -217,8 +225,8 @@ async def latency(topic: str, rate: int, seconds: int) -> tuple[list[float], lis
     sent: dict[str, float] = {}
     hop: dict[str, float] = {}
     opened: dict[str, float] = {}
-    raw = AIOKafkaConsumer(topic, bootstrap_servers=BOOTSTRAP, group_id=None, auto_offset_reset="latest")
-    tickets = AIOKafkaConsumer("command.events.v1", bootstrap_servers=BOOTSTRAP, group_id=None, auto_offset_reset="latest")
+    raw = AIOKafkaConsumer(topic, **kafka(), group_id=None, auto_offset_reset="latest")
+    tickets = AIOKafkaConsumer("command.events.v1", **kafka(), group_id=None, auto_offset_reset="latest")
     await raw.start()
     await tickets.start()
     for consumer in (raw, tickets):  # position at the end now, before anything is sent
@@ -243,7 +251,7 @@ async def latency(topic: str, rate: int, seconds: int) -> tuple[list[float], lis
         asyncio.create_task(read(raw, hop, lambda e: e["id"])),
         asyncio.create_task(read(tickets, opened, lambda e: e.get("causationid") if e["type"] == "TicketOpened" else None)),
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka(), acks="all", enable_idempotence=True, linger_ms=0)
     await producer.start()
     today = date.today()
     started = time.perf_counter()
@@ -281,7 +289,7 @@ async def main() -> None:
     parser.add_argument("--replicas", type=int, default=1, help="command-center processes sharing the consumer group")
     args = parser.parse_args()
     topic = f"bench.command.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**kafka())
     await admin.start()
     await admin.create_topics([NewTopic(topic, 6, 1)])
     try:
@@ -290,7 +298,9 @@ async def main() -> None:
                 group = f"bench-command-{uuid.uuid4().hex[:8]}"
                 env = {**os.environ, "COMMAND_DATABASE_URL": url, "COMMAND_CONSUMER_GROUP": group,
                        "COMMAND_CONSUMER_TOPICS": json.dumps([topic]), "COMMAND_JOBS_INTERVAL_S": "0",
-                       "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "FIRSTLINE_ENV_FILE": "/nonexistent", "COMMAND_LOG_LEVEL": "WARNING"}  # fmt: skip
+                       "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "FIRSTLINE_ENV_FILE": "/nonexistent", "COMMAND_LOG_LEVEL": "WARNING",
+                       # its topic and group are the benchmark's, outside the catalog's ACLs
+                       "COMMAND_KAFKA_PRINCIPAL": "operator"}  # fmt: skip
                 logs = [Path(tmp) / f"command-{i}.log" for i in range(args.replicas)]
                 replicas = []
                 try:

@@ -3,6 +3,7 @@
 - `database_url`: a fresh, empty database per test, on SQLite and (when
   FIRSTLINE_TEST_PG_URL is set, as `make test` does) on PostgreSQL: the same test runs on both.
 - `kafka`: the real broker's bootstrap servers (KAFKA_BOOTSTRAP_SERVERS), topics created.
+  Clients connect with `support.kafka_client(principal)`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from common.topics import ensure_topics
+from support import kafka_client
 
 PG_URL = os.environ.get("FIRSTLINE_TEST_PG_URL")  # postgresql+asyncpg://user:pw@host:port/postgres
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
@@ -47,7 +49,7 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
 async def kafka() -> str:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     try:
-        await ensure_topics(bootstrap)
+        await ensure_topics(kafka_client(bootstrap_servers=bootstrap))
     except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"Kafka is not reachable at {bootstrap} ({exc}); start it with `make kafka-up`")
+        pytest.fail(f"Kafka is not reachable at {bootstrap} as operator ({exc}); start it with `make kafka-up`")
     return bootstrap

@@ -16,7 +16,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import select
 
 from common.auth import issue_token
+from common.kafka import client_kwargs
 from common.outbox import OutboxMessage
+from common.settings import StackSettings
+
+OPERATOR = "operator"
+
+
+def kafka_client(principal: str = OPERATOR, **extra: Any) -> dict[str, Any]:
+    """aiokafka keyword arguments for `principal` on the test broker (KAFKA_* environment;
+    credentials from var/kafka/credentials, as `firstline kafka-credentials` prints them).
+    Tests act as `operator` unless they test what a principal may do."""
+    return client_kwargs(StackSettings(), principal, **extra)
 
 
 async def wait_for(condition: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
@@ -45,7 +56,8 @@ class TopicReader:
 
     async def __aenter__(self) -> TopicReader:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+            **kafka_client(bootstrap_servers=self.bootstrap), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         await self.consumer.start()
         partitions = self.consumer.partitions_for_topic(self.topic) or set()
@@ -96,7 +108,7 @@ async def start_groups_at_the_end(kafka: str, groups: dict[str, list[str]]) -> N
     from aiokafka.structs import OffsetAndMetadata
 
     for group, topics in groups.items():
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=kafka), group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             await consumer._client.force_metadata_update()  # noqa: SLF001

@@ -5,10 +5,17 @@
 #   deploy/kafka/kafka.sh start    fetch if needed, format storage once, start, wait until ready
 #   deploy/kafka/kafka.sh stop     SIGTERM, up to 30 s for a clean shutdown, then SIGKILL
 #   deploy/kafka/kafka.sh status   exit 0 if running, 3 if not
+#   deploy/kafka/kafka.sh provision  apply principals, ACLs and catalog topics to the running broker
+#   deploy/kafka/kafka.sh run      start, then stay in the foreground until SIGTERM (a container)
+#   deploy/kafka/kafka.sh health   exit 0 if the broker answers an authenticated metadata request
 #   deploy/kafka/kafka.sh reset    stop and delete var/kafka/data (topics, offsets, cluster id)
 #
-# One combined broker+controller (KRaft) on 127.0.0.1:9092 (controller 127.0.0.1:9093).
-# Everything lives under <repo>/var/kafka/: libs/, data/, server.properties, kafka.pid, kafka.log.
+# One combined broker+controller (KRaft) on 127.0.0.1:9092 (controller 127.0.0.1:9093), locked:
+# clients speak SASL_SSL (SCRAM-SHA-512) with a certificate from a CA this script creates, and
+# every action needs an ACL. start provisions the principals of the topic catalog (random
+# passwords in var/kafka/credentials/<principal>.json, mode 0600) and their ACLs, every time.
+# Everything lives under <repo>/var/kafka/: libs/, data/, tls/, credentials/, secrets/,
+# server.properties, kafka.pid, kafka.log.
 # The jars come from Maven Central through deploy/kafka/pom.xml (mvn needs to be on PATH the
 # first time only). See deploy/kafka/README.md.
 #
@@ -16,6 +23,15 @@
 # external broker is in use: start and stop say so and do nothing.
 #
 # Knobs (environment):
+#   FIRSTLINE_KAFKA_PORT             client (SASL_SSL) port (default 9092)
+#   FIRSTLINE_KAFKA_CONTROLLER_PORT  controller port, loopback only (default 9093)
+#   FIRSTLINE_KAFKA_HOST             address the client listener binds (default 127.0.0.1)
+#   FIRSTLINE_KAFKA_ADVERTISED_HOST  name clients reach it by (default the bind address)
+#   FIRSTLINE_KAFKA_TLS_NAMES        extra certificate names, e.g. "DNS:kafka" (comma-separated)
+#   FIRSTLINE_PYTHON                 Python with libs/common installed (default .venv/bin/python)
+#   FIRSTLINE_KAFKA_PASSWORD_<PRINCIPAL>  a principal's password instead of a random one
+#                                    (e.g. FIRSTLINE_KAFKA_PASSWORD_PARTNER_HEALTH); likewise
+#   FIRSTLINE_KAFKA_BROKER_PASSWORD, FIRSTLINE_KAFKA_KEYSTORE_PASSWORD for the broker's own
 #   KAFKA_START_TIMEOUT   seconds to wait for the broker to answer (default 90)
 #   KAFKA_HEAP_OPTS       JVM heap (default -Xms512m -Xmx1g)
 #   JAVA_HOME             Java 17+ to use (default: java on PATH)
@@ -25,19 +41,27 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # deploy/kafka/ -> repo root, wherever the repo was cloned.
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd -P)"
 VAR_DIR="$REPO_ROOT/var/kafka"
-LIBS_DIR="$VAR_DIR/libs"
+LIBS_DIR="${FIRSTLINE_KAFKA_LIBS:-$VAR_DIR/libs}"  # an image brings its own
 DATA_DIR="$VAR_DIR/data"
 PID_FILE="$VAR_DIR/kafka.pid"
 LOG_FILE="$VAR_DIR/kafka.log"
 PROPS_FILE="$VAR_DIR/server.properties"
 CLUSTER_ID_FILE="$VAR_DIR/cluster.id"
+TLS_DIR="$VAR_DIR/tls"
+SECRETS_DIR="$VAR_DIR/secrets"
+CREDENTIALS_DIR="$VAR_DIR/credentials"
+ADMIN_PROPS="$SECRETS_DIR/admin.properties"
+SECURED_STAMP="$VAR_DIR/data.secured"
+PROVISION="$SCRIPT_DIR/Provision.java"
+PYTHON="${FIRSTLINE_PYTHON:-$REPO_ROOT/.venv/bin/python}"
 POM="$SCRIPT_DIR/pom.xml"
 TEMPLATE="$SCRIPT_DIR/server.properties.template"
 LOG4J2_CONF="$SCRIPT_DIR/log4j2.properties"
 
-HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+HOST="${FIRSTLINE_KAFKA_HOST:-127.0.0.1}"
+ADVERTISED_HOST="${FIRSTLINE_KAFKA_ADVERTISED_HOST:-$HOST}"
+PORT="${FIRSTLINE_KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${FIRSTLINE_KAFKA_CONTROLLER_PORT:-9093}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT=30
 # 512 MiB..1 GiB suits a 2-core/24 GiB machine; much below 256 MiB the log cleaner's 128 MiB
@@ -110,7 +134,7 @@ running_pid() {
 
 port_open() {
   # bash's /dev/tcp: no nc/ss needed. The subshell keeps the fd from leaking.
-  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # The broker's own "Kafka Server started" line, logged after this start began (from byte $1
@@ -138,7 +162,99 @@ metadata_ok() {
   # -XX:TieredStopAtLevel=1: a short-lived client JVM starts faster with C1 only.
   timeout "$1" "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 \
     -Dlog4j2.configurationFile="$LOG4J2_CONF" \
-    -cp "$(classpath)" "$main" --bootstrap-server "$HOST:$PORT" --list >/dev/null 2>&1
+    -cp "$(classpath)" "$main" --bootstrap-server "127.0.0.1:$PORT" --command-config "$ADMIN_PROPS" \
+    --list >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------- secrets and TLS
+# A random secret kept in a 0600 file, created once.
+secret() {
+  local file="$SECRETS_DIR/$1" given
+  given="$(secret_from_env "$1")"
+  if [[ -n "$given" && "$(cat "$file" 2>/dev/null)" != "$given" ]]; then
+    mkdir -p "$SECRETS_DIR"; chmod 700 "$SECRETS_DIR"
+    (umask 077; printf '%s' "$given" > "$file")
+  elif [[ ! -s "$file" ]]; then
+    mkdir -p "$SECRETS_DIR"; chmod 700 "$SECRETS_DIR"
+    (umask 077; openssl rand -base64 33 | tr -d '/+=\n' > "$file")
+  fi
+  cat "$file"
+}
+
+secret_from_env() {
+  case "$1" in
+    broker.password) echo "${FIRSTLINE_KAFKA_BROKER_PASSWORD:-}" ;;
+    keystore.password) echo "${FIRSTLINE_KAFKA_KEYSTORE_PASSWORD:-}" ;;
+  esac
+}
+
+# A CA of our own and the broker's certificate signed by it, as a PKCS12 keystore. Clients
+# trust tls/ca.crt (KAFKA_SSL_CAFILE); the keys in tls/ are mode 0600.
+ensure_tls() {
+  [[ -s "$TLS_DIR/broker.p12" && -s "$TLS_DIR/ca.crt" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found (needed once to create the broker's TLS certificate)"
+  mkdir -p "$TLS_DIR"; chmod 755 "$TLS_DIR"
+  local names="DNS:localhost,IP:127.0.0.1,DNS:kafka"
+  [[ "$ADVERTISED_HOST" =~ ^[0-9.]+$ ]] && names="$names,IP:$ADVERTISED_HOST" || names="$names,DNS:$ADVERTISED_HOST"
+  [[ -n "${FIRSTLINE_KAFKA_TLS_NAMES:-}" ]] && names="$names,$FIRSTLINE_KAFKA_TLS_NAMES"
+  log "creating a CA and the broker's certificate in $TLS_DIR ($names)"
+  (
+    umask 077; cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -sha256 \
+      -subj "/CN=FirstLine Kafka CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=kafka" 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' \
+      "$names" > broker.ext
+    openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out broker.crt -days 3650 \
+      -sha256 -extfile broker.ext 2>/dev/null
+    openssl pkcs12 -export -in broker.crt -inkey broker.key -certfile ca.crt -name broker \
+      -out broker.p12.tmp -passout "pass:$(secret keystore.password)"
+    mv broker.p12.tmp broker.p12
+    rm -f broker.csr broker.ext
+    chmod 644 ca.crt
+  ) || die "could not create the TLS files in $TLS_DIR"
+}
+
+# The CA certificate alone, where clients (another container) may read it without the keys.
+publish_ca() {
+  mkdir -p "$VAR_DIR/ca"
+  cp "$TLS_DIR/ca.crt" "$VAR_DIR/ca/ca.crt.tmp" && mv "$VAR_DIR/ca/ca.crt.tmp" "$VAR_DIR/ca/ca.crt"
+  chmod 755 "$VAR_DIR/ca"; chmod 644 "$VAR_DIR/ca/ca.crt"
+}
+
+# The admin client's settings: the broker's own (super) user, for readiness and provisioning.
+write_admin_props() {
+  mkdir -p "$SECRETS_DIR"
+  (umask 077; cat > "$ADMIN_PROPS" <<PROPS
+bootstrap.servers=127.0.0.1:$PORT
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$(secret broker.password)";
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.crt
+PROPS
+  )
+}
+
+# ---------------------------------------------------------------- provision
+# Users, ACLs and topics from the topic catalog (libs/common/common/principals.py), applied
+# by one JVM as the broker's user. Idempotent: run after every start.
+cmd_provision() {
+  [[ -x "$PYTHON" ]] || die "$PYTHON not found: run \`make install\` first (the catalog of principals is Python)"
+  running_pid >/dev/null || die "the broker is not running"
+  write_admin_props
+  local plan="$SECRETS_DIR/plan.tsv"
+  (umask 077; "$PYTHON" -m common.principals plan --credentials-dir "$CREDENTIALS_DIR" > "$plan") \
+    || die "could not compute the access plan"
+  local out rc=0
+  out="$("$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$LOG4J2_CONF" \
+    -cp "$(classpath)" "$PROVISION" "$ADMIN_PROPS" "$plan" 2>&1)" || rc=$?
+  rm -f "$plan"
+  echo "$out" >> "$LOG_FILE"
+  grep '^provision:' <<< "$out" | sed 's/^/kafka.sh: /' || true
+  (( rc == 0 )) || { echo "$out" | tail -n 20 >&2; die "provisioning failed (see $LOG_FILE)"; }
+  log "provisioned: credentials in $CREDENTIALS_DIR, CA $TLS_DIR/ca.crt"
 }
 
 # ---------------------------------------------------------------- start
@@ -149,8 +265,14 @@ cmd_start() {
   fi
   local pid
   if pid="$(running_pid)"; then
-    log "already running (pid $pid) on $HOST:$PORT"
-    return 0
+    if grep -q '^listeners=SASL_SSL' "$PROPS_FILE" 2>/dev/null; then
+      log "already running (pid $pid) on $HOST:$PORT"
+      cmd_provision
+      return 0
+    fi
+    # A broker started before the listener was locked: restart it locked.
+    log "running (pid $pid) without authentication: restarting it with SASL_SSL and ACLs"
+    stop_local
   fi
   rm -f "$PID_FILE"
   for p in "$PORT" "$CONTROLLER_PORT"; do
@@ -165,8 +287,23 @@ cmd_start() {
   if [[ -f "$LOG_FILE" ]] && (( $(stat -c %s "$LOG_FILE") > 20 * 1024 * 1024 )); then
     mv -f "$LOG_FILE" "$LOG_FILE.old"
   fi
-  local esc="${DATA_DIR//\\/\\\\}"; esc="${esc//&/\\&}"; esc="${esc//|/\\|}"  # sed-safe
-  sed "s|@DATA_DIR@|$esc|g" "$TEMPLATE" > "$PROPS_FILE"
+  ensure_tls
+  publish_ca
+  write_admin_props
+  # Every value below is base64url, a number or a path from this script: sed-safe but for
+  # the path, escaped here.
+  local esc="${DATA_DIR//\\/\\\\}"; esc="${esc//&/\\&}"; esc="${esc//|/\\|}"
+  local tls="${TLS_DIR//\\/\\\\}"; tls="${tls//&/\\&}"; tls="${tls//|/\\|}"
+  (umask 077; sed -e "s|@DATA_DIR@|$esc|g" -e "s|@TLS_DIR@|$tls|g" -e "s|@HOST@|$HOST|g" \
+    -e "s|@ADVERTISED_HOST@|$ADVERTISED_HOST|g" -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+    -e "s|@BROKER_PASSWORD@|$(secret broker.password)|g" -e "s|@KEYSTORE_PASSWORD@|$(secret keystore.password)|g" \
+    "$TEMPLATE" > "$PROPS_FILE")
+
+  # Storage formatted before the broker was locked has no SCRAM user for the broker itself.
+  if [[ -f "$DATA_DIR/meta.properties" && ! -f "$SECURED_STAMP" ]]; then
+    log "storage in $DATA_DIR predates SASL/ACLs: formatting it afresh (topics are recreated)"
+    rm -rf "$DATA_DIR"; mkdir -p "$DATA_DIR"
+  fi
 
   # Format the KRaft storage once. meta.properties marks a formatted dir; the cluster id is
   # kept next to it so that re-formatting after a reset is the only way to get a new one.
@@ -184,7 +321,9 @@ cmd_start() {
     # controller.quorum.bootstrap.servers in the template).
     "$JAVA" -cp "$(classpath)" -Dlog4j2.configurationFile="$LOG4J2_CONF" \
       kafka.tools.StorageTool format --standalone -t "$(cat "$CLUSTER_ID_FILE")" -c "$PROPS_FILE" \
+      --add-scram "SCRAM-SHA-512=[name=broker,password=$(secret broker.password)]" \
       >> "$LOG_FILE" 2>&1 || { tail -n 30 "$LOG_FILE" >&2; die "storage format failed"; }
+    touch "$SECURED_STAMP"
   fi
 
   log "starting Kafka $(kafka_version) on $HOST:$PORT (log: $LOG_FILE)"
@@ -224,6 +363,7 @@ cmd_start() {
     sleep 0.5
   done
   log "ready on $HOST:$PORT (pid $pid) after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+  cmd_provision
 }
 
 # ---------------------------------------------------------------- stop
@@ -278,8 +418,23 @@ cmd_reset() {
   # Always stop our own broker first, external KAFKA_BOOTSTRAP_SERVERS or not: its data is
   # about to be deleted.
   stop_local
-  rm -rf "$DATA_DIR" "$CLUSTER_ID_FILE"
+  rm -rf "$DATA_DIR" "$CLUSTER_ID_FILE" "$SECURED_STAMP"
   log "deleted $DATA_DIR (next start formats fresh storage)"
+}
+
+# ---------------------------------------------------------------- run (foreground)
+cmd_run() {
+  cmd_start
+  local pid; pid="$(running_pid)" || die "not running after start"
+  trap 'stop_local; exit 0' TERM INT
+  # The broker's log goes to stdout too, as a container's should.
+  tail -n 0 -F "$LOG_FILE" &
+  while kill -0 "$pid" 2>/dev/null; do sleep 1 & wait $!; done
+  die "the broker exited (see above)"
+}
+
+cmd_health() {
+  running_pid >/dev/null && metadata_ok 10
 }
 
 case "${1:-}" in
@@ -288,5 +443,8 @@ case "${1:-}" in
   stop)   cmd_stop ;;
   status) cmd_status ;;
   reset)  cmd_reset ;;
-  *) echo "usage: $0 {fetch|start|stop|status|reset}" >&2; exit 2 ;;
+  provision) cmd_provision ;;
+  run)    cmd_run ;;
+  health) cmd_health ;;
+  *) echo "usage: $0 {fetch|start|stop|status|provision|run|health|reset}" >&2; exit 2 ;;
 esac

@@ -27,7 +27,12 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from common.kafka import client_kwargs
+from common.settings import StackSettings
+
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+# The broker is locked: connect as `operator` with the credentials kafka.sh created.
+CLIENT = client_kwargs(StackSettings(), "operator")
 PARTITIONS = 3
 TOTAL = 60
 FIRST_BATCH = 25
@@ -71,7 +76,7 @@ async def main() -> None:
     group = f"smoke-group-{run}"
     print(f"aiokafka smoke test against {BOOTSTRAP} (topic {topic}, group {group})")
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, client_id=f"smoke-admin-{run}")
+    admin = AIOKafkaAdminClient(**CLIENT, client_id=f"smoke-admin-{run}")
     await admin.start()
     try:
         # 1. topics
@@ -88,7 +93,7 @@ async def main() -> None:
 
         # 2. idempotent producer with headers
         producer = AIOKafkaProducer(
-            bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all", linger_ms=5
+            **CLIENT, enable_idempotence=True, acks="all", linger_ms=5
         )
         await producer.start()
         sent = {}
@@ -112,7 +117,7 @@ async def main() -> None:
         def new_consumer() -> AIOKafkaConsumer:
             return AIOKafkaConsumer(
                 topic,
-                bootstrap_servers=BOOTSTRAP,
+                **CLIENT,
                 group_id=group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -158,7 +163,7 @@ async def main() -> None:
         print("  ok: keys, values and headers round-tripped")
 
         # 5. transactions + read_committed
-        txp = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, transactional_id=f"smoke-tx-{run}")
+        txp = AIOKafkaProducer(**CLIENT, transactional_id=f"smoke-tx-{run}")
         await txp.start()
         try:
             async with txp.transaction():
@@ -170,7 +175,7 @@ async def main() -> None:
             await txp.stop()
         c3 = AIOKafkaConsumer(
             tx_topic,
-            bootstrap_servers=BOOTSTRAP,
+            **CLIENT,
             group_id=f"{group}-tx",
             isolation_level="read_committed",
             auto_offset_reset="earliest",

@@ -12,7 +12,7 @@ from command.main import create_app
 from command.settings import CommandSettings
 from common import envelope as ce
 from common.clock import ManualClock
-from common.events.base import Event
+from common.events.base import Event, event_class
 from common.notify import Notification
 from common.outbox import OutboxMessage
 from sqlmodel import select
@@ -63,15 +63,16 @@ class Harness(AppHarness):
         for item in items:
             if isinstance(item, Event):
                 item = self.envelope(item)
+            topic = "checkin.events.v1"
             if isinstance(item, ce.CloudEvent):
                 envelopes.append(item)
                 value = ce.encode(item)
                 key = item.subject.encode()
+                known = event_class(item.type, item.version)
+                topic = known.topic if known else topic  # on its own topic, or the consumer distrusts it
             else:
                 value, key = item, b"garbage"
-            records.append(
-                ConsumerRecord("checkin.events.v1", 0, next(_offsets), 0, 0, key, value, None, len(key), len(value), [])
-            )
+            records.append(ConsumerRecord(topic, 0, next(_offsets), 0, 0, key, value, None, len(key), len(value), []))
         await self.runner.handle(records)
         return envelopes
 

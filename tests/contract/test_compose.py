@@ -20,7 +20,9 @@ def test_compose_has_the_infrastructure_with_health_checks():
     services = compose()["services"]
     for name in ("kafka", "postgres", "prometheus", "grafana"):
         assert name in services and "healthcheck" in services[name], name
-    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+    kafka = services["kafka"]
+    assert kafka["build"]["dockerfile"] == "deploy/kafka/Dockerfile"  # the locked broker of `make up`
+    assert all(":?" in v for k, v in kafka["environment"].items() if k.startswith("FIRSTLINE_KAFKA_PASSWORD_"))
 
 
 def test_every_service_builds_from_its_own_dockerfile_with_what_it_needs():
@@ -32,11 +34,13 @@ def test_every_service_builds_from_its_own_dockerfile_with_what_it_needs():
         assert dockerfile.is_file(), f"{dockerfile} missing"
         assert f"EXPOSE {port}" in dockerfile.read_text()
         env = spec["environment"]
-        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092" and env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_USERNAME"] == name and ":?" in env["KAFKA_PASSWORD"], "its own principal, required"
+        assert env["KAFKA_SSL_CAFILE"].startswith("/run/kafka-ca/") and "kafka-ca:/run/kafka-ca:ro" in spec["volumes"]
         assert env[f"{name.upper()}_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert env["FIRSTLINE_ENV"] == "production"
         assert ":?" in env["FIRSTLINE_JWT_SECRET"], "the JWT secret must be required, not defaulted"
-        assert spec["ports"] == [f"{port}:{port}"]
+        assert spec["ports"] == [f"127.0.0.1:{port}:{port}"]  # not on every interface
         assert "healthcheck" in spec
         assert {"kafka", "postgres"} <= set(spec["depends_on"])
 

@@ -23,9 +23,9 @@ SECRET = "e2e-secret-" + "x" * 40
 
 CONSUMING = {  # service: the topics its consumer group reads
     "supplies": ["dispatch.events.v1"],
-    "dispatch": ["checkin.events.v1", "supplies.events.v1", "timebank.events.v1"],
+    "dispatch": ["checkin.residents.v1", "supplies.events.v1", "timebank.events.v1"],
     "timebank": ["dispatch.events.v1"],
-    "command": ["checkin.events.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1"],
+    "command": ["checkin.events.v1", "checkin.residents.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1"],
 }
 
 

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from common.clock import local_date
-from support import TopicReader, wait_for
+from support import TopicReader, kafka_client, wait_for
 
 pytestmark = pytest.mark.e2e
 HEALTH_WORDS = ("temperature", "symptom", "fever", "phone", "°C")
@@ -94,7 +94,7 @@ async def _for_ticket(reader: TopicReader, ticket_id: str):
 
 async def test_garbage_is_dead_lettered_and_later_events_still_become_tickets(stack):
     async with TopicReader(stack.kafka, "command.dlq.v1") as dead, stack.client("checkin") as checkin, stack.client("command") as command:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
+        producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=stack.kafka))
         await producer.start()
         try:
             await producer.send_and_wait("checkin.events.v1", b"\x00 not json", key=b"garbage")
@@ -198,7 +198,7 @@ async def test_a_redelivered_event_opens_no_second_ticket(stack):
 
         # The very same bytes again, on the same partition: what a consumer sees after a
         # rebalance or a producer's retry.
-        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
+        producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=stack.kafka))
         await producer.start()
         try:
             again = await producer.send_and_wait(
@@ -208,7 +208,7 @@ async def test_a_redelivered_event_opens_no_second_ticket(stack):
             await producer.stop()
         # The command center commits a record's offset only once its effects are committed.
         partition = TopicPartition(record.topic, record.partition)
-        admin_client = AIOKafkaAdminClient(bootstrap_servers=stack.kafka)
+        admin_client = AIOKafkaAdminClient(**kafka_client(bootstrap_servers=stack.kafka))
         await admin_client.start()
         try:
 

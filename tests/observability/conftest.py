@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from common import topics
 from common.auth import issue_token
+from support import kafka_client
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"checkin": 18011, "supplies": 18012, "dispatch": 18013, "timebank": 18014, "command": 18015}  # e2e uses 18001-18005
@@ -86,7 +87,7 @@ async def start_groups_at_end(bootstrap: str, groups: list[str]) -> None:
     """Commit the topics' current end offsets for fresh consumer groups: the stack applies
     what this test causes, not the history other tests and benchmarks left on the topics."""
     for group in groups:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             await consumer._client.force_metadata_update()  # noqa: SLF001

@@ -16,7 +16,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from common.clock import local_date
-from support import wait_for
+from support import kafka_client, wait_for
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +108,7 @@ async def play(stack) -> dict:
         await ok(await command.post(f"/tickets/{first}/resolve", json={"resolution": "电话联系，已补打卡"}, headers=admin))
         await ok(await command.post(f"/tickets/{first}/feedback", json={"satisfaction": 4, "comment": "及时"}, headers=admin))
 
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=stack.kafka))
     await producer.start()
     try:  # garbage on a topic three services consume: each dead-letters it and carries on
         await producer.send_and_wait("dispatch.events.v1", b"{not json", key=b"garbage")

@@ -3,12 +3,17 @@ what cannot be applied, with the reason and origin in headers, and carry on.
 
 Each consumer reads a batch, applies every valid event in one transaction (the fast
 path), and falls back to one transaction per event with retries when any of them fails,
-so one bad event never holds back or rolls back the others.
+so one bad event never holds back or rolls back the others. Only deterministic failures
+(undecodable, invalid, untrusted, rejected by the domain) are dead-lettered; when the
+database or the broker is away the consumer waits for it, reported not ready, and loses
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -17,11 +22,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from common import envelope as ce
+from common import topics
 from common.db import COPY_PAYS_FROM, copy_if_all_new
 from common.errors import DomainError
 from common.gc import collector_paused
@@ -40,6 +54,34 @@ H_TOPIC = "dlq-origin-topic"
 H_PARTITION = "dlq-origin-partition"
 H_OFFSET = "dlq-origin-offset"
 H_CONSUMER = "dlq-consumer"
+H_STUB = "dlq-stub"  # the record could not be published whole: only its origin and digest are kept
+H_DIGEST = "dlq-digest"
+
+# Publishing these can never succeed, however often it is tried: dead-letter a stub instead.
+UNPUBLISHABLE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError)
+OUTAGE_BACKOFF_MAX_S = 5.0  # short enough to notice a database back soon, and to stop quickly
+
+
+class ConsumerStopping(Exception):  # noqa: N818 - not an error: the batch is left for the next start
+    """Raised out of a batch that was waiting when the service stopped."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database or the broker is unreachable (or out of space): waiting helps, and the
+    event is not at fault, so it must never be dead-lettered."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError  # noqa: PLC0415
+    from sqlalchemy.exc import TimeoutError as PoolTimeout  # noqa: PLC0415
+
+    outage = (OSError, TimeoutError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout,
+              KafkaConnectionError, KafkaTimeoutError)  # fmt: skip
+    seen: BaseException | None = exc
+    for _ in range(5):  # drivers wrap the socket's error once or twice
+        if seen is None:
+            return False
+        if isinstance(seen, outage) or type(seen).__module__.startswith("asyncpg") and "Connection" in type(seen).__name__:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass
@@ -74,12 +116,27 @@ class ConsumerRunner:
         metrics: PipelineMetrics,
         *,
         max_records: int = 500,
+        kafka_enabled: bool = True,
     ) -> None:
         self.consumer = consumer
+        self.kafka_enabled = kafka_enabled
         self.broker = broker
         self.uow = uow
         self.metrics = metrics
         self.max_records = max_records
+        self.healthy = True  # False while an outage holds the consumer back
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """The service is stopping: a batch waiting out an outage gives up now, unacknowledged,
+        so the next start reads it again."""
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        if self._stopping.is_set():
+            raise ConsumerStopping(self.consumer.name)
 
     def attach(self) -> None:
         c = self.consumer
@@ -109,24 +166,45 @@ class ConsumerRunner:
         if not valid:
             return
         started = time.perf_counter()
-        try:
-            with collector_paused():
-                await self._apply_batch(valid)
-        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
-            log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)
-            for item in valid:
-                await self._apply_with_retries(*item)
-        else:
-            for event_type, count in Counter(envelope.type for _r, envelope, _e, _h in valid).items():
-                self.metrics.consumed(self.consumer.name, event_type, "applied", count)
+        outages = 0
+        while True:
+            try:
+                with collector_paused():
+                    await self._apply_batch(valid)
+            except Exception as exc:  # noqa: BLE001 - isolate the failing event below
+                if is_outage(exc):
+                    outages += 1
+                    await self._wait_out(exc, outages)
+                    continue
+                log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)
+                for item in valid:
+                    await self._apply_with_retries(*item)
+            else:
+                self._recovered()
+                for event_type, count in Counter(envelope.type for _r, envelope, _e, _h in valid).items():
+                    self.metrics.consumed(self.consumer.name, event_type, "applied", count)
+            break
         self.metrics.handler_seconds(self.consumer.name, time.perf_counter() - started, len(valid))
+
+    async def _wait_out(self, exc: BaseException, outages: int) -> None:
+        """Hold the batch (its offsets do not move) until the outage ends; cancellable, so a
+        stopping service does not wait for the database."""
+        if self.healthy:
+            log.error("%s: paused, %s: %s", self.consumer.name, type(exc).__name__, exc)
+        self.healthy = False
+        await self._pause(min(self.consumer.retry_backoff_s * 2 ** min(outages, 10), OUTAGE_BACKOFF_MAX_S))
+
+    def _recovered(self) -> None:
+        if not self.healthy:
+            log.warning("%s: resumed", self.consumer.name)
+        self.healthy = True
 
     async def _parse(self, records: Sequence[ConsumerRecord]) -> list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]:
         valid: list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]] = []
         for record in records:
             try:
                 envelope = ce.parse(record.value)
-                decoded = self._decode(envelope)
+                decoded = self._decode(envelope, record.topic)
             except ce.InvalidMessage as exc:
                 await self.dead_letter(record, exc.reason, exc.kind)
                 continue
@@ -156,14 +234,15 @@ class ConsumerRunner:
                 await self.consumer.finish(uow)
             await uow.commit()
 
-    def _decode(self, envelope: ce.CloudEvent) -> tuple[Event, Handler] | None:
+    def _decode(self, envelope: ce.CloudEvent, topic: str) -> tuple[Event, Handler] | None:
         known = self.consumer._by_type.get(envelope.type)
         if known is None:
             if self.consumer.on_unknown == "ignore":
                 return None
             raise ce.InvalidMessage(f"{self.consumer.name} does not apply {envelope.type!r}", "unknown-type")
-        event = ce.decode(envelope)
         cls, handler = known
+        _check_origin(cls, envelope, topic)
+        event = ce.decode(envelope)
         if not isinstance(event, cls):  # another version of the same name than we handle
             raise ce.InvalidMessage(
                 f"{envelope.type} version {envelope.version} is not handled by {self.consumer.name}", "unknown-type"
@@ -179,17 +258,23 @@ class ConsumerRunner:
     async def _apply_with_retries(
         self, record: ConsumerRecord, envelope: ce.CloudEvent, event: Event, handler: Handler
     ) -> None:
-        for attempt in range(1, self.consumer.max_attempts + 1):
+        attempt, outages = 1, 0
+        while attempt <= self.consumer.max_attempts:
             try:
                 async with self.uow() as uow:
                     await self._apply(uow, envelope, event, handler)
                     await uow.commit()
+                self._recovered()
                 self.metrics.consumed(self.consumer.name, envelope.type, "applied")
                 return
             except DomainError as exc:
                 await self.dead_letter(record, f"{envelope.type} rejected: {exc.message}", "rejected")
                 return
             except Exception as exc:  # noqa: BLE001
+                if is_outage(exc):  # not the event's fault: wait, without using up its attempts
+                    outages += 1
+                    await self._wait_out(exc, outages)
+                    continue
                 if attempt == self.consumer.max_attempts:
                     await self.dead_letter(
                         record, f"failed after {attempt} attempts: {type(exc).__name__}: {exc}", "failed"
@@ -197,9 +282,12 @@ class ConsumerRunner:
                     return
                 log.warning("%s: %s failed (attempt %d): %s", self.consumer.name, envelope.id, attempt, exc)
                 await asyncio.sleep(self.consumer.retry_backoff_s * 2 ** (attempt - 1))
+                attempt += 1
 
     async def dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:
-        headers = {
+        """Publish the record to the DLQ with its own headers plus why and whence; a record
+        that cannot be published whole becomes a stub, so the consumer never wedges on it."""
+        origin = {
             H_REASON: reason[:1000],
             H_KIND: kind,
             H_TOPIC: record.topic,
@@ -208,26 +296,47 @@ class ConsumerRunner:
             H_CONSUMER: self.consumer.name,
         }
         log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+        own = {k: v.decode(errors="replace") for k, v in record.headers or () if not k.startswith("dlq-")}
+        try:
+            await self._publish_dead_letter(record.value or b"", record.key, own | origin)
+        except UNPUBLISHABLE as exc:
+            digest = "sha256:" + hashlib.sha256(record.value or b"").hexdigest()
+            stub = origin | {H_STUB: f"{type(exc).__name__}: {len(record.value or b'')} bytes", H_DIGEST: digest}
+            await self._publish_dead_letter(b"", record.key, stub)
+        self.metrics.dead_lettered(self.consumer.name, kind)
+
+    async def _publish_dead_letter(self, value: bytes, key: bytes | None, headers: dict[str, str]) -> None:
+        if not self.kafka_enabled:  # waiting for a broker that will never come would hang the caller
+            raise RuntimeError(f"Kafka is off: cannot dead-letter ({headers[H_KIND]}: {headers[H_REASON]})")
         delay = 0.5
         while True:  # the offset must not move on before the dead letter is safe in Kafka
             try:
-                await self.broker.publish(
-                    record.value or b"", self.consumer.dead_letter_topic, key=record.key, headers=headers
-                )
-                break
+                await self.broker.publish(value, self.consumer.dead_letter_topic, key=key, headers=headers)
+                self._recovered()
+                return
+            except UNPUBLISHABLE:
+                raise
             except Exception as exc:  # noqa: BLE001
+                self.healthy = False
                 log.error("dead-letter publish failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        self.metrics.dead_lettered(self.consumer.name, kind)
+                await self._pause(delay)
+                delay = min(delay * 2, OUTAGE_BACKOFF_MAX_S)
+
+
+def _check_origin(cls: type[Event], envelope: ce.CloudEvent, topic: str) -> None:
+    """ACLs say who may write a topic, not what: an event is trusted only on its own topic
+    and from its own service. Topics outside the catalog (a test's) exist only by an operator."""
+    allowed = (cls.topic, *topics.FORMER_TOPICS.get(cls.event_type(), ()))
+    if topic not in allowed and any(t.name == topic for t in topics.CATALOG):
+        raise ce.InvalidMessage(f"{envelope.type} does not travel on {topic}", "untrusted-origin")
+    if envelope.source != f"/firstline/{cls.service}":
+        raise ce.InvalidMessage(f"{envelope.type} from {envelope.source!r}, not /firstline/{cls.service}", "untrusted-origin")
 
 
 async def _claim(uow: UnitOfWork, consumer: str, envelopes: list[ce.CloudEvent]) -> set[str]:
-    """A batch's event ids into the inbox; returns those not applied before. On PostgreSQL the
-    batch is first copied in whole (a batch is almost always new, and COPY costs the server
-    half of INSERT ... ON CONFLICT: ~7.5 against ~15 µs per event); `UnitOfWork.claim` sorts
-    out a batch that holds an event applied before (a redelivery), in the same transaction,
-    and claims the small batches of a trickle, for which a COPY's round trips cost more."""
+    """A batch's event ids into the inbox; returns those not applied before. On PostgreSQL a
+    large batch is COPYed in whole (about half the server's cost of INSERT ... ON CONFLICT);
+    `UnitOfWork.claim` handles redeliveries and the small batches of a trickle."""
     if uow.db.is_postgres and len(envelopes) >= COPY_PAYS_FROM:
         now = uow.clock.now()
         rows = {e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes}

@@ -3,7 +3,11 @@
     firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
     firstline token --role grid_worker --sub gw-1 --grid-id G1
     firstline topics                    # create every catalog topic (idempotent)
+    firstline kafka-credentials partner-health   # aiokafka keyword arguments, as JSON
+    firstline dlq list command          # the dead letters of a service
+    firstline dlq replay command [--id EVENT_ID ...]   # back onto their origin topics
     firstline schemas [--check]         # write or check docs/schemas/
+    firstline asyncapi [--check]        # write or check docs/asyncapi/ (every service's AsyncAPI)
     firstline migrations revision checkin -m "add column"
 """
 
@@ -40,11 +44,41 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _topics(_: argparse.Namespace) -> int:
+    from common.kafka import client_kwargs
+    from common.principals import OPERATOR
     from common.topics import ensure_topics
 
     settings = StackSettings()
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_replication_factor))
+    created = asyncio.run(ensure_topics(client_kwargs(settings, OPERATOR), settings.kafka_replication_factor))
     print(json.dumps({"created": created}))
+    return 0
+
+
+def _kafka_credentials(args: argparse.Namespace) -> int:
+    from common.kafka import MissingCredentials, credentials
+    from common.principals import principals
+
+    if args.principal not in principals():
+        print(f"unknown principal {args.principal!r}; one of: {', '.join(principals())}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(credentials(StackSettings(), args.principal), indent=2))
+    except MissingCredentials as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from common import dlq
+
+    settings = StackSettings()
+    if args.action == "list":
+        for letter in asyncio.run(dlq.read(settings, args.service)):
+            print(json.dumps(letter.summary(), ensure_ascii=False))
+        return 0
+    replayed = asyncio.run(dlq.replay(settings, args.service, set(args.id) or None))
+    print(json.dumps({"replayed": replayed}))
     return 0
 
 
@@ -67,6 +101,60 @@ def _schemas(args: argparse.Namespace) -> int:
         print("schemas out of date (run `firstline schemas`):\n  " + "\n  ".join(stale), file=sys.stderr)
         return 1
     print("schemas up to date")
+    return 0
+
+
+def _service_asyncapi(service: str) -> dict | None:
+    """Build the service's app as it runs (nothing connects) and ask its runtime; None for a
+    service with no Kafka runtime."""
+    import inspect
+    import tempfile
+
+    from common.settings import ServiceSettings
+
+    main = importlib.import_module(f"{service}.main")
+    module = importlib.import_module(f"{service}.settings")
+    (settings_class,) = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                         if issubclass(c, ServiceSettings) and c.__module__ == module.__name__]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings_class(database_url=f"sqlite+aiosqlite:///{tmp}/doc.db", kafka_enabled=False,
+                                  jobs_interval_s=0, _env_file=None)  # fmt: skip
+        runtime = getattr(main.create_app(settings).state, "runtime", None)
+        return runtime.asyncapi() if runtime is not None else None
+
+
+def _asyncapi(args: argparse.Namespace) -> int:
+    from common.asyncapi import page
+    from common.topics import SERVICES
+
+    if args.service:  # one service per process: the services' tables share SQLModel's metadata
+        print(json.dumps(_service_asyncapi(args.service)))
+        return 0
+    import subprocess
+
+    root = Path(args.dir)
+    stale = []
+    for service in SERVICES:
+        out = subprocess.run([sys.executable, "-m", "common.cli", "asyncapi", "--service", service],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        doc = json.loads(out)
+        if doc is None:
+            continue
+        files = {root / f"{service}.json": json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
+                 root / f"{service}.html": page(doc)}  # fmt: skip
+        for path, text in files.items():
+            if args.check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                print(path)
+    if stale:
+        print("AsyncAPI documents out of date (run `firstline asyncapi`):\n  " + "\n  ".join(stale), file=sys.stderr)
+        return 1
+    if args.check:
+        print("AsyncAPI documents up to date")
     return 0
 
 
@@ -103,10 +191,30 @@ def main(argv: list[str] | None = None) -> int:
     topics = sub.add_parser("topics", help="create every catalog topic that is missing")
     topics.set_defaults(run=_topics)
 
+    creds = sub.add_parser("kafka-credentials", help="print a principal's Kafka client settings (JSON)")
+    creds.add_argument("principal", help="a service, partner-health, partner-police, partner-property or operator")
+    creds.set_defaults(run=_kafka_credentials)
+
+    dlq = sub.add_parser("dlq", help="inspect or replay a service's dead letters (as operator)")
+    dsub = dlq.add_subparsers(dest="action", required=True)
+    for action, text in (("list", "print each dead letter: origin, reason, event"),
+                         ("replay", "publish dead letters again on their origin topics")):  # fmt: skip
+        cmd = dsub.add_parser(action, help=text)
+        cmd.add_argument("service")
+        if action == "replay":
+            cmd.add_argument("--id", action="append", default=[], help="only this event id (repeatable)")
+        cmd.set_defaults(run=_dlq)
+
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas (or --check them)")
     schemas.add_argument("--dir", default="docs/schemas")
     schemas.add_argument("--check", action="store_true")
     schemas.set_defaults(run=_schemas)
+
+    asyncapi = sub.add_parser("asyncapi", help="write every service's AsyncAPI document (or --check them)")
+    asyncapi.add_argument("--dir", default="docs/asyncapi")
+    asyncapi.add_argument("--check", action="store_true")
+    asyncapi.add_argument("--service", help="print one service's document (JSON) instead")
+    asyncapi.set_defaults(run=_asyncapi)
 
     migrations = sub.add_parser("migrations", help="database migrations")
     msub = migrations.add_subparsers(dest="action", required=True)

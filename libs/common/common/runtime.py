@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,96 +17,27 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.specification import AsyncAPI
 from prometheus_client import CollectorRegistry
 
-from common import migrations
+from common import asyncapi, migrations
 from common.bus import Consumer, ConsumerRunner
 from common.clock import Clock, SystemClock
 from common.db import Database
 from common.events.base import Event
 from common.gc import settle_garbage_collector
+from common.kafka import broker_security, client_kwargs
 from common.metrics import PipelineMetrics, consumer_lag
 from common.outbox import OutboxRelay, UnitOfWork
 from common.settings import ServiceSettings
-from common.topics import ensure_topics
+from common.topics import ensure_topics, produced_by
+from common.transport import PRODUCER_CONFIG, send_in_batches
 
 log = logging.getLogger(__name__)
 
 CONSUMER_LAG_INTERVAL_S = 15.0  # how often each consumer group's lag is measured
 OUTBOX_PURGE_INTERVAL_S = 3600.0  # how often sent outbox rows past their retention are deleted
-# The producer's settings, shared by every service's relay (and benchmarks that stand in for
-# one). With idempotence a producer has one request in flight to a broker, carrying at most
-# one batch per partition: aiokafka's default batch (16 KiB, ~35 events) made a drained
-# backlog cost a round trip per ~200 events. Kafka accepts batches up to ~1 MiB.
-PRODUCER_CONFIG: dict[str, Any] = {
-    "enable_idempotence": True,  # with acks=all: no duplicates or reordering from producer retries
-    "acks": "all",
-    "linger_ms": 2,
-    "max_batch_size": 512 * 1024,
-}
-
-
-async def send_in_batches(
-    producer: AIOKafkaProducer, records: Sequence[tuple[str, bytes, bytes]], headers: dict[str, str]
-) -> list[asyncio.Future]:
-    """Queue (topic, key, value) records in their order as record batches, one open batch per
-    topic-partition; returns the batches' futures, which settle on the broker's ack.
-
-    `send()` costs each record a metadata wait, a partition lookup, a future and its
-    resolution; appending to a batch costs only the append. A key's partition is the one
-    `send` and the Java client choose (murmur2 of the key), batches of a partition go in
-    order, and the producer is the same idempotent acks=all one: per-key order and delivery
-    guarantees are those of `send`."""
-    encoded = [(name, text.encode()) for name, text in headers.items()]
-    partitions: dict[str, list[int]] = {}
-    open_batches: dict[tuple[str, int], Any] = {}
-    acks: list[asyncio.Future] = []
-    for topic, key, value in records:
-        known = partitions.get(topic)
-        if known is None:
-            known = partitions[topic] = sorted(await producer.partitions_for(topic))
-        partition = known[murmur2(key) % len(known)]
-        batch = open_batches.get((topic, partition))
-        if batch is None:
-            batch = open_batches[(topic, partition)] = producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:  # full: send it, start the next
-            acks.append(await producer.send_batch(batch, topic, partition=partition))
-            batch = open_batches[(topic, partition)] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=encoded) is None:
-                raise MessageSizeTooLargeError(f"a {len(value)}-byte record for {topic} does not fit in a batch")
-    for (topic, partition), batch in open_batches.items():
-        acks.append(await producer.send_batch(batch, topic, partition=partition))
-    return acks
-
-
-_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]  # a key's 4-byte little-endian words, by count
-
-
-def murmur2(key: bytes, m: int = 0x5BD1E995, mask: int = 0xFFFFFFFF) -> int:
-    """The default partitioner's hash of a key (Kafka's murmur2, made positive) as aiokafka's
-    `partitioner.murmur2` computes it, a word at a time instead of a byte at a time: it was
-    a third of the relay's CPU once records went in batches."""
-    length = len(key)
-    count = length >> 2
-    h = 0x9747B28C ^ length
-    for k in _WORDS[count].unpack_from(key) if count < 64 else struct.unpack_from(f"<{count}I", key):
-        k = (k * m) & mask
-        h = ((h * m) & mask) ^ (((k ^ (k >> 24)) * m) & mask)
-    extra = length & 3
-    if extra:
-        tail = count << 2
-        if extra == 3:
-            h ^= key[tail + 2] << 16
-        if extra >= 2:
-            h ^= key[tail + 1] << 8
-        h = ((h ^ key[tail]) * m) & mask
-    h ^= h >> 13
-    h = (h * m) & mask
-    return (h ^ (h >> 15)) & 0x7FFFFFFF
 
 
 class Runtime:
@@ -129,7 +59,9 @@ class Runtime:
         self.migrations_dir = migrations_dir
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=broker_security(settings, settings.kafka_principal) if settings.kafka_enabled else None,
             client_id=f"firstline-{self.service}",
+            graceful_timeout=5.0,  # a batch in progress may finish; SIGTERM must end a service within 10 s
             **PRODUCER_CONFIG,
             middlewares=[KafkaPrometheusMiddleware(registry=self.registry, app_name=self.service)],
             logger=logging.getLogger(f"{self.service}.kafka"),
@@ -151,7 +83,8 @@ class Runtime:
         self.broker_connected = False
         self._relay_producer: AIOKafkaProducer | None = None
         self._lag_probe: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
-        self._declare(publishes)
+        self.publishes = tuple(publishes)
+        self.description = description
         if settings.outbox_retention_hours > 0:
             self.every("outbox-purge", self.purge_outbox, OUTBOX_PURGE_INTERVAL_S)
 
@@ -176,7 +109,8 @@ class Runtime:
         consumer.max_attempts = self.settings.consumer_max_attempts
         consumer.retry_backoff_s = self.settings.consumer_retry_backoff_s
         runner = ConsumerRunner(
-            consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records
+            consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records,
+            kafka_enabled=self.settings.kafka_enabled,
         )
         self.metrics.consumer_started(consumer.name)
         if self.settings.start_consumers:
@@ -195,16 +129,9 @@ class Runtime:
                 return await job()
         raise KeyError(f"no job {name!r}; scheduled: {', '.join(n for n, _, _ in self._jobs)}")
 
-    def _declare(self, publishes: Sequence[type[Event]]) -> None:
-        # Documentation only (AsyncAPI): the relay publishes the stored envelopes itself.
-        for cls in publishes:
-            self.broker.publisher(
-                cls.topic,
-                title=f"{cls.topic}:{cls.event_type()}",
-                description=(cls.__doc__ or "").strip() or f"{cls.event_type()} (CloudEvent {cls.dataschema()})",
-                schema=cls,
-                include_in_schema=True,
-            )
+    def _client(self, role: str) -> dict[str, Any]:
+        """aiokafka keyword arguments for one of the service's own clients, as its principal."""
+        return client_kwargs(self.settings, self.settings.kafka_principal, client_id=f"firstline-{self.service}-{role}")
 
     async def _publish(self, records: Sequence[tuple[str, bytes, bytes]], headers: dict[str, str]) -> list[Awaitable]:
         # The relay's own aiokafka producer: the stored envelopes are already encoded, and
@@ -237,12 +164,10 @@ class Runtime:
         delay = 0.5
         while True:
             try:
-                await ensure_topics(self.settings.kafka_bootstrap_servers, self.settings.kafka_replication_factor)
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                    client_id=f"firstline-{self.service}-relay",
-                    **PRODUCER_CONFIG,
-                )
+                own = [t.name for t in produced_by(self.service)]
+                if own:  # a service may create only its own topics; the others are their producers'
+                    await ensure_topics(self._client("admin"), self.settings.kafka_replication_factor, own)
+                producer = AIOKafkaProducer(**self._client("relay"), **PRODUCER_CONFIG)
                 await producer.start()
                 try:
                     await self.broker.start()
@@ -284,9 +209,8 @@ class Runtime:
         if not self.broker_connected or not self.runners:
             return {}
         if self._lag_probe is None:
-            servers = self.settings.kafka_bootstrap_servers
-            admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id=f"firstline-{self.service}-lag")
-            probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, client_id=f"firstline-{self.service}-lag")
+            admin = AIOKafkaAdminClient(**self._client("lag"))
+            probe = AIOKafkaConsumer(**self._client("lag"), enable_auto_commit=False)
             await admin.start()
             try:
                 await probe.start()
@@ -327,6 +251,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.relay.stop()
+        for runner in self.runners:
+            runner.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -342,7 +268,13 @@ class Runtime:
 
     async def readiness(self) -> dict[str, bool]:
         kafka = self.broker_connected and await self.broker.ping(timeout=2.0)
-        return {"database": await self.db.ping(), "kafka": bool(kafka)}
+        # A consumer held back by an outage is not ready until it has applied its batch.
+        consumers = all(runner.healthy for runner in self.runners)
+        return {"database": await self.db.ping(), "kafka": bool(kafka), "consumers": consumers}
 
-    def asyncapi(self, title: str, version: str = "1.0.0") -> Any:
-        return AsyncAPI(self.broker, title=title, version=version, schema_version="3.0.0").to_specification().to_jsonable()
+    def asyncapi(self, title: str | None = None) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of what this service publishes and consumes."""
+        doc = asyncapi.document(self.service, self.description, self.publishes, [r.consumer for r in self.runners])
+        if title:
+            doc["info"]["title"] = title
+        return doc

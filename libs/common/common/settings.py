@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,11 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "firstline-development-secret-do-not-use-in-production"  # noqa: S105
+
+# deploy/kafka/kafka.sh keeps the local broker's CA and principals' credentials here; found
+# from the source tree so that a service started from any directory reads the same ones.
+_REPO = Path(__file__).resolve().parents[3]
+LOCAL_KAFKA_DIR = _REPO / "var" / "kafka"
 
 
 def env_files() -> tuple[str, ...]:
@@ -36,6 +42,26 @@ class StackSettings(BaseSettings):
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
     )
     kafka_replication_factor: int = Field(1, validation_alias=AliasChoices("FIRSTLINE_KAFKA_REPLICATION"))
+    # How clients authenticate (common.kafka builds every client from these). The local broker
+    # speaks SASL_SSL with SCRAM-SHA-512; a managed cluster is named by the same settings.
+    kafka_security_protocol: Literal["SASL_SSL", "SASL_PLAINTEXT", "SSL", "PLAINTEXT"] = Field(
+        "SASL_SSL", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", validation_alias=AliasChoices("KAFKA_SASL_MECHANISM")
+    )
+    # The CA that signed the broker's certificate; empty: the system's trusted CAs.
+    kafka_ssl_cafile: str = Field(
+        str(LOCAL_KAFKA_DIR / "tls" / "ca.crt"), validation_alias=AliasChoices("KAFKA_SSL_CAFILE")
+    )
+    # One `<principal>.json` ({"username", "password"}) per principal, mode 0600.
+    kafka_credentials_dir: str = Field(
+        str(LOCAL_KAFKA_DIR / "credentials"), validation_alias=AliasChoices("KAFKA_CREDENTIALS_DIR")
+    )
+    # Credentials given directly (a container, a managed cluster): used when the principal
+    # has no file in kafka_credentials_dir.
+    kafka_username: str = Field("", validation_alias=AliasChoices("KAFKA_USERNAME"))
+    kafka_password: str = Field("", validation_alias=AliasChoices("KAFKA_PASSWORD"))
     # FastAPI's native OpenTelemetry (spans, metrics and logs through the global providers).
     opentelemetry: bool = Field(False, validation_alias=AliasChoices("FIRSTLINE_OPENTELEMETRY"))
 
@@ -45,6 +71,11 @@ class StackSettings(BaseSettings):
             if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:
                 raise ValueError(
                     "FIRSTLINE_JWT_SECRET must be set to a secret of at least 32 characters in production"
+                )
+            if self.kafka_security_protocol != "SASL_SSL":
+                raise ValueError(
+                    f"KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol} but production requires "
+                    "SASL_SSL: the broker must authenticate every client over TLS"
                 )
         ZoneInfo(self.timezone)  # fail fast on a misspelt zone
         return self
@@ -65,6 +96,7 @@ class ServiceSettings(StackSettings):
     log_json: bool = False
     # Consumers
     consumer_group: str = ""  # the Kafka consumer group and inbox name (default: the service); replicas share it
+    kafka_principal: str = ""  # whose Kafka credentials the service uses (default: the service)
     consumer_max_records: int = 500
     consumer_max_attempts: int = 5
     consumer_retry_backoff_s: float = 0.2
@@ -87,6 +119,12 @@ class ServiceSettings(StackSettings):
             self.database_url = f"sqlite+aiosqlite:///var/{self.service}.db"
         if not self.consumer_group:
             self.consumer_group = self.service
+        if not self.kafka_principal:
+            self.kafka_principal = self.service
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError(f"{self.service}: set a PostgreSQL database URL in production")
+        if self.environment == "production" and self.kafka_enabled:
+            from common.kafka import credentials  # noqa: PLC0415 - kafka imports these settings
+
+            credentials(self, self.kafka_principal)  # fails with what is missing
         return self

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from common import logs
+from common.asyncapi import page as render_asyncapi
 from common.errors import DomainError
 from common.metrics import HttpMetrics, exposition
 from common.runtime import Runtime
@@ -79,6 +80,10 @@ def create_http_app(
     @ops.get("/asyncapi", summary="AsyncAPI document: what this service publishes and consumes")
     async def asyncapi() -> Any:
         return runtime.asyncapi(title=f"FirstLine {settings.service} events")
+
+    @ops.get("/asyncapi.html", summary="The AsyncAPI document as a page", include_in_schema=False)
+    async def asyncapi_page() -> HTMLResponse:
+        return HTMLResponse(render_asyncapi(runtime.asyncapi(title=f"FirstLine {settings.service} events")))
 
     # The routes join the app's own table instead of `include_router`: FastAPI 0.165 keeps an
     # included router as a nested matcher that walks its routes again, twice, on every request

@@ -29,7 +29,7 @@ PUBLISHES = (ResidentRegistered, CheckInSubmitted, CheckInMissed, HealthAnomalyR
 
 DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, reminders,
 the grid worker's follow-up list, completion figures and sampling rounds (核酸).
-Publishes on `checkin.events.v1`; consumes nothing."""
+Publishes on `checkin.events.v1` and, the registry alone, `checkin.residents.v1`; consumes nothing."""
 
 
 def create_app(

@@ -26,7 +26,7 @@ from command.service import CommandService
 # Events that are problems: each becomes (or joins) a ticket by the rules.
 PROBLEMS = (CheckInMissed, HealthAnomalyReported, SamplingLagging, StockLow, StockOut, ReservationRejected,
             RequestOverdue, DemandSurge)  # fmt: skip
-TOPICS = (topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS)
+TOPICS = (topics.CHECKIN_EVENTS, topics.CHECKIN_RESIDENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS)
 
 
 def consumer(service: CommandService) -> Consumer:

@@ -31,7 +31,7 @@ def consumer(service: DispatchService) -> Consumer:
 
     return Consumer(
         name=service.settings.consumer_group,
-        topics=[topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.TIMEBANK_EVENTS],
+        topics=[topics.CHECKIN_RESIDENTS, topics.SUPPLIES_EVENTS, topics.TIMEBANK_EVENTS],
         handlers={
             ResidentRegistered: on_resident_registered,
             StockReserved: on_stock_reserved,

@@ -41,7 +41,7 @@ PUBLISHES = (
 DESCRIPTION = """Residents' service requests (one-stop 只跑一次), volunteers, matching by group,
 nearness and load, delivery runs planned with OR-Tools, fulfilment, the green channel for
 chronic patients, and hot demands with surge detection.
-Publishes on `dispatch.events.v1`; consumes `ResidentRegistered` (checkin.events.v1),
+Publishes on `dispatch.events.v1`; consumes `ResidentRegistered` (checkin.residents.v1),
 `StockReserved`, `ReservationRejected`, `StockRestored` (supplies.events.v1) and
 `HoursRedeemed` (timebank.events.v1); dead letters go to `dispatch.dlq.v1`."""
 

@@ -18,7 +18,7 @@ from command.settings import CommandSettings
 from common import envelope as ce
 from common.bus import H_KIND, H_OFFSET, H_PARTITION, H_TOPIC
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
-from support import TopicReader, bearer, unique, wait_for
+from support import TopicReader, bearer, kafka_client, unique, wait_for
 
 pytestmark = pytest.mark.kafka
 HEALTH_FIELDS = {"temperature_c", "symptoms", "phone", "name", "resident_id", "room", "unit"}
@@ -26,7 +26,7 @@ HEALTH_FIELDS = {"temperature_c", "symptoms", "phone", "name", "resident_id", "r
 
 async def start_group_at_end(bootstrap: str, group: str) -> None:
     """A new consumer group that starts at the end of the topics: this test's events only."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -69,7 +69,7 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
         for reader in readers.values():
             await reader.__aenter__()
         try:
-            producer = AIOKafkaProducer(bootstrap_servers=kafka)
+            producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
             await producer.start()
             try:
                 key = resident.encode()

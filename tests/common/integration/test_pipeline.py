@@ -18,7 +18,7 @@ from common.errors import Invalid
 from common.events.checkin import CheckInMissed
 from common.runtime import Runtime
 from common.settings import ServiceSettings
-from support import TopicReader, wait_for
+from support import TopicReader, kafka_client, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -46,7 +46,7 @@ def missed(resident_id: str, days: int = 1) -> CheckInMissed:
 
 
 async def new_topics(bootstrap: str, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client(bootstrap_servers=bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, 3, 1) for n in names])
@@ -56,7 +56,7 @@ async def new_topics(bootstrap: str, *names: str) -> None:
 
 def runtime_for(database_url: str, kafka: str, **overrides) -> Runtime:
     settings = ServiceSettings(
-        service="pipetest", database_url=database_url, kafka_bootstrap_servers=kafka, jobs_interval_s=0,
+        service="pipetest", database_url=database_url, kafka_bootstrap_servers=kafka, jobs_interval_s=0, kafka_principal="operator",
         outbox_poll_interval_s=0.1, consumer_retry_backoff_s=0.01, consumer_max_attempts=3, **overrides,
     )
     return Runtime(settings)
@@ -116,7 +116,7 @@ async def test_consumer_applies_once_dead_letters_what_it_cannot_and_carries_on(
         good,  # a redelivery of the same event id
         record(missed("R-good")),  # a new event about the same resident
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     async with TopicReader(kafka, dlq) as dead:
         try:
@@ -149,7 +149,7 @@ async def test_consumer_applies_once_dead_letters_what_it_cannot_and_carries_on(
     runner = replay.runners[0]
     from aiokafka import AIOKafkaConsumer
 
-    reader = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest")
+    reader = AIOKafkaConsumer(topic, **kafka_client(bootstrap_servers=kafka), group_id=None, auto_offset_reset="earliest")
     await reader.start()
     try:
         records = []

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from common.runtime import PRODUCER_CONFIG, murmur2, send_in_batches
-from support import TopicReader, wait_for
+from common.transport import PRODUCER_CONFIG, murmur2, send_in_batches
+from support import TopicReader, kafka_client, wait_for
 from test_pipeline import new_topics
 
 
@@ -31,7 +31,7 @@ async def test_records_in_batches_keep_per_key_order_and_the_partition_send_choo
     topic, other = f"test.batches.{uuid.uuid4().hex[:8]}", f"test.batches.{uuid.uuid4().hex[:8]}"
     await new_topics(kafka, topic, other)
     # Small batches, so each partition's records fill several and the rollover is exercised.
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, **{**PRODUCER_CONFIG, "max_batch_size": 4096})
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka), **{**PRODUCER_CONFIG, "max_batch_size": 4096})
     await producer.start()
     keys = [f"K-{i}-{uuid.uuid4().hex[:6]}".encode() for i in range(40)]
     records = [(topic if i % 5 else other, keys[i % 40], f"{i}:{os.urandom(60).hex()}".encode()) for i in range(3000)]

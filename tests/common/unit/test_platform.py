@@ -87,8 +87,13 @@ def test_tokens_round_trip_and_expire():
         read_token("s" * 40, old)
 
 
-def test_production_refuses_default_secret_and_sqlite(monkeypatch):
+def test_production_refuses_default_secret_and_sqlite(monkeypatch, tmp_path):
     monkeypatch.setenv("FIRSTLINE_ENV", "production")
+    # Kafka credentials given, so that only the secret and the database are at fault here.
+    monkeypatch.setenv("KAFKA_CREDENTIALS_DIR", str(tmp_path))
+    monkeypatch.setenv("KAFKA_USERNAME", "x")
+    monkeypatch.setenv("KAFKA_PASSWORD", "y" * 40)
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", "")
     monkeypatch.delenv("FIRSTLINE_JWT_SECRET", raising=False)
     with pytest.raises(ValidationError, match="FIRSTLINE_JWT_SECRET"):  # no env file: a stack's secret must not leak in
         ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None)

@@ -16,19 +16,19 @@ from common.bus import H_REASON, H_TOPIC
 from common.events.checkin import CheckInSubmitted, ResidentRegistered
 from common.events.supplies import ReservationLine, StockReserved
 from common.events.timebank import HoursRedeemed
-from common.topics import CHECKIN_EVENTS, DISPATCH_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS, dlq
+from common.topics import CHECKIN_EVENTS, CHECKIN_RESIDENTS, DISPATCH_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS, dlq
 from conftest import Harness, settings_for
 from dispatch.main import create_app
-from support import TopicReader, unique, wait_for
+from support import TopicReader, kafka_client, unique, wait_for
 
 pytestmark = pytest.mark.kafka
-TOPICS = (CHECKIN_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS)
+TOPICS = (CHECKIN_RESIDENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS)
 
 
 async def start_group_at_end(bootstrap: str, group: str) -> None:
     """A new consumer group that starts where the topics end now: the test reads what it
     sends, not the history other tests left on the shared broker."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - partitions_for_topic reads it
@@ -62,7 +62,7 @@ async def live(kafka, tmp_path, clock) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def producer(kafka) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka), enable_idempotence=True)
     await producer.start()
     yield producer
     await producer.stop()
@@ -79,7 +79,7 @@ async def test_applies_real_events_ignores_redelivery_and_dead_letters_garbage(l
         return ce.wrap(event, at=live.clock.now())
 
     registered = ResidentRegistered(resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", tags=["elderly"], lat=31.2320, lon=121.4750)
-    await send(CHECKIN_EVENTS, ce.encode(wrap(registered)), resident.encode())
+    await send(CHECKIN_RESIDENTS, ce.encode(wrap(registered)), resident.encode())
 
     async def known():
         try:
@@ -91,7 +91,7 @@ async def test_applies_real_events_ignores_redelivery_and_dead_letters_garbage(l
         response = await known()
         return response if response is not None and response.status_code == 201 else None
 
-    request = (await wait_for(raised_for_resident, what="the resident learnt from checkin.events.v1")).json()
+    request = (await wait_for(raised_for_resident, what="the resident learnt from checkin.residents.v1")).json()
     assert request["status"] == "awaiting_stock"
 
     async with TopicReader(live.runtime.settings.kafka_bootstrap_servers, dlq("dispatch")) as dead, TopicReader(

@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common.bus import Consumer
 from common.runtime import Runtime
 from common.settings import ServiceSettings
+from support import kafka_client
 
 pytestmark = pytest.mark.kafka
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture
 async def topic(kafka):
     name = f"obs-lag-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    admin = AIOKafkaAdminClient(**kafka_client(bootstrap_servers=kafka))
     await admin.start()
     await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
     try:
@@ -31,10 +32,10 @@ async def topic(kafka):
 
 async def test_lag_is_what_the_group_has_not_committed(kafka, topic, tmp_path) -> None:
     group = f"obs-lag-{uuid.uuid4().hex[:8]}"
-    settings = ServiceSettings(service="obs", database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", kafka_bootstrap_servers=kafka, start_consumers=False)
+    settings = ServiceSettings(service="obs", database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", kafka_bootstrap_servers=kafka, start_consumers=False, kafka_principal="operator")
     runtime = Runtime(settings)
     runtime.consume(Consumer(name=group, topics=[topic], handlers={}, dead_letter_topic="obs.dlq.v1"))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
         for n in range(5):
@@ -46,7 +47,7 @@ async def test_lag_is_what_the_group_has_not_committed(kafka, topic, tmp_path) -
     await runtime._connect()  # noqa: SLF001 - what start() does in the background
     try:
         assert await runtime.measure_consumer_lag() == {group: {topic: 5}}  # nothing committed: all of it
-        reader = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+        reader = AIOKafkaConsumer(**kafka_client(bootstrap_servers=kafka), group_id=group, enable_auto_commit=False)
         await reader.start()
         try:
             reader.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])

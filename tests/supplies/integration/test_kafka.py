@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from common import envelope as ce
 from common.events.dispatch import ItemLine, RequestAssigned, RequestFulfilled, RequestRaised
 from common.topics import DISPATCH_EVENTS, SUPPLIES_EVENTS, dlq
-from support import TopicReader, bearer, wait_for
+from support import TopicReader, bearer, kafka_client, wait_for
 from supplies.main import create_app
 from supplies.settings import SuppliesSettings
 
@@ -54,7 +54,7 @@ async def test_dispatch_events_from_kafka_reserve_and_issue_garbage_is_dead_lett
             fulfilled = ce.wrap(
                 RequestFulfilled(request_id=request_id, volunteer_id="V-1", service_minutes=15), at=datetime.now(UTC)
             )
-            producer = AIOKafkaProducer(bootstrap_servers=kafka)
+            producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
             await producer.start()
             async with TopicReader(kafka, SUPPLIES_EVENTS) as out, TopicReader(kafka, dlq("supplies")) as dead:
                 try:

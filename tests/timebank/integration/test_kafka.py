@@ -15,7 +15,7 @@ from common.bus import H_REASON, H_TOPIC
 from common.events.dispatch import RequestCancelled, RequestFulfilled
 from common.topics import DISPATCH_EVENTS, TIMEBANK_EVENTS, dlq
 from conftest import Harness
-from support import TopicReader, unique, wait_for
+from support import TopicReader, kafka_client, unique, wait_for
 from timebank.main import create_app
 from timebank.settings import TimebankSettings
 
@@ -41,7 +41,7 @@ async def live(kafka, tmp_path, clock) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def producer(kafka) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka), enable_idempotence=True)
     await producer.start()
     yield producer
     await producer.stop()

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaProducer
 from common import envelope as ce
 from common.clock import ManualClock
 from common.events.checkin import ResidentRegistered
-from common.topics import CHECKIN_EVENTS
+from common.topics import CHECKIN_RESIDENTS
 from conftest import Harness
-from support import bearer, start_groups_at_the_end, unique, wait_for
+from support import bearer, kafka_client, start_groups_at_the_end, unique, wait_for
 from timebank.main import create_app
 from timebank.settings import TimebankSettings
 
@@ -40,7 +40,7 @@ async def dispatch(kafka, tmp_path) -> AsyncIterator[str]:
     port = _free_port()
     group = unique("dispatch-test")
     # Start where the topics end now: the broker's history is not this test's business.
-    await start_groups_at_the_end(kafka, {group: ["checkin.events.v1", "supplies.events.v1", "timebank.events.v1"]})
+    await start_groups_at_the_end(kafka, {group: ["checkin.residents.v1", "supplies.events.v1", "timebank.events.v1"]})
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -97,14 +97,14 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
     parent, volunteer = unique("R"), unique("V")
 
     # The parent is a resident checkin registered: dispatch learns of them from Kafka.
-    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
         registered = ResidentRegistered(
             resident_id=parent, community_id="C1", grid_id="G1", building_id="B01", tags=["elderly"],
             unit="1", room="101", name="Mum", phone="13800000000", lat=31.2305, lon=121.4738,
         )
-        await producer.send_and_wait(CHECKIN_EVENTS, ce.encode(ce.wrap(registered, at=now)), key=parent.encode())
+        await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=now)), key=parent.encode())
     finally:
         await producer.stop()
 

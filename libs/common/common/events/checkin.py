@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
-from common.topics import CHECKIN_EVENTS
+from common.topics import CHECKIN_EVENTS, CHECKIN_RESIDENTS
 from common.vocabulary import Channel, Tag
 
 
@@ -20,6 +20,8 @@ class CheckinEvent(Event):
 
 @register
 class ResidentRegistered(CheckinEvent):
+    topic: ClassVar[str] = CHECKIN_RESIDENTS  # apart from check-ins: its readers need no health data
+
     resident_id: str
     community_id: str
     grid_id: str
