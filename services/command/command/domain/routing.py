@@ -18,9 +18,8 @@ from common.errors import Invalid
 from common.events.base import Event
 
 
-# Report and Routing are made per event and never changed; they are not frozen because a
-# frozen dataclass's __init__ sets each field through object.__setattr__ (~4 µs a Report),
-# and a sweep makes one of each per missed check-in.
+# Report and Routing are made per event and never changed; not frozen, because a frozen
+# dataclass's __init__ costs several times more and a sweep makes one of each per event.
 @dataclass(slots=True)
 class Report:
     """A problem as the command center sees it, from an event or a report by hand."""
