@@ -243,9 +243,10 @@ class Intake:
             reported_by=actor.sub,
             priority=priority,
         )
-        opened = await self.take_report(report)
-        async with self.runtime.db.session() as session:
-            return await session.get(Ticket, opened.ticket_id)
+        async with self.runtime.work() as uow:
+            opened = await self.take_report(report, uow=uow)
+            ticket = await uow.session.get(Ticket, opened.ticket_id)  # the row as routes show it
+        return ticket
 
     # -- what other services tell us ----------------------------------------------------
 
