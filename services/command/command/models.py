@@ -9,7 +9,7 @@ import datetime as dt
 from datetime import datetime
 
 from common.db import utc_column
-from common.outbox import InboxMessage, OutboxMessage
+from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - the outbox and inbox tables are this service's too (migrations)
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 

@@ -104,7 +104,10 @@ def log_row(ticket_id: str, line: domain.LogLine) -> dict[str, Any]:
                 satisfaction=line.satisfaction, event_id=line.event_id)  # fmt: skip
 
 
-class _Rows:
+class _Learning:
+    """What both stores do alike: where residents live and what buildings are. The batch
+    store remembers the rows it added, which its session does not flush before a lookup."""
+
     session: Any
     places: Places
 
@@ -139,7 +142,7 @@ class _Rows:
         self.places.forget(building_id)
 
 
-class SessionStore(_Rows):
+class SessionStore(_Learning):
     """Writes through the unit of work's session, as a route or a job does."""
 
     def __init__(self, uow: UnitOfWork, places: Places) -> None:
@@ -176,7 +179,7 @@ class SessionStore(_Rows):
         """Nothing is kept back: the unit of work's commit writes it all."""
 
 
-class BatchStore(_Rows):
+class BatchStore(_Learning):
     """A consumer batch's rows, kept until `flush`. The session does not autoflush: lookups of
     rows added earlier in the batch go through this store, and everything is written once."""
 
