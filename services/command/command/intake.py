@@ -13,7 +13,7 @@ from typing import Any
 import h3
 from common import envelope as ce
 from common.errors import Forbidden, Invalid
-from common.events.command import TicketOpened, TicketUpdated
+from common.events.command import TicketUpdated
 from common.metrics import LoopHistogram
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
@@ -25,8 +25,6 @@ from command.models import Ticket
 from command.settings import CommandSettings
 from command.store import NewTicket, Store, Stores, TicketRow
 
-# Columns of a new ticket that start at zero; those that start empty are left out (NULL by default).
-NEW_TICKET = dict(escalation_level=0, reopen_count=0)
 
 
 class Intake:
@@ -80,60 +78,10 @@ class Intake:
 
     async def _open(self, uow, store: Store, report, routing, config, now, by, event_ids) -> NewTicket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
-        ticket = await store.add_ticket(
-            dict(
-                ticket_id="T-" + os.urandom(6).hex(),  # what secrets.token_hex(6) does, without its layers
-                open_key=routing.open_key,
-                kind=routing.kind,
-                category=report.trigger.removeprefix("category:") if report.trigger.startswith("category:") else None,
-                trigger=report.trigger,
-                subject_id=report.subject_id,
-                title=routing.title,
-                description=report.description,
-                action=routing.action,
-                stage="discovered",
-                priority=routing.priority,
-                department=routing.department,
-                owner=routing.owner.person_id,
-                grid_id=report.grid_id,
-                building_id=report.building_id,
-                resident_id=report.resident_id,
-                lat=report.lat,
-                lon=report.lon,
-                facts=dict(report.facts),
-                shares=dict(routing.shares),
-                source_event_ids=event_ids,
-                event_count=1,
-                reported_by=report.reported_by,
-                opened_by=by[:60],
-                opened_owner=routing.owner.person_id,
-                respond_by=due.respond_by,
-                resolve_by=due.resolve_by,
-                next_check_at=due.respond_by,
-                opened_at=now,
-                updated_at=now,
-                **NEW_TICKET,
-            )
-        )  # its history's "open" entry is told by the ticket itself (reading.opening)
-        uow.emit(
-            TicketOpened(
-                ticket_id=ticket.ticket_id,
-                kind=ticket.kind,
-                priority=ticket.priority,
-                owner=ticket.owner,
-                department=ticket.department,
-                respond_by=ticket.respond_by,
-                resolve_by=ticket.resolve_by,
-                source_event_ids=event_ids,
-                subject_id=ticket.subject_id,
-                title=ticket.title,
-                grid_id=ticket.grid_id,
-                building_id=ticket.building_id,
-                category=ticket.category,
-                resident_id=ticket.resident_id,
-            ),
-            at=now,
-        )
+        ticket_id = "T-" + os.urandom(6).hex()  # what secrets.token_hex(6) does, without its layers
+        row, event = domain.opened(ticket_id, report, routing, due, now, by, event_ids)
+        ticket = await store.add_ticket(row)  # its history's "open" entry is told by the ticket (reading.opening)
+        uow.emit(event, at=now)
         changes.share(uow, ticket, now)
         opened = self._opened_by_kind.get(ticket.kind)
         if opened is None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from command import defaults, domain
 from common.errors import Conflict, Forbidden, Invalid
+from common.events.checkin import CheckInMissed
 from common.events.command import (
     TicketAcknowledged,
     TicketClosed,
     TicketEscalated,
+    TicketOpened,
     TicketReassigned,
     TicketReopened,
     TicketResolved,
@@ -131,3 +133,17 @@ def test_an_escalation_hands_the_ticket_up_with_its_priority_and_next_check():
                              "next_check_at": late + timedelta(hours=1), "updated_at": late}  # fmt: skip
     assert isinstance(change.event, TicketEscalated) and (change.event.level, change.event.previous_owner) == (1, "gw-G1")
     assert (change.log.by, change.log.note) == ("escalation", "missed respond_by; level 1 to grid-lead")
+
+
+def test_a_new_ticket_is_discovered_owned_and_due_and_says_so():
+    report = domain.report_from_event(
+        CheckInMissed(resident_id="R1", date=date(2026, 11, 21), consecutive_days=2, grid_id="G1", building_id="B01")
+    )
+    routing = domain.route(report, CONFIG)
+    due = domain.deadlines(CONFIG.sla_for(routing.kind, routing.priority), NOW, TZ)
+    row, event = domain.opened("T-1", report, routing, due, NOW, "checkin", ["E-1"])
+    assert (row["stage"], row["owner"], row["priority"], row["open_key"]) == ("discovered", "gw-G1", "high", "followup:R1")
+    assert (row["respond_by"], row["next_check_at"], row["reopen_count"], row["escalation_level"]) == (due.respond_by, due.respond_by, 0, 0)
+    assert (row["opened_by"], row["opened_owner"], row["source_event_ids"]) == ("checkin", "gw-G1", ["E-1"])
+    assert "acknowledged_at" not in row  # what starts empty is left to the column's default
+    assert isinstance(event, TicketOpened) and (event.ticket_id, event.owner, event.resolve_by) == ("T-1", "gw-G1", due.resolve_by)

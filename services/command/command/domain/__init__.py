@@ -77,6 +77,7 @@ from command.domain.access import (
 )
 
 from command.domain.transitions import (
+    opened,
     TicketState,
     LogLine,
     Change,
@@ -95,6 +96,7 @@ from command.domain.transitions import (
 
 
 __all__ = [
+    "opened",
     "STAGES",
     "OPEN_STAGES",
     "ACTIVE_STAGES",

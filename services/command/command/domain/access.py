@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from command.domain.config import HEALTH_KINDS, NEUTRAL_KIND, Person
 from common.errors import Forbidden, Invalid
 from common.events.partner import (
     HealthTicketShared,
@@ -14,6 +13,8 @@ from common.events.partner import (
     PoliceTicketShared,
     PropertyTicketShared,
 )
+
+from command.domain.config import HEALTH_KINDS, NEUTRAL_KIND, Person
 
 
 @dataclass(frozen=True)

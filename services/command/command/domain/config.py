@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from command.domain.tickets import OWNER_BY, PRIORITIES, higher
 from common.errors import Invalid
+
+from command.domain.tickets import OWNER_BY, PRIORITIES, higher
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,18 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.errors import Invalid
+from common.events.command import (
+    TicketAcknowledged,
+    TicketOpened,
+    TicketClosed,
+    TicketEscalated,
+    TicketReassigned,
+    TicketReopened,
+    TicketResolved,
+    TicketTransition,
+)
+
 from command.domain.access import (
     Actor,
     TicketScope,
@@ -18,24 +30,8 @@ from command.domain.access import (
     ensure_can_work,
 )
 from command.domain.config import Config, Person
-from command.domain.tickets import (
-    after_feedback,
-    deadlines,
-    next_check,
-    overdue,
-    raised,
-    transition,
-)
-from common.errors import Invalid
-from common.events.command import (
-    TicketAcknowledged,
-    TicketClosed,
-    TicketEscalated,
-    TicketReassigned,
-    TicketReopened,
-    TicketResolved,
-    TicketTransition,
-)
+from command.domain.routing import Report, Routing
+from command.domain.tickets import Deadlines, after_feedback, deadlines, next_check, overdue, raised, transition
 
 
 @dataclass(frozen=True)
@@ -94,6 +90,31 @@ def _change(
         log=LogLine(action, ticket.stage, stage, by, now, owner, note, satisfaction, event_id),
         counted_as=counted_as or action,
     )
+
+
+def opened(
+    ticket_id: str, report: Report, routing: Routing, due: Deadlines, now: datetime, by: str, event_ids: list[str]
+) -> tuple[dict[str, Any], TicketOpened]:
+    """A new ticket's row and its event. Columns that start empty are left out (NULL by default)."""
+    trigger = report.trigger
+    row = dict(
+        ticket_id=ticket_id, open_key=routing.open_key, kind=routing.kind,
+        category=trigger.removeprefix("category:") if trigger.startswith("category:") else None, trigger=trigger,
+        subject_id=report.subject_id, title=routing.title, description=report.description, action=routing.action,
+        stage="discovered", priority=routing.priority, department=routing.department, owner=routing.owner.person_id,
+        grid_id=report.grid_id, building_id=report.building_id, resident_id=report.resident_id, lat=report.lat,
+        lon=report.lon, facts=dict(report.facts), shares=dict(routing.shares), source_event_ids=event_ids, event_count=1,
+        reported_by=report.reported_by, opened_by=by[:60], opened_owner=routing.owner.person_id,
+        respond_by=due.respond_by, resolve_by=due.resolve_by, next_check_at=due.respond_by, opened_at=now,
+        updated_at=now, escalation_level=0, reopen_count=0,
+    )  # fmt: skip
+    event = TicketOpened(
+        ticket_id=ticket_id, kind=routing.kind, priority=routing.priority, owner=row["owner"],
+        department=routing.department, respond_by=due.respond_by, resolve_by=due.resolve_by, source_event_ids=event_ids,
+        subject_id=report.subject_id, title=routing.title, grid_id=report.grid_id, building_id=report.building_id,
+        category=row["category"], resident_id=report.resident_id,
+    )  # fmt: skip
+    return row, event
 
 
 def acknowledge(ticket: TicketState, actor: Actor, now: datetime, note: str | None = None) -> Change:
