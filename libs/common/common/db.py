@@ -16,7 +16,8 @@ from typing import Any
 
 import asyncpg
 import pydantic_core
-from sqlalchemy import JSON, Column, DateTime, Table, event, insert, text
+from sqlalchemy import JSON, Column, DateTime, Table, any_, bindparam, event, insert, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -56,6 +57,13 @@ class Database:
     def insert(self, table):
         """This database's INSERT construct, which knows ON CONFLICT and RETURNING."""
         return pg_insert(table) if self.is_postgres else sqlite_insert(table)
+
+    def any_of(self, column, values: Sequence):
+        """`column IN values`; on PostgreSQL one array parameter, so the statement and its plan
+        are the same whatever the number of values (a long IN list was planned as a scan)."""
+        if self.is_postgres:
+            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(list(values))
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -241,6 +249,25 @@ async def copy_if_all_new(session: AsyncSession, table: Table, rows: Sequence[di
         return False
     await driver.execute("RELEASE SAVEPOINT copy_if_all_new")
     return True
+
+
+async def insert_missing(
+    session: AsyncSession, table: Table, rows: Sequence[dict], conflict: Sequence[str], *, returning: str | None = None
+) -> set:
+    """Insert the rows whose `conflict` columns are not taken yet; with `returning`, answer
+    that column's values of the rows inserted. A batch of COPY_PAYS_FROM rows or more on
+    PostgreSQL is copied first (almost always all new); ON CONFLICT DO NOTHING sorts out the
+    rest, in the same transaction."""
+    if not rows:
+        return set()
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    if postgres and len(rows) >= COPY_PAYS_FROM and await copy_if_all_new(session, table, rows):
+        return {row[returning] for row in rows} if returning else set()
+    statement = (pg_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing(index_elements=list(conflict))
+    if returning:
+        return set((await session.execute(statement.returning(table.c[returning]), list(rows))).scalars())
+    await session.execute(statement, list(rows))
+    return set()
 
 
 async def driver_connection(session: AsyncSession):

@@ -31,22 +31,22 @@ TOPICS = (topics.CHECKIN_EVENTS, topics.CHECKIN_RESIDENTS, topics.SUPPLIES_EVENT
 
 def consumer(service: CommandService) -> Consumer:
     async def on_problem(event, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        await service.take_report(uow, domain.report_from_event(event), envelope)
+        await service.take_report(domain.report_from_event(event), envelope, uow=uow)
 
     async def on_missed(event: CheckInMissed, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        await service.record_checkin_fact(uow, event.resident_id, event.date, "missed")
+        await service.record_checkin_fact(event.resident_id, event.date, "missed", uow=uow)
         await on_problem(event, envelope, uow)
 
     async def on_registered(event: ResidentRegistered, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
         await service.learn_resident(
-            uow, event.resident_id, event.grid_id, event.building_id, event.lat, event.lon, envelope.time
+            event.resident_id, event.grid_id, event.building_id, event.lat, event.lon, envelope.time, uow=uow
         )
 
     async def on_checked_in(event: CheckInSubmitted, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        await service.record_checkin_fact(uow, event.resident_id, event.date, "checked_in")
+        await service.record_checkin_fact(event.resident_id, event.date, "checked_in", uow=uow)
 
     async def on_request(event: RequestRaised, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        await service.record_signal(uow, "request", event.resident_id, None, None)
+        await service.record_signal("request", event.resident_id, None, None, uow=uow)
 
     handlers = {cls: on_problem for cls in PROBLEMS}
     handlers.update(
@@ -58,9 +58,9 @@ def consumer(service: CommandService) -> Consumer:
         topics=service.settings.consumer_topics or TOPICS,
         handlers=handlers,
         dead_letter_topic=topics.dlq("command"),
-        # A sweep sends tens of thousands of CheckInMissed at once: load the open tickets a
-        # batch concerns in one query, and insert its new rows together before the commit.
-        prepare=service.prefetch,
-        finish=service.flush,
+        # A sweep sends tens of thousands of CheckInMissed at once: the batch's store loads the
+        # open tickets and places it concerns in one query each, and writes its new rows together.
+        prepare=service.stores.begin,
+        finish=service.stores.flush,
         on_unknown="ignore",
     )

@@ -1,7 +1,8 @@
 """Command-center figures for Prometheus (`firstline_command_...`), computed from this
 service's tickets by a periodic refresh: tickets by stage, department and priority, what is
 overdue, time to respond and to resolve, satisfaction, and where problems are (H3 cells).
-Tickets opened, transitions and escalations are counted where they happen (service.py).
+Tickets opened, transitions and escalations are counted where they happen (intake.py,
+lifecycle.py, escalation.py).
 Labels are kinds, stages, departments, priorities and map cells: bounded; never a resident
 or an owner.
 """

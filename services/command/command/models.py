@@ -9,7 +9,7 @@ import datetime as dt
 from datetime import datetime
 
 from common.db import utc_column
-from common.outbox import InboxMessage, OutboxMessage
+from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - the outbox and inbox tables are this service's too (migrations)
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -128,8 +128,7 @@ class Ticket(SQLModel, table=True):
 
 class TicketLog(SQLModel, table=True):
     """Every transition after the opening: who, when, from which stage to which. The opening
-    is told by the ticket itself (see `CommandService.ticket`): a row of its own per ticket cost a sweep
-    as much as a fifth of the ticket's writes (issue 3, fifth session)."""
+    is told by the ticket itself (`reading.opening`), which spares a sweep a row per ticket."""
 
     __tablename__ = "ticket_log"
 

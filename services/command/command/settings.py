@@ -14,9 +14,8 @@ class CommandSettings(ServiceSettings):
 
     service: str = "command"
     port: int = 8005
-    # A sweep's missed check-ins arrive by the thousand: bigger batches, fewer commits (5000
-    # against 1000: ~7% less CPU for 100,000; the price is a longer one-by-one replay of a
-    # batch that holds a failing event, before it is dead-lettered).
+    # A sweep's missed check-ins arrive by the thousand: bigger batches, fewer commits; the price
+    # is a longer one-by-one replay of a batch that holds a failing event (docs/performance.md).
     consumer_max_records: int = 5000
     outbox_batch_size: int = 10000  # ... and become as many TicketOpened: fewer, bigger relay passes
     consumer_topics: list[str] | None = None  # unset: checkin, supplies and dispatch events (a replay may name others)

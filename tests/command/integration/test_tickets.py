@@ -425,13 +425,13 @@ async def test_a_stale_read_cannot_open_a_second_ticket_the_batch_is_replayed_on
     """A replica that did not see the open ticket (a concurrent writer) hits the unique
     open_key; the batch is rolled back and applied event by event, which finds the ticket."""
     await command.deliver(missed("R1"))
-    real_prefetch = command.service.prefetch
+    stores = command.service.stores
 
     async def stale(uow, events):  # as if another replica had opened the ticket just after our read
-        await real_prefetch(uow, [])
-        command.service._batch(uow)[("prefetched", "tickets")] = {"followup:R1", "followup:R7"}
+        await stores.begin(uow, [])
+        stores.of(uow).looked_up = {"followup:R1", "followup:R7"}
 
-    monkeypatch.setattr(command.service, "prefetch", stale)
+    monkeypatch.setattr(command.runner.consumer, "prepare", stale)
     await command.deliver(missed("R1", days=2, day=DAY + timedelta(days=1)), missed("R7"))
     listed = await command.tickets()
     assert sorted(t["subject_id"] for t in listed) == ["R1", "R7"]  # no second ticket for R1

@@ -1,0 +1,56 @@
+"""How a decided change reaches a ticket: its fields, its history, its event, and the
+partner departments it concerns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from common.outbox import UnitOfWork
+
+from command import domain
+from command.models import Ticket
+from command.store import Store, TicketRow
+
+# What a partner message reads of a ticket (domain.partner_event).
+SHARED_FIELDS = ("ticket_id", "kind", "stage", "priority", "respond_by", "resolve_by", "facts", "resident_id",
+                 "building_id", "description")  # fmt: skip
+
+
+def scope(ticket: TicketRow) -> domain.TicketScope:
+    return domain.TicketScope(
+        owner=ticket.owner,
+        department=ticket.department,
+        grid_id=ticket.grid_id,
+        building_id=ticket.building_id,
+        resident_id=ticket.resident_id,
+        reported_by=ticket.reported_by,
+    )
+
+
+def state(ticket: TicketRow) -> domain.TicketState:
+    return domain.TicketState(
+        ticket_id=ticket.ticket_id, stage=ticket.stage, owner=ticket.owner, department=ticket.department,
+        kind=ticket.kind, priority=ticket.priority, respond_by=ticket.respond_by, resolve_by=ticket.resolve_by,
+        scope=scope(ticket), action=ticket.action, shares=ticket.shares, escalation_level=ticket.escalation_level,
+        reopen_count=ticket.reopen_count,
+    )  # fmt: skip
+
+
+def apply(uow: UnitOfWork, store: Store, ticket: TicketRow, change: domain.Change) -> None:
+    for name, value in change.fields.items():
+        setattr(ticket, name, value)
+    store.add_log(ticket.ticket_id, change.log)
+    uow.emit(change.event, at=change.log.at)
+    share(uow, ticket, change.log.at)
+
+
+def share(uow: UnitOfWork, ticket: TicketRow | Ticket, now: datetime) -> None:
+    """Tell each partner department the ticket concerns, minimised (partner.<dept>.v1)."""
+    if not ticket.shares:
+        return
+    snapshot = {name: getattr(ticket, name) for name in SHARED_FIELDS}
+    snapshot["at"] = now
+    for department, action in ticket.shares.items():
+        message = domain.partner_event(department, snapshot, action)
+        if message is not None:
+            uow.emit(message, at=now)

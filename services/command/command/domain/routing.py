@@ -1,0 +1,180 @@
+"""A problem (an event from another service, or a report by hand) routed by a rule to a kind,
+a department, an owner and a priority; and the daily meeting's figures."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from common.errors import Invalid
+from common.events.base import Event
+
+from command.domain.config import Config, Person
+from command.domain.tickets import PRIORITIES, higher
+
+
+# Report and Routing are made per event and never changed; not frozen, because a frozen
+# dataclass's __init__ costs several times more and a sweep makes one of each per event.
+@dataclass(slots=True)
+class Report:
+    """A problem as the command center sees it, from an event or a report by hand."""
+
+    trigger: str
+    subject_id: str  # with the kind, what makes "the same problem"
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    grid_id: str | None = None
+    building_id: str | None = None
+    resident_id: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    description: str | None = None
+    reported_by: str | None = None
+    priority: str | None = None  # asked for by hand: never below the rule's
+
+
+@dataclass(slots=True)
+class Routing:
+    kind: str
+    department: str
+    owner: Person
+    priority: str
+    title: str
+    action: str | None
+    shares: Mapping[str, str]  # partner department -> action
+    open_key: str
+
+
+def open_key(kind: str, subject_id: str) -> str:
+    """What makes "the same problem": one ticket per key while it is not closed."""
+    return f"{kind}:{subject_id}"[:200]
+
+
+def route(report: Report, config: Config) -> Routing | None:
+    """Which ticket a report belongs to, or None when no rule routes it."""
+    rule = config.rule(report.trigger)
+    if rule is None:
+        return None
+    facts = {
+        **report.facts,
+        "grid_id": report.grid_id,
+        "building_id": report.building_id,
+        "resident_id": report.resident_id,
+        "description": report.description,
+    }
+    priority = rule.priority_for(facts)
+    if report.priority:
+        if report.priority not in PRIORITIES:
+            raise Invalid(f"priority {report.priority!r} is not one of {', '.join(PRIORITIES)}")
+        priority = higher(report.priority, priority)
+    shares = {d: fill(a, facts) for d, a in rule.also_share.items() if d != rule.department}
+    department = config.departments.get(rule.department)
+    if department and department.partner:
+        shares = {rule.department: fill(rule.action or "", facts) or None, **shares}
+    return Routing(
+        kind=rule.kind,
+        department=rule.department,
+        owner=config.owner_for(rule, report.grid_id, report.building_id),
+        priority=priority,
+        title=fill(rule.title, {"kind": rule.kind, **facts})[:300],
+        action=fill(rule.action, facts) if rule.action else None,
+        shares=shares,
+        open_key=open_key(rule.kind, report.subject_id),
+    )
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def fill(template: str | None, facts: Mapping[str, Any]) -> str:
+    """A rule's title or action with the facts filled in; an unknown fact shows as "?"."""
+    if not template:
+        return ""
+    try:
+        parts = _parts(template)
+        if parts is None:  # format specs, conversions or indexes: str.format's own way
+            shown = _Blank({k: _show(facts[k]) for k in _placeholders(template) if facts.get(k) is not None})
+            return template.format_map(shown)
+    except (ValueError, IndexError, AttributeError):
+        return template
+    out = []
+    for literal, name in parts:
+        out.append(literal)
+        if name is not None:
+            value = facts.get(name)
+            out.append("?" if value is None else _show(value))
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _parts(template: str) -> tuple[tuple[str, str | None], ...] | None:
+    """A template as (text, fact name) pairs, parsed once (templates are few; a sweep fills
+    thousands); None when a field is more than a plain name."""
+    parts = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is not None and (spec or conversion or not name.isidentifier()):
+            return None
+        parts.append((literal, name))
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(template: str) -> tuple[str, ...]:
+    """The fact names a template uses."""
+    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
+def _show(value: Any) -> str:
+    if type(value) is str:
+        return value
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_show(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_show(v)}" for k, v in value.items())
+    return str(value)
+
+
+def median_minutes(durations: Iterable[timedelta]) -> float | None:
+    values = [d.total_seconds() / 60 for d in durations]
+    return round(statistics.median(values), 1) if values else None
+
+
+def rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def meeting_window(day: date, meeting_time: time, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[previous meeting, this meeting): what is new since the last meeting, in UTC."""
+    this = datetime.combine(day, meeting_time, tzinfo=tz)
+    previous = datetime.combine(day - timedelta(days=1), meeting_time, tzinfo=tz)
+    return previous.astimezone(ZoneInfo("UTC")), this.astimezone(ZoneInfo("UTC"))
+
+
+def with_priority(routing: Routing, priority: str) -> Routing:
+    return replace(routing, priority=priority)
+
+
+# Where a located problem shows on the heat map; other tickets show as their kind.
+SIGNAL_KINDS = {"HealthAnomalyReported": "fever", "CheckInMissed": "missed_checkin", "RequestRaised": "request"}
+
+
+def report_from_event(event: Event) -> Report:
+    """An event from another service as a problem: the subject is the event's aggregate id."""
+    facts = event.model_dump(mode="json", exclude_none=True)
+    return Report(
+        trigger=f"event:{event.event_type()}",
+        subject_id=event.subject(),
+        facts=facts,
+        grid_id=facts.get("grid_id"),
+        building_id=facts.get("building_id"),
+        resident_id=facts.get("resident_id"),
+        lat=facts.get("lat"),
+        lon=facts.get("lon"),
+    )
