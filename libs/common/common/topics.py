@@ -34,11 +34,12 @@ SUPPLIES_EVENTS = "supplies.events.v1"
 DISPATCH_EVENTS = "dispatch.events.v1"
 TIMEBANK_EVENTS = "timebank.events.v1"
 COMMAND_EVENTS = "command.events.v1"
+MESSAGING_EVENTS = "messaging.events.v1"
 PARTNER_HEALTH = "partner.health.v1"
 PARTNER_POLICE = "partner.police.v1"
 PARTNER_PROPERTY = "partner.property.v1"
 
-SERVICES = ("checkin", "supplies", "dispatch", "timebank", "command")
+SERVICES = ("checkin", "supplies", "dispatch", "timebank", "command", "messaging")
 
 
 def dlq(service: str) -> str:
@@ -56,6 +57,7 @@ CATALOG: tuple[Topic, ...] = (
     Topic(DISPATCH_EVENTS, 6, 30, "Service requests, assignments, delivery runs, demand surges"),
     Topic(TIMEBANK_EVENTS, 6, 30, "Hours credited and redeemed, coupons"),
     Topic(COMMAND_EVENTS, 6, 30, "Ticket lifecycle of the command center"),
+    Topic(MESSAGING_EVENTS, 6, 30, "Replies of residents and staff to messages (feedback, acknowledgements, check-ins)"),
     Topic(PARTNER_HEALTH, 3, 14, "Tickets for the health department (卫健), minimised"),
     Topic(PARTNER_POLICE, 3, 14, "Public-order tickets for the police (公安), never health data"),
     Topic(PARTNER_PROPERTY, 3, 14, "Building actions for property management (物业), never health data"),
