@@ -72,8 +72,9 @@ class Harness(AppHarness):
 
 def settings_for(database_url: str, gateway: LocalGateway, **overrides) -> MessagingSettings:
     urls = {"sms_url": gateway.url("sms"), "voice_url": gateway.url("voice"), "chat_url": gateway.url("chat")}
-    return MessagingSettings(database_url=database_url, jobs_interval_s=0, kafka_enabled=False, start_consumers=False,
-                             gateway_secret=SECRET, send_retry_backoff_s=0, **{**urls, **overrides})  # fmt: skip
+    defaults = {"jobs_interval_s": 0, "kafka_enabled": False, "start_consumers": False, "gateway_secret": SECRET,
+                "send_retry_backoff_s": 0, **urls}  # fmt: skip
+    return MessagingSettings(database_url=database_url, **{**defaults, **overrides})
 
 
 @pytest.fixture
