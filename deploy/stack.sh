@@ -13,8 +13,8 @@ ENV_FILE="$VAR/firstline.env"
 mkdir -p "$RUN" "$LOGS"
 export FIRSTLINE_ENV_FILE="$ENV_FILE"
 
-declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005)
-ORDER=(checkin supplies dispatch timebank command)
+declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005 [messaging]=8006)
+ORDER=(checkin supplies dispatch timebank command messaging)
 
 services() {  # the services that exist in this checkout
   for svc in "${ORDER[@]}"; do
@@ -36,6 +36,10 @@ ensure_env_file() {
       echo "FIRSTLINE_ENV=development"
       echo "FIRSTLINE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
     } > "$ENV_FILE"
+  fi
+  # The secret that signs messaging's gateway calls both ways (an older env file gains it).
+  if ! grep -q '^MESSAGING_GATEWAY_SECRET=' "$ENV_FILE"; then
+    echo "MESSAGING_GATEWAY_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" >> "$ENV_FILE"
   fi
 }
 
