@@ -29,7 +29,8 @@ class LocalGateway:
     refuse_channels: set[str] = field(default_factory=set)
     refuse_phones: set[str] = field(default_factory=set)
     bad_signatures: int = 0
-    hold: asyncio.Event | None = None  # when set: calls wait for it before answering (a send in flight)
+    hold: asyncio.Event | None = None  # when set: calls to `hold_for` wait for it before answering (a send in flight)
+    hold_for: str | None = None
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -46,7 +47,7 @@ class LocalGateway:
             return Response(status_code=401)
         payload = json.loads(body)
         self.calls.append(Call(channel, webhook_id, payload))
-        if self.hold is not None:
+        if self.hold is not None and payload["to"]["id"] == self.hold_for:
             self.held.set()
             await self.hold.wait()
         if channel in self.refuse_channels or payload["to"]["phone"] in self.refuse_phones:
