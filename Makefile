@@ -1,6 +1,6 @@
 # FirstLine: `make demo` to see it work, `make test` to prove it.
 # Everything installs itself: uv (into .tools/), Python packages (into .venv/),
-# Apache Kafka (jars from Maven Central, into var/kafka/), PostgreSQL and Prometheus (Debian's packages).
+# Apache Kafka (jars from Maven Central, into var/kafka/), PostgreSQL, Prometheus and Alertmanager (Debian's packages).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -42,7 +42,8 @@ pg-up:
 pg-down:
 	deploy/postgres/postgres.sh stop
 
-# The observability tests run Debian's Prometheus (and promtool) against the stack.
+# The observability tests run Debian's Prometheus (and promtool) against the stack, and check
+# Alertmanager's configuration with amtool (prometheus.sh install installs both).
 prometheus-install:
 	deploy/prometheus/prometheus.sh install
 

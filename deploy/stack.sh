@@ -37,10 +37,12 @@ ensure_env_file() {
       echo "FIRSTLINE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
     } > "$ENV_FILE"
   fi
-  # The secret that signs messaging's gateway calls both ways (an older env file gains it).
-  if ! grep -q '^MESSAGING_GATEWAY_SECRET=' "$ENV_FILE"; then
-    echo "MESSAGING_GATEWAY_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" >> "$ENV_FILE"
-  fi
+  # Messaging's secrets: its gateways' signatures, and Alertmanager's token (an older env file gains them).
+  for name in MESSAGING_GATEWAY_SECRET MESSAGING_ALERTS_TOKEN; do
+    if ! grep -q "^$name=" "$ENV_FILE"; then
+      echo "$name=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" >> "$ENV_FILE"
+    fi
+  done
 }
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

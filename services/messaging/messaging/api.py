@@ -6,6 +6,7 @@ signature instead (see gateway.py); 401 when it is missing or wrong.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from datetime import datetime
@@ -102,6 +103,23 @@ async def inbound(channel: Literal["sms", "voice", "chat"], request: Request, se
     except (ValueError, ValidationError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f'body must be JSON {{"message_id", "from", "text"}}: {exc}') from exc
     return await service.receive_reply(channel, reply.message_id, reply.from_, reply.text)
+
+
+class AlertmanagerIn(BaseModel):
+    """Alertmanager's webhook body (version 4); only `alerts` is read."""
+
+    alerts: list[dict] = Field(default_factory=list, max_length=1000)
+
+
+@router.post("/alerts", tags=["alerts"], openapi_extra={"security": []})
+async def alerts(body: AlertmanagerIn, request: Request, service: Service) -> dict:
+    """Prometheus' alerts routed by Alertmanager (deploy/prometheus/alertmanager.yml) to the
+    staff chat group; authenticated with `Authorization: Bearer <MESSAGING_ALERTS_TOKEN>`."""
+    token = service.settings.alerts_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "send Authorization: Bearer <MESSAGING_ALERTS_TOKEN>")
+    return {"queued": await service.take_alerts(body.alerts)}
 
 
 class ContactIn(BaseModel):

@@ -108,6 +108,11 @@ CATALOG: dict[str, Template] = {
             "Escalated ticket (level {level}): {kind_en} is overdue and now yours. Reply \"收到\" to acknowledge. {link}",
             awaits_reply=True,
         ),
+        Template(
+            "alert", "owner",
+            "【告警{status_zh}】{summary}",
+            "Alert ({status}): {action}",
+        ),
     )
 }  # fmt: skip
 

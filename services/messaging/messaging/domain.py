@@ -264,3 +264,22 @@ def check_channel(channel: str) -> str:
     if channel not in CHANNELS or channel == "page":
         raise Invalid(f"unknown inbound channel {channel!r}; known: sms, voice, chat")
     return channel
+
+
+# -- alerts from Alertmanager ------------------------------------------------------------
+
+
+def alert_drafts(alerts: list[Mapping[str, Any]], recipient: str) -> list[tuple[str, Draft]]:
+    """Alertmanager's alerts as messages to the staff group, each keyed by what makes it one
+    notice (fingerprint, status, start): Alertmanager repeats a group until it is resolved."""
+    out = []
+    for alert in alerts:
+        status = alert.get("status", "firing")
+        annotations = alert.get("annotations") or {}
+        labels = alert.get("labels") or {}
+        facts = {"status": status, "status_zh": "" if status == "firing" else "已解除",
+                 "summary": annotations.get("summary") or labels.get("alertname", "alert"),
+                 "action": annotations.get("action") or annotations.get("description") or ""}  # fmt: skip
+        key = f"alert:{alert.get('fingerprint') or labels.get('alertname')}:{status}:{alert.get('startsAt', '')}"
+        out.append((key, Draft("alert", recipient, facts, urgent=labels.get("severity") == "critical")))
+    return out

@@ -110,6 +110,21 @@ class MessagingService:
             drafts = domain.plan(event, wording=self.wording, ticket=ticket, request_resident=residents)
             return await self.queue(uow, drafts, cause_id)
 
+    async def take_alerts(self, alerts: list[dict[str, Any]]) -> int:
+        """Alertmanager's notification: one chat message per alert and state, once each."""
+        drafts = domain.alert_drafts(alerts, self.settings.alerts_recipient)
+        if not drafts:
+            return 0
+        async with self.runtime.work() as uow:
+            contacts = await self._contacts(uow, {self.settings.alerts_recipient})
+            now = self.clock.now()
+            rows = [self._row(draft, contacts.get(draft.recipient_id), key[:200], now, channel="chat") for key, draft in drafts]
+            insert = self.runtime.db.insert(Message)
+            result = await uow.session.execute(
+                insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), rows
+            )
+            return len(result.all())
+
     async def _ticket(self, uow: UnitOfWork, ticket_id: str | None) -> domain.TicketRef | None:
         if ticket_id is None:
             return None

@@ -41,6 +41,9 @@ class MessagingSettings(ServiceSettings):
     feedback_wait_hours: float = Field(24.0, gt=0)
     reply_window_days: int = Field(7, ge=1)  # a reply answers the last message awaiting one, sent this recently
     portal_url: str = "http://127.0.0.1:8000"  # links in messages
+    # Alertmanager's webhook (POST /alerts) sends `Authorization: Bearer <this>`; unset: the door is shut.
+    alerts_token: str | None = None
+    alerts_recipient: str = "staff-group"  # the staff chat group alerts go to
 
     @model_validator(mode="after")
     def _gateway_secret_is_real_in_production(self) -> MessagingSettings:

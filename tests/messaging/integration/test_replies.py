@@ -137,3 +137,24 @@ async def test_preferences_and_metrics(messaging):
     assert 'firstline_messaging_messages{channel="voice",kind="feedback_invitation",status="accepted"} 1.0' in text
     assert resident not in text and "13800000110" not in text
     assert SECRET not in text
+
+
+async def test_alertmanager_alerts_reach_the_staff_group_once(database_url, clock, gateway):
+    from conftest import Harness, settings_for
+    from messaging.main import create_app
+    from support import serving
+
+    app = create_app(settings_for(database_url, gateway, alerts_token="alerts-token-0123456789"), clock=clock)
+    async with serving(app, lambda client: Harness(app, clock, client, gateway)) as messaging:
+        alert = {"status": "firing", "labels": {"alertname": "FirstLineStockOut", "severity": "critical"}, "fingerprint": "f1",
+                 "annotations": {"summary": "断货 Stock out: 口罩 at D1", "action": "Receive stock or transfer it"},
+                 "startsAt": "2026-11-21T01:00:00Z"}  # fmt: skip
+        body = {"version": "4", "status": "firing", "alerts": [alert]}
+        assert (await messaging.client.post("/alerts", json=body)).status_code == 401
+        assert (await messaging.client.post("/alerts", json=body, headers={"Authorization": "Bearer wrong"})).status_code == 401
+        auth = {"Authorization": "Bearer alerts-token-0123456789"}
+        assert (await messaging.client.post("/alerts", json=body, headers=auth)).json() == {"queued": 1}
+        assert (await messaging.client.post("/alerts", json=body, headers=auth)).json() == {"queued": 0}  # repeated by Alertmanager
+        await messaging.runtime.run_job("messages-send")
+        [call] = messaging.gateway.to("staff-group", "alert")
+        assert call.channel == "chat" and call.body["text"] == "【告警】断货 Stock out: 口罩 at D1\nAlert (firing): Receive stock or transfer it"
