@@ -24,8 +24,6 @@ CHANNELS = ("sms", "voice", "chat", "page")
 # Residents reached by a voice call rather than a text (the check-in reminder, and when an SMS fails).
 VOICE_TAGS = frozenset({"elderly", "living_alone"})
 STATUSES = ("queued", "sent", "accepted", "delivered", "failed", "replied")
-# Kinds whose sending waits neither for quiet hours nor the rate limit.
-URGENT_KINDS = frozenset({"ticket_escalated"})
 
 
 @dataclass(frozen=True)
@@ -140,14 +138,6 @@ def plan(event: Event, *, wording: Wording, ticket: TicketRef | None = None,
 
 def checkin_reminder(contact: Contact, cutoff: time) -> Draft:
     return Draft("checkin_reminder", contact.person_id, {"name": contact.name or "", "cutoff": cutoff.strftime("%H:%M")})
-
-
-def thanks_with_comment(draft: Draft, comment: str | None) -> Draft:
-    """The volunteer's thank-you carries what the resident said of the help, when they said something."""
-    if not comment:
-        return draft
-    facts = {**draft.facts, "comment_zh": f"居民留言：“{comment}”", "comment_en": f"The resident wrote: \"{comment}\""}
-    return Draft(draft.kind, draft.recipient_id, facts, draft.ticket_id, draft.request_id, draft.urgent)
 
 
 # -- channels and timing -----------------------------------------------------------------
