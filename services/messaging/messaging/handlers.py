@@ -68,5 +68,8 @@ def consumer(service: MessagingService) -> Consumer:
         topics=TOPICS,
         handlers=handlers,
         dead_letter_topic=topics.dlq("messaging"),
+        # A batch's tickets and requests are loaded together, its messages inserted together.
+        prepare=service.prefetch,
+        finish=service.flush,
         on_unknown="ignore",
     )

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -43,8 +44,19 @@ from messaging.settings import MessagingSettings
 log = logging.getLogger(__name__)
 
 AWAITING_REPLY = tuple(kind for kind, template in CATALOG.items() if template.awaits_reply)
+BATCH = "messaging-batch"  # the unit of work's memo entry of a consumer batch
 RATE_LIMIT_DEFER = timedelta(minutes=15)  # a message over a person's hourly limit is looked at again after this
 REMINDER_CHUNK = 1000
+
+
+@dataclass
+class _Batch:
+    """A consumer batch's lookups and drafts: loaded once before its events are applied,
+    inserted once before it commits (a resolved sweep's thousands of tickets are one batch)."""
+
+    tickets: dict[str, domain.TicketRef | None] = field(default_factory=dict)
+    residents: dict[str, str] = field(default_factory=dict)
+    drafts: list[tuple[str, domain.Draft]] = field(default_factory=list)
 
 
 class MessagingService:
@@ -86,6 +98,10 @@ class MessagingService:
         """Keep what messaging knows of a ticket (owner, whether it is closed) up to date."""
         async with self.runtime.work(uow) as uow:
             session = uow.session
+            batch = uow.memo.get(BATCH)
+            if batch is not None and isinstance(event, TicketOpened):
+                batch.tickets[event.ticket_id] = domain.TicketRef(event.ticket_id, event.kind, event.owner, event.priority,
+                                                                  event.resident_id, event.grid_id, event.building_id)  # fmt: skip
             match event:
                 case TicketOpened():
                     values = {"kind": event.kind, "owner": event.owner, "priority": event.priority, "resident_id": event.resident_id,
@@ -104,11 +120,41 @@ class MessagingService:
     async def notify(self, event: Event, cause_id: str, uow: UnitOfWork | None = None) -> int:
         """Queue the messages an event causes; returns how many were new."""
         async with self.runtime.work(uow) as uow:
-            ticket = await self._ticket(uow, getattr(event, "ticket_id", None))
+            batch = uow.memo.get(BATCH)
+            ticket_id = getattr(event, "ticket_id", None)
             request_ids = [r for r in [getattr(event, "request_id", None), *getattr(event, "stops", [])] if r]
-            residents = await self._request_residents(uow, request_ids)
+            if batch is not None and (ticket_id is None or ticket_id in batch.tickets):
+                ticket, residents = batch.tickets.get(ticket_id) if ticket_id else None, batch.residents
+            else:
+                ticket = await self._ticket(uow, ticket_id)
+                residents = await self._request_residents(uow, request_ids)
             drafts = domain.plan(event, wording=self.wording, ticket=ticket, request_resident=residents)
+            if batch is not None:  # inserted with the batch's others by `flush`
+                batch.drafts.extend((self._key(cause_id, d), d) for d in drafts)
+                return len(drafts)
             return await self.queue(uow, drafts, cause_id)
+
+    async def prefetch(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """Before a consumer applies a batch: the tickets and requests it names, in two queries."""
+        batch = uow.memo[BATCH] = _Batch()
+        ticket_ids = {t for e in events if (t := getattr(e, "ticket_id", None))}
+        if ticket_ids:
+            rows = (await uow.session.execute(select(TicketRef).where(TicketRef.ticket_id.in_(ticket_ids)))).scalars()
+            batch.tickets = dict.fromkeys(ticket_ids)
+            batch.tickets.update({r.ticket_id: _ticket_ref(r) for r in rows})
+        request_ids = {r for e in events for r in [getattr(e, "request_id", None), *getattr(e, "stops", [])] if r}
+        raised = {e.request_id: e.resident_id for e in events if isinstance(e, RequestRaised)}
+        batch.residents = {**await self._request_residents(uow, sorted(request_ids - raised.keys())), **raised}
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        """Before a consumer's batch commits: its messages, in one statement."""
+        batch = uow.memo.pop(BATCH, None)
+        if batch is not None and batch.drafts:
+            await self._insert(uow, batch.drafts)
+
+    @staticmethod
+    def _key(cause_id: str, draft: domain.Draft) -> str:
+        return f"{cause_id}:{draft.recipient_id}:{draft.kind}"[:200]
 
     async def take_alerts(self, alerts: list[dict[str, Any]]) -> int:
         """Alertmanager's notification: one chat message per alert and state, once each."""
@@ -129,9 +175,7 @@ class MessagingService:
         if ticket_id is None:
             return None
         row = await uow.session.get(TicketRef, ticket_id)
-        if row is None:
-            return None
-        return domain.TicketRef(row.ticket_id, row.kind, row.owner, row.priority, row.resident_id, row.grid_id, row.building_id)
+        return None if row is None else _ticket_ref(row)
 
     async def _request_residents(self, uow: UnitOfWork, request_ids: Sequence[str]) -> dict[str, str]:
         if not request_ids:
@@ -141,11 +185,14 @@ class MessagingService:
 
     async def queue(self, uow: UnitOfWork, drafts: Sequence[domain.Draft], cause_id: str) -> int:
         """Insert the drafts as queued messages, each once (the key is the cause and the recipient)."""
-        if not drafts:
+        return await self._insert(uow, [(self._key(cause_id, d), d) for d in drafts])
+
+    async def _insert(self, uow: UnitOfWork, keyed: Sequence[tuple[str, domain.Draft]]) -> int:
+        if not keyed:
             return 0
-        contacts = await self._contacts(uow, {d.recipient_id for d in drafts})
+        contacts = await self._contacts(uow, {d.recipient_id for _, d in keyed})
         now = self.clock.now()
-        rows = [self._row(d, contacts.get(d.recipient_id), f"{cause_id}:{d.recipient_id}:{d.kind}"[:200], now) for d in drafts]
+        rows = [self._row(d, contacts.get(d.recipient_id), key, now) for key, d in keyed]
         insert = self.runtime.db.insert(Message)
         result = await uow.session.execute(
             insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), rows
@@ -491,6 +538,10 @@ class MessagingService:
                 select(InboundReply.channel, InboundReply.outcome, func.count()).group_by(InboundReply.channel, InboundReply.outcome)
             )
             return [tuple(r) for r in rows.all()]
+
+
+def _ticket_ref(row: TicketRef) -> domain.TicketRef:
+    return domain.TicketRef(row.ticket_id, row.kind, row.owner, row.priority, row.resident_id, row.grid_id, row.building_id)
 
 
 def _contact(row: Contact) -> domain.Contact:
