@@ -20,6 +20,7 @@ A channel without a URL goes to the log channel (and the development outbox page
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -29,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,20 @@ class Gateways:
     def __init__(self, urls: dict[str, str | None], secret: str, *, timeout_s: float = 5.0, concurrency: int = 32) -> None:
         self.urls = {channel: url for channel, url in urls.items() if url}
         self.secret = secret
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self._client = httpx.AsyncClient(timeout=timeout_s, limits=limits) if self.urls else None
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # aiohttp, not httpx: a call cost httpx ~3 ms of CPU, which made sending the
+        # bottleneck of a fan-out (docs/performance.md, messaging fan-out).
+        if self._session is None:  # made on the running loop, at the first send
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.concurrency), timeout=self.timeout)
+        return self._session
 
     async def send(self, message: Outgoing) -> str:
         url = self.urls.get(message.channel)
-        if url is None or self._client is None:
+        if url is None:
             log.info("message %s (%s) via %s to %s: %s", message.message_id, message.kind, message.channel,
                      message.recipient_id, message.text.replace("\n", " / "))  # fmt: skip
             return "sent"
@@ -122,13 +131,14 @@ class Gateways:
             "webhook-signature": sign(self.secret, message.message_id, now_s, body),
         }
         try:
-            response = await self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+            async with self._client().post(url, data=body, headers=headers) as response:
+                if response.status // 100 != 2:
+                    text = (await response.read())[:200].decode(errors="replace")
+                    raise GatewayFailed(f"{message.channel} gateway answered {response.status}: {text}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise GatewayFailed(f"{message.channel} gateway: {type(exc).__name__}: {exc}") from exc
-        if not response.is_success:
-            raise GatewayFailed(f"{message.channel} gateway answered {response.status_code}: {response.text[:200]}")
         return "accepted"
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
