@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from common.auth import Principal, Role
 from common.errors import Invalid, NotFound
@@ -416,12 +417,14 @@ class MessagingService:
         (FeedbackUnanswered), once each; the claim is the row's followed_up_at."""
         now = self.clock.now()
         since = now - timedelta(hours=self.settings.feedback_wait_hours)
+        fallback = aliased(Message)  # the voice call an elderly resident answered instead of the SMS
         async with self.runtime.work() as uow:
             claimed = (
                 await uow.session.execute(
                     update(Message)
                     .where(Message.kind == "feedback_invitation", Message.status != "replied", Message.created_at <= since,
-                           Message.followed_up_at.is_(None), Message.fallback_of.is_(None))
+                           Message.followed_up_at.is_(None), Message.fallback_of.is_(None),
+                           ~exists().where(fallback.fallback_of == Message.message_id, fallback.status == "replied"))
                     .values(followed_up_at=now)
                     .returning(Message.ticket_id, Message.recipient_id, Message.created_at)
                     .execution_options(synchronize_session=False)

@@ -67,6 +67,12 @@ async def test_a_failed_sms_to_an_elderly_resident_becomes_a_voice_call(messagin
     assert messaging.gateway.to(younger) == []  # no voice for them: the grid worker follows up instead
     [voice] = await messaging.messages(kind="feedback_invitation", channel="voice")
     assert voice.fallback_of == next(m.message_id for m in failed if m.recipient_id == elderly) and voice.status == "accepted"
+    # The elderly resident answers the call (a keypress); the younger one never answers.
+    assert (await messaging.reply("4", "13800000003", unique("gw"), channel="voice")).json()["outcome"] == "feedback"
+    messaging.clock.advance(hours=25)
+    assert await messaging.runtime.run_job("feedback-follow-ups") == 1
+    [task] = await messaging.outbox("FeedbackUnanswered")
+    assert task["data"]["resident_id"] == younger
 
 
 async def test_a_refused_message_is_retried_from_the_database(messaging):
