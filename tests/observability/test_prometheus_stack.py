@@ -154,7 +154,7 @@ async def test_every_alert_and_dashboard_query_returns_data(stack, prometheus) -
 
     # increase() needs a sample before the first dead letter: let Prometheus scrape the zeros first.
     await wait_for(lambda: len(prometheus.query('firstline_dead_letters_total == 0')) > 0
-                   and len(prometheus.query('up{job="firstline"} == 1')) == 5,
+                   and len(prometheus.query('up{job="firstline"} == 1')) == len(PORTS),
                    timeout=60, interval=1, what="a first scrape of every service, dead-letter counters at 0")  # fmt: skip
     await play(stack)
 
