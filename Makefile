@@ -1,7 +1,7 @@
 # FirstLine: `make demo` to see it work, `make test` to prove it.
 # Everything installs itself: uv (into .tools/), Python packages (into .venv/),
 # Apache Kafka (jars from Maven Central, into var/kafka/, with its CA and credentials),
-# PostgreSQL and Prometheus (Debian's packages).
+# PostgreSQL, Prometheus and Alertmanager (Debian's packages).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability security
+TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
@@ -56,7 +56,8 @@ $(ASYNCAPI_PARSER): tests/common/asyncapi/package.json tests/common/asyncapi/pac
 
 asyncapi-parser: $(ASYNCAPI_PARSER)
 
-# The observability tests run Debian's Prometheus (and promtool) against the stack.
+# The observability tests run Debian's Prometheus (and promtool) against the stack, and check
+# Alertmanager's configuration with amtool (prometheus.sh install installs both).
 prometheus-install:
 	deploy/prometheus/prometheus.sh install
 

@@ -13,8 +13,8 @@ ENV_FILE="$VAR/firstline.env"
 mkdir -p "$RUN" "$LOGS"
 export FIRSTLINE_ENV_FILE="$ENV_FILE"
 
-declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005)
-ORDER=(checkin supplies dispatch timebank command)
+declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005 [messaging]=8006)
+ORDER=(checkin supplies dispatch timebank command messaging)
 
 services() {  # the services that exist in this checkout
   for svc in "${ORDER[@]}"; do
@@ -37,6 +37,12 @@ ensure_env_file() {
       echo "FIRSTLINE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
     } > "$ENV_FILE"
   fi
+  # Messaging's secrets: its gateways' signatures, and Alertmanager's token (an older env file gains them).
+  for name in MESSAGING_GATEWAY_SECRET MESSAGING_ALERTS_TOKEN; do
+    if ! grep -q "^$name=" "$ENV_FILE"; then
+      echo "$name=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" >> "$ENV_FILE"
+    fi
+  done
 }
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

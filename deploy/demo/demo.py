@@ -7,6 +7,7 @@ Run it with the stack up (`make up`): .venv/bin/python deploy/demo/demo.py
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import time
@@ -24,13 +25,8 @@ from common.clock import local_date  # noqa: E402
 from common.settings import StackSettings  # noqa: E402
 
 SETTINGS = StackSettings()
-URLS = {
-    "checkin": "http://127.0.0.1:8001",
-    "supplies": "http://127.0.0.1:8002",
-    "dispatch": "http://127.0.0.1:8003",
-    "timebank": "http://127.0.0.1:8004",
-    "command": "http://127.0.0.1:8005",
-}
+PORTS = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+URLS = {name: f"http://127.0.0.1:{os.environ.get(f'{name.upper()}_PORT', port)}" for name, port in PORTS.items()}  # as deploy/stack.sh
 RNG = random.Random(2026)
 
 
@@ -427,6 +423,58 @@ class Demo:
         print(f"\n  heat map: {len(cells)} H3 cells with problems; busiest: "
               + ", ".join(f"{c['properties'].get('h3', c['properties'].get('cell', '?'))} ({c['properties'].get('count')})" for c in cells[:3]))
 
+    async def show_messages(self) -> None:
+        """A follow-up resolved, the resident invited to answer 1–5 by SMS, their "5" closing it."""
+        heading("Messages: a resident's day, and a feedback reply that closes the ticket")
+        import json
+
+        from messaging.gateway import sign
+        from messaging.settings import MessagingSettings
+
+        worker = token("grid_worker", "gw-G1", grid_ids=["G1"])
+        open_ones = (await self.call("GET", "command", "/tickets", params={"owner": "me", "kind": "followup", "stage": "discovered", "limit": 1},
+                                     headers=worker)).json()  # fmt: skip
+        if not open_ones:
+            print("  no open follow-up ticket to resolve")
+            return
+        ticket = open_ones[0]["ticket_id"]
+        detail = (await self.call("GET", "command", f"/tickets/{ticket}", headers=worker)).json()
+        resident = detail.get("resident_id")
+        await self.call("POST", "command", f"/tickets/{ticket}/acknowledge", headers=worker)
+        await self.call("POST", "command", f"/tickets/{ticket}/resolve", headers=worker, json={"resolution": "电话回访，已补打卡 called back, checked in"})
+        started = step(f"{ticket} resolved; waiting for messaging to invite {resident}'s feedback")
+        invitation = None
+        for _ in range(60):
+            found = (await self.call("GET", "messaging", "/messages", params={"ticket_id": ticket, "kind": "feedback_invitation"})).json()
+            if found:
+                invitation = found[0]
+                break
+            await asyncio.sleep(0.5)
+        done(started, f"{invitation['channel']} {invitation['status']}" if invitation else "no invitation yet")
+        if invitation is None:
+            return
+        phone = (await self.call("GET", "checkin", f"/residents/{resident}")).json()["phone"]
+        body = json.dumps({"message_id": f"demo-{ticket}", "from": phone, "text": "5"}).encode()
+        stamp = int(time.time())
+        signature = sign(MessagingSettings().gateway_secret, f"demo-{ticket}", stamp, body)
+        reply = await self.client.post(URLS["messaging"] + "/inbound/sms", content=body, headers={
+            "content-type": "application/json", "webhook-id": f"demo-{ticket}", "webhook-timestamp": str(stamp),
+            "webhook-signature": signature})  # fmt: skip
+        started = step(f"the resident texts back \"5\" ({reply.json().get('outcome')}); waiting for command to close the ticket")
+        stage = ""
+        for _ in range(60):
+            stage = (await self.call("GET", "command", f"/tickets/{ticket}", headers=worker)).json()["stage"]
+            if stage == "closed":
+                break
+            await asyncio.sleep(0.5)
+        done(started, f"{ticket} is {stage}")
+        day = (await self.call("GET", "messaging", "/messages", headers=token("resident", resident))).json()
+        print(f"  {resident}'s messages today (GET /messages with their own token):")
+        for m in reversed(day):
+            at = datetime.fromisoformat(m["created_at"]).astimezone(SETTINGS.tz)
+            print(f"   {at:%H:%M} {m['channel']:<5} {m['status']:<9} {m['text'].splitlines()[0][:70]}")
+        print(f"  every message as its recipient reads it: {URLS['messaging']}/outbox")
+
     async def where_next(self) -> None:
         heading("Where to look next")
         for name, url in URLS.items():
@@ -471,6 +519,8 @@ async def main() -> None:
         if demo.up.get("timebank"):
             await demo.show_leaderboard()
         await demo.show_command_center()
+        if demo.up.get("messaging") and demo.up.get("command"):
+            await demo.show_messages()
         await demo.where_next()
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s; the stack is still running (make down to stop it)")
 

@@ -4,3 +4,4 @@ CREATE DATABASE supplies;
 CREATE DATABASE dispatch;
 CREATE DATABASE timebank;
 CREATE DATABASE command;
+CREATE DATABASE messaging;

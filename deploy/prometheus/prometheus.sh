@@ -2,7 +2,8 @@
 # Prometheus for the local stack (`make up`), from Debian's package, without Docker.
 #
 #   deploy/prometheus/prometheus.sh install  Debian's package (prometheus, promtool) if missing
-#   deploy/prometheus/prometheus.sh start    install if missing (apt-get), start on 127.0.0.1:9090
+#   deploy/prometheus/prometheus.sh start    install if missing (apt-get), start on 127.0.0.1:9090,
+#                                            and Alertmanager beside it (alertmanager.sh)
 #   deploy/prometheus/prometheus.sh stop
 #   deploy/prometheus/prometheus.sh status
 #   deploy/prometheus/prometheus.sh check    promtool: config, rules and the rules' unit tests
@@ -21,6 +22,7 @@ log() { echo "prometheus.sh: $*"; }
 running() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
 install() {
+  "$HERE/alertmanager.sh" install
   command -v prometheus >/dev/null && return
   log "installing Debian's prometheus package"
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -46,9 +48,11 @@ start() {
     sleep 0.3
   done
   log "running (pid $(cat "$PID_FILE")): http://127.0.0.1:$PORT (alerts: /alerts, targets: /targets)"
+  "$HERE/alertmanager.sh" start
 }
 
 stop() {
+  "$HERE/alertmanager.sh" stop
   running || { rm -f "$PID_FILE"; log "not running"; return; }
   local pid; pid="$(cat "$PID_FILE")"
   kill "$pid"
@@ -66,6 +70,7 @@ check() {
   install
   promtool check config "$HERE/prometheus-local.yml"
   promtool test rules "$HERE"/tests/*.yml
+  "$HERE/alertmanager.sh" check
 }
 
 case "${1:-}" in

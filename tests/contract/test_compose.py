@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005}
+SERVICES = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
 
 
 def compose() -> dict:
@@ -47,7 +47,7 @@ def test_every_service_builds_from_its_own_dockerfile_with_what_it_needs():
 
 def test_required_secrets_fail_fast():
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("FIRSTLINE_JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    for secret in ("FIRSTLINE_JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MESSAGING_GATEWAY_SECRET"):
         assert f"${{{secret}:?" in text, secret
 
 

@@ -17,7 +17,7 @@ from common.auth import issue_token
 from support import start_groups_at_the_end
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 18004, "command": 18005}
+PORTS = {"checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 18004, "command": 18005, "messaging": 18006}
 SECRET = "e2e-secret-" + "x" * 40
 
 
@@ -25,7 +25,9 @@ CONSUMING = {  # service: the topics its consumer group reads
     "supplies": ["dispatch.events.v1"],
     "dispatch": ["checkin.residents.v1", "supplies.events.v1", "timebank.events.v1"],
     "timebank": ["dispatch.events.v1"],
-    "command": ["checkin.events.v1", "checkin.residents.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1"],
+    "command": ["checkin.events.v1", "checkin.residents.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1", "messaging.events.v1"],
+    "checkin": ["messaging.events.v1"],
+    "messaging": ["dispatch.events.v1", "command.events.v1", "timebank.events.v1", "checkin.events.v1", "checkin.residents.v1"],
 }
 
 

@@ -16,6 +16,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from common.clock import local_date
+from conftest import PORTS
 from support import kafka_client, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -153,7 +154,7 @@ async def test_every_alert_and_dashboard_query_returns_data(stack, prometheus) -
 
     # increase() needs a sample before the first dead letter: let Prometheus scrape the zeros first.
     await wait_for(lambda: len(prometheus.query('firstline_dead_letters_total == 0')) > 0
-                   and len(prometheus.query('up{job="firstline"} == 1')) == 5,
+                   and len(prometheus.query('up{job="firstline"} == 1')) == len(PORTS),
                    timeout=60, interval=1, what="a first scrape of every service, dead-letter counters at 0")  # fmt: skip
     await play(stack)
 
@@ -175,7 +176,7 @@ async def test_every_alert_and_dashboard_query_returns_data(stack, prometheus) -
             await wait_for(lambda e=expr: present(e), timeout=90, interval=1, what=f"Prometheus to show {expr}")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; now: {prometheus.query(COMPARISON.sub('', expr))}") from None
-    await wait_for(lambda: len(prometheus.query('up{job="firstline"} == 1')) == 5, timeout=30, interval=1, what="all five services up")
+    await wait_for(lambda: len(prometheus.query('up{job="firstline"} == 1')) == len(PORTS), timeout=30, interval=1, what="every service up")
     # A stock below its line makes the real alert pending (it fires after 5 minutes).
     await wait_for(lambda: present('ALERTS{alertname="FirstLineStockLow", item="口罩"}'), timeout=30, interval=1, what="FirstLineStockLow pending")
     try:

@@ -45,11 +45,12 @@ SUPPLIES_EVENTS = "supplies.events.v1"
 DISPATCH_EVENTS = "dispatch.events.v1"
 TIMEBANK_EVENTS = "timebank.events.v1"
 COMMAND_EVENTS = "command.events.v1"
+MESSAGING_EVENTS = "messaging.events.v1"
 PARTNER_HEALTH = "partner.health.v1"
 PARTNER_POLICE = "partner.police.v1"
 PARTNER_PROPERTY = "partner.property.v1"
 
-SERVICES = ("checkin", "supplies", "dispatch", "timebank", "command")
+SERVICES = ("checkin", "supplies", "dispatch", "timebank", "command", "messaging")
 PARTNERS = ("health", "police", "property")
 
 
@@ -69,6 +70,7 @@ CATALOG: tuple[Topic, ...] = (
     Topic(DISPATCH_EVENTS, 6, 30, "Service requests, assignments, delivery runs, demand surges", "dispatch"),
     Topic(TIMEBANK_EVENTS, 6, 30, "Hours credited and redeemed, coupons", "timebank"),
     Topic(COMMAND_EVENTS, 6, 30, "Ticket lifecycle of the command center", "command"),
+    Topic(MESSAGING_EVENTS, 6, 30, "Replies of residents and staff to messages (feedback, acknowledgements, check-ins)", "messaging"),
     Topic(PARTNER_HEALTH, 3, 14, "Tickets for the health department (卫健), minimised", "command", compacted=True),
     Topic(PARTNER_POLICE, 3, 14, "Public-order tickets for the police (公安), never health data", "command", compacted=True),
     Topic(PARTNER_PROPERTY, 3, 14, "Building actions for property management (物业), never health data", "command", compacted=True),
@@ -79,11 +81,12 @@ CATALOG: tuple[Topic, ...] = (
 # else (a service that consumes nothing still writes its own topic). A new service adds
 # itself to SERVICES, its topic to CATALOG and a line here.
 CONSUMES: dict[str, tuple[str, ...]] = {
-    "checkin": (),
+    "checkin": (MESSAGING_EVENTS,),
     "supplies": (DISPATCH_EVENTS,),
     "dispatch": (CHECKIN_RESIDENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS),
     "timebank": (DISPATCH_EVENTS,),
-    "command": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS),
+    "command": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS),
+    "messaging": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, DISPATCH_EVENTS, TIMEBANK_EVENTS, COMMAND_EVENTS),
 }
 
 # Event types that moved to another topic: still trusted where their producer wrote them

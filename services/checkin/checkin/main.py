@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from checkin import api, jobs
+from checkin import api, handlers, jobs
 from checkin.metrics import CheckinMetrics
 from checkin.service import CheckinService
 from checkin.settings import CheckinSettings
@@ -29,7 +29,8 @@ PUBLISHES = (ResidentRegistered, CheckInSubmitted, CheckInMissed, HealthAnomalyR
 
 DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, reminders,
 the grid worker's follow-up list, completion figures and sampling rounds (核酸).
-Publishes on `checkin.events.v1` and, the registry alone, `checkin.residents.v1`; consumes nothing."""
+Publishes on `checkin.events.v1` and, the registry alone, `checkin.residents.v1`; consumes check-ins
+by reply (`CheckInReceived`) from `messaging.events.v1`."""
 
 
 def create_app(
@@ -47,6 +48,7 @@ def create_app(
         settings.notifier_url, timeout_s=settings.notifier_timeout_s, token=settings.notifier_token
     )
     service = CheckinService(runtime, settings, notifier)
+    runtime.consume(handlers.consumer(service))
     jobs.schedule(runtime, service)
     CheckinMetrics(runtime, service).schedule()
     return create_http_app(

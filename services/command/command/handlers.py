@@ -17,6 +17,7 @@ from common.events.checkin import (
     SamplingLagging,
 )
 from common.events.dispatch import DemandSurge, RequestOverdue, RequestRaised
+from common.events.messaging import AcknowledgementReceived, FeedbackReceived, FeedbackUnanswered, ReplyNotUnderstood
 from common.events.supplies import ReservationRejected, StockLow, StockOut
 from common.outbox import UnitOfWork
 
@@ -25,8 +26,9 @@ from command.service import CommandService
 
 # Events that are problems: each becomes (or joins) a ticket by the rules.
 PROBLEMS = (CheckInMissed, HealthAnomalyReported, SamplingLagging, StockLow, StockOut, ReservationRejected,
-            RequestOverdue, DemandSurge)  # fmt: skip
-TOPICS = (topics.CHECKIN_EVENTS, topics.CHECKIN_RESIDENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS)
+            RequestOverdue, DemandSurge, ReplyNotUnderstood, FeedbackUnanswered)  # fmt: skip
+TOPICS = (topics.CHECKIN_EVENTS, topics.CHECKIN_RESIDENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS,
+          topics.MESSAGING_EVENTS)  # fmt: skip
 
 
 def consumer(service: CommandService) -> Consumer:
@@ -48,10 +50,22 @@ def consumer(service: CommandService) -> Consumer:
     async def on_request(event: RequestRaised, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
         await service.record_signal("request", event.resident_id, None, None, uow=uow)
 
+    # Replies heard by messaging: the same use cases as POST /tickets/{id}/feedback and
+    # /acknowledge, as the resident or the owner who replied (messaging checked who that is).
+    async def on_feedback(event: FeedbackReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await own_transaction_next(uow)
+        resident = domain.Actor(sub=event.resident_id, role="resident")
+        await service.feedback(resident, event.ticket_id, event.satisfaction, event.comment)
+
+    async def on_acknowledgement(event: AcknowledgementReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await own_transaction_next(uow)
+        owner = domain.Actor(sub=event.person_id, role="grid_worker")  # admitted as the ticket's owner, whatever their grids
+        await service.acknowledge(owner, event.ticket_id, note=f"replied 收到 by {event.channel}")
+
     handlers = {cls: on_problem for cls in PROBLEMS}
     handlers.update(
         {CheckInMissed: on_missed, ResidentRegistered: on_registered, CheckInSubmitted: on_checked_in,
-         RequestRaised: on_request}
+         RequestRaised: on_request, FeedbackReceived: on_feedback, AcknowledgementReceived: on_acknowledgement}
     )  # fmt: skip
     return Consumer(
         name=service.settings.consumer_group,
@@ -64,3 +78,11 @@ def consumer(service: CommandService) -> Consumer:
         finish=service.stores.flush,
         on_unknown="ignore",
     )
+
+
+async def own_transaction_next(uow: UnitOfWork) -> None:
+    """Before a use case that opens its own transaction (as its route does): SQLite has one
+    writer at a time, so the batch's inbox claim is committed first, or the two would wait
+    on each other. PostgreSQL runs both at once, and the claim commits with the batch."""
+    if uow.db.is_sqlite:
+        await uow.commit()

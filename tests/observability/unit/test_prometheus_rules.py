@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 PROM = ROOT / "deploy/prometheus"
 PROMTOOL = shutil.which("promtool")
-PORTS = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005}
+PORTS = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed")
 
 
@@ -50,7 +50,7 @@ def test_every_alert_has_a_unit_test_and_words_for_ops() -> None:
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
 
 
-def test_both_configs_scrape_the_five_services_with_a_service_label() -> None:
+def test_both_configs_scrape_every_service_with_a_service_label() -> None:
     for config, host in (("prometheus.yml", None), ("prometheus-local.yml", "127.0.0.1")):
         job = yaml.safe_load((PROM / config).read_text())["scrape_configs"][0]
         targets = {sc["labels"]["service"]: sc["targets"][0] for sc in job["static_configs"]}

@@ -1,0 +1,36 @@
+"""Consumers: validate the event (the runner does, against the shared class), call the use case.
+
+Check-in hears one thing: a resident who checked in by replying to a message ("打卡 36.5"),
+applied by the same use case as POST /checkins, as that resident.
+"""
+
+from __future__ import annotations
+
+from common import envelope as ce
+from common import topics
+from common.bus import Consumer
+from common.events.messaging import CheckInReceived
+from common.outbox import UnitOfWork
+
+from checkin import domain
+from checkin.service import CheckinService
+
+# A reply's channel as check-in names it: a text is the resident's own; a call is a voice call.
+REPLY_CHANNELS = {"sms": "self", "chat": "self", "page": "self", "voice": "voice_call"}
+
+
+def consumer(service: CheckinService) -> Consumer:
+    async def on_check_in_reply(event: CheckInReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        if uow.db.is_sqlite:  # one writer at a time: commit the batch's claim before the check-in's own write
+            await uow.commit()
+        resident = domain.Actor(sub=event.resident_id, role="resident")
+        await service.check_in(resident, event.resident_id, event.temperature_c, list(event.symptoms),
+                               channel=REPLY_CHANNELS[event.channel], day=event.date)  # fmt: skip
+
+    return Consumer(
+        name=service.settings.consumer_group,
+        topics=[topics.MESSAGING_EVENTS],
+        handlers={CheckInReceived: on_check_in_reply},
+        dead_letter_topic=topics.dlq("checkin"),
+        on_unknown="ignore",  # messaging publishes other replies for command
+    )

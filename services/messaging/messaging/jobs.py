@@ -1,0 +1,15 @@
+"""Periodic work, each an idempotent use case safe on several replicas."""
+
+from __future__ import annotations
+
+from common.runtime import Runtime
+
+from messaging.service import MessagingService
+
+FOLLOW_UP_INTERVAL_S = 300.0  # unanswered feedback is a matter of hours: every five minutes is soon enough
+
+
+def schedule(runtime: Runtime, service: MessagingService) -> None:
+    runtime.every("messages-send", service.send_due, service.settings.send_interval_s)
+    runtime.every("checkin-reminders", service.remind_before_cutoff)
+    runtime.every("feedback-follow-ups", service.follow_up_unanswered, FOLLOW_UP_INTERVAL_S)
