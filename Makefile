@@ -8,10 +8,11 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
+TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability deploy
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean \
+	k8s-tools k8s-generate k8s-vendor
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -61,7 +62,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install
+test: install kafka-up pg-up prometheus-install k8s-tools
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \
@@ -78,6 +79,17 @@ test-unit: install
 
 bench: install kafka-up pg-up
 	@for b in bench/[!_]*.py; do echo "== $$b"; FIRSTLINE_BENCH_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" $(PY) $$b || exit 1; done
+
+# Kubernetes (deploy/k8s): the pinned kustomize and kubeconform, the manifests generated from
+# the code, and the vendored schemas the tests validate against (refreshed by hand).
+k8s-tools:
+	deploy/k8s/tools.sh
+
+k8s-generate: install
+	$(PY) deploy/k8s/generate.py
+
+k8s-vendor: install
+	deploy/k8s/vendor.sh
 
 schemas: install
 	.venv/bin/firstline schemas
