@@ -12,7 +12,7 @@ TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e ob
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean \
-	k8s-tools k8s-generate k8s-vendor
+	k8s-tools k8s-generate k8s-vendor supervisor-install
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -62,7 +62,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install k8s-tools
+test: install kafka-up pg-up prometheus-install k8s-tools supervisor-install
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \
@@ -79,6 +79,10 @@ test-unit: install
 
 bench: install kafka-up pg-up
 	@for b in bench/[!_]*.py; do echo "== $$b"; FIRSTLINE_BENCH_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" $(PY) $$b || exit 1; done
+
+# The local stack runs under Debian's supervisor (deploy/stack.sh installs it too).
+supervisor-install:
+	deploy/supervisor/install.sh
 
 # Kubernetes (deploy/k8s): the pinned kustomize and kubeconform, the manifests generated from
 # the code, and the vendored schemas the tests validate against (refreshed by hand).
