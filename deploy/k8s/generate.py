@@ -158,7 +158,7 @@ def secret_env(name: str, secret: str, key: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
-def app_env(app: App) -> list[dict]:
+def app_env(app: App, *, kafka: bool) -> list[dict]:
     p = app.prefix
     env = [
         {"name": "FIRSTLINE_ENV", "value": "production"},
@@ -177,7 +177,7 @@ def app_env(app: App) -> list[dict]:
             },
             {"name": f"{p}_MIGRATE_ON_START", "value": "false"},  # the migration Job runs them once
         ]
-    if app.kafka:
+    if kafka:
         env += [
             {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"},
             {"name": "FIRSTLINE_KAFKA_REPLICATION", "value": str(REPLICAS)},
@@ -198,12 +198,14 @@ RESTRICTED = {
 
 
 def container(app: App, name: str, command: list[str] | None = None) -> dict:
-    c: dict = {"name": name, "image": f"firstline/{app.name}", "env": app_env(app)}
+    """The app's container; with a command, a database-only step (migrations) that needs no broker."""
+    kafka = app.kafka and command is None
+    c: dict = {"name": name, "image": f"firstline/{app.name}", "env": app_env(app, kafka=kafka)}
     if command:
         c["command"] = command
     c["securityContext"] = RESTRICTED
     c["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
-    if app.kafka:
+    if kafka:
         c["volumeMounts"].append({"name": "kafka-ca", "mountPath": "/etc/firstline/kafka-ca", "readOnly": True})
     return c
 
@@ -281,8 +283,6 @@ def migration_job() -> dict:
         c = container(app, app.name, ["firstline", "migrations", "upgrade", app.name])
         c["resources"] = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
         containers.append(c)
-    volumes = [{"name": "tmp", "emptyDir": {}}]
-    volumes.append({"name": "kafka-ca", "secret": {"secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert"}})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -296,7 +296,7 @@ def migration_job() -> dict:
                     "restartPolicy": "OnFailure",
                     "securityContext": POD_SECURITY,
                     "containers": containers,
-                    "volumes": volumes,
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },
             },
         },

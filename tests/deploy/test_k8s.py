@@ -235,3 +235,16 @@ def test_the_operator_administers(rendered):
     acls = acls_of(docs)["operator"]
     assert granted(acls, "topic", "Read") == {"*"} and granted(acls, "cluster", "Alter") == {""}
     assert set(acls_of(docs)) == {*topics.SERVICES, "partner-health", "partner-police", "partner-property", "operator"}
+
+
+def test_each_service_connects_as_its_own_principal(rendered):
+    _overlay, _text, docs = rendered
+    users = set(of_kind(docs, "KafkaUser"))
+    for service in topics.SERVICES:
+        pod = of_kind(docs, "Deployment")[service]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in pod["containers"][0]["env"]}
+        assert env["KAFKA_SASL_USERNAME"]["value"] == service in users
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == service  # Strimzi's Secret
+        # Schema checks and migrations need only the database: no broker credentials there.
+        for step in pod["initContainers"]:
+            assert not any(e["name"].startswith("KAFKA_") for e in step["env"]), service
