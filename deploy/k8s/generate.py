@@ -98,38 +98,58 @@ def kafka_topics() -> list[dict]:
     ]
 
 
-def acl(kind: str, name: str, operations: list[str], pattern: str = "literal") -> dict:
-    resource = {"type": kind} if kind == "cluster" else {"type": kind, "name": name, "patternType": pattern}
-    return {"resource": resource, "operations": operations, "host": "*"}
+@dataclass(frozen=True)
+class Acl:
+    resource: str  # TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID
+    pattern: str  # LITERAL or PREFIXED
+    name: str
+    operation: str  # READ, WRITE, CREATE, ALL (Read and Write imply Describe)
 
 
-def principals() -> dict[str, list[dict]]:
-    """Every principal of the locked broker and its ACLs."""
+def acls(principal: str) -> list[Acl]:
+    """The locked broker's model: a service writes (and may create) the topics it produces,
+    reads what it consumes, in groups prefixed with its name; a partner department reads
+    only its topic, in groups prefixed with its principal; `operator` administers."""
+    if principal == "operator":
+        return [Acl("CLUSTER", "LITERAL", "kafka-cluster", "ALL"), Acl("TOPIC", "LITERAL", "*", "ALL"),
+                Acl("GROUP", "LITERAL", "*", "ALL"), Acl("TRANSACTIONAL_ID", "LITERAL", "*", "ALL")]  # fmt: skip
+    if principal.startswith("partner-"):
+        department = principal.removeprefix("partner-")
+        return [Acl("TOPIC", "LITERAL", topics.partner_topic(department), "READ"),
+                Acl("GROUP", "PREFIXED", principal, "READ")]  # fmt: skip
+    app = next(a for a in APPS if a.name == principal)
     catalog = {t.name for t in topics.CATALOG}
-    acls: dict[str, list[dict]] = {}
-    for app in APPS:
-        if not app.kafka:
-            continue
-        writes = [app.events_topic, topics.dlq(app.name), *app.produces]
-        rules = [acl("topic", t, ["Write", "Describe"]) for t in writes if t in catalog]
-        rules += [acl("topic", t, ["Read", "Describe"]) for t in app.consumes]
-        if app.consumes:
-            rules.append(acl("group", app.name, ["Read", "Describe"]))
-        rules.append(acl("cluster", "", ["IdempotentWrite"]))
-        acls[app.name] = rules
-    for department in DEPARTMENTS:
-        name = f"partner-{department}"
-        acls[name] = [
-            acl("topic", topics.partner_topic(department), ["Read", "Describe"]),
-            acl("group", name, ["Read", "Describe"], pattern="prefix"),
-        ]
-    acls["operator"] = [
-        acl("topic", "*", ["All"]),
-        acl("group", "*", ["All"]),
-        acl("transactionalId", "*", ["All"]),
-        acl("cluster", "", ["All"]),
-    ]
-    return acls
+    out: list[Acl] = []
+    for name in (app.events_topic, topics.dlq(app.name), *app.produces):
+        if name in catalog:
+            out += [Acl("TOPIC", "LITERAL", name, "WRITE"), Acl("TOPIC", "LITERAL", name, "CREATE")]
+    out += [Acl("TOPIC", "LITERAL", name, "READ") for name in app.consumes]
+    if app.consumes:
+        out.append(Acl("GROUP", "PREFIXED", app.name, "READ"))
+    return out
+
+
+def principals() -> list[str]:
+    return [*(a.name for a in APPS if a.kafka), *(f"partner-{d}" for d in DEPARTMENTS), "operator"]
+
+
+STRIMZI_RESOURCE = {"TOPIC": "topic", "GROUP": "group", "CLUSTER": "cluster", "TRANSACTIONAL_ID": "transactionalId"}
+STRIMZI_PATTERN = {"LITERAL": "literal", "PREFIXED": "prefix"}
+
+
+def strimzi_acls(rules: list[Acl]) -> list[dict]:
+    """Kafka ACLs as a KafkaUser's `spec.authorization.acls`: one entry per resource."""
+    merged: dict[tuple[str, str, str], list[str]] = {}
+    for rule in rules:
+        merged.setdefault((rule.resource, rule.pattern, rule.name), []).append(rule.operation.title())
+    out = []
+    for (resource, pattern, name), operations in merged.items():
+        if resource == "CLUSTER":
+            target = {"type": "cluster"}
+        else:
+            target = {"type": STRIMZI_RESOURCE[resource], "name": name, "patternType": STRIMZI_PATTERN[pattern]}
+        out.append({"resource": target, "operations": operations, "host": "*"})
+    return out
 
 
 def kafka_users() -> list[dict]:
@@ -140,10 +160,10 @@ def kafka_users() -> list[dict]:
             "metadata": {"name": name, "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
             "spec": {
                 "authentication": {"type": "scram-sha-512"},  # the operator keeps the password in Secret <name>
-                "authorization": {"type": "simple", "acls": rules},
+                "authorization": {"type": "simple", "acls": strimzi_acls(acls(name))},
             },
         }
-        for name, rules in principals().items()
+        for name in principals()
     ]
 
 
@@ -183,8 +203,8 @@ def app_env(app: App, *, kafka: bool) -> list[dict]:
             {"name": "FIRSTLINE_KAFKA_REPLICATION", "value": str(REPLICAS)},
             {"name": "KAFKA_SECURITY_PROTOCOL", "value": "SASL_SSL"},
             {"name": "KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
-            {"name": "KAFKA_SASL_USERNAME", "value": app.name},
-            secret_env("KAFKA_SASL_PASSWORD", app.name, "password"),
+            {"name": "KAFKA_USERNAME", "value": app.name},
+            secret_env("KAFKA_PASSWORD", app.name, "password"),
             {"name": "KAFKA_SSL_CAFILE", "value": "/etc/firstline/kafka-ca/ca.crt"},
         ]
     return env + [{"name": k, "value": v} for k, v in app.env.items()]
