@@ -295,6 +295,32 @@ def disruption_budget(app: App) -> dict:
     }
 
 
+def network_policy() -> dict:
+    """FirstLine's pods accept traffic only from their own namespace, the ingress controller
+    (the portal) and Prometheus; the operators' Kafka and PostgreSQL pods keep their own rules."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "firstline-isolation", "labels": PART_OF},
+        "spec": {
+            "podSelector": {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/name", "operator": "In", "values": [a.name for a in APPS]}
+                ]
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {}}]},
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+                    "ports": [{"port": a.port} for a in APPS if a.name == "portal"],
+                },
+                {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
+            ],
+        },
+    }
+
+
 def migration_job() -> dict:
     containers = []
     for app in APPS:
@@ -406,6 +432,7 @@ def files() -> dict[str, str]:
         return header + "---\n".join(yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=120) for d in docs)
 
     apps = [doc for app in APPS for doc in (deployment(app), service(app), disruption_budget(app))]
+    apps.append(network_policy())
     return {
         "kafka-topics.yaml": dump(kafka_topics()),
         "kafka-users.yaml": dump(kafka_users()),
