@@ -74,6 +74,22 @@ write_config() {
   mv "$CONF.new" "$CONF"
 }
 
+# Services left running by a supervisord that was killed (its children outlive it): found by
+# their command line, the one this configuration starts on this service's port.
+stop_orphans() {
+  for svc in $(services); do
+    local marker="--factory $svc.main:app_from_env --host 127.0.0.1 --port $(port_of "$svc") "
+    for cmdline in /proc/[0-9]*/cmdline; do
+      local pid="${cmdline#/proc/}"; pid="${pid%/cmdline}"
+      ours "$pid" "$marker" || continue
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 150); do ours "$pid" "$marker" || break; sleep 0.1; done
+      ours "$pid" "$marker" && kill -9 "$pid" 2>/dev/null
+      echo "stopped $svc left running without its supervisor (pid $pid)"
+    done
+  done
+}
+
 service_pid() { ctl pid "$1" 2>/dev/null | grep -E '^[0-9]+$' | grep -v '^0$' || true; }
 
 up() {
@@ -85,6 +101,7 @@ up() {
     ctl start all >/dev/null || true
   else
     rm -f "$RUN/supervisord.pid" "$RUN/supervisor.sock"
+    stop_orphans
     # The services inherit this environment (KAFKA_BOOTSTRAP_SERVERS, <SERVICE>_* settings).
     supervisord -c "$CONF"
   fi
@@ -114,6 +131,7 @@ down() {
     ours "$pid" "$CONF" && kill -9 "$pid"
     echo "stopped the stack's supervisor"
   fi
+  stop_orphans
   rm -f "$RUN/supervisord.pid" "$RUN/supervisor.sock"
 }
 

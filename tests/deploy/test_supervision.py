@@ -101,3 +101,21 @@ async def test_a_stale_pid_file_naming_another_process_is_not_a_running_stack(st
     assert set(await stack.pids()) == set(SERVICES)
     stopped = await stack.run("down")
     assert stopped.returncode == 0 and "stopped checkin" not in stopped.stdout  # this process was left alone
+
+
+async def test_up_after_the_supervisor_itself_was_killed_takes_the_stack_back(stack):
+    started = await stack.run("up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    orphans = await stack.pids()
+    supervisor = int((stack.var / "run" / "supervisord.pid").read_text())
+    os.kill(supervisor, signal.SIGKILL)  # its services keep running, holding their ports
+    await wait_for(lambda: not Path(f"/proc/{supervisor}/cmdline").exists() or not Path(f"/proc/{supervisor}/cmdline").read_bytes(),
+                   timeout=10, what="the supervisor gone")  # fmt: skip
+    assert await stack.pids() == {}  # no supervisor, so nothing it runs
+
+    again = await stack.run("up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    now = await stack.pids()
+    assert set(now) == set(SERVICES) and not set(now.values()) & set(orphans.values())
+    assert all(await asyncio.gather(*(healthy(port) for port in PORTS.values())))
+    assert not any(Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.values())
