@@ -118,11 +118,6 @@ up() {
 }
 
 down() {
-  for svc in "${ORDER[@]}"; do  # a stack started before supervision: stop what is still ours
-    local old; old="$(cat "$RUN/$svc.pid" 2>/dev/null || true)"
-    ours "$old" "$svc.main:app_from_env" && kill "$old" && echo "stopped $svc (pid $old)"
-    rm -f "$RUN/$svc.pid"
-  done
   if supervisor_running; then
     local pid; pid="$(supervisor_pid)"
     ctl stop all || true  # each service gets SIGTERM, then SIGKILL after stopwaitsecs
@@ -131,8 +126,8 @@ down() {
     ours "$pid" "$CONF" && kill -9 "$pid"
     echo "stopped the stack's supervisor"
   fi
-  stop_orphans
-  rm -f "$RUN/supervisord.pid" "$RUN/supervisor.sock"
+  stop_orphans  # also a stack started before it ran under supervision
+  rm -f "$RUN"/*.pid "$RUN/supervisor.sock"
 }
 
 status() {

@@ -93,7 +93,7 @@ async def test_a_stale_pid_file_naming_another_process_is_not_a_running_stack(st
     run = stack.var / "run"
     run.mkdir(parents=True)
     (run / "supervisord.pid").write_text(str(os.getpid()))  # alive, but not our supervisor
-    (run / "checkin.pid").write_text(str(os.getpid()))  # a pid file from before supervision
+    (run / "checkin.pid").write_text(str(os.getpid()))  # a pid file of the unsupervised stack
 
     assert await stack.pids() == {}
     started = await stack.run("up")
