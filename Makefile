@@ -8,11 +8,12 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability deploy
+TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
+TEST_GROUPS += deploy
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean \
-	k8s-tools k8s-generate k8s-vendor supervisor-install
+.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: k8s-tools k8s-generate k8s-vendor supervisor-install
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -62,7 +63,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install k8s-tools supervisor-install
+test: install kafka-up pg-up prometheus-install
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \
@@ -80,7 +81,9 @@ test-unit: install
 bench: install kafka-up pg-up
 	@for b in bench/[!_]*.py; do echo "== $$b"; FIRSTLINE_BENCH_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" $(PY) $$b || exit 1; done
 
-# The local stack runs under Debian's supervisor (deploy/stack.sh installs it too).
+# The local stack runs under Debian's supervisor (deploy/stack.sh installs it too); the
+# deploy tests need it and the Kubernetes tools.
+test: supervisor-install k8s-tools
 supervisor-install:
 	deploy/supervisor/install.sh
 

@@ -30,6 +30,10 @@ port_of() {
   echo "${!var:-${PORTS[$svc]}}"
 }
 
+host_of() {  # where a process listens: the services only on this machine
+  echo 127.0.0.1
+}
+
 database_url_of() {
   local var; var="$(echo "$1" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
   echo "${!var:-sqlite+aiosqlite:///$VAR/$1.db}"
@@ -68,7 +72,8 @@ write_config() {
     local prefix environment
     prefix="$(echo "$svc" | tr '[:lower:]' '[:upper:]')"
     environment="${prefix}_DATABASE_URL=$(quote "$(database_url_of "$svc")"),FIRSTLINE_ENV_FILE=$(quote "$ENV_FILE")"
-    sed -e "s|@SERVICE@|$svc|g" -e "s|@PORT@|$(port_of "$svc")|g" -e "s|@ROOT@|$ROOT|g" -e "s|@LOGS@|$LOGS|g" \
+    sed -e "s|@SERVICE@|$svc|g" -e "s|@PORT@|$(port_of "$svc")|g" -e "s|@HOST@|$(host_of "$svc")|g" \
+      -e "s|@ROOT@|$ROOT|g" -e "s|@LOGS@|$LOGS|g" \
       -e "s|@ENVIRONMENT@|$(sed_value "$environment")|g" deploy/supervisor/program.conf.in >> "$CONF.new"
   done
   mv "$CONF.new" "$CONF"
@@ -78,7 +83,7 @@ write_config() {
 # their command line, the one this configuration starts on this service's port.
 stop_orphans() {
   for svc in $(services); do
-    local marker="--factory $svc.main:app_from_env --host 127.0.0.1 --port $(port_of "$svc") "
+    local marker="--factory $svc.main:app_from_env --port $(port_of "$svc") "
     for cmdline in /proc/[0-9]*/cmdline; do
       local pid="${cmdline#/proc/}"; pid="${pid%/cmdline}"
       ours "$pid" "$marker" || continue
