@@ -9,11 +9,9 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
-TEST_GROUPS += deploy
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
-.PHONY: k8s-tools k8s-generate k8s-vendor supervisor-install
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -83,6 +81,8 @@ bench: install kafka-up pg-up
 
 # The local stack runs under Debian's supervisor (deploy/stack.sh installs it too); the
 # deploy tests need it and the Kubernetes tools.
+.PHONY: k8s-tools k8s-generate k8s-vendor supervisor-install
+TEST_GROUPS += deploy
 test: supervisor-install k8s-tools
 supervisor-install:
 	deploy/supervisor/install.sh
