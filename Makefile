@@ -94,6 +94,25 @@ test-unit: install
 bench: install kafka-up pg-up
 	@for b in bench/[!_]*.py; do echo "== $$b"; FIRSTLINE_BENCH_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" $(PY) $$b || exit 1; done
 
+# The local stack runs under Debian's supervisor (deploy/stack.sh installs it too); the
+# deploy tests need it and the Kubernetes tools.
+.PHONY: k8s-tools k8s-generate k8s-vendor supervisor-install
+TEST_GROUPS += deploy
+test: supervisor-install k8s-tools
+supervisor-install:
+	deploy/supervisor/install.sh
+
+# Kubernetes (deploy/k8s): the pinned kustomize and kubeconform, the manifests generated from
+# the code, and the vendored schemas the tests validate against (refreshed by hand).
+k8s-tools:
+	deploy/k8s/tools.sh
+
+k8s-generate: install
+	$(PY) deploy/k8s/generate.py
+
+k8s-vendor: install
+	deploy/k8s/vendor.sh
+
 schemas: install
 	.venv/bin/firstline schemas
 	.venv/bin/firstline asyncapi

@@ -9,6 +9,8 @@
     firstline schemas [--check]         # write or check docs/schemas/
     firstline asyncapi [--check]        # write or check docs/asyncapi/ (every service's AsyncAPI)
     firstline migrations revision checkin -m "add column"
+    firstline migrations upgrade checkin    # a deploy step: bring its database to head, once
+    firstline migrations current checkin [--check]
 """
 
 from __future__ import annotations
@@ -167,6 +169,32 @@ def _revision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrations(args: argparse.Namespace) -> int:
+    """`upgrade` or `current` on a service's database, as its settings (environment) name it."""
+    from common import migrations
+    from common.db import Database
+    from common.settings import ServiceSettings
+
+    module = importlib.import_module(f"{args.service}.settings")
+    (settings_class,) = [
+        c for c in vars(module).values() if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
+    ]
+    location = Path(importlib.import_module(f"{args.service}.models").__file__).parent / "migrations"
+    db = Database(settings_class().database_url)
+
+    async def run() -> int:
+        try:
+            if args.action == "upgrade":
+                await migrations.upgrade(db, location)
+            revision, head = await migrations.current(db, location)
+        finally:
+            await db.dispose()
+        print(json.dumps({"service": args.service, "revision": revision, "head": head, "at_head": revision == head}))
+        return 1 if args.action == "current" and args.check and revision != head else 0
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firstline", description="FirstLine operator's command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     revision.add_argument("service")
     revision.add_argument("-m", "--message", required=True)
     revision.set_defaults(run=_revision)
+    upgrade = msub.add_parser("upgrade", help="bring a service's database to head (safe on several replicas at once)")
+    upgrade.add_argument("service")
+    upgrade.set_defaults(run=_migrations)
+    current = msub.add_parser("current", help="print a service's database revision and the head")
+    current.add_argument("service")
+    current.add_argument("--check", action="store_true", help="exit 1 unless the database is at head")
+    current.set_defaults(run=_migrations)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -251,6 +253,8 @@ class OutboxRelay:
     Several replicas may run a relay: on PostgreSQL a transaction-scoped advisory lock lets
     one publish at a time, which keeps per-key order (SKIP LOCKED would not). The others
     wait as hot standbys. Delivery is at least once; consumers' inboxes make it once.
+    SQLite is a single-replica store, but two processes on one file (a restart overlapping
+    the old process) still take turns: a lock file beside the database serialises passes.
     """
 
     def __init__(
@@ -329,7 +333,7 @@ class OutboxRelay:
     def _next_batch(self) -> contextlib.AbstractAsyncContextManager[Sequence[tuple[int, str, str, str]]]:
         """The next batch (seq, topic, key, value), in seq order, marked sent when the block
         ends normally, in the transaction that read it: an error while publishing rolls it back."""
-        return self._next_batch_postgres() if self.db.is_postgres else self._next_batch_orm()
+        return self._next_batch_postgres() if self.db.is_postgres else self._next_batch_sqlite()
 
     @contextlib.asynccontextmanager
     async def _next_batch_postgres(self) -> AsyncIterator[Sequence[tuple[int, str, str, str]]]:
@@ -344,6 +348,35 @@ class OutboxRelay:
             yield rows
             if rows:
                 await connection.execute(PG_MARK_SENT, self.clock.now(), [row[0] for row in rows])
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[bool]:
+        """On a SQLite file, whether this pass holds <database>.relay-lock (never blocks)."""
+        path = self.db.engine.url.database
+        if not self.db.is_sqlite or not path or path == ":memory:":
+            yield True
+            return
+        lock_file = os.open(f"{path}.relay-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_file)
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            os.close(lock_file)  # releases the lock
+
+    @contextlib.asynccontextmanager
+    async def _next_batch_sqlite(self) -> AsyncIterator[Sequence[tuple[int, str, str, str]]]:
+        with self._file_lock() as ours:
+            if not ours:
+                self._lock_taken = True
+                yield []
+                return
+            async with self._next_batch_orm() as rows:
+                yield rows
 
     @contextlib.asynccontextmanager
     async def _next_batch_orm(self) -> AsyncIterator[Sequence[tuple[int, str, str, str]]]:
