@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from common import topics
+from common import principals, topics
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -32,9 +32,7 @@ OUT = HERE / "base" / "generated"
 KAFKA_CLUSTER = "firstline"  # Strimzi names its bootstrap Service <cluster>-kafka-bootstrap
 PG_CLUSTER = "firstline-pg"
 REPLICAS = 3  # brokers; topics are replicated on all of them
-MIN_INSYNC = 2  # an acknowledged write survives the loss of any one broker
 PART_OF = {"app.kubernetes.io/part-of": "firstline"}
-DEPARTMENTS = ("health", "police", "property")
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,6 @@ class App:
 
     name: str
     port: int
-    consumes: tuple[str, ...] = ()  # topics its consumer group reads
-    produces: tuple[str, ...] = ()  # topics it writes besides its own events and DLQ
     database: bool = True
     kafka: bool = True
     replicas: int = 2
@@ -64,15 +60,11 @@ class App:
 
 APPS: tuple[App, ...] = (
     App("checkin", 8001),
-    App("supplies", 8002, consumes=(topics.DISPATCH_EVENTS,)),
-    App("dispatch", 8003, consumes=(topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.TIMEBANK_EVENTS)),
-    App("timebank", 8004, consumes=(topics.DISPATCH_EVENTS,)),
-    App(
-        "command", 8005,
-        consumes=(topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS),
-        produces=tuple(topics.partner_topic(d) for d in DEPARTMENTS),
-        memory="384Mi", memory_limit="768Mi",
-    ),  # fmt: skip
+    App("supplies", 8002),
+    App("dispatch", 8003),
+    App("timebank", 8004),
+    App("command", 8005, memory="384Mi", memory_limit="768Mi"),
+    App("messaging", 8006),
     # The one origin a browser talks to; it calls the services over HTTP.
     App("portal", 8000, database=False, kafka=False),
 )
@@ -91,46 +83,11 @@ def kafka_topics() -> list[dict]:
                 "topicName": t.name,
                 "partitions": t.partitions,
                 "replicas": REPLICAS,
-                "config": {**t.config, "min.insync.replicas": str(MIN_INSYNC)},
+                "config": t.config(REPLICAS),
             },
         }
         for t in topics.CATALOG
     ]
-
-
-@dataclass(frozen=True)
-class Acl:
-    resource: str  # TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID
-    pattern: str  # LITERAL or PREFIXED
-    name: str
-    operation: str  # READ, WRITE, CREATE, ALL (Read and Write imply Describe)
-
-
-def acls(principal: str) -> list[Acl]:
-    """The locked broker's model: a service writes (and may create) the topics it produces,
-    reads what it consumes, in groups prefixed with its name; a partner department reads
-    only its topic, in groups prefixed with its principal; `operator` administers."""
-    if principal == "operator":
-        return [Acl("CLUSTER", "LITERAL", "kafka-cluster", "ALL"), Acl("TOPIC", "LITERAL", "*", "ALL"),
-                Acl("GROUP", "LITERAL", "*", "ALL"), Acl("TRANSACTIONAL_ID", "LITERAL", "*", "ALL")]  # fmt: skip
-    if principal.startswith("partner-"):
-        department = principal.removeprefix("partner-")
-        return [Acl("TOPIC", "LITERAL", topics.partner_topic(department), "READ"),
-                Acl("GROUP", "PREFIXED", principal, "READ")]  # fmt: skip
-    app = next(a for a in APPS if a.name == principal)
-    catalog = {t.name for t in topics.CATALOG}
-    out: list[Acl] = []
-    for name in (app.events_topic, topics.dlq(app.name), *app.produces):
-        if name in catalog:
-            out += [Acl("TOPIC", "LITERAL", name, "WRITE"), Acl("TOPIC", "LITERAL", name, "CREATE")]
-    out += [Acl("TOPIC", "LITERAL", name, "READ") for name in app.consumes]
-    if app.consumes:
-        out.append(Acl("GROUP", "PREFIXED", app.name, "READ"))
-    return out
-
-
-def principals() -> list[str]:
-    return [*(a.name for a in APPS if a.kafka), *(f"partner-{d}" for d in DEPARTMENTS), "operator"]
 
 
 STRIMZI_RESOURCE = {"TOPIC": "topic", "GROUP": "group", "CLUSTER": "cluster", "TRANSACTIONAL_ID": "transactionalId"}
@@ -160,10 +117,10 @@ def kafka_users() -> list[dict]:
             "metadata": {"name": name, "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
             "spec": {
                 "authentication": {"type": "scram-sha-512"},  # the operator keeps the password in Secret <name>
-                "authorization": {"type": "simple", "acls": strimzi_acls(acls(name))},
+                "authorization": {"type": "simple", "acls": strimzi_acls(principals.acls(name))},
             },
         }
-        for name in principals()
+        for name in principals.principals()
     ]
 
 

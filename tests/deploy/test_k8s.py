@@ -122,7 +122,7 @@ def test_kafka_has_three_nodes_and_a_topic_per_catalog_entry(rendered):
     assert set(declared) == {t.name for t in topics.CATALOG}
     for t in topics.CATALOG:
         assert declared[t.name]["partitions"] == t.partitions
-        assert declared[t.name]["config"]["retention.ms"] == t.config["retention.ms"]
+        assert declared[t.name]["config"]["retention.ms"] == t.config(3)["retention.ms"]
         assert declared[t.name]["replicas"] == 3 and declared[t.name]["config"]["min.insync.replicas"] == "2"
 
 
