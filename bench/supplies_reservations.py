@@ -55,7 +55,7 @@ async def scenario(base_url: str, *, clients: int, attempts: int, stock: int, it
         url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
         app = create_app(SuppliesSettings(database_url=url, kafka_enabled=False, jobs_interval_s=0, log_level="WARNING"))
         async with app.router.lifespan_context(app):
-            officer = bearer(app.state.jwt_secret, "supplies_officer", "bench", datetime.now(UTC))
+            officer = bearer("supplies_officer", "bench")
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://supplies", timeout=60) as client:
                 depots = []

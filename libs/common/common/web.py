@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from common import logs
+from common.auth import verifier_for
 from common.errors import DomainError
 from common.metrics import HttpMetrics, exposition
 from common.runtime import Runtime
@@ -27,13 +28,17 @@ def create_http_app(
     settings = runtime.settings
     logs.configure(settings.service, settings.log_level, settings.log_json)
 
+    verifier = (state or {}).get("verifier") or verifier_for(settings, settings.service)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await verifier.start()
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
+            await verifier.stop()
 
     # FastAPI's native OpenTelemetry looks up the global providers on every request (reading
     # the environment each time); FirstLine's metrics are Prometheus', so it is off unless
@@ -41,7 +46,7 @@ def create_http_app(
     telemetry = None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan, telemetry=telemetry)
     app.state.runtime = runtime
-    app.state.jwt_secret = settings.jwt_secret
+    app.state.verifier = verifier
     for name, value in (state or {}).items():
         setattr(app.state, name, value)
     app.add_middleware(HttpMetrics, registry=runtime.registry, service=settings.service)
