@@ -32,8 +32,8 @@ def create_http_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await verifier.start()
         await runtime.start()
+        await verifier.start()
         try:
             yield
         finally:

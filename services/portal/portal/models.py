@@ -15,7 +15,7 @@ from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - part of ev
 class Account(SQLModel, table=True):
     """A staff member, volunteer or partner desk who signs in with a phone and a code."""
 
-    __tablename__ = "account"
+    __tablename__ = "portal_account"
 
     sub: str = Field(primary_key=True, max_length=60)
     role: str = Field(max_length=20)
@@ -44,7 +44,7 @@ class PortalSession(SQLModel, table=True):
 class HouseholdCode(SQLModel, table=True):
     """The household's current sign-in code; revoking replaces the nonce (the old code dies)."""
 
-    __tablename__ = "household_code"
+    __tablename__ = "portal_household_code"
 
     household_id: str = Field(primary_key=True, max_length=120)
     nonce: str = Field(max_length=40, unique=True)
@@ -54,7 +54,7 @@ class HouseholdCode(SQLModel, table=True):
 class LoginCode(SQLModel, table=True):
     """The one-time code last sent to a phone (hashed), its expiry and failed attempts."""
 
-    __tablename__ = "login_code"
+    __tablename__ = "portal_login_code"
 
     phone: str = Field(primary_key=True, max_length=30)
     code_hash: str = Field(max_length=64)
@@ -66,7 +66,7 @@ class LoginCode(SQLModel, table=True):
 class Invitation(SQLModel, table=True):
     """An admin's one-time sign-in link (hashed token) for a staff member, volunteer or desk."""
 
-    __tablename__ = "invitation"
+    __tablename__ = "portal_invitation"
 
     token_hash: str = Field(primary_key=True, max_length=64)
     sub: str = Field(max_length=60)
