@@ -8,10 +8,10 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command e2e observability
+TEST_GROUPS := common contract checkin supplies dispatch timebank command portal e2e observability
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: browser-install help install kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -46,6 +46,12 @@ pg-down:
 prometheus-install:
 	deploy/prometheus/prometheus.sh install
 
+# The portal's browser tests and QR sheets: Debian's Chromium (never a downloaded browser),
+# its driver, and the Noto CJK fonts the sheets embed.
+browser-install:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
+
 up: install kafka-up
 	deploy/stack.sh up
 
@@ -61,7 +67,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install
+test: install kafka-up pg-up prometheus-install browser-install
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \

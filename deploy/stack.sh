@@ -13,8 +13,8 @@ ENV_FILE="$VAR/firstline.env"
 mkdir -p "$RUN" "$LOGS"
 export FIRSTLINE_ENV_FILE="$ENV_FILE"
 
-declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005)
-ORDER=(checkin supplies dispatch timebank command)
+declare -A PORTS=([portal]=8000 [checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005)
+ORDER=(portal checkin supplies dispatch timebank command)  # the portal first: services fetch its JWKS
 
 services() {  # the services that exist in this checkout
   for svc in "${ORDER[@]}"; do
@@ -29,14 +29,22 @@ port_of() {
 }
 
 ensure_env_file() {
-  # One generated secret for the whole local stack; `firstline token` reads the same file.
-  if [ ! -f "$ENV_FILE" ]; then
+  # The stack's settings; `firstline token` reads the same file. The portal's signing keys
+  # live in $VAR/keys (made by the portal on first start); services get only its JWKS URL.
+  if [ ! -f "$ENV_FILE" ] || ! grep -q '^FIRSTLINE_KEYS_DIR=' "$ENV_FILE"; then
     umask 077
     {
       echo "FIRSTLINE_ENV=development"
-      echo "FIRSTLINE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+      echo "FIRSTLINE_KEYS_DIR=$VAR/keys"
+      echo "FIRSTLINE_PORTAL_URL=http://127.0.0.1:$(port_of portal)"
     } > "$ENV_FILE"
   fi
+  # The portal calls the services where this stack runs them.
+  for svc in checkin supplies dispatch timebank command; do
+    local name; name="PORTAL_$(echo "$svc" | tr '[:lower:]' '[:upper:]')_URL"
+    export "$name=${!name:-http://127.0.0.1:$(port_of "$svc")}"
+  done
+  export PORTAL_PUBLIC_URL="${PORTAL_PUBLIC_URL:-http://127.0.0.1:$(port_of portal)}"
 }
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

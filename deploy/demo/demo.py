@@ -19,12 +19,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import community  # noqa: E402
 
-from common.auth import issue_token  # noqa: E402
+from common.auth import operator_token  # noqa: E402
 from common.clock import local_date  # noqa: E402
 from common.settings import StackSettings  # noqa: E402
 
 SETTINGS = StackSettings()
 URLS = {
+    "portal": "http://127.0.0.1:8000",
     "checkin": "http://127.0.0.1:8001",
     "supplies": "http://127.0.0.1:8002",
     "dispatch": "http://127.0.0.1:8003",
@@ -35,7 +36,7 @@ RNG = random.Random(2026)
 
 
 def token(role: str, sub: str, **scopes) -> dict[str, str]:
-    jwt = issue_token(SETTINGS.jwt_secret, sub=sub, role=role, now=datetime.now(UTC), **scopes)
+    jwt = operator_token(SETTINGS.keys_dir, sub=sub, role=role, **scopes)  # the portal's key file, as `firstline token`
     return {"Authorization": f"Bearer {jwt}"}
 
 
@@ -427,6 +428,23 @@ class Demo:
         print(f"\n  heat map: {len(cells)} H3 cells with problems; busiest: "
               + ", ".join(f"{c['properties'].get('h3', c['properties'].get('cell', '?'))} ({c['properties'].get('count')})" for c in cells[:3]))
 
+    async def front_door(self) -> None:
+        """A household's link and a building lead's invitation, to open the pages (README: from a phone)."""
+        heading("The pages: open these in a browser (or a phone on the same network, see the README)")
+        households = (await self.call("GET", "checkin", "/households", params={"building_id": "B01"}, headers=ADMIN)).json()["households"]
+        if not households:
+            print("  no household in building B01")
+            return
+        admin = {"Authorization": "Bearer " + operator_token(SETTINGS.keys_dir, sub="demo-admin", role="admin", audience="portal")}
+        household = households[0]
+        link = (await self.call("POST", "portal", f"/admin/households/{household['household_id']}/link", json={}, headers=admin)).json()
+        names = "、".join(m["name"] for m in household["members"])
+        print(f"  household {household['unit']}-{household['room']} of building B01 ({names}): {link['url']}")
+        invitation = (await self.call("POST", "portal", "/admin/invitations", headers=admin,
+                                      json={"role": "building_lead", "sub": "lead-B01", "building_ids": ["B01"]})).json()
+        print(f"  building lead of B01 (one-time link): {invitation['url']}")
+        print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
+
     async def where_next(self) -> None:
         heading("Where to look next")
         for name, url in URLS.items():
@@ -471,6 +489,8 @@ async def main() -> None:
         if demo.up.get("timebank"):
             await demo.show_leaderboard()
         await demo.show_command_center()
+        if demo.up.get("portal"):
+            await demo.front_door()
         await demo.where_next()
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s; the stack is still running (make down to stop it)")
 

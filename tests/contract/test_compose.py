@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005}
+SERVICES = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005}
 
 
 def compose() -> dict:
@@ -35,7 +35,8 @@ def test_every_service_builds_from_its_own_dockerfile_with_what_it_needs():
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert env[f"{name.upper()}_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert env["FIRSTLINE_ENV"] == "production"
-        assert ":?" in env["FIRSTLINE_JWT_SECRET"], "the JWT secret must be required, not defaulted"
+        assert env["FIRSTLINE_PORTAL_URL"] == "http://portal:8000", "services verify tokens with the portal's JWKS"
+        assert "FIRSTLINE_JWT_SECRET" not in env, "no service holds a signing secret"
         assert spec["ports"] == [f"{port}:{port}"]
         assert "healthcheck" in spec
         assert {"kafka", "postgres"} <= set(spec["depends_on"])
@@ -43,7 +44,7 @@ def test_every_service_builds_from_its_own_dockerfile_with_what_it_needs():
 
 def test_required_secrets_fail_fast():
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("FIRSTLINE_JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    for secret in ("PORTAL_PUBLIC_URL", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
         assert f"${{{secret}:?" in text, secret
 
 
