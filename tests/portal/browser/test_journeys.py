@@ -1,0 +1,105 @@
+"""Whole journeys in Debian's Chromium at phone size: scan the household's link, check in
+in two taps; check in offline and come back online (exactly one check-in); the building
+lead checks in for a neighbour. Screenshots of both pages go to docs/screenshots/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from support import unique
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+pytestmark = pytest.mark.e2e
+
+
+def register(stack, name: str, building: str, room: str) -> str:
+    with stack.admin() as checkin:
+        response = checkin.post("/residents", json={"name": name, "phone": "13800000000", "grid_id": "G1", "building_id": building, "unit": "1", "room": room})
+        assert response.status_code == 201, response.text
+        return response.json()["resident_id"]
+
+
+def link(stack, household_id: str) -> str:
+    with stack.admin("portal") as portal:
+        response = portal.post(f"/admin/households/{household_id}/link", json={})
+        assert response.status_code == 200, response.text
+        return response.json()["url"]
+
+
+def status_of(stack, resident_id: str) -> dict:
+    with stack.admin() as checkin:
+        household = checkin.get(f"/households/{resident_id}").json()
+    return next(m for m in household["members"] if m["resident_id"] == resident_id)
+
+
+def wait_until(condition, what: str, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def check_in(phone, resident_id: str, temperature: str = "36.5") -> None:
+    form = phone.find_element(By.CSS_SELECTOR, f'form.checkin[data-member="{resident_id}"]')
+    form.find_element(By.CSS_SELECTOR, f'[data-temperature="{temperature}"]').click()  # tap 1
+    form.find_element(By.CSS_SELECTOR, "button[name=none]").click()  # tap 2
+
+
+def test_scan_the_link_and_check_in_in_two_taps(stack, phone):
+    building = unique("B")
+    mother = register(stack, "王芳", building, "101")
+    register(stack, "李强", building, "101")
+    phone.get(link(stack, mother))
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
+    assert "今天还有 2 人没打卡" in phone.page_source
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    phone.save_screenshot(str(SCREENSHOTS / "household.png"))
+    assert phone.execute_script("return document.documentElement.scrollWidth") <= 360  # no sideways scrolling
+
+    check_in(phone, mother)
+    wait_until(lambda: status_of(stack, mother)["status"] == "checked_in", "the check-in to reach the check-in service")
+    assert status_of(stack, mother)["channel"] == "self"
+
+
+def test_a_check_in_made_offline_is_sent_once_when_back_online(stack, phone):
+    building = unique("B")
+    resident = register(stack, "赵敏", building, "201")
+    phone.get(link(stack, resident))
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "form.checkin")))
+    phone.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+    check_in(phone, resident)
+    note = phone.find_element(By.ID, "network")
+    wait_until(lambda: "联网后会自动提交" in note.text, "the page to say the check-in is kept")
+    assert status_of(stack, resident)["status"] == "missing"
+
+    phone.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+    phone.execute_script("window.dispatchEvent(new Event('online'))")
+    wait_until(lambda: status_of(stack, resident)["status"] == "checked_in", "the kept check-in to arrive")
+    phone.refresh()  # the page loads again and finds nothing left to send
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
+    assert phone.execute_script("return localStorage.getItem('firstline.checkins')") == "[]"
+
+
+def test_the_building_lead_checks_in_for_a_neighbour(stack, phone):
+    building = unique("B")
+    elder = register(stack, "张大爷", building, "301")
+    register(stack, "刘阿姨", building, "302")
+    with stack.admin("portal") as portal:
+        invitation = portal.post("/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}).json()["url"]
+    phone.get(invitation)
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
+    assert "今天已打卡 0/2 人" in phone.page_source
+    phone.save_screenshot(str(SCREENSHOTS / "lead.png"))
+    check_in(phone, elder)
+    wait_until(lambda: status_of(stack, elder)["status"] == "checked_in", "the lead's check-in")
+    assert status_of(stack, elder)["channel"] == "building_lead"
