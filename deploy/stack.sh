@@ -56,7 +56,9 @@ up() {
     local port db; port="$(port_of "$svc")"
     db="$(echo "$svc" | tr '[:lower:]' '[:upper:]')_DATABASE_URL"
     export "$db=${!db:-sqlite+aiosqlite:///$VAR/$svc.db}"
-    nohup "$ROOT/.venv/bin/uvicorn" --factory "$svc.main:app_from_env" --host 127.0.0.1 --port "$port" \
+    local host=127.0.0.1  # only the portal may face the network (PORTAL_HOST=0.0.0.0 for phones on the LAN)
+    [ "$svc" = portal ] && host="${PORTAL_HOST:-127.0.0.1}"
+    nohup "$ROOT/.venv/bin/uvicorn" --factory "$svc.main:app_from_env" --host "$host" --port "$port" \
       --no-access-log >"$LOGS/$svc.log" 2>&1 &
     echo $! > "$RUN/$svc.pid"
     echo "started $svc on :$port (pid $!, log $LOGS/$svc.log)"
