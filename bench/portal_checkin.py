@@ -5,7 +5,7 @@ per check-in.
 
     .venv/bin/python bench/portal_checkin.py [--households 200] [--concurrency 20]
 
-Starts its own stack (deploy/stack.sh, ports 18030-18035, state in a temporary directory).
+Starts its own stack (deploy/stack.sh, ports 8230-8235, state in a temporary directory).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "libs/common"))
 from common.auth import operator_token  # noqa: E402
 
-PORTS = {"portal": 18030, "checkin": 18031, "supplies": 18032, "dispatch": 18033, "timebank": 18034, "command": 18035}
+PORTS = {"portal": 8230, "checkin": 8231, "supplies": 8232, "dispatch": 8233, "timebank": 8234, "command": 8235}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="firstline-bench-portal-"))
-    env = {**os.environ, "FIRSTLINE_VAR": str(var), **{f"{s.upper()}_PORT": str(p) for s, p in PORTS.items()},
+    env = {**os.environ, "FIRSTLINE_VAR": str(var), "PORTAL_ATTEMPTS_PER_MINUTE": "1000000",  # every sign-in comes from this address
+           **{f"{s.upper()}_PORT": str(p) for s, p in PORTS.items()},
            **{f"{s.upper()}_CONSUMER_GROUP": f"{s}-bench-{var.name}" for s in ("supplies", "dispatch", "timebank", "command")}}
     subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=env, cwd=ROOT, check=True, capture_output=True)
     try:
