@@ -299,7 +299,7 @@ async def _check_in(request: Request, session: PortalSession, body: CheckInIn, k
     """A check-in for a member of the session's household, or (a lead) for a neighbour."""
     services = services_of(request)
     if session.household_id:
-        if body.resident_id not in _members(await _household(request, session)):
+        if body.resident_id not in await services.members(session):
             raise ServiceError("portal", 403, "not a member of this household")
         return await services.check_in(session, body.resident_id, body.temperature_c, body.symptoms, key, as_member=True)
     return await services.check_in(session, body.resident_id, body.temperature_c, body.symptoms, key, as_member=False)

@@ -4,6 +4,7 @@ for). The answers are the services' own; the portal adds no rule of theirs."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,9 @@ from common.auth import Principal
 from portal.models import PortalSession
 from portal.service import PortalService
 from portal.settings import PortalSettings
+
+
+MEMBERS_TTL_S = 60.0
 
 
 class ServiceError(Exception):
@@ -35,6 +39,9 @@ class Services:
             "timebank": settings.timebank_url,
             "command": settings.command_url,
         }
+        # Who is in a household changes with the register, rarely: a check-in reuses the
+        # member list the household's page (or an earlier check-in) read, for a minute.
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
         self.http = httpx.AsyncClient(timeout=settings.service_timeout_s, limits=limits, transport=transport)
 
@@ -72,7 +79,19 @@ class Services:
     # -- what the pages need --------------------------------------------------------------
 
     async def household(self, session: PortalSession, household_id: str) -> dict:
-        return await self.call(session, "checkin", "GET", f"/households/{household_id}")
+        household = await self.call(session, "checkin", "GET", f"/households/{household_id}")
+        if len(self._members) > 50_000:
+            self._members.clear()
+        self._members[session.session_id] = (time.monotonic() + MEMBERS_TTL_S, frozenset(m["resident_id"] for m in household["members"]))
+        return household
+
+    async def members(self, session: PortalSession) -> frozenset[str]:
+        """The resident ids of the session's household (cached for MEMBERS_TTL_S)."""
+        cached = self._members.get(session.session_id)
+        if cached is None or cached[0] < time.monotonic():
+            await self.household(session, session.household_id)
+            cached = self._members[session.session_id]
+        return cached[1]
 
     async def building(self, session: PortalSession, building_id: str) -> dict:
         return await self.call(session, "checkin", "GET", "/households", params={"building_id": building_id})

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -17,10 +18,16 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from support import bearer
+from support import bearer, start_groups_at_the_end
 
 ROOT = Path(__file__).resolve().parents[3]
 PORTS = {"portal": 18020, "checkin": 18021, "supplies": 18022, "dispatch": 18023, "timebank": 18024, "command": 18025}
+CONSUMING = {  # service: the topics its consumer group reads
+    "supplies": ["dispatch.events.v1"],
+    "dispatch": ["checkin.events.v1", "supplies.events.v1", "timebank.events.v1"],
+    "timebank": ["dispatch.events.v1"],
+    "command": ["checkin.events.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1"],
+}
 WECHAT = (
     "Mozilla/5.0 (Linux; Android 12; M2012K11AC Build/SKQ1.211006.001; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Version/4.0 Chrome/107.0.5304.141 Mobile Safari/537.36 XWEB/5043 MMWEBSDK/20221109 MMWEBID/6856 "
@@ -29,13 +36,17 @@ WECHAT = (
 
 
 class Stack:
-    def __init__(self, var: Path) -> None:
+    def __init__(self, var: Path, kafka: str) -> None:
         suffix = uuid.uuid4().hex[:6]
+        self.kafka = kafka
+        self.groups = {svc: f"{svc}-browser-{suffix}" for svc in CONSUMING}
         self.env = {
             **os.environ,
             "FIRSTLINE_VAR": str(var),
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
-            **{f"{svc.upper()}_CONSUMER_GROUP": f"{svc}-browser-{suffix}" for svc in ("supplies", "dispatch", "timebank", "command")},
+            **{f"{svc.upper()}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in PORTS},
+            **{f"{svc.upper()}_CONSUMER_GROUP": group for svc, group in self.groups.items()},
         }
 
     def url(self, service: str, path: str = "") -> str:
@@ -46,10 +57,12 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(kafka, tmp_path_factory) -> Iterator[Stack]:
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.fail("Debian's Chromium is not installed: run `make browser-install`")
-    stack = Stack(tmp_path_factory.mktemp("browser-stack"))
+    stack = Stack(tmp_path_factory.mktemp("browser-stack"), kafka)
+    # The stack's consumers start at the topics' ends: what these journeys cause, not the broker's history.
+    asyncio.run(start_groups_at_the_end(kafka, {group: CONSUMING[svc] for svc, group in stack.groups.items()}))
     try:
         result = subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True)
         if result.returncode != 0:
