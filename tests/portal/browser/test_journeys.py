@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from support import unique
+from support import TopicReader, bearer, unique, wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 pytestmark = pytest.mark.e2e
@@ -71,23 +72,70 @@ def test_scan_the_link_and_check_in_in_two_taps(stack, phone):
     assert status_of(stack, mother)["channel"] == "self"
 
 
-def test_a_check_in_made_offline_is_sent_once_when_back_online(stack, phone):
+async def test_a_check_in_made_offline_is_sent_once_when_back_online(stack, phone):
     building = unique("B")
     resident = register(stack, "赵敏", building, "201")
-    phone.get(link(stack, resident))
-    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "form.checkin")))
-    phone.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
-    check_in(phone, resident)
-    note = phone.find_element(By.ID, "network")
-    wait_until(lambda: "联网后会自动提交" in note.text, "the page to say the check-in is kept")
-    assert status_of(stack, resident)["status"] == "missing"
+    async with TopicReader(stack.kafka, "checkin.events.v1") as reader:
+        phone.get(link(stack, resident))
+        WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "form.checkin")))
+        phone.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+        check_in(phone, resident)
+        note = phone.find_element(By.ID, "network")
+        wait_until(lambda: "联网后会自动提交" in note.text, "the page to say the check-in is kept")
+        assert status_of(stack, resident)["status"] == "missing"
 
-    phone.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
-    phone.execute_script("window.dispatchEvent(new Event('online'))")
-    wait_until(lambda: status_of(stack, resident)["status"] == "checked_in", "the kept check-in to arrive")
-    phone.refresh()  # the page loads again and finds nothing left to send
-    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
-    assert phone.execute_script("return localStorage.getItem('firstline.checkins')") == "[]"
+        phone.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+        phone.execute_script("window.dispatchEvent(new Event('online'))")
+        wait_until(lambda: status_of(stack, resident)["status"] == "checked_in", "the kept check-in to arrive")
+        phone.refresh()  # the page loads again and finds nothing left to send
+        WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
+        assert phone.execute_script("return localStorage.getItem('firstline.checkins')") == "[]"
+
+        def mine() -> list[dict]:
+            return [e for e in reader.events("CheckInSubmitted") if e["subject"] == resident]
+
+        async def arrived() -> bool:
+            await reader.poll()
+            return bool(mine())
+
+        await wait_for(arrived, what="the check-in on checkin.events.v1")
+        for _ in range(10):  # a second one, were there one, would follow within these polls
+            await reader.poll()
+        assert len(mine()) == 1, mine()  # exactly one check-in reached the broker
+
+
+def test_scan_check_in_with_a_fever_ask_for_groceries_and_rate_the_resolved_ticket(stack, phone):
+    building = unique("B")
+    resident = register(stack, "陈静", building, "401")
+    phone.get(link(stack, resident))
+    form = WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'form.checkin[data-member="{resident}"]')))
+    form.find_element(By.NAME, "temperature_c").send_keys("38.2")
+    form.find_element(By.CSS_SELECTOR, "button[name=none]").click()
+    wait_until(lambda: status_of(stack, resident)["status"] == "needs_attention", "the fever check-in")
+
+    def ticket():
+        with httpx.Client(base_url=stack.url("command"), headers=bearer("resident", resident), timeout=10) as command:
+            tickets = command.get("/tickets").json()
+        return tickets[0] if tickets else None
+
+    opened = wait_until(ticket, "the command center's ticket about the fever", timeout=60)
+
+    phone.get(stack.url("portal", "/home/request"))
+    phone.find_element(By.CSS_SELECTOR, 'input[name=category][value="groceries"]').click()
+    phone.find_element(By.ID, "details").send_keys("大米和鸡蛋")
+    phone.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(phone, 20).until(EC.url_contains("/home/requests"))
+    assert "申请已提交" in phone.page_source and "买菜" in phone.page_source
+
+    with stack.admin("command") as command:
+        assert command.post(f"/tickets/{opened['ticket_id']}/acknowledge", json={}).status_code == 200
+        assert command.post(f"/tickets/{opened['ticket_id']}/resolve", json={"resolution": "医生已上门，体温已正常"}).status_code == 200
+    phone.refresh()
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".feedback")))
+    phone.find_element(By.CSS_SELECTOR, '.stars button[value="5"]').click()
+    WebDriverWait(phone, 20).until(EC.url_contains("thanks=1"))
+    with stack.admin("command") as command:
+        assert command.get(f"/tickets/{opened['ticket_id']}").json()["stage"] == "closed"
 
 
 def test_the_building_lead_checks_in_for_a_neighbour(stack, phone):
