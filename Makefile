@@ -48,9 +48,12 @@ prometheus-install:
 
 # The portal's browser tests and QR sheets: Debian's Chromium (never a downloaded browser),
 # its driver, and the Noto CJK fonts the sheets embed.
+# axe-core (npm) checks the pages' accessibility in those tests.
+AXE_VERSION := 4.14.1
 browser-install:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
+	@[ -f .tools/browser/node_modules/axe-core/axe.min.js ] || npm install --prefix .tools/browser --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 up: install kafka-up
 	deploy/stack.sh up

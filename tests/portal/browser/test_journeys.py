@@ -151,3 +151,40 @@ def test_the_building_lead_checks_in_for_a_neighbour(stack, phone):
     check_in(phone, elder)
     wait_until(lambda: status_of(stack, elder)["status"] == "checked_in", "the lead's check-in")
     assert status_of(stack, elder)["channel"] == "building_lead"
+
+
+AXE = Path(__file__).resolve().parents[3] / ".tools/browser/node_modules/axe-core/axe.min.js"
+
+
+def serious_violations(phone) -> list[str]:
+    """axe-core's serious and critical findings on the page the phone shows."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} missing: run `make browser-install`")
+    phone.execute_script(AXE.read_text())
+    result = phone.execute_async_script("const done = arguments[arguments.length - 1]; axe.run(document).then(done, e => done({error: String(e)}));")
+    assert "error" not in result, result
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_the_pages_have_no_serious_accessibility_problem(stack, phone):
+    building = unique("B")
+    resident = register(stack, "孙悦", building, "501")
+    phone.get(link(stack, resident))
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
+    found = {"/home": serious_violations(phone)}
+    for path in ("/home/request", "/home/requests"):
+        phone.get(stack.url("portal", path))
+        found[path] = serious_violations(phone)
+    with stack.admin("portal") as portal:
+        invitation = portal.post("/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}).json()["url"]
+    phone.delete_all_cookies()
+    phone.get(invitation)
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
+    found["/lead"] = serious_violations(phone)
+    phone.delete_all_cookies()
+    phone.get(stack.url("portal", "/"))
+    found["/"] = serious_violations(phone)
+    phone.get(stack.url("portal", "/h/forged.code"))
+    found["/h/<forged>"] = serious_violations(phone)
+    assert not any(found.values()), found
