@@ -62,7 +62,9 @@ async def run(var: Path, households: int, concurrency: int) -> None:
         sessions = {}
         for rid in through:
             link = (await http.post(portal + f"/admin/households/{rid}/link", json={}, headers=admin)).json()["url"]
-            sessions[rid] = (await http.get(link)).cookies["firstline_session"]
+            signed = await http.get(link)  # the scan: signed in, then the household's page, as a phone does
+            sessions[rid] = signed.cookies["firstline_session"]
+            await http.get(portal + "/home", headers={"Cookie": f"firstline_session={sessions[rid]}"})
 
         def post_direct(rid):
             return lambda: http.post(checkin + "/checkins", json={"resident_id": rid, "temperature_c": 36.5, "symptoms": []}, headers=admin)

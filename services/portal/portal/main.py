@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -65,6 +66,7 @@ def create_app(
         state={"portal": portal, "services": services, "settings": settings, "verifier": PortalVerifier(portal)},
     )
     app.add_middleware(GZipMiddleware, minimum_size=500)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per call to a service
 
     @app.exception_handler(api._SignIn)  # noqa: SLF001
     async def sign_in_first(request: Request, _: Exception) -> RedirectResponse:

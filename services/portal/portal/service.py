@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,10 @@ from portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 TOKEN_REUSE_MARGIN = timedelta(minutes=2)  # a cached token is used while it has this much left
+# A live session read from the database is trusted this long by this replica (a phone's
+# bursts of requests cost one read); an ending on this replica drops it at once, on another
+# replica within this long.
+SESSION_CACHE_S = 2.0
 
 
 class SignInRefused(Exception):
@@ -64,6 +69,7 @@ class PortalService:
         self.limiter = domain.AttemptLimiter(settings.attempts_per_minute)
         self.dev_outbox: list[dict] = []  # development only: what the SMS gateway would have sent
         self._tokens: dict[tuple[str, str, str], tuple[str, datetime]] = {}
+        self._sessions: dict[str, tuple[float, PortalSession]] = {}
 
     @property
     def clock(self):
@@ -224,8 +230,17 @@ class PortalService:
         """The live session a cookie names; None for a missing, tampered, ended or expired one."""
         if not cookie or len(cookie) > 100:
             return None
-        async with self.runtime.db.session() as session:
-            row = await session.get(PortalSession, domain.digest(self.secret, cookie))
+        session_id = domain.digest(self.secret, cookie)
+        cached = self._sessions.get(session_id)
+        if cached is not None and cached[0] > time.monotonic():
+            row = cached[1]
+        else:
+            async with self.runtime.db.session() as session:
+                row = await session.get(PortalSession, session_id)
+            if row is not None and row.ended_at is None:
+                if len(self._sessions) > 50_000:
+                    self._sessions.clear()
+                self._sessions[session_id] = (time.monotonic() + SESSION_CACHE_S, row)
         if row is None or row.ended_at is not None or row.expires_at <= self.clock.now():
             return None
         return row
@@ -238,6 +253,7 @@ class PortalService:
             if row is not None and row.ended_at is None:
                 row.ended_at = self.clock.now()
             await uow.commit()
+        self._sessions.pop(domain.digest(self.secret, cookie), None)
 
     async def end_sessions_of(self, *, sub: str | None = None, household_id: str | None = None) -> int:
         """Revoke every live session of a person or a household (their tokens die at once)."""
@@ -248,6 +264,7 @@ class PortalService:
             rows = (await uow.session.execute(query)).scalars().all()
             for row in rows:
                 row.ended_at = now
+                self._sessions.pop(row.session_id, None)
             await uow.commit()
         return len(rows)
 
