@@ -178,7 +178,9 @@ async def household_sign_in(code: str, request: Request):
     try:
         signed = await portal.sign_in_household(code)
     except SignInRefused as refused:
+        request.app.state.metrics.sign_ins.labels("household", "refused").inc()
         return message_page(request, refused.reason, refused.status_code)
+    request.app.state.metrics.sign_ins.labels("household", "ok").inc()
     return signed_in(redirect("/home"), request, signed)
 
 
@@ -188,6 +190,7 @@ async def send_code(request: Request, phone: Annotated[str, Form()] = ""):
     portal = portal_of(request)
     if not portal.allow_attempt(client_address(request)):
         return message_page(request, "signin.too_many", 429)
+    request.app.state.metrics.codes_sent.inc()
     try:
         await portal.send_code(phone)
     except Invalid:
@@ -206,7 +209,9 @@ async def sign_in(request: Request, phone: Annotated[str, Form()] = "", code: An
     except Invalid:
         return render(request, "signin.html", 422, error="signin.phone_invalid", phone=phone)
     except SignInRefused as refused:
+        request.app.state.metrics.sign_ins.labels("code", "refused").inc()
         return render(request, "code.html", refused.status_code, error=refused.reason, phone=phone)
+    request.app.state.metrics.sign_ins.labels("code", "ok").inc()
     return signed_in(redirect(home_of(signed.session)), request, signed)
 
 
@@ -218,7 +223,9 @@ async def accept_invitation(token: str, request: Request):
     try:
         signed = await portal.accept_invitation(token)
     except SignInRefused as refused:
+        request.app.state.metrics.sign_ins.labels("invitation", "refused").inc()
         return message_page(request, refused.reason, refused.status_code)
+    request.app.state.metrics.sign_ins.labels("invitation", "ok").inc()
     return signed_in(redirect(home_of(signed.session)), request, signed)
 
 

@@ -30,8 +30,9 @@ class ServiceError(Exception):
 
 
 class Services:
-    def __init__(self, settings: PortalSettings, portal: PortalService, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: PortalSettings, portal: PortalService, transport: httpx.AsyncBaseTransport | None = None, on_call=None) -> None:
         self.portal = portal
+        self.on_call = on_call or (lambda service, status: None)  # (service, "2xx" | "4xx" | "5xx" | "unreachable")
         self.urls = {
             "checkin": settings.checkin_url,
             "supplies": settings.supplies_url,
@@ -59,7 +60,9 @@ class Services:
                 headers={"Authorization": f"Bearer {token}", **(headers or {})},
             )
         except httpx.HTTPError as exc:
+            self.on_call(service, "unreachable")
             raise ServiceError(service, 503, f"{type(exc).__name__}: {exc}") from exc
+        self.on_call(service, f"{response.status_code // 100}xx")
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)

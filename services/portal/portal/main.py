@@ -20,6 +20,7 @@ from common.runtime import Runtime
 from common.web import create_http_app
 from portal import api
 from portal.clients import ServiceError, Services
+from portal.metrics import PortalMetrics
 from portal.service import PortalService
 from portal.settings import PortalSettings
 
@@ -60,10 +61,11 @@ def create_app(
     runtime = PortalRuntime(settings, clock=clock, migrations_dir=Path(__file__).parent / "migrations", description=DESCRIPTION)
     notifier = notifier or notifier_for(settings.notifier_url, token=settings.notifier_token)
     portal = PortalService(runtime, settings, notifier)
-    services = Services(settings, portal, transport)
+    metrics = PortalMetrics(runtime.registry)
+    services = Services(settings, portal, transport, on_call=lambda service, status: metrics.service_calls.labels(service, status).inc())
     app = create_http_app(
         runtime, title="FirstLine portal", description=DESCRIPTION, routers=[api.router],
-        state={"portal": portal, "services": services, "settings": settings, "verifier": PortalVerifier(portal)},
+        state={"portal": portal, "services": services, "settings": settings, "metrics": metrics, "verifier": PortalVerifier(portal)},
     )
     app.add_middleware(GZipMiddleware, minimum_size=500)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per call to a service

@@ -178,3 +178,15 @@ async def test_the_development_outbox_and_every_page_are_in_chinese_first_and_en
         assert switched.status_code == 303
         assert "Sign in" in (await browser.get("/")).text
         assert (await browser.get("/dev/outbox")).status_code == 200
+
+
+async def test_sign_ins_are_counted_by_method_and_outcome(portal):
+    wang = await portal.register("王芳", "101")
+    async with portal.browser() as phone:
+        await sign_in_household(portal, phone, wang)
+        await phone.get("/h/forged.code")
+        await phone.get("/home")
+        metrics = (await phone.get("/metrics")).text
+    assert 'firstline_portal_sign_ins_total{method="household",outcome="ok"} 1.0' in metrics
+    assert 'firstline_portal_sign_ins_total{method="household",outcome="refused"} 1.0' in metrics
+    assert 'firstline_portal_service_calls_total{service="checkin",status="2xx"}' in metrics
