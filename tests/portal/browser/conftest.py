@@ -44,10 +44,15 @@ class Stack:
             **os.environ,
             "FIRSTLINE_VAR": str(var),
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            # As deployed: services fetch the portal's keys and ended sessions over HTTP.
+            "FIRSTLINE_PORTAL_URL": f"http://127.0.0.1:{PORTS['portal']}",
+            "FIRSTLINE_JWKS_URL": f"http://127.0.0.1:{PORTS['portal']}/.well-known/jwks.json",
+            "FIRSTLINE_REVOCATIONS_URL": f"http://127.0.0.1:{PORTS['portal']}/.well-known/revoked-sessions",
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
             **{f"{svc.upper()}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in PORTS},
             **{f"{svc.upper()}_CONSUMER_GROUP": group for svc, group in self.groups.items()},
         }
+        self.var = var
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{PORTS[service]}{path}"

@@ -190,3 +190,20 @@ async def test_sign_ins_are_counted_by_method_and_outcome(portal):
     assert 'firstline_portal_sign_ins_total{method="household",outcome="ok"} 1.0' in metrics
     assert 'firstline_portal_sign_ins_total{method="household",outcome="refused"} 1.0' in metrics
     assert 'firstline_portal_service_calls_total{service="checkin",status="2xx"}' in metrics
+
+
+async def test_the_qr_sheet_is_an_a4_pdf_with_chinese_fonts_for_an_admin_or_that_buildings_lead(portal):
+    await portal.register("王芳", "101")
+    await portal.register("李强", "102")
+    async with portal.browser() as client:
+        sheet = await client.get("/admin/buildings/B01/qr.pdf", headers=bearer("admin", "admin-1"))
+        assert sheet.status_code == 200 and sheet.content.startswith(b"%PDF")
+        assert b"NotoSansCJK" in sheet.content  # the Chinese font is embedded
+        assert (await client.get("/admin/buildings/B01/qr.pdf", headers=bearer("building_lead", "l", building_ids=["B01"]))).status_code == 403
+    async with portal.browser() as lead:
+        await lead.get(path_of(await portal.invite("building_lead", "lead-7", building_ids=["B02"])))
+        assert (await lead.get("/buildings/B01/qr.pdf")).status_code == 403  # another building's lead
+    async with portal.browser() as lead:
+        await lead.get(path_of(await portal.invite("building_lead", "lead-8", building_ids=["B01"])))
+        own = await lead.get("/buildings/B01/qr.pdf")
+        assert own.status_code == 200 and own.headers["content-type"] == "application/pdf"
