@@ -32,6 +32,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import bearer  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from _keys import use_bench_keys  # noqa: E402
+
+use_bench_keys()
+
 from supplies.main import create_app  # noqa: E402
 from supplies.models import Reservation, StockBalance  # noqa: E402
 from supplies.settings import SuppliesSettings  # noqa: E402

@@ -40,14 +40,16 @@
     });
   }
 
-  function markDone(residentId) {
+  function mark(residentId, text, kind) {
     var form = document.querySelector('form.checkin[data-member="' + residentId + '"]');
     if (!form) { return; }
     var member = form.closest(".member");
     var status = member && member.querySelector("[data-status]");
-    if (status) { status.textContent = body.dataset.done; status.className = "status status-checked_in"; }
+    if (status) { status.textContent = text; status.className = "status status-" + kind; }
     form.remove();
   }
+  function markDone(residentId) { mark(residentId, body.dataset.done, "checked_in"); }
+  function markKept(residentId) { mark(residentId, body.dataset.kept, "away"); }
 
   document.addEventListener("click", function (event) {
     var chip = event.target.closest && event.target.closest("[data-temperature]");
@@ -70,14 +72,14 @@
       body: { resident_id: data.get("resident_id"), temperature_c: temperature, symptoms: none ? [] : data.getAll("symptoms") }
     };
     if (navigator.onLine === false) {
-      keep(queued().concat([item])); markDone(item.body.resident_id); say(body.dataset.queued); return;
+      keep(queued().concat([item])); markKept(item.body.resident_id); say(body.dataset.queued); return;
     }
     send(item).then(function (r) {
       if (r.ok) { markDone(item.body.resident_id); say(""); return; }
-      if (r.status >= 500) { keep(queued().concat([item])); markDone(item.body.resident_id); say(body.dataset.queued); return; }
+      if (r.status >= 500) { keep(queued().concat([item])); markKept(item.body.resident_id); say(body.dataset.queued); return; }
       return r.json().then(function (b) { say(body.dataset.failed + (b.detail || r.status)); });
     }, function () {
-      keep(queued().concat([item])); markDone(item.body.resident_id); say(body.dataset.queued);
+      keep(queued().concat([item])); markKept(item.body.resident_id); say(body.dataset.queued);
     });
   });
 
