@@ -72,14 +72,15 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def portal(tmp_path, clock) -> AsyncIterator[Portal]:
+async def portal(tmp_path, clock, database_url) -> AsyncIterator[Portal]:
+    """The portal on SQLite and PostgreSQL (`database_url`); the services behind it on SQLite."""
     quiet = dict(jobs_interval_s=0, kafka_enabled=False)
     checkin = checkin_app(CheckinSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/checkin.db", **quiet), clock=clock)
     timebank = timebank_app(TimebankSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/timebank.db", start_consumers=False, **quiet), clock=clock)
     transport = RoutingTransport({"checkin": checkin, "timebank": timebank})
     app = portal_app(
         PortalSettings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/portal.db", public_url="http://portal", checkin_url="http://checkin",
+            database_url=database_url, public_url="http://portal", checkin_url="http://checkin",
             timebank_url="http://timebank", supplies_url="http://supplies", dispatch_url="http://dispatch", command_url="http://command",
             jobs_interval_s=0,
         ),
