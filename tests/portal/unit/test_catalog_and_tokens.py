@@ -130,3 +130,30 @@ def test_a_revoked_session_is_refused_and_an_unreachable_list_fails_closed(keys)
     verifier.use_revocations(["s1"])
     with pytest.raises(InvalidToken, match="ended"):
         verifier.verify(token)
+
+
+async def test_an_external_oidc_issuer_is_found_by_discovery_and_its_tokens_verify():
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    issuer = "https://sso.city.example/realms/community"
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True), "kid": "city-1", "use": "sig", "alg": "RS256"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/.well-known/openid-configuration"):
+            return httpx.Response(200, json={"issuer": issuer, "jwks_uri": f"{issuer}/protocol/openid-connect/certs"})
+        if request.url.path.endswith("/certs"):
+            return httpx.Response(200, json={"keys": [jwk]})
+        return httpx.Response(404)
+
+    verifier = Verifier("checkin", jwks_url="", issuer=issuer)
+    verifier._client = httpx.AsyncClient(transport=httpx.MockTransport(answer))  # noqa: SLF001 - the issuer, in-process
+    await verifier.refresh_keys()
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"iss": issuer, "sub": "gw-1", "aud": "checkin", "iat": now, "exp": now + 300, "role": "grid_worker", "grid_ids": ["G1"]}
+    token = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "city-1"})
+    assert verifier.verify(token).grid_ids == ["G1"]
+    with pytest.raises(InvalidToken):  # the same key, another issuer
+        verifier.verify(jwt.encode({**claims, "iss": "https://elsewhere.example"}, private, algorithm="RS256", headers={"kid": "city-1"}))
+    await verifier.stop()
