@@ -326,6 +326,11 @@ async def api_check_in(body: CheckInIn, request: Request, session: MaybeSession)
     return JSONResponse({"resident_id": answer["resident_id"], "date": answer["date"], "status": "needs_attention" if answer["anomaly"] else "checked_in"}, status_code=201)
 
 
+def _refusal(exc: ServiceError) -> str:
+    """What a page says when check-in refuses a reading: in the page's words, not the API's."""
+    return "checkin.reading_refused" if exc.service == "checkin" and exc.status_code == 422 else exc.detail
+
+
 def _reading(temperature: str, symptoms: list[str], none: str | None) -> tuple[float, list[str]]:
     try:
         value = float(temperature.replace(",", "."))
@@ -347,7 +352,7 @@ async def home_check_in(
     except (Invalid, ValueError):
         return redirect("/home?error=checkin.temperature_needed")
     except ServiceError as exc:
-        return redirect(f"/home?error={quote(exc.detail)}")
+        return redirect(f"/home?error={quote(_refusal(exc))}")
     return redirect(f"/home?done={quote(resident_id)}")
 
 
@@ -471,7 +476,7 @@ async def lead_check_in(
     except (Invalid, ValueError):
         return redirect("/lead?error=checkin.temperature_needed")
     except ServiceError as exc:
-        return redirect(f"/lead?error={quote(exc.detail)}")
+        return redirect(f"/lead?error={quote(_refusal(exc))}")
     return redirect(f"/lead?done={quote(resident_id)}")
 
 

@@ -207,3 +207,16 @@ async def test_the_qr_sheet_is_an_a4_pdf_with_chinese_fonts_for_an_admin_or_that
         await lead.get(path_of(await portal.invite("building_lead", "lead-8", building_ids=["B01"])))
         own = await lead.get("/buildings/B01/qr.pdf")
         assert own.status_code == 200 and own.headers["content-type"] == "application/pdf"
+
+
+async def test_a_reading_check_in_refuses_is_explained_on_the_page_and_nothing_is_written(portal):
+    wang = await portal.register("王芳", "101")
+    async with portal.browser() as phone:
+        await sign_in_household(portal, phone, wang)
+        refused = await phone.post("/home/checkins", data={"resident_id": wang, "temperature_c": "44.5", "none": "1"})
+        assert refused.status_code == 303 and "error=checkin.reading_refused" in refused.headers["location"]
+        page = await phone.get(refused.headers["location"])
+        assert "体温读数不对" in page.text
+        api = await phone.post("/api/checkins", json={"resident_id": wang, "temperature_c": 44.5})
+        assert api.status_code == 422  # the check-in service's own answer
+    assert await portal.checkin.outbox("CheckInSubmitted") == []
