@@ -82,7 +82,7 @@ async def portal(tmp_path, clock, database_url) -> AsyncIterator[Portal]:
         PortalSettings(
             database_url=database_url, public_url="http://portal", checkin_url="http://checkin",
             timebank_url="http://timebank", supplies_url="http://supplies", dispatch_url="http://dispatch", command_url="http://command",
-            jobs_interval_s=0,
+            jobs_interval_s=0, live_updates=False,  # no broker behind these apps: tests/portal/browser hears live updates
         ),
         clock=clock, transport=transport,
     )

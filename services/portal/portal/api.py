@@ -7,14 +7,17 @@ person's behalf, and renders a template; every text comes from the message catal
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
@@ -88,6 +91,10 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         t=t, lang=t.lang, path=request.url.path, dev_outbox=request.app.state.settings.dev_outbox_on, **context
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def live_url(request: Request) -> str | None:
+    return "/events" if request.app.state.live is not None else None
 
 
 def message_page(request: Request, key: str, status_code: int, **context: Any) -> HTMLResponse:
@@ -292,7 +299,7 @@ async def home(request: Request, session: HouseholdSession, done: str | None = N
     return render(
         request, "home.html", household=household, symptoms=SYMPTOMS, temperatures=QUICK_TEMPERATURES,
         missing=[m for m in household["members"] if m["status"] == "missing"], hours=hours, done=done, error=error,
-        key=uuid.uuid4().hex,
+        key=uuid.uuid4().hex, live=live_url(request),
     )
 
 
@@ -458,7 +465,7 @@ async def lead(request: Request, session: LeadSession, building_id: str | None =
     members = [dict(m, room=h["room"], unit=h["unit"]) for h in building["households"] for m in h["members"]]
     return render(
         request, "lead.html", building=building, missing=[m for m in members if m["status"] == "missing"],
-        symptoms=SYMPTOMS, temperatures=QUICK_TEMPERATURES, done=done, error=error, key=uuid.uuid4().hex,
+        symptoms=SYMPTOMS, temperatures=QUICK_TEMPERATURES, done=done, error=error, key=uuid.uuid4().hex, live=live_url(request),
         rate=round(100 * building["checked_in"] / building["expected"]) if building["expected"] else 100,
     )
 
@@ -499,6 +506,41 @@ async def lead_raise(
     except ServiceError as exc:
         return redirect(f"/lead/request?error={quote(exc.detail)}")
     return redirect("/lead?done=request")
+
+
+# -- live updates ------------------------------------------------------------------------
+
+
+@router.get("/events", include_in_schema=False)
+async def live_events(request: Request, session: MaybeSession):
+    """Server-sent events: `checkin` with the resident and their new status, for the
+    members of the session's household or the residents of the lead's building."""
+    feed = request.app.state.live
+    if session is None:
+        return Response(status_code=401)
+    if feed is None:
+        return Response(status_code=204)  # live updates are off: the page's script stops asking
+    services = services_of(request)
+    if session.household_id:
+        residents = await services.members(session)
+    elif session.role == Role.building_lead.value:
+        building = await services.building(session, _building(session, None))
+        residents = frozenset(m["resident_id"] for h in building["households"] for m in h["members"])
+    else:
+        return Response(status_code=204)
+
+    async def stream() -> AsyncIterator[str]:
+        async with feed.watch(residents) as queue:
+            yield "retry: 5000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    resident_id, new_status = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    yield ": still here\n\n"  # keeps proxies from closing a quiet stream
+                    continue
+                yield f"event: checkin\ndata: {json.dumps({'resident_id': resident_id, 'status': new_status})}\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 # -- QR sheets and the operator's admin calls --------------------------------------------

@@ -20,6 +20,7 @@ from common.runtime import Runtime
 from common.web import create_http_app
 from portal import api
 from portal.clients import ServiceError, Services
+from portal.live import LiveFeed
 from portal.metrics import PortalMetrics
 from portal.service import PortalService
 from portal.settings import PortalSettings
@@ -31,8 +32,20 @@ Calls the services over HTTP on the signed-in person's behalf; publishes nothing
 
 
 class PortalRuntime(Runtime):
+    live: LiveFeed | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        if self.live is not None:
+            await self.live.start()
+
+    async def stop(self) -> None:
+        if self.live is not None:
+            await self.live.stop()
+        await super().stop()
+
     async def readiness(self) -> dict[str, bool]:
-        return {"database": await self.db.ping()}  # no Kafka: the portal publishes nothing
+        return {"database": await self.db.ping()}  # Kafka only feeds live updates: pages work without it
 
 
 class PortalVerifier(Verifier):
@@ -59,13 +72,15 @@ def create_app(
     """`transport` lets tests route the portal's calls to in-process services."""
     settings = settings or PortalSettings()
     runtime = PortalRuntime(settings, clock=clock, migrations_dir=Path(__file__).parent / "migrations", description=DESCRIPTION)
+    runtime.live = LiveFeed(settings.kafka_bootstrap_servers) if settings.live_updates else None
     notifier = notifier or notifier_for(settings.notifier_url, token=settings.notifier_token)
     portal = PortalService(runtime, settings, notifier)
     metrics = PortalMetrics(runtime.registry)
     services = Services(settings, portal, transport, on_call=lambda service, status: metrics.service_calls.labels(service, status).inc())
     app = create_http_app(
         runtime, title="FirstLine portal", description=DESCRIPTION, routers=[api.router],
-        state={"portal": portal, "services": services, "settings": settings, "metrics": metrics, "verifier": PortalVerifier(portal)},
+        state={"portal": portal, "services": services, "settings": settings, "metrics": metrics, "live": runtime.live,
+               "verifier": PortalVerifier(portal)},
     )
     app.add_middleware(GZipMiddleware, minimum_size=500)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per call to a service

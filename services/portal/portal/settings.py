@@ -32,6 +32,7 @@ class PortalSettings(ServiceSettings):
     dev_outbox: bool | None = None  # the development outbox page; default: on in development only
     cookie_secure: bool = False  # set behind HTTPS
     chromium: str = "/usr/bin/chromium"  # prints the QR sheet to PDF
+    live_updates: bool = True  # pages hear of check-ins at once (server-sent events fed from Kafka)
 
     @property
     def dev_outbox_on(self) -> bool:

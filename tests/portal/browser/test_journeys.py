@@ -153,6 +153,23 @@ def test_the_building_lead_checks_in_for_a_neighbour(stack, phone):
     assert status_of(stack, elder)["channel"] == "building_lead"
 
 
+def test_the_household_page_hears_at_once_that_the_lead_checked_in_for_grandma(stack, phone):
+    building = unique("B")
+    grandma = register(stack, "钱奶奶", building, "801")
+    register(stack, "钱小明", building, "801")
+    phone.get(link(stack, grandma))
+    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'form.checkin[data-member="{grandma}"]')))
+    with stack.admin("portal") as portal:
+        invitation = portal.post("/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}).json()["url"]
+    with httpx.Client(timeout=30) as lead:
+        lead.get(invitation)  # signed in as the lead (cookie kept)
+        done = lead.post(stack.url("portal", "/lead/checkins"), data={"resident_id": grandma, "temperature_c": "36.4", "none": "1"})
+        assert done.status_code == 303 and "error" not in done.headers["location"]
+    status = phone.find_element(By.CSS_SELECTOR, f'.member[data-member="{grandma}"] [data-status]')
+    wait_until(lambda: status.text == "已打卡", "the household page to show grandma checked in, without reloading")
+    assert not phone.find_elements(By.CSS_SELECTOR, f'form.checkin[data-member="{grandma}"]')
+
+
 AXE = Path(__file__).resolve().parents[3] / ".tools/browser/node_modules/axe-core/axe.min.js"
 
 

@@ -41,12 +41,12 @@
   }
 
   function mark(residentId, text, kind) {
-    var form = document.querySelector('form.checkin[data-member="' + residentId + '"]');
-    if (!form) { return; }
-    var member = form.closest(".member");
-    var status = member && member.querySelector("[data-status]");
+    var member = document.querySelector('.member[data-member="' + residentId + '"]');
+    if (!member) { return; }
+    var status = member.querySelector("[data-status]");
     if (status) { status.textContent = text; status.className = "status status-" + kind; }
-    form.remove();
+    var form = member.querySelector("form.checkin");
+    if (form) { form.remove(); }
   }
   function markDone(residentId) { mark(residentId, body.dataset.done, "checked_in"); }
   function markKept(residentId) { mark(residentId, body.dataset.kept, "away"); }
@@ -82,6 +82,17 @@
       keep(queued().concat([item])); markKept(item.body.resident_id); say(body.dataset.queued);
     });
   });
+
+  // Check-ins made elsewhere (a building lead, another phone of the household) show at once.
+  if (body.dataset.live && window.EventSource) {
+    var live = new EventSource(body.dataset.live);
+    live.addEventListener("checkin", function (event) {
+      var update = JSON.parse(event.data);
+      var attention = update.status === "needs_attention";
+      mark(update.resident_id, attention ? body.dataset.needsAttention : body.dataset.checkedIn, update.status);
+    });
+    live.onerror = function () { if (live.readyState === EventSource.CLOSED) { live.close(); } };
+  }
 
   window.addEventListener("online", flush);
   window.addEventListener("offline", function () { say(body.dataset.offline); });
