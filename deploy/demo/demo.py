@@ -40,7 +40,8 @@ def token(role: str, sub: str, **scopes) -> dict[str, str]:
     return {"Authorization": f"Bearer {jwt}"}
 
 
-ADMIN = token("admin", "demo-admin")
+def admin() -> dict[str, str]:
+    return token("admin", "demo-admin")  # signed per call: tokens live 15 minutes, a demo may run longer
 
 
 def heading(text: str) -> None:
@@ -64,7 +65,7 @@ class Demo:
         self.up = {}
 
     async def call(self, method: str, service: str, path: str, *, headers=None, **kwargs) -> httpx.Response:
-        response = await self.client.request(method, URLS[service] + path, headers=headers or ADMIN, **kwargs)
+        response = await self.client.request(method, URLS[service] + path, headers=headers or admin(), **kwargs)
         if response.status_code >= 500:
             raise RuntimeError(f"{method} {service}{path}: {response.status_code} {response.text[:300]}")
         return response
@@ -431,16 +432,16 @@ class Demo:
     async def front_door(self) -> None:
         """A household's link and a building lead's invitation, to open the pages (README: from a phone)."""
         heading("The pages: open these in a browser (or a phone on the same network, see the README)")
-        households = (await self.call("GET", "checkin", "/households", params={"building_id": "B01"}, headers=ADMIN)).json()["households"]
+        households = (await self.call("GET", "checkin", "/households", params={"building_id": "B01"})).json()["households"]
         if not households:
             print("  no household in building B01")
             return
-        admin = {"Authorization": "Bearer " + operator_token(SETTINGS.keys_dir, sub="demo-admin", role="admin", audience="portal")}
+        portal_admin = {"Authorization": "Bearer " + operator_token(SETTINGS.keys_dir, sub="demo-admin", role="admin", audience="portal")}
         household = households[0]
-        link = (await self.call("POST", "portal", f"/admin/households/{household['household_id']}/link", json={}, headers=admin)).json()
+        link = (await self.call("POST", "portal", f"/admin/households/{household['household_id']}/link", json={}, headers=portal_admin)).json()
         names = "、".join(m["name"] for m in household["members"])
         print(f"  household {household['unit']}-{household['room']} of building B01 ({names}): {link['url']}")
-        invitation = (await self.call("POST", "portal", "/admin/invitations", headers=admin,
+        invitation = (await self.call("POST", "portal", "/admin/invitations", headers=portal_admin,
                                       json={"role": "building_lead", "sub": "lead-B01", "building_ids": ["B01"]})).json()
         print(f"  building lead of B01 (one-time link): {invitation['url']}")
         print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
