@@ -9,10 +9,10 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging e2e observability security
+TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging portal e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: browser-install help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -61,6 +61,15 @@ asyncapi-parser: $(ASYNCAPI_PARSER)
 prometheus-install:
 	deploy/prometheus/prometheus.sh install
 
+# The portal's browser tests and QR sheets: Debian's Chromium (never a downloaded browser),
+# its driver, and the Noto CJK fonts the sheets embed.
+# axe-core (npm) checks the pages' accessibility in those tests.
+AXE_VERSION := 4.14.1
+browser-install:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
+	@[ -f .tools/browser/node_modules/axe-core/axe.min.js ] || npm install --prefix .tools/browser --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+
 up: install kafka-up
 	deploy/stack.sh up
 
@@ -76,7 +85,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install asyncapi-parser
+test: install kafka-up pg-up prometheus-install asyncapi-parser browser-install
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \

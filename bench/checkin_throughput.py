@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -33,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _pg import fresh_database  # noqa: E402
 
-from common.auth import issue_token  # noqa: E402
+from _keys import use_bench_keys  # noqa: E402
+
+from common.auth import operator_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "bench-secret-" + "x" * 40
 TRIVIAL = '''
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -168,12 +168,12 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: write a raw profile of the first round to /tmp/checkin-profile.txt")
     args = parser.parse_args()
     wrk = ensure_wrk()
-    token = issue_token(SECRET, sub="bench", role="admin", now=datetime.now(UTC))
+    token = operator_token(use_bench_keys(), sub="bench", role="admin")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "trivial.py").write_text(TRIVIAL)
         async with fresh_database("bench_rps") as (url, dsn):
-            env = {**os.environ, "PYTHONPATH": str(tmp), "FIRSTLINE_JWT_SECRET": SECRET, "CHECKIN_DATABASE_URL": url,
+            env = {**os.environ, "PYTHONPATH": str(tmp), "CHECKIN_DATABASE_URL": url,
                    "CHECKIN_JOBS_INTERVAL_S": "0", "FIRSTLINE_ENV_FILE": "/nonexistent"}
             trivial = serve(["trivial:app"], 18901, env, tmp / "trivial.log")
             checkin = serve(["--factory", "checkin.main:app_from_env"], 18902, env, tmp / "checkin.log")

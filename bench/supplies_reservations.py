@@ -32,6 +32,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import bearer  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from _keys import use_bench_keys  # noqa: E402
+
+use_bench_keys()
+
 from supplies.main import create_app  # noqa: E402
 from supplies.models import Reservation, StockBalance  # noqa: E402
 from supplies.settings import SuppliesSettings  # noqa: E402
@@ -55,7 +60,7 @@ async def scenario(base_url: str, *, clients: int, attempts: int, stock: int, it
         url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
         app = create_app(SuppliesSettings(database_url=url, kafka_enabled=False, jobs_interval_s=0, log_level="WARNING"))
         async with app.router.lifespan_context(app):
-            officer = bearer(app.state.jwt_secret, "supplies_officer", "bench", datetime.now(UTC))
+            officer = bearer("supplies_officer", "bench")
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://supplies", timeout=60) as client:
                 depots = []

@@ -15,8 +15,8 @@ CONF="$VAR/supervisor/supervisord.conf"
 mkdir -p "$RUN" "$LOGS" "$VAR/supervisor"
 export FIRSTLINE_ENV_FILE="$ENV_FILE"
 
-declare -A PORTS=([checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005 [messaging]=8006)
-ORDER=(checkin supplies dispatch timebank command messaging)
+declare -A PORTS=([portal]=8000 [checkin]=8001 [supplies]=8002 [dispatch]=8003 [timebank]=8004 [command]=8005 [messaging]=8006)
+ORDER=(portal checkin supplies dispatch timebank command messaging)  # the portal first: services fetch its JWKS
 
 services() {  # the services that exist in this checkout
   for svc in "${ORDER[@]}"; do
@@ -30,8 +30,12 @@ port_of() {
   echo "${!var:-${PORTS[$svc]}}"
 }
 
-host_of() {  # where a process listens: the services only on this machine
-  echo 127.0.0.1
+host_of() {  # where a process listens: only the portal may face the network (PORTAL_HOST=0.0.0.0 for phones on the LAN)
+  if [ "$1" = portal ]; then echo "${PORTAL_HOST:-127.0.0.1}"; else echo 127.0.0.1; fi
+}
+
+priority_of() {  # supervisor starts lower numbers first: the portal, whose JWKS the services fetch
+  if [ "$1" = portal ]; then echo 100; else echo 200; fi
 }
 
 database_url_of() {
@@ -40,12 +44,14 @@ database_url_of() {
 }
 
 ensure_env_file() {
-  # One generated secret for the whole local stack; `firstline token` reads the same file.
-  if [ ! -f "$ENV_FILE" ]; then
+  # The stack's settings; `firstline token` reads the same file. The portal's signing keys
+  # live in $VAR/keys (made by the portal on first start); services get only its JWKS URL.
+  if [ ! -f "$ENV_FILE" ] || ! grep -q '^FIRSTLINE_KEYS_DIR=' "$ENV_FILE"; then
     umask 077
     {
       echo "FIRSTLINE_ENV=development"
-      echo "FIRSTLINE_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+      echo "FIRSTLINE_KEYS_DIR=$VAR/keys"
+      echo "FIRSTLINE_PORTAL_URL=http://127.0.0.1:$(port_of portal)"
     } > "$ENV_FILE"
   fi
   # Messaging's secrets: its gateways' signatures, and Alertmanager's token (an older env file gains them).
@@ -54,6 +60,12 @@ ensure_env_file() {
       echo "$name=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" >> "$ENV_FILE"
     fi
   done
+  # The portal calls the services where this stack runs them.
+  for svc in checkin supplies dispatch timebank command; do
+    local name; name="PORTAL_$(echo "$svc" | tr '[:lower:]' '[:upper:]')_URL"
+    export "$name=${!name:-http://127.0.0.1:$(port_of "$svc")}"
+  done
+  export PORTAL_PUBLIC_URL="${PORTAL_PUBLIC_URL:-http://127.0.0.1:$(port_of portal)}"
 }
 
 # A pid is ours only while it lives and its command line names what we started: a pid file
@@ -78,7 +90,7 @@ write_config() {
     local prefix environment
     prefix="$(echo "$svc" | tr '[:lower:]' '[:upper:]')"
     environment="${prefix}_DATABASE_URL=$(quote "$(database_url_of "$svc")"),FIRSTLINE_ENV_FILE=$(quote "$ENV_FILE")"
-    sed -e "s|@SERVICE@|$svc|g" -e "s|@PORT@|$(port_of "$svc")|g" -e "s|@HOST@|$(host_of "$svc")|g" \
+    sed -e "s|@SERVICE@|$svc|g" -e "s|@PORT@|$(port_of "$svc")|g" -e "s|@HOST@|$(host_of "$svc")|g" -e "s|@PRIORITY@|$(priority_of "$svc")|g" \
       -e "s|@ROOT@|$ROOT|g" -e "s|@LOGS@|$LOGS|g" \
       -e "s|@ENVIRONMENT@|$(sed_value "$environment")|g" deploy/supervisor/program.conf.in >> "$CONF.new"
   done

@@ -4,11 +4,15 @@
   FIRSTLINE_TEST_PG_URL is set, as `make test` does) on PostgreSQL: the same test runs on both.
 - `kafka`: the real broker's bootstrap servers (KAFKA_BOOTSTRAP_SERVERS), topics created.
   Clients connect with `support.kafka_client(principal)`.
+- Tokens: a signing key of the test run (FIRSTLINE_KEYS_DIR), whose JWKS every app and
+  stack the tests start trusts (FIRSTLINE_JWKS_URL as a file); `support.bearer` signs with it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,6 +20,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from common.auth import Keyring
 from common.topics import ensure_topics
 from support import kafka_client
 
@@ -23,6 +28,17 @@ PG_URL = os.environ.get("FIRSTLINE_TEST_PG_URL")  # postgresql+asyncpg://user:pw
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
 if os.environ.get("FIRSTLINE_REQUIRE_PG") and not PG_URL:
     raise RuntimeError("FIRSTLINE_REQUIRE_PG is set but FIRSTLINE_TEST_PG_URL is not: PostgreSQL tests would be skipped")
+
+
+def pytest_configure(config) -> None:
+    keys = tempfile.mkdtemp(prefix="firstline-test-keys-")
+    keyring = Keyring.ensure(keys)
+    jwks = os.path.join(keys, "jwks.json")
+    with open(jwks, "w") as out:
+        json.dump(keyring.jwks(), out)
+    os.environ["FIRSTLINE_KEYS_DIR"] = keys
+    os.environ["FIRSTLINE_JWKS_URL"] = f"file://{jwks}"
+    os.environ["FIRSTLINE_REVOCATIONS_URL"] = ""  # no portal behind in-process apps; tests/portal checks revocation
 
 
 def _asyncpg_dsn(url: str, database: str) -> str:

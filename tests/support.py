@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import select
 
-from common.auth import issue_token
+from common.auth import operator_token
 from common.kafka import client_kwargs
 from common.outbox import OutboxMessage
 from common.settings import StackSettings
@@ -93,8 +93,9 @@ class TopicReader:
         return self.events(type_)
 
 
-def bearer(secret: str, role: str, sub: str, now: datetime, **scopes: Any) -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(secret, sub=sub, role=role, now=now, **scopes)}
+def bearer(role: str, sub: str, **scopes: Any) -> dict[str, str]:
+    """Headers with a token signed by the test run's key (tests/conftest.py), valid at every service."""
+    return {"Authorization": "Bearer " + operator_token(os.environ["FIRSTLINE_KEYS_DIR"], role=role, sub=sub, **scopes)}
 
 
 def unique(prefix: str) -> str:
@@ -130,12 +131,11 @@ class AppHarness:
         self.client = client
         self.service = app.state.service
         self.runtime = app.state.runtime
-        self.secret = app.state.jwt_secret
 
     def as_(self, role: str, sub: str = "someone", **scopes: Any) -> dict[str, str]:
         # Signed at the real time: services check tokens against the wall clock, whatever
         # day the test's clock plays (a token signed in the clock's past expires).
-        return bearer(self.secret, role, sub, datetime.now(UTC), **scopes)
+        return bearer(role, sub, **scopes)
 
     async def outbox(self, event_type: str | None = None) -> list[dict]:
         """The events the app has committed, in order: what the relay would publish."""

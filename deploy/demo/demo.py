@@ -20,22 +20,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import community  # noqa: E402
 
-from common.auth import issue_token  # noqa: E402
+from common.auth import operator_token  # noqa: E402
 from common.clock import local_date  # noqa: E402
 from common.settings import StackSettings  # noqa: E402
 
 SETTINGS = StackSettings()
-PORTS = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+PORTS = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
 URLS = {name: f"http://127.0.0.1:{os.environ.get(f'{name.upper()}_PORT', port)}" for name, port in PORTS.items()}  # as deploy/stack.sh
 RNG = random.Random(2026)
 
 
 def token(role: str, sub: str, **scopes) -> dict[str, str]:
-    jwt = issue_token(SETTINGS.jwt_secret, sub=sub, role=role, now=datetime.now(UTC), **scopes)
+    jwt = operator_token(SETTINGS.keys_dir, sub=sub, role=role, **scopes)  # the portal's key file, as `firstline token`
     return {"Authorization": f"Bearer {jwt}"}
 
 
-ADMIN = token("admin", "demo-admin")
+def admin() -> dict[str, str]:
+    return token("admin", "demo-admin")  # signed per call: tokens live 15 minutes, a demo may run longer
 
 
 def heading(text: str) -> None:
@@ -59,7 +60,7 @@ class Demo:
         self.up = {}
 
     async def call(self, method: str, service: str, path: str, *, headers=None, **kwargs) -> httpx.Response:
-        response = await self.client.request(method, URLS[service] + path, headers=headers or ADMIN, **kwargs)
+        response = await self.client.request(method, URLS[service] + path, headers=headers or admin(), **kwargs)
         if response.status_code >= 500:
             raise RuntimeError(f"{method} {service}{path}: {response.status_code} {response.text[:300]}")
         return response
@@ -475,6 +476,23 @@ class Demo:
             print(f"   {at:%H:%M} {m['channel']:<5} {m['status']:<9} {m['text'].splitlines()[0][:70]}")
         print(f"  every message as its recipient reads it: {URLS['messaging']}/outbox")
 
+    async def front_door(self) -> None:
+        """A household's link and a building lead's invitation, to open the pages (README: from a phone)."""
+        heading("The pages: open these in a browser (or a phone on the same network, see the README)")
+        households = (await self.call("GET", "checkin", "/households", params={"building_id": "B01"})).json()["households"]
+        if not households:
+            print("  no household in building B01")
+            return
+        portal_admin = {"Authorization": "Bearer " + operator_token(SETTINGS.keys_dir, sub="demo-admin", role="admin", audience="portal")}
+        household = households[0]
+        link = (await self.call("POST", "portal", f"/admin/households/{household['household_id']}/link", json={}, headers=portal_admin)).json()
+        names = "、".join(m["name"] for m in household["members"])
+        print(f"  household {household['unit']}-{household['room']} of building B01 ({names}): {link['url']}")
+        invitation = (await self.call("POST", "portal", "/admin/invitations", headers=portal_admin,
+                                      json={"role": "building_lead", "sub": "lead-B01", "building_ids": ["B01"]})).json()
+        print(f"  building lead of B01 (one-time link): {invitation['url']}")
+        print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
+
     async def where_next(self) -> None:
         heading("Where to look next")
         for name, url in URLS.items():
@@ -521,6 +539,8 @@ async def main() -> None:
         await demo.show_command_center()
         if demo.up.get("messaging") and demo.up.get("command"):
             await demo.show_messages()
+        if demo.up.get("portal"):
+            await demo.front_door()
         await demo.where_next()
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s; the stack is still running (make down to stop it)")
 

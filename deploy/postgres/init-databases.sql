@@ -5,3 +5,4 @@ CREATE DATABASE dispatch;
 CREATE DATABASE timebank;
 CREATE DATABASE command;
 CREATE DATABASE messaging;
+CREATE DATABASE portal;

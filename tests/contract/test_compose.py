@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+SERVICES = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
 
 
 def compose() -> dict:
@@ -39,15 +39,17 @@ def test_every_service_builds_from_its_own_dockerfile_with_what_it_needs():
         assert env["KAFKA_SSL_CAFILE"].startswith("/run/kafka-ca/") and "kafka-ca:/run/kafka-ca:ro" in spec["volumes"]
         assert env[f"{name.upper()}_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert env["FIRSTLINE_ENV"] == "production"
-        assert ":?" in env["FIRSTLINE_JWT_SECRET"], "the JWT secret must be required, not defaulted"
-        assert spec["ports"] == [f"127.0.0.1:{port}:{port}"]  # not on every interface
+        assert env["FIRSTLINE_PORTAL_URL"] == "http://portal:8000", "services verify tokens with the portal's JWKS"
+        assert "FIRSTLINE_JWT_SECRET" not in env, "no service holds a signing secret"
+        # Only the portal faces the network; the services answer on the host's loopback.
+        assert spec["ports"] == ([f"{port}:{port}"] if name == "portal" else [f"127.0.0.1:{port}:{port}"])
         assert "healthcheck" in spec
         assert {"kafka", "postgres"} <= set(spec["depends_on"])
 
 
 def test_required_secrets_fail_fast():
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("FIRSTLINE_JWT_SECRET", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MESSAGING_GATEWAY_SECRET"):
+    for secret in ("PORTAL_PUBLIC_URL", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "MESSAGING_GATEWAY_SECRET"):
         assert f"${{{secret}:?" in text, secret
 
 

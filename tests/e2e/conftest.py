@@ -7,18 +7,15 @@ import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from common.auth import issue_token
-from support import start_groups_at_the_end
+from support import bearer, start_groups_at_the_end
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 18004, "command": 18005, "messaging": 18006}
-SECRET = "e2e-secret-" + "x" * 40
+PORTS = {"portal": 18000, "checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 18004, "command": 18005, "messaging": 18006}
 
 
 CONSUMING = {  # service: the topics its consumer group reads
@@ -40,7 +37,6 @@ class Stack:
         self.env = {
             **os.environ,
             "FIRSTLINE_VAR": str(var),
-            "FIRSTLINE_JWT_SECRET": SECRET,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
             **{f"{svc.upper()}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in PORTS},
@@ -54,7 +50,7 @@ class Stack:
         return {p.stem for p in (self.var / "run").glob("*.pid")}
 
     def token(self, role: str, sub: str, **scopes) -> dict[str, str]:
-        return {"Authorization": "Bearer " + issue_token(SECRET, sub=sub, role=role, now=datetime.now(UTC), **scopes)}
+        return bearer(role, sub, **scopes)
 
     def client(self, service: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url(service), timeout=30)

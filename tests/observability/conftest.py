@@ -10,7 +10,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -21,15 +20,13 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from common import topics
-from common.auth import issue_token
-from support import kafka_client
+from support import bearer, kafka_client
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"checkin": 18011, "supplies": 18012, "dispatch": 18013, "timebank": 18014, "command": 18015, "messaging": 18016}  # e2e uses 18001-18006
+PORTS = {"portal": 18010, "checkin": 18011, "supplies": 18012, "dispatch": 18013, "timebank": 18014, "command": 18015, "messaging": 18016}  # e2e uses 18000-18006
 CONSUMING = ("supplies", "dispatch", "timebank", "command", "checkin", "messaging")
 LOCAL_PORTS = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
 PROMETHEUS_PORT = 19090
-SECRET = "observability-secret-" + "x" * 40
 PG_URL = os.environ.get("FIRSTLINE_TEST_PG_URL")
 EVENT_TOPICS = [topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS, topics.TIMEBANK_EVENTS, topics.COMMAND_EVENTS, topics.MESSAGING_EVENTS]
 
@@ -41,7 +38,6 @@ class Stack:
         self.env = {
             **os.environ,
             "FIRSTLINE_VAR": str(var),
-            "FIRSTLINE_JWT_SECRET": SECRET,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
             **{f"{svc.upper()}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in PORTS},
@@ -55,7 +51,7 @@ class Stack:
         return f"http://127.0.0.1:{PORTS[service]}"
 
     def token(self, role: str, sub: str, **scopes) -> dict[str, str]:
-        return {"Authorization": "Bearer " + issue_token(SECRET, sub=sub, role=role, now=datetime.now(UTC), **scopes)}
+        return bearer(role, sub, **scopes)
 
     def client(self, service: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url(service), timeout=30)

@@ -2,6 +2,10 @@
 
     firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
     firstline token --role grid_worker --sub gw-1 --grid-id G1
+    firstline household-link R-0123456789abcdef   # the household's sign-in URL (its QR code)
+    firstline qr --building B01 --out B01.pdf     # the building's A4 sheet of household QR codes
+    firstline login-link --role building_lead --sub lead-1 --building-id B01 [--phone 139...]
+    firstline keys rotate | retire                # the portal's signing keys
     firstline topics                    # create every catalog topic (idempotent)
     firstline kafka-credentials partner-health   # aiokafka keyword arguments, as JSON
     firstline dlq list command          # the dead letters of a service
@@ -21,27 +25,69 @@ import importlib
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common.auth import Role, issue_token
+from common.auth import AUDIENCES, InvalidToken, Keyring, Role, operator_token
 from common.settings import StackSettings
 
 
 def _token(args: argparse.Namespace) -> int:
+    """Signed with the portal's key file (FIRSTLINE_KEYS_DIR): only where that file is."""
     settings = StackSettings()
-    token = issue_token(
-        settings.jwt_secret,
-        sub=args.sub,
-        role=args.role,
-        now=datetime.now(UTC),
-        ttl=timedelta(hours=args.ttl_hours or settings.jwt_ttl_hours),
-        grid_ids=args.grid_id,
-        building_ids=args.building_id,
-        department=args.department,
-    )
-    print(f"# {args.role} {args.sub}: Authorization: Bearer <token below>", file=sys.stderr)
+    try:
+        token = operator_token(
+            settings.keys_dir, sub=args.sub, role=args.role, audience=args.audience or AUDIENCES,
+            grid_ids=args.grid_id, building_ids=args.building_id, department=args.department,
+        )
+    except InvalidToken as exc:
+        print(f"firstline token: {exc}", file=sys.stderr)
+        return 1
+    print(f"# {args.role} {args.sub}: Authorization: Bearer <token below> (valid 15 minutes)", file=sys.stderr)
     print(token)
+    return 0
+
+
+def _portal(settings: StackSettings, method: str, path: str, **kwargs):
+    """A call to the running portal's admin API as the operator (the portal's key file)."""
+    import httpx
+
+    token = operator_token(settings.keys_dir, sub="operator", role=Role.admin, audience="portal")
+    response = httpx.request(method, settings.portal_url.rstrip("/") + path, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kwargs)
+    if response.status_code >= 400:
+        raise SystemExit(f"portal answered {response.status_code}: {response.text[:300]}")
+    return response
+
+
+def _household_link(args: argparse.Namespace) -> int:
+    answer = _portal(StackSettings(), "POST", f"/admin/households/{args.id}/link", json={"renew": args.renew}).json()
+    print(f"# household {answer['household_id']}: its QR code opens", file=sys.stderr)
+    print(answer["url"])
+    return 0
+
+
+def _qr(args: argparse.Namespace) -> int:
+    pdf = _portal(StackSettings(), "GET", f"/admin/buildings/{args.building}/qr.pdf").content
+    out = Path(args.out or f"qr-{args.building}.pdf")
+    out.write_bytes(pdf)
+    print(out)
+    return 0
+
+
+def _login_link(args: argparse.Namespace) -> int:
+    body = {"role": args.role, "sub": args.sub, "phone": args.phone, "grid_ids": args.grid_id,
+            "building_ids": args.building_id, "department": args.department}
+    answer = _portal(StackSettings(), "POST", "/admin/invitations", json=body).json()
+    print(f"# {args.role} {args.sub}: a one-time sign-in link", file=sys.stderr)
+    print(answer["url"])
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    keyring = Keyring(StackSettings().keys_dir)
+    if args.action == "rotate":
+        print(keyring.rotate().kid)
+    else:
+        print(json.dumps({"retired": keyring.retire()}))
     return 0
 
 
@@ -213,8 +259,31 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--grid-id", action="append", default=[], help="a grid the token may see (repeatable)")
     token.add_argument("--building-id", action="append", default=[], help="a building (repeatable)")
     token.add_argument("--department", help="partner department: health, police, property")
-    token.add_argument("--ttl-hours", type=int)
+    token.add_argument("--audience", action="append", help="a service (repeatable); default: every service")
     token.set_defaults(run=_token)
+
+    link = sub.add_parser("household-link", help="print a household's sign-in URL (last line: the URL)")
+    link.add_argument("id", help="a household id (H.<building>.<unit>.<room>) or a resident id")
+    link.add_argument("--renew", action="store_true", help="revoke the current code and issue a new one")
+    link.set_defaults(run=_household_link)
+
+    qr = sub.add_parser("qr", help="write the A4 PDF of a building's household QR codes")
+    qr.add_argument("--building", required=True)
+    qr.add_argument("--out", help="the PDF file (default qr-<building>.pdf)")
+    qr.set_defaults(run=_qr)
+
+    invite = sub.add_parser("login-link", help="print a one-time sign-in URL for a staff member, volunteer or desk")
+    invite.add_argument("--role", required=True, choices=[r.value for r in Role])
+    invite.add_argument("--sub", required=True)
+    invite.add_argument("--phone", help="their phone: later sign-ins by phone and code")
+    invite.add_argument("--grid-id", action="append", default=[])
+    invite.add_argument("--building-id", action="append", default=[])
+    invite.add_argument("--department")
+    invite.set_defaults(run=_login_link)
+
+    keys = sub.add_parser("keys", help="the portal's signing keys: rotate (add a key) or retire (drop old keys)")
+    keys.add_argument("action", choices=["rotate", "retire"])
+    keys.set_defaults(run=_keys)
 
     topics = sub.add_parser("topics", help="create every catalog topic that is missing")
     topics.set_defaults(run=_topics)

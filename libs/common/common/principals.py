@@ -5,6 +5,7 @@
   named with its name as prefix, and may create its own topics, nothing else;
 - a partner department (`partner-health`, ...) reads only `partner.<department>.v1`, in
   groups whose name starts with `partner-<department>`;
+- a follower (the portal) reads only the topics of `topics.FOLLOWS`, with no group;
 - `operator` administers the cluster and reads every topic (operations, replays, tests).
 
 `python -m common.principals plan` prints the plan deploy/kafka/Provision.java applies
@@ -40,7 +41,7 @@ def partner_principal(department: str) -> str:
 
 
 def principals() -> list[str]:
-    return [*topics.SERVICES, *(partner_principal(d) for d in topics.PARTNERS), OPERATOR]
+    return [*topics.SERVICES, *topics.FOLLOWS, *(partner_principal(d) for d in topics.PARTNERS), OPERATOR]
 
 
 def acls(principal: str) -> list[Acl]:
@@ -53,6 +54,8 @@ def acls(principal: str) -> list[Acl]:
             raise KeyError(principal)
         return [Acl("TOPIC", "LITERAL", topics.partner_topic(department), "READ"),
                 Acl("GROUP", "PREFIXED", principal, "READ")]  # fmt: skip
+    if principal in topics.FOLLOWS:  # reads, with no group: nothing else
+        return [Acl("TOPIC", "LITERAL", name, "READ") for name in topics.FOLLOWS[principal]]
     if principal not in topics.SERVICES:
         raise KeyError(principal)
     out: list[Acl] = []

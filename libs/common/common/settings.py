@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "firstline-development-secret-do-not-use-in-production"  # noqa: S105
-
 # deploy/kafka/kafka.sh keeps the local broker's CA and principals' credentials here; found
 # from the source tree so that a service started from any directory reads the same ones.
 _REPO = Path(__file__).resolve().parents[3]
@@ -35,8 +33,16 @@ class StackSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = Field(
         "development", validation_alias=AliasChoices("FIRSTLINE_ENV")
     )
-    jwt_secret: str = Field(DEV_JWT_SECRET, validation_alias=AliasChoices("FIRSTLINE_JWT_SECRET"))
-    jwt_ttl_hours: int = Field(12, validation_alias=AliasChoices("FIRSTLINE_JWT_TTL_HOURS"))
+    # Tokens: the portal signs them with the keys in keys_dir (only the portal and an
+    # operator's command line hold that directory); services verify with the JWKS.
+    portal_url: str = Field("http://127.0.0.1:8000", validation_alias=AliasChoices("FIRSTLINE_PORTAL_URL"))
+    keys_dir: str = Field("var/keys", validation_alias=AliasChoices("FIRSTLINE_KEYS_DIR"))
+    # Default: the portal's /.well-known/jwks.json; may be a file: path; with an OIDC issuer
+    # and no JWKS URL, the issuer's discovery document names it.
+    jwks_url: str | None = Field(None, validation_alias=AliasChoices("FIRSTLINE_JWKS_URL"))
+    # Default: the portal's /.well-known/revoked-sessions; "" turns the check off.
+    revocations_url: str | None = Field(None, validation_alias=AliasChoices("FIRSTLINE_REVOCATIONS_URL"))
+    oidc_issuer: str = Field("", validation_alias=AliasChoices("FIRSTLINE_OIDC_ISSUER"))
     timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("FIRSTLINE_TIMEZONE"))
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
@@ -67,16 +73,16 @@ class StackSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets_are_real_outside_development(self) -> StackSettings:
-        if self.environment == "production":
-            if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:
-                raise ValueError(
-                    "FIRSTLINE_JWT_SECRET must be set to a secret of at least 32 characters in production"
-                )
-            if self.kafka_security_protocol != "SASL_SSL":
-                raise ValueError(
-                    f"KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol} but production requires "
-                    "SASL_SSL: the broker must authenticate every client over TLS"
-                )
+        portal = self.portal_url.rstrip("/")
+        if self.jwks_url is None:
+            self.jwks_url = "" if self.oidc_issuer else f"{portal}/.well-known/jwks.json"
+        if self.revocations_url is None:
+            self.revocations_url = "" if self.oidc_issuer else f"{portal}/.well-known/revoked-sessions"
+        if self.environment == "production" and self.kafka_security_protocol != "SASL_SSL":
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol} but production requires "
+                "SASL_SSL: the broker must authenticate every client over TLS"
+            )
         ZoneInfo(self.timezone)  # fail fast on a misspelt zone
         return self
 

@@ -89,6 +89,10 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "messaging": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, DISPATCH_EVENTS, TIMEBANK_EVENTS, COMMAND_EVENTS),
 }
 
+# Principals that only follow topics, from their end and without a consumer group: the
+# portal pushes a household's check-ins to its open pages as they happen.
+FOLLOWS: dict[str, tuple[str, ...]] = {"portal": (CHECKIN_EVENTS,)}
+
 # Event types that moved to another topic: still trusted where their producer wrote them
 # before (only it may write there), so a replay of the old history still applies.
 FORMER_TOPICS: dict[str, tuple[str, ...]] = {"ResidentRegistered": (CHECKIN_EVENTS,)}

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from common import logs
 from common.asyncapi import page as render_asyncapi
+from common.auth import verifier_for
 from common.errors import DomainError
 from common.metrics import HttpMetrics, exposition
 from common.runtime import Runtime
@@ -29,13 +30,17 @@ def create_http_app(
     settings = runtime.settings
     logs.configure(settings.service, settings.log_level, settings.log_json)
 
+    verifier = (state or {}).get("verifier") or verifier_for(settings, settings.service)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await verifier.start()
         try:
             yield
         finally:
             await runtime.stop()
+            await verifier.stop()
 
     # FastAPI's native OpenTelemetry looks up the global providers on every request (reading
     # the environment each time); FirstLine's metrics are Prometheus', so it is off unless
@@ -51,7 +56,7 @@ def create_http_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.state.jwt_secret = settings.jwt_secret
+    app.state.verifier = verifier
     for name, value in (state or {}).items():
         setattr(app.state, name, value)
     app.add_middleware(HttpMetrics, registry=runtime.registry, service=settings.service)

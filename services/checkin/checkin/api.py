@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from checkin import domain, importing
+from checkin.households import Households
 from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
@@ -398,3 +399,33 @@ async def round_status(round_id: str, _: Registrar, service: Service) -> dict:
 async def evaluate(_: Staff, service: Service) -> dict:
     """Evaluate rounds past their deadline now (the job does it periodically)."""
     return {"lagging_flagged": await service.evaluate_rounds()}
+
+
+# -- households ---------------------------------------------------------------------------
+
+
+@router.get("/households", tags=["households"])
+async def households_in_building(
+    user: CurrentUser,
+    service: Service,
+    building_id: str,
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> dict:
+    """A building's households, each member with today's status (checked_in, needs_attention,
+    missing, away): for the building's lead, the grid's worker and staff. No temperature,
+    symptom or health tag for a lead."""
+    return await Households(service.runtime).in_building(user, building_id, day or service.today())
+
+
+@router.get("/households/{household_id}", tags=["households"])
+async def household(
+    household_id: str,
+    user: CurrentUser,
+    service: Service,
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> dict:
+    """A household (`H.<building>.<unit>.<room>`, or the household of a resident id) with
+    each member's check-in status today: for the household's own session, the building's
+    lead, the grid's worker and staff."""
+    households = Households(service.runtime)
+    return await households.household(user, await households.resolve(household_id), day or service.today())

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
-from common.auth import Principal, Role, require
+from common.auth import CurrentUser, Principal, Role, require
 from supplies import domain
 from supplies.models import Depot, Item, Movement, Reservation, StockBatch, TransferSuggestion
 from supplies.service import Position, SuppliesService
@@ -60,7 +60,8 @@ async def create_item(body: ItemIn, user: Officer, service: Service) -> Item:
 
 
 @router.get("/items", response_model=list[ItemOut], tags=["catalog"])
-async def list_items(_: Reader, service: Service) -> list[Item]:
+async def list_items(_: CurrentUser, service: Service) -> list[Item]:
+    """The catalog: anyone signed in (a resident picks medicine from it)."""
     return await service.items()
 
 

@@ -79,7 +79,7 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
             finally:
                 await producer.stop()
 
-            headers = bearer(settings.jwt_secret, "command", "cmd-duty", datetime.now(UTC))
+            headers = bearer("command", "cmd-duty")
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://command") as client:
 
                 async def both_tickets():

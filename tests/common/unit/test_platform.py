@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from common import envelope as ce
-from common.auth import InvalidToken, Principal, Role, issue_token, read_token
+from common.auth import InvalidToken, Keyring, Principal, Role, Verifier, issue_token
 from common.clock import ManualClock, day_bounds, local_date, local_instant
 from common.events.checkin import CheckInMissed
 from common.events.supplies import StockLow
-from common.settings import DEV_JWT_SECRET, ServiceSettings
+from common.settings import ServiceSettings
 
 NOW = datetime(2026, 11, 21, 1, 30, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -75,40 +75,42 @@ def test_events_are_frozen_facts():
         event.grid_id = "G2"
 
 
-def test_tokens_round_trip_and_expire():
-    token = issue_token("s" * 40, sub="gw-1", role=Role.grid_worker, now=datetime.now(UTC), grid_ids=["G1"])
-    principal = read_token("s" * 40, token)
+def test_tokens_round_trip_and_expire(tmp_path):
+    key = Keyring.ensure(tmp_path / "keys").current()
+    verifier = Verifier("checkin", jwks_url="")
+    verifier.use_jwks(Keyring(tmp_path / "keys").jwks())
+    token = issue_token(key, sub="gw-1", role=Role.grid_worker, audience="checkin", now=datetime.now(UTC), grid_ids=["G1"])
+    principal = verifier.verify(token)
     assert principal == Principal(sub="gw-1", role=Role.grid_worker, grid_ids=["G1"])
     assert principal.can_see_grid("G1") and not principal.can_see_grid("G2")
+    stranger = Keyring.ensure(tmp_path / "other").current()
     with pytest.raises(InvalidToken, match="invalid"):
-        read_token("t" * 40, token)
-    old = issue_token("s" * 40, sub="x", role="admin", now=datetime.now(UTC) - timedelta(days=2), ttl=timedelta(hours=1))
+        verifier.verify(issue_token(stranger, sub="x", role="admin", audience="checkin", now=datetime.now(UTC)))
+    old = issue_token(key, sub="x", role="admin", audience="checkin", now=datetime.now(UTC) - timedelta(days=2), ttl=timedelta(minutes=10))
     with pytest.raises(InvalidToken, match="expired"):
-        read_token("s" * 40, old)
+        verifier.verify(old)
 
 
-def test_production_refuses_default_secret_and_sqlite(monkeypatch, tmp_path):
+def test_production_refuses_sqlite(monkeypatch, tmp_path):
     monkeypatch.setenv("FIRSTLINE_ENV", "production")
-    # Kafka credentials given, so that only the secret and the database are at fault here.
+    # Kafka credentials given, so that only the database is at fault here.
     monkeypatch.setenv("KAFKA_CREDENTIALS_DIR", str(tmp_path))
     monkeypatch.setenv("KAFKA_USERNAME", "x")
     monkeypatch.setenv("KAFKA_PASSWORD", "y" * 40)
     monkeypatch.setenv("KAFKA_SSL_CAFILE", "")
-    monkeypatch.delenv("FIRSTLINE_JWT_SECRET", raising=False)
-    with pytest.raises(ValidationError, match="FIRSTLINE_JWT_SECRET"):  # no env file: a stack's secret must not leak in
-        ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None)
-    monkeypatch.setenv("FIRSTLINE_JWT_SECRET", "x" * 40)
     with pytest.raises(ValidationError, match="PostgreSQL"):
         ServiceSettings(service="x", _env_file=None)
-    assert ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None).jwt_secret == "x" * 40
+    assert ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None).environment == "production"
 
 
 def test_development_defaults(monkeypatch):
-    monkeypatch.delenv("FIRSTLINE_JWT_SECRET", raising=False)
+    for name in ("FIRSTLINE_JWKS_URL", "FIRSTLINE_REVOCATIONS_URL", "FIRSTLINE_PORTAL_URL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FIRSTLINE_ENV_FILE", "/nonexistent")
     settings = ServiceSettings(service="x", _env_file=None)
     assert settings.database_url == "sqlite+aiosqlite:///var/x.db"
-    assert settings.jwt_secret == DEV_JWT_SECRET and settings.tz == SHANGHAI
+    assert settings.jwks_url == "http://127.0.0.1:8000/.well-known/jwks.json" and settings.tz == SHANGHAI
+    assert settings.revocations_url == "http://127.0.0.1:8000/.well-known/revoked-sessions"
 
 
 def test_local_dates_and_cutoffs():

@@ -36,7 +36,7 @@ async def app_and_client(database_url):
 
 async def test_completion_misses_and_fevers_by_building_and_grid(app_and_client) -> None:
     app, client, clock = app_and_client
-    admin = bearer(app.state.jwt_secret, "admin", "admin-1", datetime.now(UTC))
+    admin = bearer("admin", "admin-1")
     homes = [("G1", "B01", "101"), ("G1", "B01", "102"), ("G1", "B01", "103"), ("G2", "B02", "201")]
     ids = []
     for n, (grid, building, room) in enumerate(homes):

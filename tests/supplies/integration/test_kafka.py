@@ -31,7 +31,7 @@ async def test_dispatch_events_from_kafka_reserve_and_issue_garbage_is_dead_lett
     )
     app = create_app(settings)
     service = app.state.service
-    officer = bearer(app.state.jwt_secret, "supplies_officer", "officer-1", datetime.now(UTC))
+    officer = bearer("supplies_officer", "officer-1")
     run = uuid.uuid4().hex[:8]
     request_id = f"REQ-{run}"
     async with app.router.lifespan_context(app):

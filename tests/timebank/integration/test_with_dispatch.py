@@ -93,7 +93,7 @@ async def timebank_live(kafka, tmp_path) -> AsyncIterator[Harness]:
 async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, dispatch, timebank_live):
     tb = timebank_live
     now = datetime.now(UTC)
-    staff = bearer(tb.secret, "dispatcher", "dispatcher-1", now)
+    staff = bearer("dispatcher", "dispatcher-1")
     parent, volunteer = unique("R"), unique("V")
 
     # The parent is a resident checkin registered: dispatch learns of them from Kafka.
@@ -125,7 +125,7 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
         done = await d.post(
             f"/requests/{request['request_id']}/fulfil",
             json={"volunteer_id": volunteer, "service_minutes": 45},
-            headers=bearer(tb.secret, "volunteer", volunteer, now),
+            headers=bearer("volunteer", volunteer),
         )
         assert done.status_code == 200, done.text
 
@@ -144,7 +144,7 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
         spent = await tb.client.post(
             "/redemptions",
             json={"member_id": volunteer, "hours": 0.5, "purpose": "groceries", "details": "oil and flour", "for_member_id": parent},
-            headers=bearer(tb.secret, "volunteer", volunteer, now),
+            headers=bearer("volunteer", volunteer),
         )
         assert spent.status_code == 201, spent.text
         redemption = spent.json()
