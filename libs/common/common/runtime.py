@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,32 @@ log = logging.getLogger(__name__)
 
 CONSUMER_LAG_INTERVAL_S = 15.0  # how often each consumer group's lag is measured
 OUTBOX_PURGE_INTERVAL_S = 3600.0  # how often sent outbox rows past their retention are deleted
+
+
+class Work:
+    """`Runtime.work`'s block. A class rather than an `asynccontextmanager`: a consumer enters
+    one per event, and the generator machinery cost four times as much (docs/performance.md)."""
+
+    __slots__ = ("_given", "_own", "_runtime")
+
+    def __init__(self, runtime: Runtime, uow: UnitOfWork | None) -> None:
+        self._runtime, self._given, self._own = runtime, uow, None
+
+    async def __aenter__(self) -> UnitOfWork:
+        if self._given is not None:
+            return self._given
+        self._own = self._runtime.uow()
+        return await self._own.__aenter__()
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        own = self._own
+        if own is None:
+            return
+        try:
+            if exc_type is None:
+                await own.commit()
+        finally:
+            await own.__aexit__(exc_type, exc, tb)
 
 
 class Runtime:
@@ -93,17 +118,11 @@ class Runtime:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, self.clock, on_commit=self.relay.wake)
 
-    @asynccontextmanager
-    async def work(self, uow: UnitOfWork | None = None) -> AsyncIterator[UnitOfWork]:
+    def work(self, uow: UnitOfWork | None = None) -> Work:
         """The caller's unit of work (a consumer's handler: the runner commits it), or a new
         one committed when the block ends without an error. Use cases that routes and
         handlers share run in this."""
-        if uow is not None:
-            yield uow
-            return
-        async with self.uow() as own:
-            yield own
-            await own.commit()
+        return Work(self, uow)
 
     def consume(self, consumer: Consumer) -> ConsumerRunner:
         consumer.max_attempts = self.settings.consumer_max_attempts
