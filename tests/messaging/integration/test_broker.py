@@ -22,10 +22,10 @@ from common import envelope as ce
 from common.clock import ManualClock
 from common.events.checkin import ResidentRegistered
 from common.events.command import TicketResolved
-from common.topics import CHECKIN_EVENTS, COMMAND_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS
+from common.topics import CHECKIN_EVENTS, CHECKIN_RESIDENTS, COMMAND_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS
 from conftest import Harness, settings_for
 from messaging.main import create_app
-from support import bearer, start_groups_at_the_end, unique, wait_for
+from support import bearer, kafka_client, start_groups_at_the_end, unique, wait_for
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ def _free_port() -> int:
 @pytest.fixture
 async def command(kafka, tmp_path) -> AsyncIterator[str]:
     port, group = _free_port(), unique("command-test")
-    await start_groups_at_the_end(kafka, {group: [CHECKIN_EVENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS]})
+    await start_groups_at_the_end(kafka, {group: [CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS]})
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, "FIRSTLINE_ENV_FILE": str(tmp_path / "none.env"),
            "COMMAND_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/command.db", "COMMAND_CONSUMER_GROUP": group,
            "COMMAND_JOBS_INTERVAL_S": "0", "COMMAND_OUTBOX_POLL_INTERVAL_S": "0.1"}  # fmt: skip
@@ -68,7 +68,7 @@ async def command(kafka, tmp_path) -> AsyncIterator[str]:
 @pytest.fixture
 async def live(kafka, gateway, tmp_path) -> AsyncIterator[Harness]:
     group = unique("messaging-test")
-    await start_groups_at_the_end(kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS]})
+    await start_groups_at_the_end(kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS, CHECKIN_RESIDENTS]})
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path}/messaging.db", gateway, kafka_enabled=True, start_consumers=True,
                             kafka_bootstrap_servers=kafka, consumer_group=group, outbox_poll_interval_s=0.1,
                             quiet_hours_start=time(0), quiet_hours_end=time(0))  # fmt: skip  # the wall clock's hour, whatever it is
@@ -83,15 +83,15 @@ async def live(kafka, gateway, tmp_path) -> AsyncIterator[Harness]:
 async def test_a_2_reopens_and_a_5_closes_through_the_broker(kafka, command, live):
     now = datetime.now(UTC)
     resident, phone = unique("R"), "13800000301"
-    staff = bearer(live.secret, "command", "cmd-duty", now)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    staff = bearer("command", "cmd-duty")
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
         registered = ResidentRegistered(resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", name="王芳", phone=phone)
-        await producer.send_and_wait(CHECKIN_EVENTS, ce.encode(ce.wrap(registered, at=now)), key=resident.encode())
+        await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=now)), key=resident.encode())
 
         async with httpx.AsyncClient(base_url=command, timeout=20) as c:
-            opened = await c.post("/tickets", json={"category": "complaint", "description": "楼道灯坏了"}, headers=bearer(live.secret, "resident", resident, now))
+            opened = await c.post("/tickets", json={"category": "complaint", "description": "楼道灯坏了"}, headers=bearer("resident", resident))
             assert opened.status_code == 201, opened.text
             ticket = opened.json()["ticket_id"]
 
@@ -135,7 +135,7 @@ async def test_a_2_reopens_and_a_5_closes_through_the_broker(kafka, command, liv
 async def _redelivered_once(live, producer, sentinel: str) -> None:
     """Wait until messaging has applied everything sent before a sentinel (a resident it must learn)."""
     registered = ResidentRegistered(resident_id=sentinel, community_id="C1", grid_id="G1", building_id="B01", phone="13800000399")
-    await producer.send_and_wait(CHECKIN_EVENTS, ce.encode(ce.wrap(registered, at=datetime.now(UTC))), key=sentinel.encode())
+    await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=datetime.now(UTC))), key=sentinel.encode())
 
     async def known() -> bool:
         await live.runtime.run_job("messages-send")

@@ -22,10 +22,10 @@ from common import envelope as ce
 from common.db import Database
 from common.events.checkin import ResidentRegistered
 from common.events.dispatch import RequestFulfilled, RequestRaised
-from common.topics import CHECKIN_EVENTS, COMMAND_EVENTS, DISPATCH_EVENTS, TIMEBANK_EVENTS
+from common.topics import CHECKIN_EVENTS, CHECKIN_RESIDENTS, COMMAND_EVENTS, DISPATCH_EVENTS, TIMEBANK_EVENTS
 from conftest import SECRET
 from messaging.models import Contact, Message
-from support import start_groups_at_the_end, unique, wait_for
+from support import kafka_client, start_groups_at_the_end, unique, wait_for
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 async def test_a_kill_between_send_and_record_reaches_the_resident_once(kafka, gateway, tmp_path):
     group = unique("messaging-crash")
-    await start_groups_at_the_end(kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS]})
+    await start_groups_at_the_end(kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS, CHECKIN_RESIDENTS]})
     database = f"sqlite+aiosqlite:///{tmp_path}/messaging.db"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, "FIRSTLINE_ENV_FILE": str(tmp_path / "none.env"),
            "MESSAGING_DATABASE_URL": database, "MESSAGING_CONSUMER_GROUP": group, "MESSAGING_GATEWAY_SECRET": SECRET,
@@ -66,11 +66,11 @@ async def test_a_kill_between_send_and_record_reaches_the_resident_once(kafka, g
         except Exception:  # noqa: BLE001 - the tables are not there yet
             return False
     now = datetime.now(UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
         registered = ResidentRegistered(resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", phone=phone)
-        await producer.send_and_wait(CHECKIN_EVENTS, ce.encode(ce.wrap(registered, at=now)), key=resident.encode())
+        await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=now)), key=resident.encode())
         await wait_for(known, timeout=60, what="messaging to learn the resident's phone")  # before their request, as in life
         for topic, key, event in (
             (DISPATCH_EVENTS, request, RequestRaised(request_id=request, resident_id=resident, category="groceries", priority="normal", due_by=now)),
