@@ -265,8 +265,8 @@ def checkin() -> Board:
     b.row("渠道与提醒 Channels and reminders")
     b.bars("打卡渠道 Check-ins by channel", "App, building lead on someone's behalf, phone...", "max by (channel) (firstline_checkin_checkins_by_channel)",
            "{{channel}}", w=12)  # fmt: skip
-    b.bars("提醒 Reminders", "Today's SMS and voice reminders by status", "max by (channel, status) (firstline_checkin_reminders)",
-           "{{channel}} {{status}}", w=12)  # fmt: skip
+    b.bars("提醒 Reminders", "Check-in reminders in messaging's record, by channel and status",
+           'max by (channel, status) (firstline_messaging_messages{kind="checkin_reminder"})', "{{channel}} {{status}}", w=12)  # fmt: skip
     b.row("核酸采样 Sampling")
     b.bars("采样完成率 Sampling completion", "Per recent round and building", "max by (round_id, building_id) (firstline_checkin_sampling_completion_ratio)",
            "{{round_id}} {{building_id}}", unit="percentunit", minimum=0, maximum=1, thresholds=PCT, w=16)  # fmt: skip

@@ -13,7 +13,6 @@ from command.settings import CommandSettings
 from common import envelope as ce
 from common.clock import ManualClock
 from common.events.base import Event, event_class
-from common.notify import Notification
 from common.outbox import OutboxMessage
 from sqlmodel import select
 from support import AppHarness, serving
@@ -22,28 +21,12 @@ START = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: the check
 _offsets = itertools.count()
 
 
-class RecordingNotifier:
-    """A fake gateway: keeps what it was asked to send; can be told to fail."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-        self.failing = False
-
-    async def notify(self, notification: Notification) -> None:
-        from common.notify import NotifyFailed
-
-        if self.failing:
-            raise NotifyFailed("gateway down")
-        self.sent.append(notification)
-
-
 class Harness(AppHarness):
     """The command app in-process, with a manual clock, tokens, events fed to its consumer
     as Kafka records, and the outbox to inspect."""
 
-    def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient, notifier: RecordingNotifier) -> None:
+    def __init__(self, app, clock: ManualClock, client: httpx.AsyncClient) -> None:
         super().__init__(app, clock, client)
-        self.notifier = notifier
         self.runner = self.runtime.runners[0]
 
     @property
@@ -104,7 +87,6 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def command(database_url, clock) -> AsyncIterator[Harness]:
-    notifier = RecordingNotifier()
-    app = create_app(settings_for(database_url), clock=clock, notifier=notifier)
-    async with serving(app, lambda client: Harness(app, clock, client, notifier)) as harness:
+    app = create_app(settings_for(database_url), clock=clock)
+    async with serving(app, lambda client: Harness(app, clock, client)) as harness:
         yield harness

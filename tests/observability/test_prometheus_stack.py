@@ -47,7 +47,6 @@ async def play(stack) -> dict:
         for resident, temperature in ((residents[0], 36.6), (residents[1], 38.5), (residents[4], 36.7)):
             body = {"resident_id": resident, "temperature_c": temperature, "symptoms": ["cough"] if temperature > 38 else []}
             await ok(await checkin.post("/checkins", json=body, headers=stack.token("resident", resident)))
-        await ok(await checkin.post("/reminders", json={}, headers=admin))
         await ok(await checkin.post("/sweeps", json={"date": str(today)}, headers=admin))
         deadline = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
         body = {"name": "第3轮核酸", "building_ids": [homes[0][1], homes[4][1]], "deadline": deadline}

@@ -286,16 +286,6 @@ async def sweep(body: SweepIn, _: Staff, service: Service) -> dict:
     return {"date": result.date, "missed": result.missed, "total_missed": result.total_missed}
 
 
-class RemindIn(BaseModel):
-    date: dt.date | None = None
-
-
-@router.post("/reminders", tags=["check-ins"])
-async def remind(body: RemindIn, _: Staff, service: Service) -> dict:
-    """Remind now everyone who has not checked in (the job does this at CHECKIN_REMINDER_TIME)."""
-    return await service.send_reminders(body.date)
-
-
 def _grids(user: Principal, grid_id: str | None) -> list[str] | None:
     """The grids a request may read: None means all (staff)."""
     if user.is_staff:

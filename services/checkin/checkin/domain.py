@@ -41,8 +41,6 @@ SYMPTOMS = (
     "diarrhea",
     "nausea",
 )
-# Tags whose residents get the voice channel for reminders: they may not read an SMS.
-VOICE_TAGS = frozenset({"elderly", "living_alone"})
 # How much a tag raises a resident in the follow-up list (higher first).
 TAG_URGENCY = {"pregnant": 3, "chronic": 3, "living_alone": 2, "elderly": 2, "disabled": 2, "mental_health": 1}
 
@@ -145,10 +143,6 @@ def channel_for(actor: Actor, resident_id: str, building_id: str, grid_id: str, 
     if channel not in CHANNELS:
         raise Invalid(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
     return channel
-
-
-def reminder_channel(tags: list[str]) -> str:
-    return "voice" if VOICE_TAGS.intersection(tags) else "sms"
 
 
 def followup_rank(anomaly: bool, days_missed: int, tags: list[str]) -> tuple[int, int, int]:

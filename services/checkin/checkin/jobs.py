@@ -8,7 +8,6 @@ from common.runtime import Runtime
 
 
 def schedule(runtime: Runtime, service: CheckinService) -> None:
-    runtime.every("checkin-reminders", service.remind_before_cutoff)
     runtime.every("checkin-cutoff-sweep", service.sweep_at_cutoff)
     runtime.every("checkin-sampling-deadlines", service.evaluate_rounds)
     runtime.every("checkin-idempotency-keys", service.forget_old_idempotency_keys)

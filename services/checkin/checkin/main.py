@@ -21,21 +21,18 @@ from common.events.checkin import (
     ResidentRegistered,
     SamplingLagging,
 )
-from common.notify import Notifier, notifier_for
 from common.runtime import Runtime
 from common.web import create_http_app
 
 PUBLISHES = (ResidentRegistered, CheckInSubmitted, CheckInMissed, HealthAnomalyReported, SamplingLagging)
 
-DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, reminders,
-the grid worker's follow-up list, completion figures and sampling rounds (核酸).
+DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, the grid worker's
+follow-up list, completion figures and sampling rounds (核酸).
 Publishes on `checkin.events.v1` and, the registry alone, `checkin.residents.v1`; consumes check-ins
 by reply (`CheckInReceived`) from `messaging.events.v1`."""
 
 
-def create_app(
-    settings: CheckinSettings | None = None, *, clock: Clock | None = None, notifier: Notifier | None = None
-) -> FastAPI:
+def create_app(settings: CheckinSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or CheckinSettings()
     runtime = Runtime(
         settings,
@@ -44,10 +41,7 @@ def create_app(
         migrations_dir=Path(__file__).parent / "migrations",
         description=DESCRIPTION,
     )
-    notifier = notifier or notifier_for(
-        settings.notifier_url, timeout_s=settings.notifier_timeout_s, token=settings.notifier_token
-    )
-    service = CheckinService(runtime, settings, notifier)
+    service = CheckinService(runtime, settings)
     runtime.consume(handlers.consumer(service))
     jobs.schedule(runtime, service)
     CheckinMetrics(runtime, service).schedule()

@@ -10,7 +10,7 @@ from datetime import timedelta
 from prometheus_client import Histogram
 from sqlalchemy import func, select
 
-from checkin.models import DailyCheckIn, MissedCheckIn, Reminder, Resident, SamplingLag, SamplingRound
+from checkin.models import DailyCheckIn, MissedCheckIn, Resident, SamplingLag, SamplingRound
 from checkin.service import CheckinService
 from common.clock import local_instant
 from common.metrics import DomainMetrics, Family, Values
@@ -55,9 +55,6 @@ class CheckinMetrics:
             "firstline_checkin_anomalies", "Today's check-ins with fever or symptoms", ("grid_id", "kind")
         )
         self.by_channel = m.gauge("firstline_checkin_checkins_by_channel", "Today's check-ins by channel", ("channel",))
-        self.reminders = m.gauge(
-            "firstline_checkin_reminders", "Today's reminders by channel and status", ("channel", "status")
-        )
         self.followups_map = m.gauge(
             "firstline_checkin_building_followups",
             "Today's follow-ups per building (missed + fever or symptoms), with the building's coordinates: the heat map",
@@ -113,13 +110,6 @@ class CheckinMetrics:
                     select(DailyCheckIn.channel, func.count()).where(DailyCheckIn.date == today).group_by(DailyCheckIn.channel)
                 )
             ).all()
-            reminders = (
-                await session.execute(
-                    select(Reminder.channel, Reminder.status, func.count())
-                    .where(Reminder.date == today)
-                    .group_by(Reminder.channel, Reminder.status)
-                )
-            ).all()
             places = (
                 await session.execute(
                     select(Resident.grid_id, Resident.building_id, func.avg(Resident.lat), func.avg(Resident.lon))
@@ -156,7 +146,6 @@ class CheckinMetrics:
         figures[self.missed] = missed_by_grid
         figures[self.anomalies] = anomalies
         figures[self.by_channel] = {(channel,): count for channel, count in channels}
-        figures[self.reminders] = {(channel, status): count for channel, status, count in reminders}
         figures[self.followups_map] = {
             (grid, building, f"{lat:.5f}", f"{lon:.5f}"): followups.get((grid, building), 0)
             for grid, building, lat, lon in places

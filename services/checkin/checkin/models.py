@@ -1,7 +1,6 @@
 """Check-in tables. Uniqueness constraints carry the rules that must hold across replicas:
 one check-in per resident per local date, one missed record (and so one event) per
-resident per date, one reminder per resident per date, one lagging alert per building per
-sampling round.
+resident per date, one lagging alert per building per sampling round.
 """
 
 from __future__ import annotations
@@ -96,20 +95,6 @@ class MissedCheckIn(SQLModel, table=True):
     building_id: str = Field(max_length=40)
     detected_at: datetime = Field(sa_column=utc_column())
     sweep_id: str = Field(max_length=32, index=True)  # which sweep found it: that sweep emits its event
-
-
-class Reminder(SQLModel, table=True):
-    __tablename__ = "reminder"
-    __table_args__ = (UniqueConstraint("resident_id", "date", name="uq_reminder"),)
-
-    reminder_id: int | None = Field(default=None, primary_key=True)
-    resident_id: str = Field(max_length=40)
-    date: date
-    channel: str = Field(max_length=10)  # sms | voice
-    status: str = Field(default="pending", max_length=10)  # pending | sent | failed
-    attempts: int = 0
-    last_error: str | None = None
-    created_at: datetime = Field(sa_column=utc_column())
 
 
 class SamplingRound(SQLModel, table=True):

@@ -4,7 +4,7 @@ them here; each area keeps its own module.
     registry.py   residents, the spreadsheet import, absences
     imports.py    spreadsheet imports as background jobs
     checkins.py   the daily check-in (group commit, idempotency keys)
-    sweeps.py     reminders before the cutoff, the sweep of who missed it
+    sweeps.py     the sweep of who missed the cutoff
     sampling.py   sampling rounds (核酸)
     reading.py    follow-up lists and completion
 """
@@ -22,21 +22,19 @@ from checkin.settings import CheckinSettings
 from checkin.sweeps import SweepResult, Sweeps
 from checkin.usecases import UseCases
 from common.errors import Forbidden
-from common.notify import Notifier
 from common.runtime import Runtime
 
 __all__ = ["CheckinService", "SweepResult", "ensure_scope"]
 
 
 class CheckinService(UseCases):
-    def __init__(self, runtime: Runtime, settings: CheckinSettings, notifier: Notifier) -> None:
+    def __init__(self, runtime: Runtime, settings: CheckinSettings) -> None:
         super().__init__(runtime, settings)
-        self.notifier = notifier
         self.observe_check_in_batch: Callable[[int], None] = lambda size: None  # set by CheckinMetrics
         self.registry = Registry(runtime, settings)
         self.imports = Imports(runtime, settings, self.registry)
         self.checkins = CheckIns(runtime, settings, on_batch=lambda size: self.observe_check_in_batch(size))
-        self.sweeps = Sweeps(runtime, settings, notifier)
+        self.sweeps = Sweeps(runtime, settings)
         self.sampling = Sampling(runtime, settings)
         self.reading = Reading(runtime, settings)
         # The use cases by name, as routes, jobs and tests call them.
@@ -51,8 +49,6 @@ class CheckinService(UseCases):
         self.forget_old_idempotency_keys = self.checkins.forget_old_idempotency_keys
         self.sweep = self.sweeps.sweep
         self.sweep_at_cutoff = self.sweeps.sweep_at_cutoff
-        self.send_reminders = self.sweeps.send_reminders
-        self.remind_before_cutoff = self.sweeps.remind_before_cutoff
         self.open_round = self.sampling.open_round
         self.record_samples = self.sampling.record_samples
         self.round_status = self.sampling.round_status

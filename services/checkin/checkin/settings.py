@@ -17,11 +17,6 @@ class CheckinSettings(ServiceSettings):
     port: int = 8001
     cutoff_time: time = time(10, 0)  # local: who has not checked in by then is missed
     sweep_window_minutes: int = 120  # the job sweeps today from the cutoff for this long; later: POST /sweeps
-    reminder_time: time = time(9, 0)  # local: remind who has not checked in yet
-    notifier_url: str | None = None  # SMS / voice gateway webhook; unset: reminders are logged
-    notifier_token: str | None = None
-    notifier_timeout_s: float = 5.0
-    reminder_max_attempts: int = 3
     default_community_id: str = "C1"
     sampling_min_completion_rate: float = 0.9
     import_chunk_rows: int = 5000  # rows saved per transaction; an import job reports progress after each

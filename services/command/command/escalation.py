@@ -1,19 +1,17 @@
-"""Escalation of overdue tickets up their owners' supervisor chains, and the notices that
-tell each new owner. Safe on several replicas: a unique (ticket, opening, level) row
+"""Escalation of overdue tickets up their owners' supervisor chains (messaging tells each new
+owner from TicketEscalated). Safe on several replicas: a unique (ticket, opening, level) row
 decides which replica escalates, never timing."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from common.db import insert_ignore
-from common.notify import Notification, Notifier, NotifyFailed, Recipient
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from command import changes, domain
 from command.directory import Directory
@@ -25,14 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Escalations:
-    def __init__(
-        self, runtime: Runtime, settings: CommandSettings, directory: Directory, stores: Stores, notifier: Notifier
-    ) -> None:
+    def __init__(self, runtime: Runtime, settings: CommandSettings, directory: Directory, stores: Stores) -> None:
         self.runtime = runtime
         self.settings = settings
         self.directory = directory
         self.stores = stores
-        self.notifier = notifier
         self._escalations = Counter(
             "firstline_command_escalations_total", "Tickets escalated, by level", ["level"], registry=runtime.registry
         )
@@ -59,7 +54,6 @@ class Escalations:
                 self._escalations.labels(str(escalation.level)).inc()
         if escalated:
             log.info("escalated %d overdue tickets", escalated)
-        await self.send_escalation_notices()
         return escalated
 
     async def escalate(
@@ -85,60 +79,10 @@ class Escalations:
                 uow.session,
                 EscalationRow,
                 {"ticket_id": ticket_id, "opening": ticket.reopen_count, "level": escalation.level, "breach": escalation.breach,
-                 "from_owner": escalation.previous_owner, "to_owner": escalation.owner.person_id, "at": now,
-                 "notify_attempts": 0},
+                 "from_owner": escalation.previous_owner, "to_owner": escalation.owner.person_id, "at": now},
                 ["ticket_id", "opening", "level"],
             )  # fmt: skip
             if not claimed:
                 return None  # another replica escalated it
             changes.apply(uow, self.stores.of(uow), ticket, domain.escalated(changes.state(ticket), escalation, now))
         return escalation
-
-    async def send_escalation_notices(self) -> dict[str, int]:
-        """Notify each escalation's new owner through the webhook; failures are retried on
-        the next run, and the idempotency key lets the gateway drop a repeat."""
-        config = await self.directory.config()
-        async with self.runtime.db.session() as session:
-            pending = (
-                await session.execute(
-                    select(EscalationRow, Ticket)
-                    .join(Ticket, Ticket.ticket_id == EscalationRow.ticket_id)
-                    .where(EscalationRow.notified_at.is_(None), EscalationRow.notify_attempts < self.settings.notify_max_attempts)
-                    .order_by(EscalationRow.escalation_id)
-                    .limit(self.settings.escalation_batch)
-                )
-            ).all()
-        sent = failed = 0
-        for escalation, ticket in pending:
-            values: dict[str, Any]
-            try:
-                await self.notifier.notify(self._notice(escalation, ticket, config))
-                values = {"notified_at": self.runtime.clock.now(), "notify_attempts": escalation.notify_attempts + 1}
-                sent += 1
-            except NotifyFailed as exc:
-                values = {"notify_attempts": escalation.notify_attempts + 1, "last_error": str(exc)[:500]}
-                failed += 1
-            async with self.runtime.work() as uow:
-                await uow.session.execute(
-                    update(EscalationRow).where(EscalationRow.escalation_id == escalation.escalation_id).values(**values)
-                )
-        return {"sent": sent, "failed": failed}
-
-    def _notice(self, escalation: EscalationRow, ticket: Ticket, config: domain.Config) -> Notification:
-        person = config.people.get(escalation.to_owner)
-        local_deadline = (ticket.respond_by if escalation.breach == "respond" else ticket.resolve_by).astimezone(self.settings.tz)
-        title = ticket.title
-        if person and ticket.kind in domain.HEALTH_KINDS and person.department in domain.NEUTRAL_KIND:
-            title = domain.without_health(ticket.model_dump(), person.department)["title"]  # as their view shows it
-        return Notification(
-            kind="ticket_escalated",
-            channel="chat",
-            to=Recipient(escalation.to_owner, person.name if person else None, person.phone if person else None),
-            text=(
-                f"[升级 L{escalation.level}] {title} — missed its {escalation.breach} deadline "
-                f"{local_deadline:%m-%d %H:%M}; was {escalation.from_owner}, now yours. Ticket {ticket.ticket_id}."
-            ),
-            idempotency_key=f"ticket_escalated:{ticket.ticket_id}:{escalation.opening}:{escalation.level}",
-            data={"ticket_id": ticket.ticket_id, "level": escalation.level, "breach": escalation.breach,
-                  "priority": ticket.priority, "previous_owner": escalation.from_owner},
-        )  # fmt: skip

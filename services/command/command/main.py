@@ -25,7 +25,6 @@ from common.events.partner import (
     PoliceTicketShared,
     PropertyTicketShared,
 )
-from common.notify import Notifier, notifier_for
 from common.runtime import Runtime
 from common.web import create_http_app
 from fastapi import FastAPI
@@ -47,9 +46,7 @@ Consumes checkin, supplies and dispatch events; publishes on `command.events.v1`
 and `partner.<department>.v1`."""
 
 
-def create_app(
-    settings: CommandSettings | None = None, *, clock: Clock | None = None, notifier: Notifier | None = None
-) -> FastAPI:
+def create_app(settings: CommandSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or CommandSettings()
     runtime = Runtime(
         settings,
@@ -58,10 +55,7 @@ def create_app(
         migrations_dir=Path(__file__).parent / "migrations",
         description=DESCRIPTION,
     )
-    notifier = notifier or notifier_for(
-        settings.notifier_url, timeout_s=settings.notifier_timeout_s, token=settings.notifier_token
-    )
-    service = CommandService(runtime, settings, notifier)
+    service = CommandService(runtime, settings)
     runtime.consume(handlers.consumer(service))
     jobs.schedule(runtime, service)
     CommandMetrics(runtime, service).schedule()

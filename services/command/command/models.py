@@ -160,9 +160,6 @@ class EscalationRow(SQLModel, table=True):
     from_owner: str = Field(max_length=60)
     to_owner: str = Field(max_length=60)
     at: datetime = Field(sa_column=utc_column())
-    notified_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
-    notify_attempts: int = 0
-    last_error: str | None = Field(default=None, max_length=500)
 
 
 # -- what the command center learns from other services' events --------------------------

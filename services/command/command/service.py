@@ -5,7 +5,6 @@ escalation, and reading (tickets, the daily meeting, the heat map). Consumers
 
 from __future__ import annotations
 
-from common.notify import Notifier
 from common.runtime import Runtime
 
 from command.directory import Directory
@@ -18,7 +17,7 @@ from command.store import Stores
 
 
 class CommandService:
-    def __init__(self, runtime: Runtime, settings: CommandSettings, notifier: Notifier) -> None:
+    def __init__(self, runtime: Runtime, settings: CommandSettings) -> None:
         self.runtime = runtime
         self.settings = settings
         self.tz = settings.tz
@@ -26,7 +25,7 @@ class CommandService:
         self.stores = stores = Stores(runtime.db, directory.config, settings.config_cache_s)
         self.intake = intake = Intake(runtime, settings, directory, stores)
         self.lifecycle = lifecycle = Lifecycle(runtime, settings, directory, stores)
-        self.escalations = escalations = Escalations(runtime, settings, directory, stores, notifier)
+        self.escalations = escalations = Escalations(runtime, settings, directory, stores)
         self.reading = reading = Reading(runtime, settings, directory)
 
         self.config, self.seed, self.forget_config = directory.config, directory.seed, directory.forget_config
@@ -41,7 +40,7 @@ class CommandService:
         self.acknowledge, self.resolve = lifecycle.acknowledge, lifecycle.resolve
         self.feedback, self.reassign = lifecycle.feedback, lifecycle.reassign
 
-        self.escalate_overdue, self.send_escalation_notices = escalations.escalate_overdue, escalations.send_escalation_notices
+        self.escalate_overdue = escalations.escalate_overdue
 
         self.ticket, self.tickets, self.overdue_now = reading.ticket, reading.tickets, reading.overdue_now
         self.agenda, self.figures, self.heatmap, self.today = reading.agenda, reading.figures, reading.heatmap, reading.today

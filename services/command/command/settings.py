@@ -26,8 +26,4 @@ class CommandSettings(ServiceSettings):
     escalation_repeat_minutes: int = Field(60, gt=0)  # still overdue this long after an escalation: next level
     escalation_max_level: int = Field(3, ge=1)
     escalation_batch: int = 200
-    notifier_url: str | None = None  # chat / SMS gateway webhook for escalations; unset: logged
-    notifier_token: str | None = None
-    notifier_timeout_s: float = 5.0
-    notify_max_attempts: int = 5
     h3_resolution: int = Field(9, ge=0, le=15)  # ~0.1 km² cells: a few buildings each

@@ -79,13 +79,6 @@ def test_volunteers_cannot_submit_check_ins():
         domain.channel_for(domain.Actor("V-1", "volunteer"), "R-2", "B1", "G1", None)
 
 
-def test_elderly_and_living_alone_are_reminded_by_voice():
-    assert domain.reminder_channel(["elderly"]) == "voice"
-    assert domain.reminder_channel(["living_alone", "chronic"]) == "voice"
-    assert domain.reminder_channel(["pregnant"]) == "sms"
-    assert domain.reminder_channel([]) == "sms"
-
-
 def test_followup_order_anomaly_then_misses_then_tags():
     people = {
         "missed-3": domain.followup_rank(False, 3, []),

@@ -138,7 +138,7 @@ async def test_a_fever_is_an_urgent_health_ticket_shared_minimised_with_partners
     assert [e["data"]["stage"] for e in await command.outbox(topic="partner.health.v1")] == ["discovered", "responding"]
 
 
-async def test_an_overdue_ticket_escalates_once_per_level_and_notifies(command):
+async def test_an_overdue_ticket_escalates_once_per_level(command):
     await command.deliver(missed("R1"))
     (ticket,) = await command.tickets()
     assert (await command.client.post("/escalations/run", headers=command.staff)).json() == {"escalated": 0}
@@ -151,16 +151,10 @@ async def test_an_overdue_ticket_escalates_once_per_level_and_notifies(command):
     assert (t["owner"], t["priority"], t["escalation_level"]) == ("grid-lead", "high", 1)
     (escalated,) = await command.outbox("TicketEscalated")
     assert (escalated["data"]["level"], escalated["data"]["previous_owner"], escalated["data"]["owner"]) == (1, "gw-G1", "grid-lead")
-    (notice,) = command.notifier.sent
-    assert (notice.kind, notice.to.id, notice.idempotency_key) == ("ticket_escalated", "grid-lead", f"ticket_escalated:{ticket['ticket_id']}:0:1")
 
-    command.notifier.failing = True
     command.clock.advance(minutes=61)
     assert await command.service.escalate_overdue() == 1  # still not acknowledged: level 2
-    assert len(command.notifier.sent) == 1
-    command.notifier.failing = False
-    await command.service.send_escalation_notices()  # the failed notice is retried
-    assert [n.to.id for n in command.notifier.sent] == ["grid-lead", "cmd-lead"]
+    assert [e["data"]["owner"] for e in await command.outbox("TicketEscalated")] == ["grid-lead", "cmd-lead"]
 
     agenda = (await command.client.get("/agenda", headers=command.staff)).json()
     assert agenda["overdue"][0]["ticket_id"] == ticket["ticket_id"]
@@ -196,8 +190,6 @@ async def test_health_data_never_reaches_property_or_police_however_a_ticket_mov
     assert seen["owner"] == "police-duty" and seen["kind"] == "public_order"
     assert "38.6" not in str(seen) and "13800000000" not in str(seen) and "R1" not in str(seen) and "cough" not in str(seen)
     assert all(h["note"] is None for h in seen["history"])
-    notice = command.notifier.sent[-1]
-    assert notice.to.id == "police-duty" and "38.6" not in notice.text and notice.text.startswith("[升级 L2] public_order: ")
     assert (await command.client.get(path.removesuffix("/reassign"), headers=health_partner)).json()["facts"]["temperature_c"] == 38.6
 
 
@@ -245,7 +237,6 @@ async def test_a_reopened_ticket_climbs_the_chain_again_when_it_misses_its_new_d
     assert await command.service.escalate_overdue() == 1
     again = (await command.client.get(f"/tickets/{ticket_id}", headers=command.staff)).json()
     assert again["escalation_level"] == 1
-    assert [n.idempotency_key for n in command.notifier.sent][-1] == f"ticket_escalated:{ticket_id}:1:1"  # a new key: not dropped as a repeat
     levels = [e["data"]["level"] for e in await command.outbox("TicketEscalated")]
     assert levels == [1, 2, 3, 1]
 
@@ -418,7 +409,6 @@ async def test_two_replicas_escalating_at_once_escalate_each_ticket_once(command
     results = await asyncio.gather(*(command.service.escalate_overdue() for _ in range(3)))
     assert sum(results) == 2  # the unique (ticket, level) row lets one of them act per ticket
     assert len(await command.outbox("TicketEscalated")) == 2
-    assert len({n.idempotency_key for n in command.notifier.sent}) == 2  # a repeat carries the same key
 
 
 async def test_a_stale_read_cannot_open_a_second_ticket_the_batch_is_replayed_one_by_one(command, monkeypatch):
@@ -471,12 +461,12 @@ async def test_a_batch_looks_its_buildings_up_once_even_when_the_cache_expires_m
     """With a cache that expires at once (COMMAND_CONFIG_CACHE_S=0), a batch still loads its
     buildings' places in one query, not one per event when their entries go stale."""
     from command.main import create_app
-    from conftest import Harness, RecordingNotifier, settings_for
+    from conftest import Harness, settings_for
     from sqlalchemy import event
     from support import serving
 
-    app = create_app(settings_for(database_url, config_cache_s=0.0), clock=clock, notifier=RecordingNotifier())
-    async with serving(app, lambda client: Harness(app, clock, client, RecordingNotifier())) as command:
+    app = create_app(settings_for(database_url, config_cache_s=0.0), clock=clock)
+    async with serving(app, lambda client: Harness(app, clock, client)) as command:
         await command.deliver(ResidentRegistered(resident_id="R0", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737))
         looked_up: list[str] = []
         engine = command.runtime.db.engine.sync_engine

@@ -1,12 +1,13 @@
 """Messaging in-process on SQLite and PostgreSQL, sending to a real local HTTP gateway:
 each event is messaged once, failures retry from the database and fall back to voice,
-quiet hours and the rate limit hold messages back, reminders go once a day."""
+quiet hours and the rate limit hold messages back, reminders go once a day, escalations
+reach each new owner."""
 
 from __future__ import annotations
 
 
 from common.events.checkin import CheckInSubmitted
-from common.events.command import TicketOpened, TicketResolved
+from common.events.command import TicketEscalated, TicketOpened, TicketResolved
 from common.events.dispatch import RequestFulfilled, RequestRaised
 from messaging.gateway import sign, verify
 from support import unique
@@ -34,6 +35,24 @@ async def test_the_same_event_delivered_twice_sends_one_message(messaging):
     assert [c.channel for c in messaging.gateway.to("gw-G1", "ticket_opened")] == ["chat"]
     # Sent once: another pass finds nothing due.
     assert await messaging.runtime.run_job("messages-send") == {}
+
+
+async def test_each_escalation_tells_its_new_owner_once_without_health_details(messaging):
+    resident, ticket, now = await messaging.resident(unique("R"), "13800000011"), unique("T"), messaging.clock.now()
+    await messaging.deliver(TicketOpened(ticket_id=ticket, kind="fever", priority="high", owner="gw-G1", department="health",
+                                         respond_by=now, resolve_by=now, resident_id=resident, grid_id="G1"))  # fmt: skip
+    [first] = await messaging.deliver(TicketEscalated(ticket_id=ticket, stage="discovered", owner="grid-lead", at=now, level=1,
+                                                      previous_owner="gw-G1"))  # fmt: skip
+    await messaging.deliver(first)  # redelivered: no second notice
+    await messaging.deliver(TicketEscalated(ticket_id=ticket, stage="discovered", owner="cmd-lead", at=now, level=2,
+                                            previous_owner="grid-lead"))  # fmt: skip
+    await messaging.runtime.run_job("messages-send")
+    [notice] = messaging.gateway.to("grid-lead", "ticket_escalated")
+    assert notice.channel == "chat" and "第1级" in notice.body["text"] and "level 1" in notice.body["text"]
+    assert "13800000011" not in str(notice.body) and "fever" not in notice.body["text"].lower()
+    [higher] = messaging.gateway.to("cmd-lead", "ticket_escalated")
+    assert "第2级" in higher.body["text"] and ticket in higher.body["text"]  # the link to the ticket
+    assert {m.ticket_id for m in await messaging.messages(kind="ticket_escalated")} == {ticket}
 
 
 async def test_outbound_calls_are_signed_as_standard_webhooks(messaging):
