@@ -12,7 +12,7 @@ PYTEST := .venv/bin/pytest
 TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging portal e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
-.PHONY: browser-install help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
+.PHONY: browser-install lint help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
 help:
 	@echo "make demo    install, start Kafka and the services, play a day, show what each user sees"
@@ -85,7 +85,7 @@ demo: up
 	$(PY) deploy/demo/demo.py
 
 # Each group runs in its own pytest process: every service owns its tables, as in production.
-test: install kafka-up pg-up prometheus-install asyncapi-parser browser-install
+test: install lint kafka-up pg-up prometheus-install asyncapi-parser browser-install
 	@export FIRSTLINE_TEST_PG_URL="$$(deploy/postgres/postgres.sh url postgres)" FIRSTLINE_REQUIRE_PG=1; \
 	failed=""; \
 	for group in $(TEST_GROUPS); do \
@@ -121,6 +121,11 @@ k8s-generate: install
 
 k8s-vendor: install
 	deploy/k8s/vendor.sh
+
+# Lint is part of the test: pyproject.toml's [tool.ruff] settings, checked and formatted.
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 schemas: install
 	.venv/bin/firstline schemas

@@ -94,7 +94,7 @@ STRIMZI_RESOURCE = {"TOPIC": "topic", "GROUP": "group", "CLUSTER": "cluster", "T
 STRIMZI_PATTERN = {"LITERAL": "literal", "PREFIXED": "prefix"}
 
 
-def strimzi_acls(rules: list[Acl]) -> list[dict]:
+def strimzi_acls(rules: list[principals.Acl]) -> list[dict]:
     """Kafka ACLs as a KafkaUser's `spec.authorization.acls`: one entry per resource."""
     merged: dict[tuple[str, str, str], list[str]] = {}
     for rule in rules:

@@ -180,7 +180,7 @@ from {service}.handlers import consumer
 class StandIn:  # the settings a consumer is named from; any other attribute is never called here
     settings = SimpleNamespace(consumer_group="{service}", consumer_topics=None)
     def __getattr__(self, name):
-        return None
+        return StandIn()
 
 c = consumer(StandIn())
 print(json.dumps({{"group": c.name, "topics": list(c.topics)}}))
@@ -213,9 +213,11 @@ def test_each_service_writes_only_its_own_topic_and_dead_letters(rendered):
         own = {f"{service}.events.v1", topics.dlq(service)}
         if service == "command":
             own |= {topics.PARTNER_HEALTH, topics.PARTNER_POLICE, topics.PARTNER_PROPERTY}
-        assert granted(acls, "topic", "Write") == granted(acls, "topic", "Create") == own, service
         if service == "checkin":
-            assert granted(acls, "topic", "Read") == granted(acls, "group", "Read") == set()
+            own |= {topics.CHECKIN_RESIDENTS}
+        assert granted(acls, "topic", "Write") == granted(acls, "topic", "Create") == own, service
+        if service == "checkin":  # the replies it applies, nothing else
+            assert granted(acls, "topic", "Read") == {topics.MESSAGING_EVENTS}
         ops = {op for a in acls for op in a["operations"]}
         assert not ops & {"All", "Delete", "Alter", "AlterConfigs"}, service
         assert granted(acls, "cluster", "Alter") == set(), service
@@ -235,7 +237,7 @@ def test_the_operator_administers(rendered):
     _overlay, _text, docs = rendered
     acls = acls_of(docs)["operator"]
     assert granted(acls, "topic", "Read") == {"*"} and granted(acls, "cluster", "Alter") == {""}
-    assert set(acls_of(docs)) == {*topics.SERVICES, "partner-health", "partner-police", "partner-property", "operator"}
+    assert set(acls_of(docs)) == {*topics.SERVICES, *topics.FOLLOWS, "partner-health", "partner-police", "partner-property", "operator"}
 
 
 def test_each_service_connects_as_its_own_principal(rendered):

@@ -17,7 +17,7 @@ import pytest
 from support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("checkin", "supplies", "dispatch", "timebank", "command")
+SERVICES = ("portal", "checkin", "supplies", "dispatch", "timebank", "command", "messaging")
 # Ports of their own (FIRSTLINE_TEST_SUPERVISION_PORT moves them), clear of the e2e stacks'.
 BASE_PORT = int(os.environ.get("FIRSTLINE_TEST_SUPERVISION_PORT", "18021"))
 PORTS = {svc: BASE_PORT + i for i, svc in enumerate(SERVICES)}

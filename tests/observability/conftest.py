@@ -25,7 +25,7 @@ from support import bearer, kafka_client
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"portal": 18010, "checkin": 18011, "supplies": 18012, "dispatch": 18013, "timebank": 18014, "command": 18015, "messaging": 18016}  # e2e uses 18000-18006
 CONSUMING = ("supplies", "dispatch", "timebank", "command", "checkin", "messaging")
-LOCAL_PORTS = {"checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+LOCAL_PORTS = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
 PROMETHEUS_PORT = 19090
 PG_URL = os.environ.get("FIRSTLINE_TEST_PG_URL")
 EVENT_TOPICS = [topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS, topics.TIMEBANK_EVENTS, topics.COMMAND_EVENTS, topics.MESSAGING_EVENTS]

@@ -53,14 +53,12 @@ def consumer(service: CommandService) -> Consumer:
     # Replies heard by messaging: the same use cases as POST /tickets/{id}/feedback and
     # /acknowledge, as the resident or the owner who replied (messaging checked who that is).
     async def on_feedback(event: FeedbackReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        await own_transaction_next(uow)
         resident = domain.Actor(sub=event.resident_id, role="resident")
-        await service.feedback(resident, event.ticket_id, event.satisfaction, event.comment)
+        await service.feedback(resident, event.ticket_id, event.satisfaction, event.comment, uow=uow)
 
     async def on_acknowledgement(event: AcknowledgementReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        await own_transaction_next(uow)
         owner = domain.Actor(sub=event.person_id, role="grid_worker")  # admitted as the ticket's owner, whatever their grids
-        await service.acknowledge(owner, event.ticket_id, note=f"replied 收到 by {event.channel}")
+        await service.acknowledge(owner, event.ticket_id, note=f"replied 收到 by {event.channel}", uow=uow)
 
     handlers = {cls: on_problem for cls in PROBLEMS}
     handlers.update(
@@ -79,10 +77,3 @@ def consumer(service: CommandService) -> Consumer:
         on_unknown="ignore",
     )
 
-
-async def own_transaction_next(uow: UnitOfWork) -> None:
-    """Before a use case that opens its own transaction (as its route does): SQLite has one
-    writer at a time, so the batch's inbox claim is committed first, or the two would wait
-    on each other. PostgreSQL runs both at once, and the claim commits with the batch."""
-    if uow.db.is_sqlite:
-        await uow.commit()
