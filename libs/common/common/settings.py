@@ -80,6 +80,8 @@ class ServiceSettings(StackSettings):
     start_consumers: bool = True
     kafka_enabled: bool = True  # off: events stay in the outbox (tests of one service alone)
     migrate_on_start: bool = True
+    # Requests: a body over this many bytes is answered 413 unread (an upload route may have its own)
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
 
     @model_validator(mode="after")
     def _default_database(self) -> ServiceSettings:

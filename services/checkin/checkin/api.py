@@ -19,6 +19,7 @@ from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
 from common.vocabulary import Channel
+from common.limits import RequestModel
 
 router = APIRouter()
 
@@ -41,10 +42,10 @@ def actor(user: Principal) -> domain.Actor:
 # should not pay a miss for each route before it.
 
 
-class CheckInIn(BaseModel):
+class CheckInIn(RequestModel):
     resident_id: str
     temperature_c: float
-    symptoms: list[str] = Field(default_factory=list)
+    symptoms: list[Annotated[str, Field(max_length=60)]] = Field(default_factory=list, max_length=20)
     channel: Channel | None = None
     date: dt.date | None = None
 
@@ -106,6 +107,8 @@ async def submit_checkin(request: Request) -> Response:
     # The answer is the service's own record, serialised as it is: `response_model` below
     # documents it (a test holds the two together).
     user = authenticate(request)
+    if user.role != Role.admin:
+        request.app.state.checkin_rate.check(user.sub)
     body = await check_in_body(request)
     service: CheckinService = request.app.state.service
     answer = await service.check_in(
@@ -135,7 +138,7 @@ router.add_api_route(
 # -- residents ----------------------------------------------------------------------------
 
 
-class ResidentIn(BaseModel):
+class ResidentIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     phone: str
     community_id: str | None = None
@@ -143,7 +146,7 @@ class ResidentIn(BaseModel):
     building_id: str
     unit: str
     room: str
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
     lat: float | None = None
     lon: float | None = None
     registered_on: dt.date | None = Field(default=None, description="from the community's register; default today")
@@ -218,23 +221,30 @@ async def import_residents(
     its row number and reason; importing the same file again changes nothing. With
     `Prefer: respond-async` the answer is 202 and a job (`Location: /imports/{job_id}`)
     that counts rows done, imported, unchanged and rejected as it goes."""
-    content = await file.read()
-    rows = importing.read_rows(file.filename or "", content)
+    if user.role != Role.admin:
+        request.app.state.import_rate.check(user.sub)
+    content = await file.read()  # the body limit (CHECKIN_IMPORT_MAX_BYTES) has bounded it
+    settings = service.settings
+    bounds = importing.Bounds(settings.import_max_rows, settings.import_xlsx_max_expanded_bytes, settings.import_xlsx_max_ratio)
+    rows = importing.read_rows(file.filename or "", content, bounds)
+    # Read whole before saving anything: a file refused half-way imports nothing. A large
+    # workbook reads for seconds: not on the event loop.
+    read = await asyncio.to_thread(list, rows)
     allowed_grids = None if user.is_staff else set(user.grid_ids)
     if _prefers_async(prefer):
-        read = await asyncio.to_thread(list, rows)  # a large workbook reads for seconds: not on the event loop
         job = await service.start_import(file.filename or "", read, allowed_grids, user.sub)
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = str(request.url_for("import_job", job_id=job.job_id).path)
         response.headers["Preference-Applied"] = "respond-async"
         return _job_answer(job)
-    report = await service.import_residents(rows, allowed_grids=allowed_grids)
+    report = await service.import_residents(read, allowed_grids=allowed_grids)
     return {
         "file": file.filename,
         "total": report.total,
         "imported": report.imported,
         "unchanged": report.unchanged,
         "rejected": report.rejected,
+        "rejected_total": report.rejected_total,
     }
 
 
@@ -259,7 +269,7 @@ async def get_resident(resident_id: str, user: CurrentUser, service: Service):
     return resident
 
 
-class AbsenceIn(BaseModel):
+class AbsenceIn(RequestModel):
     from_date: date
     to_date: date
     reason: Literal["away", "hospitalised"]
@@ -274,7 +284,7 @@ async def record_absence(resident_id: str, body: AbsenceIn, user: Registrar, ser
     return absence.model_dump()
 
 
-class SweepIn(BaseModel):
+class SweepIn(RequestModel):
     date: date
 
 
@@ -285,7 +295,7 @@ async def sweep(body: SweepIn, _: Staff, service: Service) -> dict:
     return {"date": result.date, "missed": result.missed, "total_missed": result.total_missed}
 
 
-class RemindIn(BaseModel):
+class RemindIn(RequestModel):
     date: dt.date | None = None
 
 
@@ -363,15 +373,15 @@ async def completion(
 # -- sampling rounds ----------------------------------------------------------------------
 
 
-class RoundIn(BaseModel):
+class RoundIn(RequestModel):
     round_id: str | None = None
     name: str
-    building_ids: list[str]
+    building_ids: list[str] = Field(min_length=1, max_length=500)
     deadline: AwareDatetime
     min_completion_rate: float | None = Field(default=None, gt=0, le=1)
 
 
-class SamplesIn(BaseModel):
+class SamplesIn(RequestModel):
     resident_ids: list[str] = Field(min_length=1, max_length=5000)
 
 

@@ -312,6 +312,9 @@ def _coordinate(value: float | str | None, label: str, low: float, high: float) 
     return number
 
 
+MAX_REJECTS_LISTED = 1000  # a report names this many rejected rows at most, and counts them all
+
+
 @dataclass
 class ImportReport:
     """What an import did, row by row (row numbers as the spreadsheet shows them)."""
@@ -321,5 +324,9 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[dict] = field(default_factory=list)
 
+    rejected_total: int = 0  # every rejected row; `rejected` lists the first MAX_REJECTS_LISTED
+
     def reject(self, row: int, reason: str) -> None:
-        self.rejected.append({"row": row, "reason": reason})
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_REJECTS_LISTED:
+            self.rejected.append({"row": row, "reason": reason[:300]})
