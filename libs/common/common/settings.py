@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -16,9 +17,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "firstline-development-secret-do-not-use-in-production"  # noqa: S105
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # libs/common/common/settings.py
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def env_files() -> tuple[str, ...]:
-    """`make up` writes the stack's generated secrets to var/firstline.env."""
-    return (os.environ.get("FIRSTLINE_ENV_FILE", "var/firstline.env"),)
+    """`make up` writes the stack's generated secrets to var/firstline.env under the project
+    root (or FIRSTLINE_VAR), wherever the process was started from."""
+    if "FIRSTLINE_ENV_FILE" in os.environ:
+        return (os.environ["FIRSTLINE_ENV_FILE"],)
+    var = Path(os.environ.get("FIRSTLINE_VAR") or PROJECT_ROOT / "var")
+    return (str(var / "firstline.env"),)
+
+
+def weak_secret(secret: str | None) -> bool:
+    return not secret or secret == DEV_JWT_SECRET or len(secret) < 32
 
 
 class StackSettings(BaseSettings):
@@ -91,4 +104,15 @@ class ServiceSettings(StackSettings):
             self.consumer_group = self.service
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError(f"{self.service}: set a PostgreSQL database URL in production")
+        return self
+
+    @model_validator(mode="after")
+    def _fail_closed_outside_a_loopback_development_stack(self) -> ServiceSettings:
+        # The development secret is public: it may sign tokens only where nobody else can connect.
+        loopback_development = self.environment != "production" and self.host in LOOPBACK_HOSTS
+        if weak_secret(self.jwt_secret) and not loopback_development:
+            raise ValueError(
+                f"{self.service} listens on {self.host} ({self.environment}): set FIRSTLINE_JWT_SECRET to a random "
+                "secret of at least 32 characters, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
         return self
