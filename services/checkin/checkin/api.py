@@ -262,10 +262,8 @@ async def import_job(job_id: str, user: Importer, service: Service) -> dict:
 @router.get("/residents/{resident_id}", response_model=ResidentOut, tags=["residents"])
 async def get_resident(resident_id: str, user: CurrentUser, service: Service):
     resident = await service.resident(resident_id)
-    allowed = (user.role == Role.resident and user.sub == resident_id) or _may_manage(
-        user, resident.grid_id, resident.building_id
-    )
-    ensure_scope(allowed, "you may not see this resident")
+    if not domain.may_act_for(actor(user), resident_id, resident.building_id, resident.grid_id):
+        raise domain.unknown_resident(resident_id)
     return resident
 
 
@@ -279,7 +277,8 @@ class AbsenceIn(RequestModel):
 async def record_absence(resident_id: str, body: AbsenceIn, user: Registrar, service: Service) -> dict:
     """Mark a resident away or in hospital: not expected to check in, not swept as missed."""
     resident = await service.resident(resident_id)
-    ensure_scope(_may_manage(user, resident.grid_id, resident.building_id), "you may not manage this resident")
+    if not _may_manage(user, resident.grid_id, resident.building_id):
+        raise domain.unknown_resident(resident_id)
     absence = await service.record_absence(resident_id, body.from_date, body.to_date, body.reason, user.sub)
     return absence.model_dump()
 
@@ -396,7 +395,7 @@ async def open_round(body: RoundIn, _: Staff, service: Service) -> dict:
 
 @router.post("/sampling/rounds/{round_id}/samples", tags=["sampling"])
 async def record_samples(round_id: str, body: SamplesIn, user: Registrar, service: Service) -> dict:
-    return await service.record_samples(round_id, body.resident_ids, user.sub)
+    return await service.record_samples(round_id, body.resident_ids, actor(user))
 
 
 @router.get("/sampling/rounds/{round_id}", tags=["sampling"])
