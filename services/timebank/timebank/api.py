@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from common.auth import CurrentUser, Principal, Role, require
-from common.limits import RequestModel
+from common.limits import Paged, RequestModel
 from timebank import domain
 from timebank.service import TimebankService, coupon_view, offer_view, redemption_view
 
@@ -128,6 +128,24 @@ async def credit(body: CreditIn, user: Staff, service: Service) -> dict:
     sampling-site help), with a reason; emits `HoursCredited`."""
     event = await service.credit(actor(user), body.member_id, body.hours, body.activity, body.reason)
     return event.model_dump()
+
+
+@router.get("/fulfilments", tags=["ledger"])
+async def fulfilments_awaiting_approval(_: Staff, service: Service, page: Paged) -> dict:
+    """Fulfilments whose self-reported service minutes exceed their category's cap
+    (TIMEBANK_CREDIT_REVIEW_MINUTES[_BY_CATEGORY]): nothing is credited until staff approve."""
+    return {"fulfilments": await service.fulfilments_awaiting_approval(page.limit, page.offset)}
+
+
+class ApprovalIn(RequestModel):
+    service_minutes: int | None = Field(default=None, ge=0, le=1440, description="fewer than reported; default: as reported")
+
+
+@router.post("/fulfilments/{request_id}/approve", tags=["ledger"])
+async def approve_fulfilment(request_id: str, body: ApprovalIn, user: Staff, service: Service) -> dict:
+    """Approve a waiting fulfilment's minutes: the volunteer is credited once (`HoursCredited`)."""
+    event = await service.approve_fulfilment(actor(user), request_id, body.service_minutes)
+    return {"request_id": request_id, "credited": event.model_dump() if event else None}
 
 
 # -- spending on services ----------------------------------------------------------------

@@ -216,6 +216,12 @@ class Actor:
         return self.role in STAFF_ROLES
 
 
+def needs_review(service_minutes: int, category: str | None, cap: int, cap_by_category: dict[str, int]) -> bool:
+    """Whether a volunteer's self-reported minutes are more than the category plausibly takes:
+    then staff approve them before any credit."""
+    return service_minutes > cap_by_category.get(category or "", cap)
+
+
 MEMBER_ROLES = frozenset({Role.resident, Role.volunteer})  # the people who hold accounts
 
 
