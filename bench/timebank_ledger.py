@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from common.clock import ManualClock  # noqa: E402
 from common.errors import Conflict  # noqa: E402
-from common.events.dispatch import RequestFulfilled  # noqa: E402
+from common.events.dispatch import RequestFulfilled, RequestRaised  # noqa: E402
 from events import record  # noqa: E402
 from timebank.domain import Actor  # noqa: E402
 from timebank.main import create_app  # noqa: E402
@@ -62,18 +62,23 @@ async def run(url: str, n: int) -> dict[str, float]:
         await asyncio.gather(*(writer(m, n // 8) for m in members))
         figures["credits/s 8 writers"] = (n // 8 * 8) / (time.perf_counter() - started)
 
-        def fulfilled() -> list:
+        async def fulfilled() -> list:
+            request_ids = [uuid.uuid4().hex for _ in range(n)]
+            for request_id in request_ids:  # the time bank credits only requests it saw raised (not timed)
+                await service.request_raised(
+                    RequestRaised(request_id=request_id, resident_id="R1", category="groceries", priority="normal", due_by=clock.now())
+                )
             return [
-                record(RequestFulfilled(request_id=uuid.uuid4().hex, volunteer_id=members[i % 8], service_minutes=30), clock.now())[0]
-                for i in range(n)
+                record(RequestFulfilled(request_id=request_id, volunteer_id=members[i % 8], service_minutes=30), clock.now())[0]
+                for i, request_id in enumerate(request_ids)
             ]
 
-        batch = fulfilled()
+        batch = await fulfilled()
         started = time.perf_counter()
         for i in range(0, n, 100):
             await consumer.handle(batch[i : i + 100])
         figures["events/s batches of 100"] = n / (time.perf_counter() - started)
-        single = fulfilled()
+        single = await fulfilled()
         started = time.perf_counter()
         for message in single:
             await consumer.handle([message])

@@ -140,7 +140,7 @@ def app_env(app: App, *, kafka: bool) -> list[dict]:
     env = [
         {"name": "FIRSTLINE_ENV", "value": "production"},
         {"name": "FIRSTLINE_TIMEZONE", "valueFrom": {"configMapKeyRef": {"name": "firstline-community", "key": "timezone"}}},
-        secret_env("FIRSTLINE_JWT_SECRET", "firstline-jwt", "secret"),
+        {"name": "FIRSTLINE_PORTAL_URL", "value": "http://portal:8000"},  # whose JWKS verifies tokens
         {"name": f"{p}_HOST", "value": "0.0.0.0"},  # noqa: S104 - inside the pod; the Service fronts it
         {"name": f"{p}_PORT", "value": str(app.port)},
         {"name": f"{p}_LOG_JSON", "value": "true"},

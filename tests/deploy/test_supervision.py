@@ -29,7 +29,6 @@ class Stack:
         self.env = {
             **os.environ,
             "FIRSTLINE_VAR": str(var),
-            "FIRSTLINE_JWT_SECRET": "supervision-test-secret-" + "x" * 32,
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
             # Supervision is about processes: no broker, so no consumer group is joined.
             **{f"{svc.upper()}_KAFKA_ENABLED": "false" for svc in SERVICES},

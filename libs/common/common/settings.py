@@ -20,9 +20,17 @@ _REPO = Path(__file__).resolve().parents[3]
 LOCAL_KAFKA_DIR = _REPO / "var" / "kafka"
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # libs/common/common/settings.py
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def env_files() -> tuple[str, ...]:
-    """`make up` writes the stack's generated secrets to var/firstline.env."""
-    return (os.environ.get("FIRSTLINE_ENV_FILE", "var/firstline.env"),)
+    """`make up` writes the stack's generated secrets to var/firstline.env under the project
+    root (or FIRSTLINE_VAR), wherever the process was started from."""
+    if "FIRSTLINE_ENV_FILE" in os.environ:
+        return (os.environ["FIRSTLINE_ENV_FILE"],)
+    var = Path(os.environ.get("FIRSTLINE_VAR") or PROJECT_ROOT / "var")
+    return (str(var / "firstline.env"),)
 
 
 class StackSettings(BaseSettings):
@@ -118,6 +126,8 @@ class ServiceSettings(StackSettings):
     start_consumers: bool = True
     kafka_enabled: bool = True  # off: events stay in the outbox (tests of one service alone)
     migrate_on_start: bool = True
+    # Requests: a body over this many bytes is answered 413 unread (an upload route may have its own)
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
 
     @model_validator(mode="after")
     def _default_database(self) -> ServiceSettings:
@@ -133,4 +143,17 @@ class ServiceSettings(StackSettings):
             from common.kafka import credentials  # noqa: PLC0415 - kafka imports these settings
 
             credentials(self, self.kafka_principal)  # fails with what is missing
+        return self
+
+    @model_validator(mode="after")
+    def _fail_closed_outside_a_loopback_development_stack(self) -> ServiceSettings:
+        # Tokens are trusted by the JWKS they verify against: only a loopback development stack
+        # may fall back on the portal at its development address.
+        loopback_development = self.environment != "production" and self.host in LOOPBACK_HOSTS
+        chosen = {"portal_url", "jwks_url", "oidc_issuer"} & self.model_fields_set
+        if not chosen and not loopback_development:
+            raise ValueError(
+                f"{self.service} listens on {self.host} ({self.environment}): set FIRSTLINE_PORTAL_URL (the portal "
+                "whose JWKS verifies tokens), FIRSTLINE_JWKS_URL or FIRSTLINE_OIDC_ISSUER"
+            )
         return self

@@ -3,17 +3,19 @@ metrics, AsyncAPI, documentation pages, and one error format (`{"detail": "..."}
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from common import logs
 from common.asyncapi import page as render_asyncapi
 from common.auth import verifier_for
-from common.errors import DomainError
+from common.errors import DomainError, TooManyRequests
+from common.limits import BodyLimit, validation_error
 from common.metrics import HttpMetrics, exposition
 from common.runtime import Runtime
 from common.web_docs import add_docs
@@ -26,7 +28,10 @@ def create_http_app(
     description: str,
     routers: Sequence[APIRouter],
     state: dict[str, Any] | None = None,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
+    """`body_limits` maps a path (an upload) to its own body limit; every other request's
+    body is limited by the service's `max_body_bytes`."""
     settings = runtime.settings
     logs.configure(settings.service, settings.log_level, settings.log_json)
 
@@ -59,12 +64,16 @@ def create_http_app(
     app.state.verifier = verifier
     for name, value in (state or {}).items():
         setattr(app.state, name, value)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, paths=body_limits)
     app.add_middleware(HttpMetrics, registry=runtime.registry, service=settings.service)
     app.add_middleware(logs.RequestContext)  # outermost: every log line of the request carries its id
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
+        return JSONResponse({"detail": exc.message, **exc.details}, status_code=exc.status_code, headers=headers)
+
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     ops = APIRouter(tags=["operations"])
 

@@ -20,6 +20,7 @@ from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
 from common.vocabulary import Channel
+from common.limits import RequestModel
 
 router = APIRouter()
 
@@ -42,10 +43,10 @@ def actor(user: Principal) -> domain.Actor:
 # should not pay a miss for each route before it.
 
 
-class CheckInIn(BaseModel):
+class CheckInIn(RequestModel):
     resident_id: str
     temperature_c: float
-    symptoms: list[str] = Field(default_factory=list)
+    symptoms: list[Annotated[str, Field(max_length=60)]] = Field(default_factory=list, max_length=20)
     channel: Channel | None = None
     date: dt.date | None = None
 
@@ -107,6 +108,8 @@ async def submit_checkin(request: Request) -> Response:
     # The answer is the service's own record, serialised as it is: `response_model` below
     # documents it (a test holds the two together).
     user = authenticate(request)
+    if user.role != Role.admin:
+        request.app.state.checkin_rate.check(user.sub)
     body = await check_in_body(request)
     service: CheckinService = request.app.state.service
     answer = await service.check_in(
@@ -136,7 +139,7 @@ router.add_api_route(
 # -- residents ----------------------------------------------------------------------------
 
 
-class ResidentIn(BaseModel):
+class ResidentIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     phone: str
     community_id: str | None = None
@@ -144,7 +147,7 @@ class ResidentIn(BaseModel):
     building_id: str
     unit: str
     room: str
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
     lat: float | None = None
     lon: float | None = None
     registered_on: dt.date | None = Field(default=None, description="from the community's register; default today")
@@ -219,23 +222,30 @@ async def import_residents(
     its row number and reason; importing the same file again changes nothing. With
     `Prefer: respond-async` the answer is 202 and a job (`Location: /imports/{job_id}`)
     that counts rows done, imported, unchanged and rejected as it goes."""
-    content = await file.read()
-    rows = importing.read_rows(file.filename or "", content)
+    if user.role != Role.admin:
+        request.app.state.import_rate.check(user.sub)
+    content = await file.read()  # the body limit (CHECKIN_IMPORT_MAX_BYTES) has bounded it
+    settings = service.settings
+    bounds = importing.Bounds(settings.import_max_rows, settings.import_xlsx_max_expanded_bytes, settings.import_xlsx_max_ratio)
+    rows = importing.read_rows(file.filename or "", content, bounds)
+    # Read whole before saving anything: a file refused half-way imports nothing. A large
+    # workbook reads for seconds: not on the event loop.
+    read = await asyncio.to_thread(list, rows)
     allowed_grids = None if user.is_staff else set(user.grid_ids)
     if _prefers_async(prefer):
-        read = await asyncio.to_thread(list, rows)  # a large workbook reads for seconds: not on the event loop
         job = await service.start_import(file.filename or "", read, allowed_grids, user.sub)
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = str(request.url_for("import_job", job_id=job.job_id).path)
         response.headers["Preference-Applied"] = "respond-async"
         return _job_answer(job)
-    report = await service.import_residents(rows, allowed_grids=allowed_grids)
+    report = await service.import_residents(read, allowed_grids=allowed_grids)
     return {
         "file": file.filename,
         "total": report.total,
         "imported": report.imported,
         "unchanged": report.unchanged,
         "rejected": report.rejected,
+        "rejected_total": report.rejected_total,
     }
 
 
@@ -253,14 +263,12 @@ async def import_job(job_id: str, user: Importer, service: Service) -> dict:
 @router.get("/residents/{resident_id}", response_model=ResidentOut, tags=["residents"])
 async def get_resident(resident_id: str, user: CurrentUser, service: Service):
     resident = await service.resident(resident_id)
-    allowed = (user.role == Role.resident and user.sub == resident_id) or _may_manage(
-        user, resident.grid_id, resident.building_id
-    )
-    ensure_scope(allowed, "you may not see this resident")
+    if not domain.may_act_for(actor(user), resident_id, resident.building_id, resident.grid_id):
+        raise domain.unknown_resident(resident_id)
     return resident
 
 
-class AbsenceIn(BaseModel):
+class AbsenceIn(RequestModel):
     from_date: date
     to_date: date
     reason: Literal["away", "hospitalised"]
@@ -270,12 +278,13 @@ class AbsenceIn(BaseModel):
 async def record_absence(resident_id: str, body: AbsenceIn, user: Registrar, service: Service) -> dict:
     """Mark a resident away or in hospital: not expected to check in, not swept as missed."""
     resident = await service.resident(resident_id)
-    ensure_scope(_may_manage(user, resident.grid_id, resident.building_id), "you may not manage this resident")
+    if not _may_manage(user, resident.grid_id, resident.building_id):
+        raise domain.unknown_resident(resident_id)
     absence = await service.record_absence(resident_id, body.from_date, body.to_date, body.reason, user.sub)
     return absence.model_dump()
 
 
-class SweepIn(BaseModel):
+class SweepIn(RequestModel):
     date: date
 
 
@@ -354,15 +363,15 @@ async def completion(
 # -- sampling rounds ----------------------------------------------------------------------
 
 
-class RoundIn(BaseModel):
+class RoundIn(RequestModel):
     round_id: str | None = None
     name: str
-    building_ids: list[str]
+    building_ids: list[str] = Field(min_length=1, max_length=500)
     deadline: AwareDatetime
     min_completion_rate: float | None = Field(default=None, gt=0, le=1)
 
 
-class SamplesIn(BaseModel):
+class SamplesIn(RequestModel):
     resident_ids: list[str] = Field(min_length=1, max_length=5000)
 
 
@@ -377,7 +386,7 @@ async def open_round(body: RoundIn, _: Staff, service: Service) -> dict:
 
 @router.post("/sampling/rounds/{round_id}/samples", tags=["sampling"])
 async def record_samples(round_id: str, body: SamplesIn, user: Registrar, service: Service) -> dict:
-    return await service.record_samples(round_id, body.resident_ids, user.sub)
+    return await service.record_samples(round_id, body.resident_ids, actor(user))
 
 
 @router.get("/sampling/rounds/{round_id}", tags=["sampling"])

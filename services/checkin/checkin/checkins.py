@@ -228,7 +228,7 @@ def _request_hash(resident_id: str, temperature_c: float, symptoms: list[str], c
 
 def _check_in_values(request: _CheckInRequest, resident: ResidentFacts | None) -> tuple[ResidentFacts, dict]:
     if resident is None:
-        raise NotFound(f"no resident {request.resident_id!r}: register them first")
+        raise domain.unknown_resident(request.resident_id)
     channel = domain.channel_for(request.actor, request.resident_id, resident.building_id, resident.grid_id, request.channel)
     return resident, {
         "resident_id": request.resident_id,

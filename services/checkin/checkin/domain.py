@@ -7,11 +7,11 @@ error and is refused, not stored as a fever (DESIGN.md §4).
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from common.errors import Forbidden, Invalid
+from common.errors import Forbidden, Invalid, NotFound
 from common.vocabulary import CHANNELS, STAFF_ROLES, TAGS, Role
 
 FEVER_C = 37.3
@@ -44,7 +44,6 @@ SYMPTOMS = (
 # How much a tag raises a resident in the follow-up list (higher first).
 TAG_URGENCY = {"pregnant": 3, "chronic": 3, "living_alone": 2, "elderly": 2, "disabled": 2, "mental_health": 1}
 
-RESIDENT_NAMESPACE = uuid.UUID("6f1c3b2e-8a51-4c7e-9d0f-1e2a3b4c5d6e")
 
 
 @dataclass(frozen=True)
@@ -117,28 +116,35 @@ class Actor:
 
 
 
-def channel_for(actor: Actor, resident_id: str, building_id: str, grid_id: str, requested: str | None) -> str:
-    """Who may check in for whom, and through which channel.
+def unknown_resident(*resident_ids: str) -> NotFound:
+    """The one answer for a resident who does not exist and for one the caller may not act
+    for: telling the two apart (or naming a building) would say where a person lives."""
+    return NotFound(f"no resident {', '.join(repr(r) for r in resident_ids[:10])} among those you may act for")
 
-    Residents check in for themselves; building leads for residents of their building;
-    grid workers for residents of their grids (hotline and voice calls); staff for anyone.
-    """
+
+def may_act_for(actor: Actor, resident_id: str, building_id: str, grid_id: str) -> bool:
+    """Residents for themselves; building leads for their buildings; grid workers for their
+    grids; staff for anyone."""
     if actor.role == "resident":
-        if actor.sub != resident_id:
-            raise Forbidden("residents check in only for themselves")
-        default = "self"
-    elif actor.role == "building_lead":
-        if building_id not in actor.building_ids:
-            raise Forbidden(f"building lead of {', '.join(actor.building_ids) or 'no building'} cannot check in for building {building_id}")
-        default = "building_lead"
-    elif actor.role == "grid_worker":
-        if grid_id not in actor.grid_ids:
-            raise Forbidden(f"grid {grid_id} is not one of your grids")
-        default = "hotline"
-    elif actor.role in STAFF_ROLES:
-        default = "hotline"
-    else:
+        return actor.sub == resident_id
+    if actor.role == "building_lead":
+        return building_id in actor.building_ids
+    if actor.role == "grid_worker":
+        return grid_id in actor.grid_ids
+    return actor.role in STAFF_ROLES
+
+
+_CHANNEL_OF_ROLE = {"resident": "self", "building_lead": "building_lead", "grid_worker": "hotline"}
+
+
+def channel_for(actor: Actor, resident_id: str, building_id: str, grid_id: str, requested: str | None) -> str:
+    """Who may check in for whom (`may_act_for`), and through which channel: grid workers
+    and staff by hotline and voice calls."""
+    if actor.role not in _CHANNEL_OF_ROLE and actor.role not in STAFF_ROLES:
         raise Forbidden(f"role {actor.role!r} cannot submit check-ins")
+    if not may_act_for(actor, resident_id, building_id, grid_id):
+        raise unknown_resident(resident_id)
+    default = _CHANNEL_OF_ROLE.get(actor.role, "hotline")
     channel = requested or default
     if channel not in CHANNELS:
         raise Invalid(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
@@ -195,12 +201,18 @@ class ResidentDraft:
     lat: float | None = None
     lon: float | None = None
     registered_on: date | None = None  # from the community's register; None: now
+    resident_id: str = field(default_factory=lambda: new_resident_id(), compare=False)
 
     @property
-    def resident_id(self) -> str:
-        """Stable from who and where the resident is, so importing a file twice is harmless."""
-        key = "|".join((self.community_id, self.building_id, self.unit, self.room, self.name))
-        return "R-" + uuid.uuid5(RESIDENT_NAMESPACE, key).hex[:16]
+    def home(self) -> tuple[str, str, str, str, str]:
+        """Who and where: one resident per home and name, so importing a file twice is harmless."""
+        return (self.community_id, self.building_id, self.unit, self.room, self.name)
+
+
+def new_resident_id() -> str:
+    """Random: an id says nothing of who or where the resident is and cannot be derived
+    from a name and address. Residents registered earlier keep the ids they have."""
+    return "R-" + secrets.token_hex(8)
 
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-]{5,19}$")
@@ -306,6 +318,9 @@ def _coordinate(value: float | str | None, label: str, low: float, high: float) 
     return number
 
 
+MAX_REJECTS_LISTED = 1000  # a report names this many rejected rows at most, and counts them all
+
+
 @dataclass
 class ImportReport:
     """What an import did, row by row (row numbers as the spreadsheet shows them)."""
@@ -315,5 +330,9 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[dict] = field(default_factory=list)
 
+    rejected_total: int = 0  # every rejected row; `rejected` lists the first MAX_REJECTS_LISTED
+
     def reject(self, row: int, reason: str) -> None:
-        self.rejected.append({"row": row, "reason": reason})
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_REJECTS_LISTED:
+            self.rejected.append({"row": row, "reason": reason[:300]})

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from python_calamine import CalamineWorkbook
 
@@ -33,10 +35,21 @@ HEADERS = {
 _ALIASES = {alias.lower(): field for field, aliases in HEADERS.items() for alias in aliases}
 
 
-def read_rows(filename: str, content: bytes) -> Iterator[tuple[int, dict]]:
-    """(row number, fields) for every non-empty row; raises Invalid for an unreadable file."""
+@dataclass(frozen=True)
+class Bounds:
+    """How much a register may hold: rows, and what an XLSX may expand to."""
+
+    max_rows: int = 200_000
+    xlsx_max_expanded_bytes: int = 150_000_000
+    xlsx_max_ratio: float = 200.0  # uncompressed / compressed size of any one entry
+
+
+def read_rows(filename: str, content: bytes, bounds: Bounds = Bounds()) -> Iterator[tuple[int, dict]]:
+    """(row number, fields) for every non-empty row; raises Invalid for an unreadable file,
+    or one larger than `bounds` (an XLSX is checked from its zip directory before parsing)."""
     lower = (filename or "").lower()
     if lower.endswith(".xlsx"):
+        _check_expansion(content, bounds)
         raw = _xlsx_rows(content)
     elif lower.endswith(".csv") or lower.endswith(".txt"):
         raw = _csv_rows(content)
@@ -50,6 +63,8 @@ def read_rows(filename: str, content: bytes) -> Iterator[tuple[int, dict]]:
     if "name" not in columns:
         raise Invalid(f"no name column (姓名) in header {header!r}")
     for number, values in enumerate(raw, start=2):
+        if number > bounds.max_rows + 1:
+            raise Invalid(f"the file has more than {bounds.max_rows:,} rows: split it into smaller files")
         if not any(v not in (None, "") for v in values):
             continue
         fields = {col: _text(v) for col, v in zip(columns, values, strict=False) if col}
@@ -85,7 +100,28 @@ def _csv_rows(content: bytes) -> Iterator[list]:
             text = content.decode("gb18030")  # what Excel in China saves as CSV
         except UnicodeDecodeError as exc:
             raise Invalid("the CSV file is neither UTF-8 nor GB18030 text") from exc
-    yield from csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        yield from reader
+    except csv.Error as exc:
+        # e.g. a field longer than the csv module's limit (128 KiB): the file is refused, naming the row
+        raise Invalid(f"row {reader.line_num}: not readable as CSV ({exc})") from None
+
+
+def _check_expansion(content: bytes, bounds: Bounds) -> None:
+    """Refuses a workbook whose entries would expand past the bounds, from the sizes its zip
+    directory declares (a zip bomb is refused without inflating it)."""
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(content)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise Invalid("not a readable .xlsx file: it is not a zip archive") from exc
+    expanded = sum(entry.file_size for entry in entries)
+    if expanded > bounds.xlsx_max_expanded_bytes:
+        raise Invalid(f"the workbook expands to {expanded:,} bytes, more than {bounds.xlsx_max_expanded_bytes:,}: split it")
+    for entry in entries:
+        if entry.file_size > 1_000_000 and entry.file_size > bounds.xlsx_max_ratio * max(entry.compress_size, 1):
+            raise Invalid(f"the workbook's {entry.filename} expands {entry.file_size / max(entry.compress_size, 1):,.0f}-fold: "
+                          "refused as a likely zip bomb")
 
 
 def _xlsx_rows(content: bytes) -> Iterator[list]:

@@ -21,6 +21,7 @@ from common.events.checkin import (
     ResidentRegistered,
     SamplingLagging,
 )
+from common.limits import RateLimiter
 from common.runtime import Runtime
 from common.web import create_http_app
 
@@ -50,7 +51,12 @@ def create_app(settings: CheckinSettings | None = None, *, clock: Clock | None =
         title="FirstLine check-in",
         description=DESCRIPTION,
         routers=[api.router],
-        state={"service": service},
+        state={
+            "service": service,
+            "checkin_rate": RateLimiter("check-ins", per_minute=settings.checkin_rate_per_minute, burst=settings.checkin_rate_burst),
+            "import_rate": RateLimiter("imports", per_minute=settings.import_rate_per_minute, burst=settings.import_rate_burst),
+        },
+        body_limits={"/residents/import": settings.import_max_bytes},
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import date, datetime
 
+from sqlalchemy import select
+
 from checkin import domain
 from checkin.models import Absence, Resident
 from checkin.usecases import UseCases
@@ -19,7 +21,7 @@ Progress = Callable[[domain.ImportReport], Awaitable[None]]  # told the report a
 class Registry(UseCases):
     async def register(self, draft: domain.ResidentDraft, uow: UnitOfWork | None = None) -> Resident:
         async with self.runtime.work(uow) as uow:
-            existing = await uow.session.get(Resident, draft.resident_id)
+            existing = (await uow.session.execute(select(Resident).where(*_at_home(draft)))).scalar_one_or_none()
             if existing:
                 raise Conflict(
                     f"resident already registered as {existing.resident_id}", resident_id=existing.resident_id
@@ -38,7 +40,7 @@ class Registry(UseCases):
         """Import spreadsheet rows (row number, fields). Valid rows are saved, each rejected
         row is reported with its reason, and importing the same file again changes nothing."""
         report = domain.ImportReport()
-        seen: set[str] = set()
+        seen: set[tuple[str, ...]] = set()
         for chunk in _chunks(rows, self.settings.import_chunk_rows):
             drafts: list[domain.ResidentDraft] = []
             for number, fields in chunk:
@@ -55,10 +57,10 @@ class Registry(UseCases):
                 if allowed_grids is not None and draft.grid_id not in allowed_grids:
                     report.reject(number, f"grid {draft.grid_id} is not one of your grids")
                     continue
-                if draft.resident_id in seen:
+                if draft.home in seen:
                     report.reject(number, "the same resident appears earlier in this file")
                     continue
-                seen.add(draft.resident_id)
+                seen.add(draft.home)
                 drafts.append(draft)
             imported = await self._save_new(drafts)
             report.imported += imported
@@ -94,7 +96,7 @@ class Registry(UseCases):
         async with self.runtime.db.session() as session:
             resident = await session.get(Resident, resident_id)
         if resident is None:
-            raise NotFound(f"no resident {resident_id!r}")
+            raise domain.unknown_resident(resident_id)
         return resident
 
     async def record_absence(
@@ -104,7 +106,7 @@ class Registry(UseCases):
             raise Invalid(f"to_date {to_date} is before from_date {from_date}")
         async with self.runtime.work(uow) as uow:
             if await uow.session.get(Resident, resident_id) is None:
-                raise NotFound(f"no resident {resident_id!r}")
+                raise domain.unknown_resident(resident_id)
             absence = Absence(
                 resident_id=resident_id,
                 from_date=from_date,
@@ -115,6 +117,12 @@ class Registry(UseCases):
             )
             uow.session.add(absence)
         return absence
+
+
+def _at_home(draft: domain.ResidentDraft) -> tuple:
+    community_id, building_id, unit, room, name = draft.home
+    return (Resident.community_id == community_id, Resident.building_id == building_id, Resident.unit == unit,
+            Resident.room == room, Resident.name == name)
 
 
 def _resident_row(draft: domain.ResidentDraft, registered_at: datetime) -> dict:

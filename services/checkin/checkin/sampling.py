@@ -54,8 +54,10 @@ class Sampling(UseCases):
         return sampling
 
     async def record_samples(
-        self, round_id: str, resident_ids: list[str], by: str, uow: UnitOfWork | None = None
+        self, round_id: str, resident_ids: list[str], actor: domain.Actor, uow: UnitOfWork | None = None
     ) -> dict[str, int]:
+        """Record who was sampled; each resident must be one the actor may act for (a
+        building lead: their buildings' residents), else the answer is "no resident"."""
         async with self.runtime.work(uow) as uow:
             sampling = await uow.session.get(SamplingRound, round_id)
             if sampling is None:
@@ -65,10 +67,11 @@ class Sampling(UseCases):
                 for r in (
                     await uow.session.execute(select(Resident).where(Resident.resident_id.in_(resident_ids)))
                 ).scalars()
+                if domain.may_act_for(actor, r.resident_id, r.building_id, r.grid_id)
             }
             unknown = [r for r in resident_ids if r not in residents]
             if unknown:
-                raise NotFound(f"no resident(s) {', '.join(unknown[:10])}")
+                raise domain.unknown_resident(*unknown)
             outside = [r for r, b in residents.items() if b not in sampling.building_ids]
             if outside:
                 raise Invalid(f"resident(s) {', '.join(outside[:10])} live outside this round's buildings")
@@ -77,7 +80,7 @@ class Sampling(UseCases):
                 self.runtime.db.insert(Sample)
                 .on_conflict_do_nothing(index_elements=["round_id", "resident_id"])
                 .returning(Sample.resident_id),
-                [{"round_id": round_id, "resident_id": r, "sampled_at": now, "recorded_by": by} for r in residents],
+                [{"round_id": round_id, "resident_id": r, "sampled_at": now, "recorded_by": actor.sub} for r in residents],
             )
             recorded = len(result.all())
         return {"recorded": recorded, "already": len(residents) - recorded}

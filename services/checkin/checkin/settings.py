@@ -23,4 +23,16 @@ class CheckinSettings(ServiceSettings):
     import_stale_minutes: int = Field(default=10, ge=1)  # a job silent this long lost its replica: marked failed
     checkin_batch_max: int = Field(default=256, ge=1)  # check-ins written per transaction at most (group commit)
     checkin_batch_writers: int = Field(default=2, ge=1)  # such transactions in flight at once (PostgreSQL)
+    # Bounds: an upload over import_max_bytes is refused unread (413); a file over
+    # import_max_rows rows, or an XLSX whose entries expand past the cap or ratio, is refused (422)
+    import_max_bytes: int = Field(default=20_000_000, ge=1)
+    import_max_rows: int = Field(default=200_000, ge=1)
+    import_xlsx_max_expanded_bytes: int = Field(default=150_000_000, ge=1)
+    import_xlsx_max_ratio: float = Field(default=200.0, gt=1)
+    # Per-subject rate limits (a token bucket: burst at once, refilled per minute; 0 turns one
+    # off); sized above a building lead checking in a whole building. Admins are not limited.
+    checkin_rate_per_minute: float = Field(default=1000.0, ge=0)
+    checkin_rate_burst: int = Field(default=2000, ge=1)
+    import_rate_per_minute: float = Field(default=10.0, ge=0)
+    import_rate_burst: int = Field(default=10, ge=1)
     idempotency_key_hours: int = Field(default=24, ge=1)  # how long a caller's Idempotency-Key answers a repeat

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from common.auth import CurrentUser, Principal, Role, require
 from common.errors import Forbidden
 from common.events.dispatch import ItemLine
+from common.limits import Paged, RequestModel, neutralised
 from dispatch import domain
 from dispatch.models import DeliveryRun, RequestHistory, ServiceRequest, Volunteer
 from dispatch.service import DispatchService, PlanRequest, VolunteerDraft
@@ -41,12 +42,12 @@ def is_dispatch_staff(user: Principal) -> bool:
 # -- requests -----------------------------------------------------------------------------
 
 
-class WindowIn(BaseModel):
+class WindowIn(RequestModel):
     start: AwareDatetime
     end: AwareDatetime
 
 
-class RequestIn(BaseModel):
+class RequestIn(RequestModel):
     resident_id: str
     category: str = Field(description=f"one of {', '.join(domain.CATEGORIES)}")
     details: str | None = Field(default=None, max_length=2000)
@@ -121,6 +122,7 @@ async def raise_request(body: RequestIn, user: CurrentUser, service: Service):
 async def list_requests(
     user: CurrentUser,
     service: Service,
+    page: Paged,
     status_: Annotated[str | None, Query(alias="status")] = None,
     volunteer_id: str | None = None,
     resident_id: str | None = None,
@@ -136,7 +138,9 @@ async def list_requests(
         grids = list(user.grid_ids)
     elif not is_dispatch_staff(user):
         raise Forbidden(f"role {user.role.value!r} cannot list requests")
-    requests = await service.requests(status=status_, volunteer_id=volunteer_id, resident_id=resident_id, grid_ids=grids)
+    requests = await service.requests(
+        status=status_, volunteer_id=volunteer_id, resident_id=resident_id, grid_ids=grids, limit=page.limit, offset=page.offset
+    )
     return [_request_out(r) for r in requests]
 
 
@@ -148,7 +152,7 @@ async def get_request(request_id: str, user: CurrentUser, service: Service):
     return _request_out(request, history)
 
 
-class FulfilIn(BaseModel):
+class FulfilIn(RequestModel):
     volunteer_id: str
     service_minutes: int = Field(ge=0, le=1440)
     note: str | None = Field(default=None, max_length=2000)
@@ -163,7 +167,7 @@ async def fulfil(request_id: str, body: FulfilIn, user: CurrentUser, service: Se
     return _request_out(request, history)
 
 
-class FailIn(BaseModel):
+class FailIn(RequestModel):
     volunteer_id: str
     reason: str = Field(min_length=1, max_length=500)
 
@@ -177,7 +181,7 @@ async def fail(request_id: str, body: FailIn, user: CurrentUser, service: Servic
     return _request_out(request, history)
 
 
-class CancelIn(BaseModel):
+class CancelIn(RequestModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -192,13 +196,13 @@ async def cancel(request_id: str, body: CancelIn, user: CurrentUser, service: Se
 # -- volunteers ---------------------------------------------------------------------------
 
 
-class AvailabilityIn(BaseModel):
+class AvailabilityIn(RequestModel):
     start: time
     end: time
-    days: list[int] = Field(default_factory=list, description="ISO weekdays, 1 = Monday; empty: every day")
+    days: list[int] = Field(default_factory=list, max_length=7, description="ISO weekdays, 1 = Monday; empty: every day")
 
 
-class VolunteerIn(BaseModel):
+class VolunteerIn(RequestModel):
     volunteer_id: str | None = Field(default=None, description="their time-bank member id, if they have one")
     name: str = Field(min_length=1, max_length=100)
     group: str = Field(description=f"one of {', '.join(domain.GROUPS)}")
@@ -228,9 +232,9 @@ async def register_volunteer(body: VolunteerIn, _: Dispatcher, service: Service)
 
 
 @router.get("/volunteers", tags=["volunteers"])
-async def list_volunteers(_: Dispatcher, service: Service) -> list[dict]:
+async def list_volunteers(_: Dispatcher, service: Service, page: Paged) -> list[dict]:
     """Everyone with their open requests: shows whether work is balanced."""
-    return await service.volunteers()
+    return page.of(await service.volunteers())
 
 
 def _self_or_staff(user: Principal, volunteer_id: str) -> None:
@@ -256,10 +260,10 @@ async def volunteer_runs(volunteer_id: str, user: CurrentUser, service: Service)
 # -- delivery runs --------------------------------------------------------------------------
 
 
-class PlanIn(BaseModel):
+class PlanIn(RequestModel):
     slot_start: AwareDatetime | None = Field(default=None, description="default: now")
     slot_end: AwareDatetime | None = Field(default=None, description="default: slot_start + DISPATCH_SLOT_HOURS")
-    volunteer_ids: list[str] = Field(default_factory=list, description="default: every available errand volunteer")
+    volunteer_ids: list[str] = Field(default_factory=list, max_length=1000, description="default: every available errand volunteer")
     depot_id: str | None = None
     depot_lat: float | None = None
     depot_lon: float | None = None
@@ -357,8 +361,11 @@ def route_sheet_text(run: RunOut, tz) -> str:
     for n, stop in enumerate(run.stops, start=1):
         where = "-".join(p for p in (stop.building_id, stop.unit, stop.room) if p) or f"{stop.lat:.5f},{stop.lon:.5f}"
         things = ", ".join(f"{i['item_id']} x{i['quantity']:g}" for i in stop.items) or stop.category
-        lines.append(f"{n:>2}. {local(stop.eta)}  {where}  {stop.name or stop.request_id}  {stop.phone or ''}".rstrip())
-        lines.append(f"    {stop.priority} {stop.category}: {things}" + (f" — {stop.details}" if stop.details else ""))
+        # The sheet is printed and forwarded to chats: what residents typed is one plain line
+        name = neutralised(" ".join(stop.name.split())) if stop.name else stop.request_id
+        lines.append(f"{n:>2}. {local(stop.eta)}  {where}  {name}  {stop.phone or ''}".rstrip())
+        details = neutralised(" ".join(stop.details.split())) if stop.details else ""
+        lines.append(f"    {stop.priority} {stop.category}: {things}" + (f" — {details}" if details else ""))
         lines.append(f"    {stop.request_id}  due {stop.due_by.astimezone(tz):%m-%d %H:%M}  [{stop.status or 'planned'}]  geo:{stop.lat:.6f},{stop.lon:.6f}")
     lines.append("")
     lines.append("Mark each stop: POST /requests/{id}/fulfil (or /fail with the reason).")
@@ -368,7 +375,7 @@ def route_sheet_text(run: RunOut, tz) -> str:
 # -- the green channel ------------------------------------------------------------------------
 
 
-class RecurrenceIn(BaseModel):
+class RecurrenceIn(RequestModel):
     resident_id: str
     items: list[ItemLine] = Field(default_factory=list, max_length=50)
     details: str | None = Field(default=None, max_length=2000)

@@ -127,8 +127,8 @@ class Requests(Matching):
             ).scalars().all()
         return request, list(history)
 
-    async def requests(self, *, status: str | None = None, volunteer_id: str | None = None, resident_id: str | None = None, grid_ids: Sequence[str] | None = None, limit: int = 200) -> list[ServiceRequest]:
-        query = select(ServiceRequest).order_by(ServiceRequest.due_by).limit(limit)
+    async def requests(self, *, status: str | None = None, volunteer_id: str | None = None, resident_id: str | None = None, grid_ids: Sequence[str] | None = None, limit: int = 200, offset: int = 0) -> list[ServiceRequest]:
+        query = select(ServiceRequest).order_by(ServiceRequest.due_by, ServiceRequest.request_id).limit(limit).offset(offset)
         if status:
             query = query.where(ServiceRequest.status == status)
         if volunteer_id:

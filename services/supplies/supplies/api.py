@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 
 from common.auth import CurrentUser, Principal, Role, require
+from common.limits import Paged, RequestModel
 from supplies import domain
 from supplies.models import Depot, Item, Movement, Reservation, StockBatch, TransferSuggestion
 from supplies.service import Position, SuppliesService
@@ -30,7 +31,7 @@ Reader = Annotated[Principal, Depends(require(Role.supplies_officer, Role.comman
 # -- catalog and places ---------------------------------------------------------------------
 
 
-class ItemIn(BaseModel):
+class ItemIn(RequestModel):
     item_id: str | None = Field(default=None, max_length=40, description="optional: generated when absent")
     sku: str
     name: str = Field(min_length=1, max_length=200)
@@ -60,12 +61,12 @@ async def create_item(body: ItemIn, user: Officer, service: Service) -> Item:
 
 
 @router.get("/items", response_model=list[ItemOut], tags=["catalog"])
-async def list_items(_: CurrentUser, service: Service) -> list[Item]:
+async def list_items(_: CurrentUser, service: Service, page: Paged) -> list[Item]:
     """The catalog: anyone signed in (a resident picks medicine from it)."""
-    return await service.items()
+    return page.of(await service.items())
 
 
-class DepotIn(BaseModel):
+class DepotIn(RequestModel):
     depot_id: str | None = Field(default=None, max_length=40, description="optional: generated when absent")
     name: str = Field(min_length=1, max_length=200)
     lat: float
@@ -91,8 +92,8 @@ async def create_depot(body: DepotIn, user: Officer, service: Service) -> Depot:
 
 
 @router.get("/depots", response_model=list[DepotOut], tags=["catalog"])
-async def list_depots(_: Reader, service: Service) -> list[Depot]:
-    return await service.depots()
+async def list_depots(_: Reader, service: Service, page: Paged) -> list[Depot]:
+    return page.of(await service.depots())
 
 
 # -- movements ------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class MovementOut(BaseModel):
     at: datetime
 
 
-class ReceiptIn(BaseModel):
+class ReceiptIn(RequestModel):
     depot_id: str
     item_id: str
     quantity: float
@@ -130,7 +131,7 @@ async def receive(body: ReceiptIn, user: Officer, service: Service) -> dict:
     return {"movement": MovementOut.model_validate(movement, from_attributes=True), **await _level(service, body.item_id, body.depot_id)}
 
 
-class IssueIn(BaseModel):
+class IssueIn(RequestModel):
     depot_id: str
     item_id: str
     quantity: float
@@ -148,7 +149,7 @@ async def issue(body: IssueIn, user: Officer, service: Service) -> dict:
     }
 
 
-class TransferIn(BaseModel):
+class TransferIn(RequestModel):
     item_id: str
     from_depot_id: str
     to_depot_id: str
@@ -169,7 +170,7 @@ async def transfer(body: TransferIn, user: Officer, service: Service) -> dict:
     }
 
 
-class AdjustmentIn(BaseModel):
+class AdjustmentIn(RequestModel):
     depot_id: str
     item_id: str
     quantity: float = Field(description="signed: negative removes stock, positive adds (count corrections only)")
@@ -188,7 +189,7 @@ async def adjust(body: AdjustmentIn, user: Officer, service: Service) -> dict:
     }
 
 
-class PolicyIn(BaseModel):
+class PolicyIn(RequestModel):
     item_id: str
     depot_id: str
     minimum: float | None = Field(default=None, description="this depot's minimum on hand; the item's threshold when absent")
@@ -232,17 +233,19 @@ class BatchOut(BaseModel):
 
 
 @router.get("/stock/batches", response_model=list[BatchOut], tags=["stock"])
-async def batches(_: Reader, service: Service, item_id: str | None = None, depot_id: str | None = None) -> list[StockBatch]:
+async def batches(
+    _: Reader, service: Service, page: Paged, item_id: str | None = None, depot_id: str | None = None
+) -> list[StockBatch]:
     """Batches with stock, first expiring first."""
-    return await service.batches(item_id, depot_id)
+    return page.of(await service.batches(item_id, depot_id))
 
 
 @router.get("/stock/expiring", response_model=list[BatchOut], tags=["stock"])
 async def expiring(
-    _: Reader, service: Service, days: Annotated[int | None, Query(ge=0, le=3650)] = None
+    _: Reader, service: Service, page: Paged, days: Annotated[int | None, Query(ge=0, le=3650)] = None
 ) -> list[StockBatch]:
     """Batches expired or expiring within `days` (SUPPLIES_EXPIRY_WARNING_DAYS by default)."""
-    return await service.expiring(days)
+    return page.of(await service.expiring(days))
 
 
 @router.get("/stock/ledger", response_model=list[MovementOut], tags=["stock"])
@@ -294,20 +297,21 @@ async def rebalance(_: Officer, service: Service) -> dict:
 
 @router.get("/stock/transfers/suggestions", response_model=list[SuggestionOut], tags=["redistribution"])
 async def suggestions(
-    _: Reader, service: Service, status_: Annotated[Literal["open", "done"] | None, Query(alias="status")] = "open"
+    _: Reader, service: Service, page: Paged,
+    status_: Annotated[Literal["open", "done"] | None, Query(alias="status")] = "open",
 ) -> list[TransferSuggestion]:
-    return await service.suggestions(status_)
+    return page.of(await service.suggestions(status_))
 
 
 # -- reservations -------------------------------------------------------------------------------
 
 
-class LineIn(BaseModel):
+class LineIn(RequestModel):
     item_id: str
     quantity: float
 
 
-class ReservationIn(BaseModel):
+class ReservationIn(RequestModel):
     request_id: str = Field(min_length=1, max_length=60)
     lines: list[LineIn] = Field(min_length=1, max_length=100)
     depot_id: str | None = Field(default=None, description="take every line from this depot only")
@@ -339,7 +343,7 @@ async def get_reservation(request_id: str, _: Reader, service: Service) -> Reser
     return await service.reservation(request_id)
 
 
-class ReleaseIn(BaseModel):
+class ReleaseIn(RequestModel):
     reason: str = Field(min_length=1, max_length=150)
 
 

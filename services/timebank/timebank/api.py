@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from common.auth import CurrentUser, Principal, Role, require
+from common.limits import Paged, RequestModel
 from timebank import domain
 from timebank.service import TimebankService, coupon_view, offer_view, redemption_view
 
@@ -35,7 +36,7 @@ def ensure_self_or_staff(user: Principal, member_id: str, doing: str) -> None:
 # -- members ----------------------------------------------------------------------------
 
 
-class MemberIn(BaseModel):
+class MemberIn(RequestModel):
     member_id: str | None = Field(default=None, description="defaults to your token's subject (staff: generated)")
     name: str = Field(max_length=100)
     kind: domain.MemberKind
@@ -62,7 +63,7 @@ async def get_member(member_id: str, user: CurrentUser, service: Service) -> dic
     return await service.member(member_id)
 
 
-class FamilyIn(BaseModel):
+class FamilyIn(RequestModel):
     relative_id: str
     relation: str = Field(description=f"the relative is the member's: {', '.join(domain.RELATIONS)}")
 
@@ -73,7 +74,7 @@ async def link_family(member_id: str, body: FamilyIn, user: Staff, service: Serv
     return await service.link_family(actor(user), member_id, body.relative_id, body.relation)
 
 
-class RecognitionIn(BaseModel):
+class RecognitionIn(RequestModel):
     public: bool = Field(description="false: leave the public leaderboard (公开表彰)")
 
 
@@ -114,7 +115,7 @@ async def member_coupons(member_id: str, user: CurrentUser, service: Service) ->
 # -- earning ----------------------------------------------------------------------------
 
 
-class CreditIn(BaseModel):
+class CreditIn(RequestModel):
     member_id: str
     hours: float
     activity: str = Field(description="publicity, sampling_site, patrol, other (see TIMEBANK_POINTS_PER_ACTIVITY)")
@@ -129,10 +130,28 @@ async def credit(body: CreditIn, user: Staff, service: Service) -> dict:
     return event.model_dump()
 
 
+@router.get("/fulfilments", tags=["ledger"])
+async def fulfilments_awaiting_approval(_: Staff, service: Service, page: Paged) -> dict:
+    """Fulfilments whose self-reported service minutes exceed their category's cap
+    (TIMEBANK_CREDIT_REVIEW_MINUTES[_BY_CATEGORY]): nothing is credited until staff approve."""
+    return {"fulfilments": await service.fulfilments_awaiting_approval(page.limit, page.offset)}
+
+
+class ApprovalIn(RequestModel):
+    service_minutes: int | None = Field(default=None, ge=0, le=1440, description="fewer than reported; default: as reported")
+
+
+@router.post("/fulfilments/{request_id}/approve", tags=["ledger"])
+async def approve_fulfilment(request_id: str, body: ApprovalIn, user: Staff, service: Service) -> dict:
+    """Approve a waiting fulfilment's minutes: the volunteer is credited once (`HoursCredited`)."""
+    event = await service.approve_fulfilment(actor(user), request_id, body.service_minutes)
+    return {"request_id": request_id, "credited": event.model_dump() if event else None}
+
+
 # -- spending on services ----------------------------------------------------------------
 
 
-class RedemptionIn(BaseModel):
+class RedemptionIn(RequestModel):
     member_id: str
     hours: float
     purpose: str = Field(description=f"one of {', '.join(domain.PURPOSES)}")
@@ -163,7 +182,7 @@ async def get_redemption(redemption_id: str, user: CurrentUser, service: Service
 # -- merchants and coupons ----------------------------------------------------------------
 
 
-class MerchantIn(BaseModel):
+class MerchantIn(RequestModel):
     merchant_id: str | None = Field(default=None, description="the subject of the merchant's token")
     name: str = Field(max_length=100)
     address: str | None = Field(default=None, max_length=200)
@@ -175,7 +194,7 @@ async def add_merchant(body: MerchantIn, _: Staff, service: Service) -> dict:
     return merchant.model_dump()
 
 
-class OfferIn(BaseModel):
+class OfferIn(RequestModel):
     title: str = Field(max_length=200)
     unit: str = Field(description="hours or points")
     price: float
@@ -194,7 +213,7 @@ async def offers(_: CurrentUser, service: Service, merchant_id: str | None = Non
     return {"offers": await service.offers(merchant_id)}
 
 
-class CouponIn(BaseModel):
+class CouponIn(RequestModel):
     offer_id: str
     member_id: str
 
@@ -216,7 +235,7 @@ async def redeem_coupon(code: str, user: MerchantUser, service: Service) -> dict
 # -- rewards and recognition ----------------------------------------------------------------
 
 
-class RewardIn(BaseModel):
+class RewardIn(RequestModel):
     reward_id: str | None = None
     name: str = Field(max_length=100, description="rice, flour, oil, ...")
     points: int
@@ -234,7 +253,7 @@ async def rewards(_: CurrentUser, service: Service) -> dict:
     return {"rewards": [r.model_dump() for r in await service.rewards()]}
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(RequestModel):
     member_id: str
 
 

@@ -216,8 +216,19 @@ class Actor:
         return self.role in STAFF_ROLES
 
 
+def needs_review(service_minutes: int, category: str | None, cap: int, cap_by_category: dict[str, int]) -> bool:
+    """Whether a volunteer's self-reported minutes are more than the category plausibly takes:
+    then staff approve them before any credit."""
+    return service_minutes > cap_by_category.get(category or "", cap)
+
+
+MEMBER_ROLES = frozenset({Role.resident, Role.volunteer})  # the people who hold accounts
+
+
 def ensure_self_or_staff(actor: Actor, member_id: str, doing: str) -> None:
-    if not (actor.is_staff or actor.sub == member_id):
+    """A member acts on their own account only through a resident's or volunteer's token: a
+    partner or merchant whose subject happens to equal a member id is not that member."""
+    if not (actor.is_staff or (actor.role in MEMBER_ROLES and actor.sub == member_id)):
         raise Forbidden(f"only member {member_id} or community staff may {doing}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from common import topics
 from common.bus import Consumer
 from common.envelope import CloudEvent
-from common.events.dispatch import RequestCancelled, RequestFulfilled
+from common.events.dispatch import RequestCancelled, RequestFulfilled, RequestRaised
 from common.topics import DISPATCH_EVENTS
 from common.outbox import UnitOfWork
 from timebank.service import TimebankService
@@ -16,13 +16,16 @@ def consumer(service: TimebankService) -> Consumer:
     async def on_request_fulfilled(event: RequestFulfilled, _: CloudEvent, uow: UnitOfWork) -> None:
         await service.credit_fulfilled(event, uow)
 
+    async def on_request_raised(event: RequestRaised, _: CloudEvent, uow: UnitOfWork) -> None:
+        await service.request_raised(event, uow)
+
     async def on_request_cancelled(event: RequestCancelled, _: CloudEvent, uow: UnitOfWork) -> None:
         await service.refund_cancelled(event, uow)
 
     return Consumer(
         name=service.settings.consumer_group,
         topics=[DISPATCH_EVENTS],
-        handlers={RequestFulfilled: on_request_fulfilled, RequestCancelled: on_request_cancelled},
+        handlers={RequestRaised: on_request_raised, RequestFulfilled: on_request_fulfilled, RequestCancelled: on_request_cancelled},
         dead_letter_topic=topics.dlq("timebank"),
         on_unknown="ignore",  # dispatch publishes much more than the time bank needs
     )

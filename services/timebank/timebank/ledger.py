@@ -10,18 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from common.clock import local_date
 from common.db import insert_ignore
-from common.errors import Invalid, NotFound
-from common.events.dispatch import RequestFulfilled
+from common.errors import Conflict, Invalid, NotFound
+from common.events.dispatch import RequestFulfilled, RequestRaised
 from common.events.timebank import HoursCredited
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
 from timebank import domain
 from timebank.domain import Actor
-from timebank.models import Account, LedgerEntry, Member, Redemption, Transfer
+from timebank.models import Account, LedgerEntry, Member, RaisedRequest, Redemption, Transfer
 from timebank.settings import TimebankSettings
 
 log = logging.getLogger(__name__)
@@ -234,37 +234,92 @@ class Ledger:
             if redemption is not None and redemption.status == "requested":
                 redemption.status = "fulfilled"
                 redemption.updated_at = self.clock.now()
-            key = f"fulfilled:{event.request_id}"
-            if await self._already(uow, key) is not None:
+            if await self._already(uow, f"fulfilled:{event.request_id}") is not None:
                 log.info("request %s was already credited", event.request_id)
                 return None
-            units = domain.credit_units(
-                event.service_minutes,
-                step_minutes=self.settings.credit_step_minutes,
-                rounding=self.settings.credit_rounding,
-                max_hours=self.settings.credit_max_hours,
-            )
-            if units == 0:
+            raised = await uow.session.get(RaisedRequest, event.request_id)
+            if raised is None:
+                raise Invalid(f"request {event.request_id} was never raised: its fulfilment earns nothing")
+            if raised.status != "raised":  # awaiting approval, or credited
                 return None
-            if await uow.session.get(Member, event.volunteer_id) is None:
-                uow.session.add(
-                    Member(
-                        member_id=event.volunteer_id,
-                        name=event.volunteer_id,
-                        kind="volunteer",
-                        opened_by=SYSTEM_ACTOR,
-                        created_at=self.clock.now(),
-                    )
+            category = event.category or raised.category
+            raised.volunteer_id, raised.service_minutes = event.volunteer_id, event.service_minutes
+            if domain.needs_review(
+                event.service_minutes, category, self.settings.credit_review_minutes, self.settings.credit_review_minutes_by_category
+            ):
+                raised.status = "awaiting_approval"
+                log.info("request %s: %d service minutes await staff approval", event.request_id, event.service_minutes)
+                return None
+            raised.status = "credited"
+            return await self._credit_fulfilment(uow, event.request_id, event.volunteer_id, event.service_minutes, category)
+
+    async def request_raised(self, event: RequestRaised, uow: UnitOfWork | None = None) -> None:
+        """Remember a raised request: only these earn hours when fulfilled."""
+        async with self.runtime.work(uow) as uow:
+            values = {"request_id": event.request_id, "category": event.category, "raised_at": self.clock.now(), "status": "raised"}
+            await insert_ignore(uow.session, RaisedRequest, values, ["request_id"])
+
+    async def approve_fulfilment(
+        self, actor: Actor, request_id: str, service_minutes: int | None = None, uow: UnitOfWork | None = None
+    ) -> HoursCredited | None:
+        """Staff approve the minutes of a fulfilment that waited (as reported, or fewer), and
+        the volunteer is credited once."""
+        async with self.runtime.work(uow) as uow:
+            claimed = (
+                await uow.session.execute(
+                    update(RaisedRequest)
+                    .where(RaisedRequest.request_id == request_id, RaisedRequest.status == "awaiting_approval")
+                    .values(status="credited", reviewed_by=actor.sub)
+                    .returning(RaisedRequest.volunteer_id, RaisedRequest.service_minutes, RaisedRequest.category)
                 )
-                await uow.session.flush()
-            category = f" ({event.category})" if event.category else ""
-            return await self._earn(
-                uow,
-                event.volunteer_id,
-                units,
-                activity="request_fulfilled",
-                reason=f"request {event.request_id}{category} fulfilled: {event.service_minutes} min",
-                actor=SYSTEM_ACTOR,
-                request_id=event.request_id,
-                idempotency_key=key,
+            ).one_or_none()
+            if claimed is None:
+                if await uow.session.get(RaisedRequest, request_id) is None:
+                    raise NotFound(f"no fulfilment of request {request_id!r}")
+                raise Conflict(f"request {request_id} is not awaiting approval")
+            volunteer_id, reported, category = claimed
+            minutes = reported if service_minutes is None else service_minutes
+            if minutes > reported:
+                raise Invalid(f"approve at most the {reported} minutes reported, not {minutes}")
+            return await self._credit_fulfilment(uow, request_id, volunteer_id, minutes, category)
+
+    async def fulfilments_awaiting_approval(self, limit: int, offset: int) -> list[dict]:
+        async with self.runtime.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(RaisedRequest)
+                    .where(RaisedRequest.status == "awaiting_approval")
+                    .order_by(RaisedRequest.raised_at, RaisedRequest.request_id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).scalars()
+            return [row.model_dump() for row in rows]
+
+    async def _credit_fulfilment(
+        self, uow: UnitOfWork, request_id: str, volunteer_id: str, service_minutes: int, category: str | None
+    ) -> HoursCredited | None:
+        units = domain.credit_units(
+            service_minutes,
+            step_minutes=self.settings.credit_step_minutes,
+            rounding=self.settings.credit_rounding,
+            max_hours=self.settings.credit_max_hours,
+        )
+        if units == 0:
+            return None
+        if await uow.session.get(Member, volunteer_id) is None:
+            uow.session.add(
+                Member(member_id=volunteer_id, name=volunteer_id, kind="volunteer", opened_by=SYSTEM_ACTOR, created_at=self.clock.now())
             )
+            await uow.session.flush()
+        shown = f" ({category})" if category else ""
+        return await self._earn(
+            uow,
+            volunteer_id,
+            units,
+            activity="request_fulfilled",
+            reason=f"request {request_id}{shown} fulfilled: {service_minutes} min",
+            actor=SYSTEM_ACTOR,
+            request_id=request_id,
+            idempotency_key=f"fulfilled:{request_id}",
+        )

@@ -170,3 +170,18 @@ class RewardClaim(SQLModel, table=True):
     points: int = Field(sa_column=Column(Integer, nullable=False))
     transfer_id: str = Field(max_length=36)
     claimed_at: datetime = Field(sa_column=utc_column())
+
+
+class RaisedRequest(SQLModel, table=True):
+    """A request dispatch raised: only these earn hours when fulfilled. A fulfilment reporting
+    more service minutes than its category's cap waits here for staff approval."""
+
+    __tablename__ = "raised_request"
+
+    request_id: str = Field(primary_key=True, max_length=60)
+    category: str | None = Field(default=None, max_length=30)
+    raised_at: datetime = Field(sa_column=utc_column())
+    status: str = Field(default="raised", max_length=20, index=True)  # raised | awaiting_approval | credited
+    volunteer_id: str | None = Field(default=None, max_length=40)
+    service_minutes: int | None = None
+    reviewed_by: str | None = Field(default=None, max_length=60)

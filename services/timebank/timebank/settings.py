@@ -19,6 +19,10 @@ class TimebankSettings(ServiceSettings):
     credit_step_minutes: int = Field(15, ge=1, le=60)
     credit_rounding: Literal["up", "down", "nearest"] = "nearest"
     credit_max_hours: float = Field(8.0, gt=0)  # one request never earns more than this
+    # A fulfilment reporting more service minutes than this (per category where set, e.g.
+    # TIMEBANK_CREDIT_REVIEW_MINUTES_BY_CATEGORY='{"counselling": 240}') waits for staff approval
+    credit_review_minutes: int = Field(180, ge=0, le=1440)
+    credit_review_minutes_by_category: dict[str, int] = Field(default_factory=dict)
     # Spending: how far below zero a member's hours may go (0: never).
     member_overdraft_hours: float = Field(0.0, ge=0)
     max_redemption_hours: float = Field(40.0, gt=0)

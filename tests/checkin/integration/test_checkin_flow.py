@@ -87,8 +87,12 @@ async def test_building_lead_checks_in_only_for_their_building(checkin):
     lead = checkin.as_("building_lead", "L-1", building_ids=["B01"])
     ok = await checkin.client.post("/checkins", json={"resident_id": inside, "temperature_c": 36.4}, headers=lead)
     refused = await checkin.client.post("/checkins", json={"resident_id": outside, "temperature_c": 36.4}, headers=lead)
+    unknown = await checkin.client.post("/checkins", json={"resident_id": "R-0000000000000000", "temperature_c": 36.4}, headers=lead)
     assert ok.status_code == 201 and ok.json()["channel"] == "building_lead"
-    assert refused.status_code == 403
+    # Not yours answers as not found: nothing tells whether, or in which building, the person lives
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.json()["detail"] == unknown.json()["detail"].replace("R-0000000000000000", outside)
+    assert "B02" not in refused.text and "B01" not in refused.text
 
 
 async def test_concurrent_check_ins_share_transactions_and_each_gets_its_own_answer(checkin):
@@ -107,8 +111,8 @@ async def test_concurrent_check_ins_share_transactions_and_each_gets_its_own_ans
     ]
     responses = await asyncio.gather(*(checkin.client.post("/checkins", json=body, headers=who) for body, who in requests))
 
-    assert [r.status_code for r in responses] == [201] * 27 + [404, 403, 201]
-    assert "no resident 'R-nobody'" in responses[27].text and "cannot check in for building B02" in responses[28].text
+    assert [r.status_code for r in responses] == [201] * 27 + [404, 404, 201]
+    assert "no resident 'R-nobody'" in responses[27].text and f"no resident '{residents[0]}'" in responses[28].text
     assert max(sizes) > 1 and sum(sizes) == len(requests)  # they did share transactions
     revisions = defaultdict(list)
     for response in responses:

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from checkin import domain
-from common.errors import Forbidden, Invalid
+from common.errors import Forbidden, Invalid, NotFound
 
 TODAY = date(2026, 11, 21)
 
@@ -56,22 +56,24 @@ def test_check_date_defaults_to_today_and_refuses_future_and_old():
 def test_residents_check_in_only_for_themselves():
     me = domain.Actor("R-1", "resident")
     assert domain.channel_for(me, "R-1", "B1", "G1", None) == "self"
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match="no resident 'R-2' among those you may act for"):
         domain.channel_for(me, "R-2", "B1", "G1", None)
 
 
 def test_building_leads_check_in_for_their_building_only():
     lead = domain.Actor("L-1", "building_lead", building_ids=("B1",))
     assert domain.channel_for(lead, "R-2", "B1", "G1", None) == "building_lead"
-    with pytest.raises(Forbidden, match="B2"):
+    with pytest.raises(NotFound) as refused:  # as if R-3 did not exist: no building named
         domain.channel_for(lead, "R-3", "B2", "G1", None)
+    assert "B2" not in refused.value.message and "B1" not in refused.value.message
 
 
 def test_grid_workers_record_hotline_check_ins_in_their_grids():
     worker = domain.Actor("W-1", "grid_worker", grid_ids=("G1",))
     assert domain.channel_for(worker, "R-2", "B1", "G1", "voice_call") == "voice_call"
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound) as refused:
         domain.channel_for(worker, "R-2", "B1", "G9", None)
+    assert "G9" not in refused.value.message
 
 
 def test_volunteers_cannot_submit_check_ins():
@@ -93,13 +95,14 @@ def test_lagging_buildings_are_those_below_the_rate():
     assert domain.lagging({"B1": (9, 10), "B2": (8, 10), "B3": (0, 0)}, 0.9) == {"B2": 0.8}
 
 
-def test_draft_resident_validates_and_has_a_stable_id():
+def test_draft_resident_validates_and_has_a_random_id_and_a_stable_home():
     fields = dict(name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101")
     a = domain.draft_resident(**fields, tags="老人、独居")
     b = domain.draft_resident(**fields)
     assert a.tags == ("elderly", "living_alone")
-    assert a.resident_id == b.resident_id and a.resident_id.startswith("R-")
-    assert domain.draft_resident(**{**fields, "room": "102"}).resident_id != a.resident_id
+    assert a.resident_id != b.resident_id and a.resident_id.startswith("R-") and len(a.resident_id) == 18
+    assert a.home == b.home  # the same person at the same home: one resident, whatever the id
+    assert domain.draft_resident(**{**fields, "room": "102"}).home != a.home
 
 
 @pytest.mark.parametrize(

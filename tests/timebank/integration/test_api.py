@@ -3,15 +3,19 @@ coupons, rewards, the leaderboard, and bad input that changes nothing."""
 
 from __future__ import annotations
 
-from common.events.dispatch import RequestCancelled, RequestFulfilled
+from datetime import timedelta
+
+from common.events.dispatch import RequestCancelled, RequestFulfilled, RequestRaised
 from events import record
 
 
 async def test_a_fulfilled_request_credits_its_volunteer_once(timebank):
     consumer = timebank.app.state.consumer
     fulfilled = RequestFulfilled(request_id="REQ-1", volunteer_id="V-new", service_minutes=50, category="groceries")
+    seen, _ = record(RequestRaised(request_id="REQ-1", resident_id="R1", category="groceries", priority="normal",
+                                   due_by=timebank.clock.now() + timedelta(hours=4)), timebank.clock.now())
     first, event_id = record(fulfilled, timebank.clock.now())
-    await consumer.handle([first])
+    await consumer.handle([seen, first])
     # The volunteer's account opened on first credit: 50 min rounds to 45 min (nearest 15) = 0.75 h.
     balance = await timebank.balance("V-new")
     assert balance["hours"] == 0.75
@@ -127,9 +131,11 @@ async def test_a_served_redemption_is_not_refunded(timebank):
         await timebank.client.post("/redemptions", json={"member_id": "V1", "hours": 1, "purpose": "groceries"}, headers=timebank.staff)
     ).json()
     consumer = timebank.app.state.consumer
+    seen, _ = record(RequestRaised(request_id=redemption["request_id"], resident_id="V1", category="groceries", priority="normal",
+                                   due_by=timebank.clock.now() + timedelta(hours=4)), timebank.clock.now())
     fulfilled, _ = record(RequestFulfilled(request_id=redemption["request_id"], volunteer_id="V2", service_minutes=30), timebank.clock.now())
     late_cancel, _ = record(RequestCancelled(request_id=redemption["request_id"], reason="duplicate"), timebank.clock.now())
-    await consumer.handle([fulfilled, late_cancel])
+    await consumer.handle([seen, fulfilled, late_cancel])
     assert (await timebank.balance("V1"))["hours"] == 0
     assert (await timebank.balance("V2"))["hours"] == 0.5  # the volunteer who served it earns
     assert (await timebank.service.redemption(redemption["redemption_id"])).status == "fulfilled"

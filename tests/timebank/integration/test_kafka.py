@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from common import envelope as ce
 from common.bus import H_REASON, H_TOPIC
-from common.events.dispatch import RequestCancelled, RequestFulfilled
+from common.events.dispatch import RequestCancelled, RequestFulfilled, RequestRaised
 from common.topics import DISPATCH_EVENTS, TIMEBANK_EVENTS, dlq
 from conftest import Harness
 from support import TopicReader, kafka_client, unique, wait_for
@@ -47,6 +48,12 @@ async def producer(kafka) -> AsyncIterator[AIOKafkaProducer]:
     await producer.stop()
 
 
+def raised(request_id: str, live) -> ce.CloudEvent:
+    event = RequestRaised(request_id=request_id, resident_id="R1", category="groceries", priority="normal",
+                          due_by=live.clock.now() + timedelta(hours=4))
+    return ce.wrap(event, at=live.clock.now())
+
+
 async def test_consumes_real_events_ignores_redelivery_and_dead_letters_garbage(live, producer):
     volunteer, sentinel = unique("V"), unique("V")
     request_id = unique("REQ")
@@ -60,10 +67,13 @@ async def test_consumes_real_events_ignores_redelivery_and_dead_letters_garbage(
     async with TopicReader(live.runtime.settings.kafka_bootstrap_servers, dlq("timebank")) as dead, TopicReader(
         live.runtime.settings.kafka_bootstrap_servers, TIMEBANK_EVENTS
     ) as published:
+        await send(ce.encode(raised(request_id, live)), request_id.encode())  # only raised requests earn
         await send(ce.encode(fulfilled), request_id.encode())
         await send(ce.encode(fulfilled), request_id.encode())  # redelivered: same event id
         await send(b"\x00not json at all", garbage_key)
-        last = ce.wrap(RequestFulfilled(request_id=unique("REQ"), volunteer_id=sentinel, service_minutes=30), at=live.clock.now())
+        last_request = unique("REQ")
+        last = ce.wrap(RequestFulfilled(request_id=last_request, volunteer_id=sentinel, service_minutes=30), at=live.clock.now())
+        await send(ce.encode(raised(last_request, live)), b"sentinel")
         await send(ce.encode(last), b"sentinel")
 
         async def sentinel_credited() -> bool:

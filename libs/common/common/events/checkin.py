@@ -39,8 +39,8 @@ class ResidentRegistered(CheckinEvent):
 class CheckInSubmitted(CheckinEvent):
     resident_id: str
     date: date
-    temperature_c: float
-    symptoms: list[str] = Field(default_factory=list)
+    temperature_c: float = Field(ge=34.0, le=43.0)  # what a living person's thermometer shows
+    symptoms: list[str] = Field(default_factory=list, max_length=20)
     channel: Channel
     submitted_by: str | None = None
     grid_id: str | None = None
@@ -63,8 +63,8 @@ class CheckInMissed(CheckinEvent):
 class HealthAnomalyReported(CheckinEvent):
     resident_id: str
     date: date
-    temperature_c: float
-    symptoms: list[str] = Field(default_factory=list)
+    temperature_c: float = Field(ge=34.0, le=43.0)  # what a living person's thermometer shows
+    symptoms: list[str] = Field(default_factory=list, max_length=20)
     grid_id: str
     building_id: str
     fever: bool = False

@@ -20,7 +20,7 @@ class DispatchEvent(Event):
 class ItemLine(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
     item_id: str
-    quantity: float = Field(gt=0)
+    quantity: float = Field(gt=0, le=1_000_000)
 
 
 @register
@@ -61,7 +61,7 @@ class DeliveryPlanned(DispatchEvent):
     run_id: str
     volunteer_id: str
     stops: list[str]
-    distance_m: float
+    distance_m: float = Field(ge=0, le=10_000_000)
     etas: list[AwareDatetime] = Field(default_factory=list)
     depot_id: str | None = None
 
@@ -70,7 +70,7 @@ class DeliveryPlanned(DispatchEvent):
 class RequestFulfilled(DispatchEvent):
     request_id: str
     volunteer_id: str
-    service_minutes: int = Field(ge=0)
+    service_minutes: int = Field(ge=0, le=24 * 60)  # one request takes at most a day of someone's time
     resident_id: str | None = None
     category: Category | None = None
     note: str | None = None
@@ -108,8 +108,8 @@ class DemandSurge(DispatchEvent):
     key_field: ClassVar[str] = "category"
 
     category: Category
-    count: int
-    baseline: float
+    count: int = Field(ge=0)
+    baseline: float = Field(ge=0)
     window_start: AwareDatetime
     window_end: AwareDatetime
     p_value: float | None = None

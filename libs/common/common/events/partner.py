@@ -48,7 +48,7 @@ class HealthTicketShared(PartnerEvent):
     unit: str | None = None
     room: str | None = None
     phone: str | None = None
-    temperature_c: float | None = None
+    temperature_c: float | None = Field(default=None, ge=34.0, le=43.0)
     symptoms: list[str] = Field(default_factory=list)
     date: dt.date | None = None
 

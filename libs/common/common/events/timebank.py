@@ -16,10 +16,13 @@ class TimebankEvent(Event):
     key_field: ClassVar[str] = "member_id"
 
 
+MAX_HOURS = 1000.0  # no single credit, redemption or refund is plausibly larger
+
+
 @register
 class HoursCredited(TimebankEvent):
     member_id: str
-    hours: float = Field(gt=0)
+    hours: float = Field(gt=0, le=MAX_HOURS)
     reason: str
     request_id: str | None = None
     entry_id: str | None = None
@@ -34,7 +37,7 @@ class HoursRedeemed(TimebankEvent):
     """Hours spent on a service: dispatch raises `request_id` for `for_member_id` (or the member)."""
 
     member_id: str
-    hours: float = Field(gt=0)
+    hours: float = Field(gt=0, le=MAX_HOURS)
     reason: str
     request_id: str | None = None
     redemption_id: str | None = None
@@ -48,7 +51,7 @@ class HoursRedeemed(TimebankEvent):
 @register
 class HoursRefunded(TimebankEvent):
     member_id: str
-    hours: float = Field(gt=0)
+    hours: float = Field(gt=0, le=MAX_HOURS)
     reason: str
     request_id: str | None = None
     redemption_id: str | None = None
