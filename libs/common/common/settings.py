@@ -21,6 +21,7 @@ LOCAL_KAFKA_DIR = _REPO / "var" / "kafka"
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]  # libs/common/common/settings.py
+DEVELOPMENT_PORTAL_URL = "http://127.0.0.1:8000"  # `make up`'s portal: trusted by a loopback stack only
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -43,7 +44,7 @@ class StackSettings(BaseSettings):
     )
     # Tokens: the portal signs them with the keys in keys_dir (only the portal and an
     # operator's command line hold that directory); services verify with the JWKS.
-    portal_url: str = Field("http://127.0.0.1:8000", validation_alias=AliasChoices("FIRSTLINE_PORTAL_URL"))
+    portal_url: str = Field(DEVELOPMENT_PORTAL_URL, validation_alias=AliasChoices("FIRSTLINE_PORTAL_URL"))
     keys_dir: str = Field("var/keys", validation_alias=AliasChoices("FIRSTLINE_KEYS_DIR"))
     # Default: the portal's /.well-known/jwks.json; may be a file: path; with an OIDC issuer
     # and no JWKS URL, the issuer's discovery document names it.
@@ -150,8 +151,12 @@ class ServiceSettings(StackSettings):
         # Tokens are trusted by the JWKS they verify against: only a loopback development stack
         # may fall back on the portal at its development address.
         loopback_development = self.environment != "production" and self.host in LOOPBACK_HOSTS
-        chosen = {"portal_url", "jwks_url", "oidc_issuer"} & self.model_fields_set
-        if not chosen and not loopback_development:
+        development_portal = (
+            self.portal_url.rstrip("/") == DEVELOPMENT_PORTAL_URL
+            and not self.oidc_issuer
+            and self.jwks_url == f"{DEVELOPMENT_PORTAL_URL}/.well-known/jwks.json"
+        )
+        if development_portal and not loopback_development:
             raise ValueError(
                 f"{self.service} listens on {self.host} ({self.environment}): set FIRSTLINE_PORTAL_URL (the portal "
                 "whose JWKS verifies tokens), FIRSTLINE_JWKS_URL or FIRSTLINE_OIDC_ISSUER"
