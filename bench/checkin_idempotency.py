@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _pg import fresh_database  # noqa: E402
+from _pg import fresh_database
 
-from checkin import domain  # noqa: E402
-from checkin.main import create_app  # noqa: E402
-from checkin.settings import CheckinSettings  # noqa: E402
-from common.clock import ManualClock  # noqa: E402
+from checkin import domain
+from checkin.main import create_app
+from checkin.settings import CheckinSettings
+from common.clock import ManualClock
 
 NOW = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
 STAFF = domain.Actor("bench", "command")

@@ -19,13 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "deploy" / "demo"))
 
-import community  # noqa: E402
-from _pg import fresh_database  # noqa: E402
+import community
+from _pg import fresh_database
 
-from checkin import importing  # noqa: E402
-from checkin.main import create_app  # noqa: E402
-from checkin.settings import CheckinSettings  # noqa: E402
-from common.clock import ManualClock  # noqa: E402
+from checkin import importing
+from checkin.main import create_app
+from checkin.settings import CheckinSettings
+from common.clock import ManualClock
 
 
 def register(rows: int) -> bytes:
@@ -42,15 +42,20 @@ async def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     content = register(args.rows)
-    print(f"generated a {len(content) / 1e6:.1f} MB register of {args.rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
+    print(
+        f"generated a {len(content) / 1e6:.1f} MB register of {args.rows:,} rows in {time.perf_counter() - started:.1f}s",
+        flush=True,
+    )
 
     started = time.perf_counter()
     parsed = sum(1 for _ in importing.read_rows("register.xlsx", content))
     parse_s = time.perf_counter() - started
 
     async with fresh_database("bench_import") as (url, _dsn):
-        app = create_app(CheckinSettings(database_url=url, jobs_interval_s=0, kafka_enabled=False),
-                         clock=ManualClock(datetime(2026, 11, 21, 1, 0, tzinfo=UTC)))
+        app = create_app(
+            CheckinSettings(database_url=url, jobs_interval_s=0, kafka_enabled=False),
+            clock=ManualClock(datetime(2026, 11, 21, 1, 0, tzinfo=UTC)),
+        )
         async with app.router.lifespan_context(app):
             service = app.state.service
             started = time.perf_counter()
@@ -61,9 +66,11 @@ async def main() -> None:
             again_s = time.perf_counter() - started
     assert parsed == args.rows and report.imported == args.rows and not report.rejected, report
     assert again.imported == 0 and again.unchanged == args.rows
-    print(f"import of {args.rows:,} rows: {import_s:.1f}s ({args.rows / import_s:,.0f} rows/s); "
-          f"reading the workbook alone {parse_s:.1f}s -> import/read ratio {import_s / parse_s:.2f}x; "
-          f"the same file again {again_s:.1f}s (0 imported, {again.unchanged:,} unchanged)")
+    print(
+        f"import of {args.rows:,} rows: {import_s:.1f}s ({args.rows / import_s:,.0f} rows/s); "
+        f"reading the workbook alone {parse_s:.1f}s -> import/read ratio {import_s / parse_s:.2f}x; "
+        f"the same file again {again_s:.1f}s (0 imported, {again.unchanged:,} unchanged)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _pg import fresh_database  # noqa: E402
+from _pg import fresh_database
 
-from checkin.main import create_app  # noqa: E402
-from checkin.settings import CheckinSettings  # noqa: E402
-from common.clock import ManualClock  # noqa: E402
+from checkin.main import create_app
+from checkin.settings import CheckinSettings
+from common.clock import ManualClock
 
 DAY = date(2026, 11, 21)
 NOW = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai, after the cutoff
@@ -42,7 +42,22 @@ async def load(dsn: str, n: int, missing: float, away: float) -> int:
         for i in range(n):
             rid = f"R-{i:010d}"
             building = f"B{i % 400:03d}"
-            residents.append((rid, f"居民{i}", "13800000000", "C1", f"G{i % 40:02d}", building, "1", str(i), "[]", None, None, registered))
+            residents.append(
+                (
+                    rid,
+                    f"居民{i}",
+                    "13800000000",
+                    "C1",
+                    f"G{i % 40:02d}",
+                    building,
+                    "1",
+                    str(i),
+                    "[]",
+                    None,
+                    None,
+                    registered,
+                )
+            )
             roll = rng.random()
             if roll < away:
                 absences.append((rid, DAY, DAY, "away", "bench", registered))
@@ -51,15 +66,43 @@ async def load(dsn: str, n: int, missing: float, away: float) -> int:
             else:
                 checkins.append((rid, DAY, 36.5, "[]", False, False, "self", rid, NOW, 1))
         await conn.copy_records_to_table(
-            "resident", records=residents,
-            columns=["resident_id", "name", "phone", "community_id", "grid_id", "building_id", "unit", "room", "tags", "lat", "lon", "registered_at"],
+            "resident",
+            records=residents,
+            columns=[
+                "resident_id",
+                "name",
+                "phone",
+                "community_id",
+                "grid_id",
+                "building_id",
+                "unit",
+                "room",
+                "tags",
+                "lat",
+                "lon",
+                "registered_at",
+            ],
         )
         await conn.copy_records_to_table(
-            "daily_checkin", records=checkins,
-            columns=["resident_id", "date", "temperature_c", "symptoms", "fever", "anomaly", "channel", "submitted_by", "submitted_at", "revisions"],
+            "daily_checkin",
+            records=checkins,
+            columns=[
+                "resident_id",
+                "date",
+                "temperature_c",
+                "symptoms",
+                "fever",
+                "anomaly",
+                "channel",
+                "submitted_by",
+                "submitted_at",
+                "revisions",
+            ],
         )
         await conn.copy_records_to_table(
-            "absence", records=absences, columns=["resident_id", "from_date", "to_date", "reason", "recorded_by", "recorded_at"]
+            "absence",
+            records=absences,
+            columns=["resident_id", "from_date", "to_date", "reason", "recorded_by", "recorded_at"],
         )
         await conn.execute("ANALYZE")
         return expected_missed
@@ -101,7 +144,14 @@ async def one_size(n: int, missing: float, away: float) -> dict:
             again_s = time.perf_counter() - started
     assert result.missed == counted == expected, (result, counted, expected)
     assert again.missed == 0
-    return {"n": n, "missed": result.missed, "load_s": load_s, "baseline_s": baseline_s, "sweep_s": sweep_s, "again_s": again_s}
+    return {
+        "n": n,
+        "missed": result.missed,
+        "load_s": load_s,
+        "baseline_s": baseline_s,
+        "sweep_s": sweep_s,
+        "again_s": again_s,
+    }
 
 
 async def main() -> None:
@@ -124,8 +174,10 @@ async def main() -> None:
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         growth = (b["sweep_s"] / a["sweep_s"]) / (b["n"] / a["n"])
-        print(f"growth: {b['n'] / a['n']:.0f}x residents -> {b['sweep_s'] / a['sweep_s']:.1f}x time "
-              f"(1.0 = linear; {growth:.2f} here); per resident {a['sweep_s'] / a['n'] * 1e6:.1f}µs -> {b['sweep_s'] / b['n'] * 1e6:.1f}µs")
+        print(
+            f"growth: {b['n'] / a['n']:.0f}x residents -> {b['sweep_s'] / a['sweep_s']:.1f}x time "
+            f"(1.0 = linear; {growth:.2f} here); per resident {a['sweep_s'] / a['n'] * 1e6:.1f}µs -> {b['sweep_s'] / b['n'] * 1e6:.1f}µs"
+        )
 
 
 if __name__ == "__main__":

@@ -30,14 +30,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _pg import fresh_database  # noqa: E402
+from _keys import use_bench_keys
+from _pg import fresh_database
 
-from _keys import use_bench_keys  # noqa: E402
-
-from common.auth import operator_token  # noqa: E402
+from common.auth import operator_token
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIVIAL = '''
+TRIVIAL = """
 from fastapi import FastAPI
 from pydantic import BaseModel
 app = FastAPI()
@@ -50,7 +49,7 @@ async def checkin(body: Body) -> dict:
 @app.get("/healthz")
 async def healthz() -> dict:
     return {"status": "ok"}
-'''
+"""
 HTTP_ONLY = '''
 """The check-in app with its use case replaced by a constant answer: what the HTTP layer
 (routing, auth, validation, metrics, serialisation) costs without any database."""
@@ -70,7 +69,7 @@ def app():
     app.state.service.check_in = check_in
     return app
 '''
-LUA = '''
+LUA = """
 counter = 0
 request = function()
   counter = counter + 1
@@ -80,7 +79,7 @@ request = function()
 end
 setup = function(thread) thread:set("id", math.random(0, 1000000)) end
 init = function(args) id = tonumber(wrk.thread:get("id")) end
-'''
+"""
 
 
 def ensure_wrk() -> str:
@@ -93,8 +92,21 @@ def ensure_wrk() -> str:
 
 def serve(args: list[str], port: int, env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(ROOT / ".venv/bin/uvicorn"), *args, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+        [
+            str(ROOT / ".venv/bin/uvicorn"),
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
     )
 
 
@@ -126,8 +138,19 @@ def machine_busy_seconds() -> float:
 
 def run_wrk(wrk: str, port: int, script: Path, seconds: int, connections: int) -> tuple[float, str]:
     out = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/checkins"],
-        check=True, capture_output=True, text=True,
+        [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/checkins",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -142,9 +165,13 @@ async def seed(port: int, residents: int, token: str) -> None:
     rows = ["resident_id,姓名,楼栋-单元-房号,电话,网格"]
     rows += [f",居民{i},B{i % 200:03d}-1-{i},13800000000,G{i % 20}" for i in range(residents)]
     async with httpx.AsyncClient(timeout=600) as client:
-        report = (await client.post(f"http://127.0.0.1:{port}/residents/import",
-                                    files={"file": ("r.csv", "\n".join(rows).encode())},
-                                    headers={"Authorization": f"Bearer {token}"})).json()
+        report = (
+            await client.post(
+                f"http://127.0.0.1:{port}/residents/import",
+                files={"file": ("r.csv", "\n".join(rows).encode())},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        ).json()
         assert report["imported"] + report["unchanged"] == residents, report
 
 
@@ -163,9 +190,16 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--residents", type=int, default=20000)
-    parser.add_argument("--breakdown", action="store_true",
-                        help="also measure the HTTP layer alone (no database) and the service with Kafka off (no relay)")
-    parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: write a raw profile of the first round to /tmp/checkin-profile.txt")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also measure the HTTP layer alone (no database) and the service with Kafka off (no relay)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PY_SPY",
+        help="path to py-spy: write a raw profile of the first round to /tmp/checkin-profile.txt",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     token = operator_token(use_bench_keys(), sub="bench", role="admin")
@@ -173,8 +207,13 @@ async def main() -> None:
         tmp = Path(tmp)
         (tmp / "trivial.py").write_text(TRIVIAL)
         async with fresh_database("bench_rps") as (url, dsn):
-            env = {**os.environ, "PYTHONPATH": str(tmp), "CHECKIN_DATABASE_URL": url,
-                   "CHECKIN_JOBS_INTERVAL_S": "0", "FIRSTLINE_ENV_FILE": "/nonexistent"}
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(tmp),
+                "CHECKIN_DATABASE_URL": url,
+                "CHECKIN_JOBS_INTERVAL_S": "0",
+                "FIRSTLINE_ENV_FILE": "/nonexistent",
+            }
             trivial = serve(["trivial:app"], 18901, env, tmp / "trivial.log")
             checkin = serve(["--factory", "checkin.main:app_from_env"], 18902, env, tmp / "checkin.log")
             try:
@@ -191,7 +230,11 @@ async def main() -> None:
                 script.write_text(LUA % {"threads": 2, "residents": args.residents, "token": token})
                 rounds = []
                 for round_ in range(args.rounds):
-                    rounds.append(measure_round(wrk, script, args, trivial.pid, checkin.pid, profile=args.profile if round_ == 0 else None))
+                    rounds.append(
+                        measure_round(
+                            wrk, script, args, trivial.pid, checkin.pid, profile=args.profile if round_ == 0 else None
+                        )
+                    )
                     print(f"round {round_ + 1}: {rounds[-1]}", flush=True)
                 batches = await batch_sizes(18902)
                 if args.breakdown:
@@ -202,12 +245,16 @@ async def main() -> None:
                     proc.wait(timeout=30)
     median = sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
     print(f"check-ins per transaction (group commit): {batches}")
-    print(f"ratio, median of {len(rounds)} rounds: {median.ratio:.2f} of the trivial endpoint (round {rounds.index(median) + 1}: "
-          f"{median.checkin_rps:,.0f} against {median.trivial_rps:,.0f} req/s; {args.connections} connections, "
-          f"{args.seconds} s a run, one uvicorn process each); every round: {', '.join(f'{r.ratio:.2f}' for r in rounds)}")
+    print(
+        f"ratio, median of {len(rounds)} rounds: {median.ratio:.2f} of the trivial endpoint (round {rounds.index(median) + 1}: "
+        f"{median.checkin_rps:,.0f} against {median.trivial_rps:,.0f} req/s; {args.connections} connections, "
+        f"{args.seconds} s a run, one uvicorn process each); every round: {', '.join(f'{r.ratio:.2f}' for r in rounds)}"
+    )
     if args.breakdown:
         for what, (other_rps, other_p99) in breakdown.items():
-            print(f"  {what}: {other_rps:,.0f} req/s (p99 {other_p99}), {other_rps / median.trivial_rps:.2f} of the median round's trivial endpoint")
+            print(
+                f"  {what}: {other_rps:,.0f} req/s (p99 {other_p99}), {other_rps / median.trivial_rps:.2f} of the median round's trivial endpoint"
+            )
 
 
 @dataclass
@@ -225,9 +272,11 @@ class Round:
         return self.checkin_rps / self.trivial_rps
 
     def __str__(self) -> str:
-        return (f"trivial {self.trivial_rps:,.0f} req/s (p99 {self.trivial_p99}, {self.trivial_busy:.2f} of a core), POST /checkins {self.checkin_rps:,.0f} req/s "
-                f"(p99 {self.checkin_p99}) = {self.ratio:.2f}; the check-in server used {self.busy:.2f} of a core, "
-                f"the machine {self.machine:.2f} of {os.cpu_count()}")
+        return (
+            f"trivial {self.trivial_rps:,.0f} req/s (p99 {self.trivial_p99}, {self.trivial_busy:.2f} of a core), POST /checkins {self.checkin_rps:,.0f} req/s "
+            f"(p99 {self.checkin_p99}) = {self.ratio:.2f}; the check-in server used {self.busy:.2f} of a core, "
+            f"the machine {self.machine:.2f} of {os.cpu_count()}"
+        )
 
 
 def measure_round(wrk: str, script: Path, args, trivial_pid: int, checkin_pid: int, profile: str | None) -> Round:
@@ -238,13 +287,29 @@ def measure_round(wrk: str, script: Path, args, trivial_pid: int, checkin_pid: i
     trivial_busy = (cpu_seconds(trivial_pid) - cpu_before) / (time.monotonic() - started)
     run_wrk(wrk, 18902, script, 2, args.connections)
     if profile:  # py-spy (PyPI) samples the check-in server while wrk drives it
-        subprocess.Popen([profile, "record", "-r", "250", "-d", str(args.seconds - 1), "-p", str(checkin_pid),
-                          "--format", "raw", "-o", "/tmp/checkin-profile.txt"])
+        subprocess.Popen(
+            [
+                profile,
+                "record",
+                "-r",
+                "250",
+                "-d",
+                str(args.seconds - 1),
+                "-p",
+                str(checkin_pid),
+                "--format",
+                "raw",
+                "-o",
+                "/tmp/checkin-profile.txt",
+            ]
+        )
     cpu_before, machine_before, started = cpu_seconds(checkin_pid), machine_busy_seconds(), time.monotonic()
     rps, p99 = run_wrk(wrk, 18902, script, args.seconds, args.connections)
     elapsed = time.monotonic() - started
     busy = (cpu_seconds(checkin_pid) - cpu_before) / elapsed
-    return Round(trivial_rps, trivial_p99, trivial_busy, rps, p99, busy, (machine_busy_seconds() - machine_before) / elapsed)
+    return Round(
+        trivial_rps, trivial_p99, trivial_busy, rps, p99, busy, (machine_busy_seconds() - machine_before) / elapsed
+    )
 
 
 async def measure_breakdown(wrk: str, script: Path, args, env: dict, tmp: Path) -> dict[str, tuple[float, str]]:
@@ -253,7 +318,9 @@ async def measure_breakdown(wrk: str, script: Path, args, env: dict, tmp: Path) 
     variants = {
         "HTTP layer alone (use case replaced by a constant answer)": (["--factory", "http_only:app"], env),
         "POST /checkins with Kafka off (outbox rows written, no relay)": (
-            ["--factory", "checkin.main:app_from_env"], {**env, "CHECKIN_KAFKA_ENABLED": "false"}),
+            ["--factory", "checkin.main:app_from_env"],
+            {**env, "CHECKIN_KAFKA_ENABLED": "false"},
+        ),
     }
     results = {}
     for port, (what, (server_args, server_env)) in enumerate(variants.items(), start=18903):

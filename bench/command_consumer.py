@@ -23,6 +23,7 @@ from aiokafka import ConsumerRecord
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _pg import fresh_database
+
 from command.main import create_app
 from command.settings import CommandSettings
 from common import envelope as ce
@@ -62,7 +63,9 @@ async def main() -> None:
             applied, cpu = time.perf_counter() - started, time.process_time() - cpu
     n = args.events
     print(f"command consumer path, {n:,} CheckInMissed in batches of {args.batch} (PostgreSQL, in-process):")
-    print(f"  applied as tickets: {applied:.2f} s ({n / applied:,.0f} events/s); this process's CPU {cpu / n * 1e6:.0f} µs per event")
+    print(
+        f"  applied as tickets: {applied:.2f} s ({n / applied:,.0f} events/s); this process's CPU {cpu / n * 1e6:.0f} µs per event"
+    )
     print(f"  baseline, parse and validate only: {parse_only:.2f} s ({n / parse_only:,.0f} events/s)")
     print(f"  ratio: applying takes {applied / parse_only:.1f}x parsing and validating")
 

@@ -41,12 +41,13 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _pg import fresh_database
+
 from common import envelope as ce
 from common.clock import SystemClock
 from common.db import Database
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
-from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork
 from common.kafka import client_kwargs
+from common.outbox import OutboxMessage, OutboxRelay, UnitOfWork
 from common.settings import StackSettings
 from common.transport import PRODUCER_CONFIG, send_in_batches
 
@@ -58,6 +59,8 @@ def kafka() -> dict:
     """The benchmark's clients act as `operator` (KAFKA_SECURITY_PROTOCOL=PLAINTEXT measures
     an unlocked broker)."""
     return client_kwargs(StackSettings(), "operator")
+
+
 PORT = 18955
 
 
@@ -144,7 +147,12 @@ def cpu_seconds(pid: int) -> float:
 def cpu_by_part(replicas: list[int]) -> dict[str, float]:
     """CPU seconds used so far by the command replicas, this process (the producer's relay and
     the polls), PostgreSQL's and Kafka's processes, and the whole machine (everything busy)."""
-    parts = {"command": sum(cpu_seconds(pid) for pid in replicas), "producer": time.process_time(), "postgres": 0.0, "kafka": 0.0}
+    parts = {
+        "command": sum(cpu_seconds(pid) for pid in replicas),
+        "producer": time.process_time(),
+        "postgres": 0.0,
+        "kafka": 0.0,
+    }
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -157,7 +165,9 @@ def cpu_by_part(replicas: list[int]) -> dict[str, float]:
         elif b"kafka.Kafka" in cmdline:
             parts["kafka"] += cpu_seconds(int(proc.name))
     busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    parts["machine"] = (sum(map(int, busy)) - int(busy[3]) - int(busy[4])) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+    parts["machine"] = (sum(map(int, busy)) - int(busy[3]) - int(busy[4])) / os.sysconf(
+        "SC_CLK_TCK"
+    )  # all but idle, iowait
     return parts
 
 
@@ -249,7 +259,9 @@ async def latency(topic: str, rate: int, seconds: int) -> tuple[list[float], lis
 
     readers = [
         asyncio.create_task(read(raw, hop, lambda e: e["id"])),
-        asyncio.create_task(read(tickets, opened, lambda e: e.get("causationid") if e["type"] == "TicketOpened" else None)),
+        asyncio.create_task(
+            read(tickets, opened, lambda e: e.get("causationid") if e["type"] == "TicketOpened" else None)
+        ),
     ]
     producer = AIOKafkaProducer(**kafka(), acks="all", enable_idempotence=True, linger_ms=0)
     await producer.start()
@@ -275,8 +287,10 @@ async def latency(topic: str, rate: int, seconds: int) -> tuple[list[float], lis
         await raw.stop()
         await tickets.stop()
     consumed = [(staged[k] - sent[k]) * 1000 for k in staged]
-    print(f"  (split: send -> TicketOpened staged by the consumer p50 {statistics.median(consumed):.0f} ms, "
-          f"p99 {percentile(consumed, 99):.0f} ms; the rest is the command center's outbox relay to Kafka)")
+    print(
+        f"  (split: send -> TicketOpened staged by the consumer p50 {statistics.median(consumed):.0f} ms, "
+        f"p99 {percentile(consumed, 99):.0f} ms; the rest is the command center's outbox relay to Kafka)"
+    )
     return [(opened[k] - sent[k]) * 1000 for k in opened], [(hop[k] - sent[k]) * 1000 for k in hop]
 
 
@@ -321,7 +335,9 @@ async def main() -> None:
                         )
                     if args.only != "throughput":
                         to_ticket, hop = await latency(topic, args.rate, args.seconds)
-                    report(args, elapsed, published, drained, raw, cpu, to_ticket, hop)  # before the teardown, which may fail
+                    report(
+                        args, elapsed, published, drained, raw, cpu, to_ticket, hop
+                    )  # before the teardown, which may fail
                 except BaseException:
                     for log in logs:
                         if log.exists():
@@ -350,26 +366,38 @@ def report(args, elapsed, published, drained, raw, cpu, to_ticket, hop) -> None:
     if elapsed is None:
         report_latency(args, to_ticket, hop)
         return
-    print(f"throughput: {n:,} CheckInMissed outbox -> Kafka -> command ({args.replicas} replica{'s' * (args.replicas > 1)}) "
-          f"-> {n:,} tickets committed (PostgreSQL)")
-    print(f"  end to end: {elapsed:.1f} s ({n / elapsed:,.0f} events/s); relay had published all after {published:.1f} s; "
-          f"the command center's TicketOpened all on Kafka after {drained:.1f} s")
+    print(
+        f"throughput: {n:,} CheckInMissed outbox -> Kafka -> command ({args.replicas} replica{'s' * (args.replicas > 1)}) "
+        f"-> {n:,} tickets committed (PostgreSQL)"
+    )
+    print(
+        f"  end to end: {elapsed:.1f} s ({n / elapsed:,.0f} events/s); relay had published all after {published:.1f} s; "
+        f"the command center's TicketOpened all on Kafka after {drained:.1f} s"
+    )
     print(f"  baseline, raw aiokafka consumer of the same {n:,} messages: {raw:.1f} s ({n / raw:,.0f} msg/s)")
-    print(f"  ratio: end to end takes {elapsed / raw:.1f}x the raw consumer's time; target <= 20 s: {'met' if elapsed <= 20 else 'NOT met'}")
+    print(
+        f"  ratio: end to end takes {elapsed / raw:.1f}x the raw consumer's time; target <= 20 s: {'met' if elapsed <= 20 else 'NOT met'}"
+    )
     ours = cpu["command"] + cpu["producer"] + cpu["postgres"] + cpu["kafka"]
-    print(f"  CPU in the timed part: command {cpu['command']:.1f} s ({cpu['command'] / n * 1e6:.0f} µs per event), "
-          f"producer's relay and polls {cpu['producer']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s, Kafka {cpu['kafka']:.1f} s; "
-          f"the machine {cpu['machine']:.1f} s of {elapsed * os.cpu_count():.1f} (others: {max(cpu['machine'] - ours, 0):.1f} s)")
+    print(
+        f"  CPU in the timed part: command {cpu['command']:.1f} s ({cpu['command'] / n * 1e6:.0f} µs per event), "
+        f"producer's relay and polls {cpu['producer']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s, Kafka {cpu['kafka']:.1f} s; "
+        f"the machine {cpu['machine']:.1f} s of {elapsed * os.cpu_count():.1f} (others: {max(cpu['machine'] - ours, 0):.1f} s)"
+    )
     if to_ticket is not None:
         report_latency(args, to_ticket, hop)
 
 
 def report_latency(args, to_ticket, hop) -> None:
-    print(f"latency at {args.rate} HealthAnomalyReported/s for {args.seconds} s, {args.replicas} command replica(s) "
-          f"({len(to_ticket)}/{args.rate * args.seconds} matched):")
+    print(
+        f"latency at {args.rate} HealthAnomalyReported/s for {args.seconds} s, {args.replicas} command replica(s) "
+        f"({len(to_ticket)}/{args.rate * args.seconds} matched):"
+    )
     print(f"  published -> TicketOpened on command.events.v1: p50 {statistics.median(to_ticket):.0f} ms, "
           f"p95 {percentile(to_ticket, 95):.0f} ms, p99 {percentile(to_ticket, 99):.0f} ms, max {max(to_ticket):.0f} ms")  # fmt: skip
-    print(f"  baseline, raw Kafka hop (send -> raw consumer): p50 {statistics.median(hop):.0f} ms, p99 {percentile(hop, 99):.0f} ms")
+    print(
+        f"  baseline, raw Kafka hop (send -> raw consumer): p50 {statistics.median(hop):.0f} ms, p99 {percentile(hop, 99):.0f} ms"
+    )
     print(f"  target p99 <= 250 ms: {'met' if percentile(to_ticket, 99) <= 250 else 'NOT met'}")
 
 

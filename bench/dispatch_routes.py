@@ -30,7 +30,9 @@ SLOT_S = 4 * 3600
 def community(n: int, seed: int) -> tuple[list[routing.Stop], list[routing.Vehicle]]:
     rng = random.Random(seed)
     # Buildings cluster: residents of one building share coordinates (give or take a unit).
-    buildings = [(DEPOT[0] + rng.uniform(-0.0135, 0.0135), DEPOT[1] + rng.uniform(-0.016, 0.016)) for _ in range(max(5, n // 6))]
+    buildings = [
+        (DEPOT[0] + rng.uniform(-0.0135, 0.0135), DEPOT[1] + rng.uniform(-0.016, 0.016)) for _ in range(max(5, n // 6))
+    ]
     stops = []
     for i in range(n):
         lat, lon = rng.choice(buildings)
@@ -53,13 +55,17 @@ def main() -> None:
     parser.add_argument("--reference-s", type=float, default=60.0, help="long search for the quality gap (0: skip)")
     parser.add_argument("--reference-sizes", type=int, nargs="*", default=[300])
     parser.add_argument(
-        "--reference-strategies", nargs="+", default=["SAVINGS", "PARALLEL_CHEAPEST_INSERTION"],
+        "--reference-strategies",
+        nargs="+",
+        default=["SAVINGS", "PARALLEL_CHEAPEST_INSERTION"],
         help="first-solution strategies given the long search; the best is the reference",
     )
     args = parser.parse_args()
     speed = DispatchSettings().speed_kmh / 3.6
     print(f"OR-Tools CVRPTW, search limit {args.limit_s:g} s, {speed * 3.6:g} km/h, 5 min per stop, 4 h slot")
-    print(f"{'stops':>5} {'vols':>4} {'seed':>4} {'plan s':>7} {'km':>7} {'arrival km':>10} {'vs arrival':>10} {'dropped':>7} {'ref km':>7} {'gap':>6}")
+    print(
+        f"{'stops':>5} {'vols':>4} {'seed':>4} {'plan s':>7} {'km':>7} {'arrival km':>10} {'vs arrival':>10} {'dropped':>7} {'ref km':>7} {'gap':>6}"
+    )
     for n in args.sizes:
         ratios, times = [], []
         for seed in range(args.seeds):
@@ -76,7 +82,10 @@ def main() -> None:
             ref_km = gap = ""
             if args.reference_s > 0 and n in args.reference_sizes:
                 reference = min(
-                    (routing.solve(fixed, time_limit_s=args.reference_s, first_solution=s) for s in args.reference_strategies),
+                    (
+                        routing.solve(fixed, time_limit_s=args.reference_s, first_solution=s)
+                        for s in args.reference_strategies
+                    ),
                     key=lambda p: p.distance_m,
                 )
                 ref_km = f"{reference.distance_m / 1000:7.2f}"
@@ -86,7 +95,9 @@ def main() -> None:
                 f"{baseline.distance_m / 1000:>10.2f} {-ratio:>+10.1%} {len(plan.dropped):>7} {ref_km:>7} {gap:>6}"
             )
         if args.seeds > 1:
-            print(f"{n:>5} mean: plan {statistics.mean(times):.2f} s, {statistics.mean(ratios):.1%} shorter than arrival order")
+            print(
+                f"{n:>5} mean: plan {statistics.mean(times):.2f} s, {statistics.mean(ratios):.1%} shorter than arrival order"
+            )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, time as clock_time
+from datetime import UTC, datetime
+from datetime import time as clock_time
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _pg import fresh_database
+
 from common import envelope as ce
 from common.events.checkin import ResidentRegistered
 from common.events.command import TicketOpened, TicketResolved
@@ -70,14 +72,16 @@ async def end_offsets(topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)]
+        tps = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        ]
         return await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
 
@@ -113,7 +117,10 @@ async def main() -> None:
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **PRODUCER_CONFIG)
     await producer.start()
     try:
-        async with fresh_database("bench_messaging") as (url, _), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as g:
+        async with (
+            fresh_database("bench_messaging") as (url, _),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as g,
+        ):
             await wait(lambda: _answers(g), "the gateway to start")
             group = f"messaging-bench-{run}"
             await _start_at_end(group, [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS])
@@ -137,7 +144,10 @@ async def main() -> None:
                     TicketOpened(ticket_id=f"{run}-T{i:06d}", kind="complaint", priority="normal", owner="cmd-duty",
                                  department="command", respond_by=now, resolve_by=now, resident_id=r)
                     for i, r in enumerate(residents)))  # fmt: skip
-                await wait(lambda: _count(runtime, TicketRef, TicketRef.ticket_id.startswith(run), n), "the tickets to be known")
+                await wait(
+                    lambda: _count(runtime, TicketRef, TicketRef.ticket_id.startswith(run), n),
+                    "the tickets to be known",
+                )
                 await wait(lambda: _drained(runtime), "the owner notices to be sent")
                 starts = await end_offsets(COMMAND_EVENTS)
                 accepted_before = (await g.get("/count")).json()["by_kind"].get("feedback_invitation", 0)
@@ -157,11 +167,15 @@ async def main() -> None:
         await producer.stop()
         gateway.terminate()
         gateway.wait(timeout=15)
-    print(f"messaging fan-out, {n:,} TicketResolved -> feedback invitations (real Kafka, PostgreSQL, a local HTTP gateway):")
+    print(
+        f"messaging fan-out, {n:,} TicketResolved -> feedback invitations (real Kafka, PostgreSQL, a local HTTP gateway):"
+    )
     print(f"  produced in {produced:.2f} s; every invitation queued in the record after {recorded:.2f} s")
     print(f"  every invitation accepted by the gateway after {fanout:.2f} s "
           f"({n / fanout:,.0f} messages/s; {invitations:,} invitations in the record)")  # fmt: skip
-    print(f"  baseline, a raw consumer reading and validating the same events: {baseline:.2f} s ({n / baseline:,.0f} events/s)")
+    print(
+        f"  baseline, a raw consumer reading and validating the same events: {baseline:.2f} s ({n / baseline:,.0f} events/s)"
+    )
     print(f"  ratio: {fanout / baseline:.1f}x the raw read; goal <= 30 s: {'met' if fanout <= 30 else 'NOT met'}")
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _pg import fresh_database  # noqa: E402
-from checkin_sweep import DAY, NOW, load  # noqa: E402
+from _pg import fresh_database
+from checkin_sweep import DAY, NOW, load
 
-from checkin.main import create_app  # noqa: E402
-from checkin.settings import CheckinSettings  # noqa: E402
-from common.clock import ManualClock  # noqa: E402
+from checkin.main import create_app
+from checkin.settings import CheckinSettings
+from common.clock import ManualClock
 
 INTERVAL_S = 10.0
 
@@ -40,7 +40,9 @@ async def timed(fn, repeat: int) -> float:
 
 async def one_size(n: int, repeat: int) -> dict:
     async with fresh_database("bench_metrics") as (url, dsn):
-        app = create_app(CheckinSettings(database_url=url, jobs_interval_s=0, kafka_enabled=False), clock=ManualClock(NOW))
+        app = create_app(
+            CheckinSettings(database_url=url, jobs_interval_s=0, kafka_enabled=False), clock=ManualClock(NOW)
+        )
         async with app.router.lifespan_context(app):
             await load(dsn, n, 0.04, 0.01)
             service, runtime = app.state.service, app.state.runtime

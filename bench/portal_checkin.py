@@ -56,7 +56,14 @@ async def run(var: Path, households: int, concurrency: int) -> None:
     async with httpx.AsyncClient(timeout=60) as http:
         residents = []
         for n in range(households * 2):
-            body = {"name": f"居民{n}", "phone": "13800000000", "grid_id": "G1", "building_id": building, "unit": "1", "room": str(1000 + n)}
+            body = {
+                "name": f"居民{n}",
+                "phone": "13800000000",
+                "grid_id": "G1",
+                "building_id": building,
+                "unit": "1",
+                "room": str(1000 + n),
+            }
             residents.append((await http.post(checkin + "/residents", json=body, headers=admin)).json()["resident_id"])
         direct, through = residents[:households], residents[households:]
         sessions = {}
@@ -67,18 +74,25 @@ async def run(var: Path, households: int, concurrency: int) -> None:
             await http.get(portal + "/home", headers={"Cookie": f"firstline_session={sessions[rid]}"})
 
         def post_direct(rid):
-            return lambda: http.post(checkin + "/checkins", json={"resident_id": rid, "temperature_c": 36.5, "symptoms": []}, headers=admin)
+            return lambda: http.post(
+                checkin + "/checkins", json={"resident_id": rid, "temperature_c": 36.5, "symptoms": []}, headers=admin
+            )
 
         def post_portal(rid):
-            return lambda: http.post(portal + "/api/checkins", json={"resident_id": rid, "temperature_c": 36.5, "symptoms": []},
-                                     headers={"Cookie": f"firstline_session={sessions[rid]}", "Idempotency-Key": uuid.uuid4().hex})
+            return lambda: http.post(
+                portal + "/api/checkins",
+                json={"resident_id": rid, "temperature_c": 36.5, "symptoms": []},
+                headers={"Cookie": f"firstline_session={sessions[rid]}", "Idempotency-Key": uuid.uuid4().hex},
+            )
 
         direct_s = await timed([post_direct(r) for r in direct], concurrency)
         pid = int((var / "run/portal.pid").read_text())
         cpu_before = cpu_seconds(pid)
         portal_s = await timed([post_portal(r) for r in through], concurrency)
         cpu = cpu_seconds(pid) - cpu_before
-        done = (await http.get(checkin + "/households", params={"building_id": building}, headers=admin)).json()["checked_in"]
+        done = (await http.get(checkin + "/households", params={"building_id": building}, headers=admin)).json()[
+            "checked_in"
+        ]
     print(f"direct to checkin: {households / direct_s:8.1f} check-ins/s")
     print(f"through the portal: {households / portal_s:7.1f} check-ins/s")
     print(f"ratio portal/direct: {direct_s / portal_s:.2f} (goal >= 0.5)")
@@ -88,8 +102,10 @@ async def run(var: Path, households: int, concurrency: int) -> None:
         rid = residents[-1]
         link = (await http.post(portal + f"/admin/households/{rid}/link", json={}, headers=admin)).json()["url"]
     transferred, usable_ms = first_load(link, portal + "/home")
-    print(f"household page, first load at 400 kbit/s and 400 ms RTT: {transferred / 1024:.1f} KB transferred (budget 150), "
-          f"usable after {usable_ms / 1000:.2f} s (budget 3)")
+    print(
+        f"household page, first load at 400 kbit/s and 400 ms RTT: {transferred / 1024:.1f} KB transferred (budget 150), "
+        f"usable after {usable_ms / 1000:.2f} s (budget 3)"
+    )
 
 
 def first_load(link: str, page: str) -> tuple[int, float]:
@@ -102,16 +118,28 @@ def first_load(link: str, page: str) -> tuple[int, float]:
     profile = tempfile.mkdtemp(prefix="firstline-bench-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--window-size=360,640"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=360,640",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     try:
         driver.get(link)
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd("Network.clearBrowserCache", {})
-        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 400, "downloadThroughput": 400_000 / 8, "uploadThroughput": 400_000 / 8})
+        driver.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 400, "downloadThroughput": 400_000 / 8, "uploadThroughput": 400_000 / 8},
+        )
         driver.get(page)
         timing = driver.execute_script("""
             const nav = performance.getEntriesByType('navigation')[0];
@@ -129,9 +157,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="firstline-bench-portal-"))
-    env = {**os.environ, "FIRSTLINE_VAR": str(var), "PORTAL_ATTEMPTS_PER_MINUTE": "1000000",  # every sign-in comes from this address
-           **{f"{s.upper()}_PORT": str(p) for s, p in PORTS.items()},
-           **{f"{s.upper()}_CONSUMER_GROUP": f"{s}-bench-{var.name}" for s in ("supplies", "dispatch", "timebank", "command")}}
+    env = {
+        **os.environ,
+        "FIRSTLINE_VAR": str(var),
+        "PORTAL_ATTEMPTS_PER_MINUTE": "1000000",  # every sign-in comes from this address
+        **{f"{s.upper()}_PORT": str(p) for s, p in PORTS.items()},
+        **{
+            f"{s.upper()}_CONSUMER_GROUP": f"{s}-bench-{var.name}"
+            for s in ("supplies", "dispatch", "timebank", "command")
+        },
+    }
     subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=env, cwd=ROOT, check=True, capture_output=True)
     try:
         asyncio.run(run(var, args.households, args.concurrency))

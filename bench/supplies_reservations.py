@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -58,7 +57,9 @@ async def scenario(base_url: str, *, clients: int, attempts: int, stock: int, it
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-        app = create_app(SuppliesSettings(database_url=url, kafka_enabled=False, jobs_interval_s=0, log_level="WARNING"))
+        app = create_app(
+            SuppliesSettings(database_url=url, kafka_enabled=False, jobs_interval_s=0, log_level="WARNING")
+        )
         async with app.router.lifespan_context(app):
             officer = bearer("supplies_officer", "bench")
             transport = httpx.ASGITransport(app=app)
@@ -74,8 +75,14 @@ async def scenario(base_url: str, *, clients: int, attempts: int, stock: int, it
                         headers=officer,
                     )  # fmt: skip
                     item_ids.append(r.json()["item_id"])
-                    for d, share in zip(depots, (stock // items * 3 // 5, stock // items - stock // items * 3 // 5), strict=True):
-                        await client.post("/stock/receipts", json={"item_id": item_ids[-1], "depot_id": d, "quantity": share}, headers=officer)
+                    for d, share in zip(
+                        depots, (stock // items * 3 // 5, stock // items - stock // items * 3 // 5), strict=True
+                    ):
+                        await client.post(
+                            "/stock/receipts",
+                            json={"item_id": item_ids[-1], "depot_id": d, "quantity": share},
+                            headers=officer,
+                        )
                 total_stock = sum(stock // items for _ in item_ids)
                 queue = list(range(attempts))
                 latencies: list[float] = []
@@ -135,11 +142,13 @@ async def main() -> None:
         results.append((label, result))
     base = results[0][1]["per_second"]
     print(f"PostgreSQL reservations: {args.attempts} attempts of 1 unit for {args.stock} units (2 depots)")
-    print(f"{'scenario':32} {'res/s':>8} {'x base':>7} {'p50 ms':>7} {'p95 ms':>7} {'held':>6} {'oversold':>9} {'ledger ok':>9}")
+    print(
+        f"{'scenario':32} {'res/s':>8} {'x base':>7} {'p50 ms':>7} {'p95 ms':>7} {'held':>6} {'oversold':>9} {'ledger ok':>9}"
+    )
     for label, r in results:
         print(
             f"{label:32} {r['per_second']:8.1f} {r['per_second'] / base:7.2f} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f} "
-            f"{r['held']:6d} {r['oversold']:9d} {str(r['consistent']):>9}"
+            f"{r['held']:6d} {r['oversold']:9d} {r['consistent']!s:>9}"
         )
 
 

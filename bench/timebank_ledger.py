@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "timebank"))
 
 import asyncpg  # noqa: E402
+from events import record  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from common.clock import ManualClock  # noqa: E402
 from common.errors import Conflict  # noqa: E402
 from common.events.dispatch import RequestFulfilled, RequestRaised  # noqa: E402
-from events import record  # noqa: E402
 from timebank.domain import Actor  # noqa: E402
 from timebank.main import create_app  # noqa: E402
 from timebank.settings import TimebankSettings  # noqa: E402
@@ -41,7 +41,9 @@ STAFF = Actor("bench", "command")
 
 async def run(url: str, n: int) -> dict[str, float]:
     clock = ManualClock(datetime.now(UTC))
-    app = create_app(TimebankSettings(database_url=url, kafka_enabled=False, jobs_interval_s=0, log_level="WARNING"), clock=clock)
+    app = create_app(
+        TimebankSettings(database_url=url, kafka_enabled=False, jobs_interval_s=0, log_level="WARNING"), clock=clock
+    )
     service, consumer = app.state.service, app.state.consumer
     figures: dict[str, float] = {}
     async with app.router.lifespan_context(app):
@@ -66,10 +68,19 @@ async def run(url: str, n: int) -> dict[str, float]:
             request_ids = [uuid.uuid4().hex for _ in range(n)]
             for request_id in request_ids:  # the time bank credits only requests it saw raised (not timed)
                 await service.request_raised(
-                    RequestRaised(request_id=request_id, resident_id="R1", category="groceries", priority="normal", due_by=clock.now())
+                    RequestRaised(
+                        request_id=request_id,
+                        resident_id="R1",
+                        category="groceries",
+                        priority="normal",
+                        due_by=clock.now(),
+                    )
                 )
             return [
-                record(RequestFulfilled(request_id=request_id, volunteer_id=members[i % 8], service_minutes=30), clock.now())[0]
+                record(
+                    RequestFulfilled(request_id=request_id, volunteer_id=members[i % 8], service_minutes=30),
+                    clock.now(),
+                )[0]
                 for i, request_id in enumerate(request_ids)
             ]
 
@@ -118,7 +129,9 @@ async def main() -> None:
     admin = None
     if args.pg:
         name = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(make_url(args.pg).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False))
+        admin = await asyncpg.connect(
+            make_url(args.pg).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        )
         await admin.execute(f'CREATE DATABASE "{name}"')
         targets.append(("postgres", make_url(args.pg).set(database=name).render_as_string(hide_password=False)))
     try:

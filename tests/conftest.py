@@ -27,7 +27,9 @@ from support import kafka_client
 PG_URL = os.environ.get("FIRSTLINE_TEST_PG_URL")  # postgresql+asyncpg://user:pw@host:port/postgres
 BACKENDS = ["sqlite", "postgres"] if PG_URL else ["sqlite"]
 if os.environ.get("FIRSTLINE_REQUIRE_PG") and not PG_URL:
-    raise RuntimeError("FIRSTLINE_REQUIRE_PG is set but FIRSTLINE_TEST_PG_URL is not: PostgreSQL tests would be skipped")
+    raise RuntimeError(
+        "FIRSTLINE_REQUIRE_PG is set but FIRSTLINE_TEST_PG_URL is not: PostgreSQL tests would be skipped"
+    )
 
 
 def pytest_configure(config) -> None:

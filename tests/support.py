@@ -30,7 +30,13 @@ def kafka_client(principal: str = OPERATOR, **extra: Any) -> dict[str, Any]:
     return client_kwargs(StackSettings(), principal, **extra)
 
 
-async def wait_for(condition: Callable[[], Awaitable[Any] | Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
+async def wait_for(
+    condition: Callable[[], Awaitable[Any] | Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> Any:
     """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -56,13 +62,15 @@ class TopicReader:
 
     async def __aenter__(self) -> TopicReader:
         self.consumer = AIOKafkaConsumer(
-            **kafka_client(bootstrap_servers=self.bootstrap), group_id=None, enable_auto_commit=False,
+            **kafka_client(bootstrap_servers=self.bootstrap),
+            group_id=None,
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         await self.consumer.start()
         partitions = self.consumer.partitions_for_topic(self.topic) or set()
         if not partitions:
-            await self.consumer._client.force_metadata_update()  # noqa: SLF001
+            await self.consumer._client.force_metadata_update()
             partitions = self.consumer.partitions_for_topic(self.topic) or set()
         self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.tps)
@@ -112,7 +120,7 @@ async def start_groups_at_the_end(kafka: str, groups: dict[str, list[str]]) -> N
         consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=kafka), group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)

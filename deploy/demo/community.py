@@ -63,7 +63,16 @@ def residents(count: int = 2000, registered_on: date | None = None, seed: int = 
                 "address": f"{b.building_id}-{unit}-{room}",
                 "phone": f"13{rng.randint(100000000, 999999999)}",
                 "grid": b.grid_id,
-                "tags": "、".join({"elderly": "老人", "living_alone": "独居", "chronic": "慢病", "pregnant": "孕妇", "disabled": "残疾"}[t] for t in tags),
+                "tags": "、".join(
+                    {
+                        "elderly": "老人",
+                        "living_alone": "独居",
+                        "chronic": "慢病",
+                        "pregnant": "孕妇",
+                        "disabled": "残疾",
+                    }[t]
+                    for t in tags
+                ),
                 "lat": round(b.lat + rng.uniform(-0.0002, 0.0002), 6),
                 "lon": round(b.lon + rng.uniform(-0.0002, 0.0002), 6),
                 "registered_on": registered_on.isoformat() if registered_on else "",
@@ -78,7 +87,9 @@ def xlsx(rows: list[dict]) -> bytes:
     sheet = book.create_sheet("居民花名册")
     sheet.append(["姓名", "楼栋-单元-房号", "电话", "网格", "标签", "纬度", "经度", "登记日期"])
     for r in rows:
-        sheet.append([r["name"], r["address"], r["phone"], r["grid"], r["tags"], r["lat"], r["lon"], r["registered_on"]])
+        sheet.append(
+            [r["name"], r["address"], r["phone"], r["grid"], r["tags"], r["lat"], r["lon"], r["registered_on"]]
+        )
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

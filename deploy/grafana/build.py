@@ -23,7 +23,9 @@ RATE = "$__rate_interval"
 
 
 class Board:
-    def __init__(self, uid: str, title: str, description: str, tags: list[str], variables: list[dict] | None = None) -> None:
+    def __init__(
+        self, uid: str, title: str, description: str, tags: list[str], variables: list[dict] | None = None
+    ) -> None:
         self.uid, self.title, self.description, self.tags = uid, title, description, tags
         self.variables = variables or []
         self.panels: list[dict[str, Any]] = []
@@ -40,7 +42,15 @@ class Board:
     def row(self, title: str) -> None:
         if self._x:
             self._x, self._y, self._row_h = 0, self._y + self._row_h, 0
-        self.panels.append({"type": "row", "title": title, "collapsed": False, "gridPos": {"x": 0, "y": self._y, "w": 24, "h": 1}, "panels": []})
+        self.panels.append(
+            {
+                "type": "row",
+                "title": title,
+                "collapsed": False,
+                "gridPos": {"x": 0, "y": self._y, "w": 24, "h": 1},
+                "panels": [],
+            }
+        )
         self._y += 1
 
     def panel(self, kind: str, title: str, description: str, targets: list[tuple[str, str]], *, w: int = 8, h: int = 8,
@@ -88,7 +98,14 @@ class Board:
                    options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background", "graphMode": "none"}, **kw)  # fmt: skip
 
     def timeseries(self, title: str, description: str, targets: list[tuple[str, str]], **kw) -> None:
-        self.panel("timeseries", title, description, targets, options={"legend": {"displayMode": "table", "placement": "right"}}, **kw)
+        self.panel(
+            "timeseries",
+            title,
+            description,
+            targets,
+            options={"legend": {"displayMode": "table", "placement": "right"}},
+            **kw,
+        )
 
     def bars(self, title: str, description: str, expr: str, legend: str, **kw) -> None:
         self.panel("bargauge", title, description, [(expr, legend)], instant=True,
@@ -98,7 +115,16 @@ class Board:
         self.panel("table", title, description, [(expr, "")], instant=True,
                    transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}], **kw)  # fmt: skip
 
-    def geomap(self, title: str, description: str, expr: str, *, center: tuple[float, float] = (31.23, 121.47), zoom: int = 15, **kw) -> None:
+    def geomap(
+        self,
+        title: str,
+        description: str,
+        expr: str,
+        *,
+        center: tuple[float, float] = (31.23, 121.47),
+        zoom: int = 15,
+        **kw,
+    ) -> None:
         """A heat map on a map: lat/lon labels (one per building or H3 cell, bounded) become
         numbers, the value weighs the heat."""
         self.panel(
@@ -110,11 +136,16 @@ class Board:
             w=kw.pop("w", 12),
             h=kw.pop("h", 12),
             transformations=[
-                {"id": "convertFieldType", "options": {"conversions": [
-                    {"targetField": "lat", "destinationType": "number"},
-                    {"targetField": "lon", "destinationType": "number"},
-                ]}},
-            ],  # fmt: skip
+                {
+                    "id": "convertFieldType",
+                    "options": {
+                        "conversions": [
+                            {"targetField": "lat", "destinationType": "number"},
+                            {"targetField": "lon", "destinationType": "number"},
+                        ]
+                    },
+                },
+            ],
             options={
                 "view": {"id": "coords", "lat": center[0], "lon": center[1], "zoom": zoom},
                 "controls": {"showZoom": True, "mouseWheelZoom": True},
@@ -124,15 +155,23 @@ class Board:
                         "type": "heatmap",
                         "name": "热力 Heat",
                         "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
-                        "config": {"blur": 15, "radius": 25, "weight": {"field": "Value", "fixed": 1, "min": 0, "max": 1}},
+                        "config": {
+                            "blur": 15,
+                            "radius": 25,
+                            "weight": {"field": "Value", "fixed": 1, "min": 0, "max": 1},
+                        },
                         "tooltip": True,
                     },
                     {
                         "type": "markers",
                         "name": "数量 Count",
                         "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
-                        "config": {"size": {"field": "Value", "fixed": 5, "min": 4, "max": 20}, "showLegend": False,
-                                   "color": {"fixed": "red"}, "fillOpacity": 0.4},  # fmt: skip
+                        "config": {
+                            "size": {"field": "Value", "fixed": 5, "min": 4, "max": 20},
+                            "showLegend": False,
+                            "color": {"fixed": "red"},
+                            "fillOpacity": 0.4,
+                        },
                         "tooltip": True,
                     },
                 ],
@@ -190,7 +229,9 @@ REQUESTS = "max by (category, status, priority) (firstline_dispatch_requests)"
 OPEN_REQUESTS = 'max by (category, status, priority) (firstline_dispatch_requests{status!~"fulfilled|cancelled"})'
 STOCK_ALERTS = 'max by (depot, item, state) (firstline_supplies_stock_alert{state!="ok"})'
 FOLLOWUPS = 'max by (stage, department, priority) (firstline_command_tickets{kind="followup"})'
-FOLLOWUPS_DONE = 'max by (stage, department, priority) (firstline_command_tickets{kind="followup", stage=~"resolved|closed"})'
+FOLLOWUPS_DONE = (
+    'max by (stage, department, priority) (firstline_command_tickets{kind="followup", stage=~"resolved|closed"})'
+)
 
 
 def overview() -> Board:
@@ -203,7 +244,12 @@ def overview() -> Board:
            thresholds=COUNT_BAD)  # fmt: skip
     b.stat("发热/症状 Fever or symptoms", "Today's check-ins with fever or symptoms", "sum(max by (grid_id, kind) (firstline_checkin_anomalies))",
            thresholds=COUNT_BAD)  # fmt: skip
-    b.stat("超时工单 Overdue tickets", "Active tickets past their respond or resolve deadline", f"sum({OVERDUE})", thresholds=COUNT_BAD)
+    b.stat(
+        "超时工单 Overdue tickets",
+        "Active tickets past their respond or resolve deadline",
+        f"sum({OVERDUE})",
+        thresholds=COUNT_BAD,
+    )
     b.stat("库存告警 Stock alerts", "Item-depot positions low or out", f"sum({STOCK_ALERTS})",
            thresholds=COUNT_BAD)  # fmt: skip
     b.stat("待办需求 Open requests", "Residents' requests not yet fulfilled", f"sum({OPEN_REQUESTS})")
@@ -228,7 +274,12 @@ def overview() -> Board:
     b.row("需求与服务 Demand and services")
     b.timeseries("热点需求 Requests raised per hour", "What residents ask for most",
                  [("sum by (category) (increase(max by (category) (firstline_dispatch_requests_raised_total)[1h:1m]))", "{{category}}")], w=12)  # fmt: skip
-    b.table("服务状态 Services", "1 = Prometheus scrapes the service", 'max by (service, instance) (up{job="firstline"})', w=12)
+    b.table(
+        "服务状态 Services",
+        "1 = Prometheus scrapes the service",
+        'max by (service, instance) (up{job="firstline"})',
+        w=12,
+    )
     return b
 
 
@@ -276,13 +327,23 @@ def checkin() -> Board:
 
 
 def supplies() -> Board:
-    b = Board("firstline-supplies", "物资 Supplies", "Which stock is about to run out, where, and how long it lasts.", ["supplies"])
+    b = Board(
+        "firstline-supplies",
+        "物资 Supplies",
+        "Which stock is about to run out, where, and how long it lasts.",
+        ["supplies"],
+    )
     b.row("告警 Alerts")
     b.stat("断货 Out", "Positions with nothing available", 'sum(max by (depot, item) (firstline_supplies_stock_alert{state="out"}))',
            thresholds=[(None, "green"), (1, "red")], w=6)  # fmt: skip
     b.stat("不足 Low", "Positions below their line", 'sum(max by (depot, item) (firstline_supplies_stock_alert{state="low"}))',
            thresholds=[(None, "green"), (1, "orange")], w=6)  # fmt: skip
-    b.stat("预留中 Reserved for deliveries", "Reservations held", 'max(firstline_supplies_reservations{status="held"})', w=6)
+    b.stat(
+        "预留中 Reserved for deliveries",
+        "Reservations held",
+        'max(firstline_supplies_reservations{status="held"})',
+        w=6,
+    )
     b.stat("调拨建议 Suggested transfers", "Open suggestions to move stock between depots",
            'max(firstline_supplies_transfer_suggestions{status="open"})', w=6)  # fmt: skip
     b.table("告警清单 Positions low or out", "state = out or low; act on out first",
@@ -301,35 +362,74 @@ def supplies() -> Board:
     b.row("流水 Movements")
     b.timeseries("出入库 Movements per hour", "Receipts, issues, transfers and adjustments",
                  [("sum by (kind) (increase(max by (kind) (firstline_supplies_movements_total)[1h:1m]))", "{{kind}}")], w=12)  # fmt: skip
-    b.bars("预留 Reservations by status", "held, issued, released, rejected", "max by (status) (firstline_supplies_reservations)", "{{status}}", w=6)
+    b.bars(
+        "预留 Reservations by status",
+        "held, issued, released, rejected",
+        "max by (status) (firstline_supplies_reservations)",
+        "{{status}}",
+        w=6,
+    )
     b.bars("过期 Expired on the shelf", "Expired units to write off", "max by (depot, item) (firstline_supplies_stock_expired) > 0",
            "{{item}} @ {{depot}}", w=6)  # fmt: skip
     return b
 
 
 def dispatch() -> Board:
-    b = Board("firstline-dispatch", "调度 Dispatch", "What residents ask for, where requests stand, what is late, and the deliveries.", ["dispatch"])
+    b = Board(
+        "firstline-dispatch",
+        "调度 Dispatch",
+        "What residents ask for, where requests stand, what is late, and the deliveries.",
+        ["dispatch"],
+    )
     b.row("需求 Requests")
     b.stat("待办 Open", "Not yet fulfilled", f"sum({OPEN_REQUESTS})", w=6)
     b.stat("超时 Overdue", "Open requests past their due time", "sum(max by (category, priority) (firstline_dispatch_requests_overdue))",
            thresholds=COUNT_BAD, w=6)  # fmt: skip
     b.stat("已完成 Fulfilled", "All time", "sum(max by (category) (firstline_dispatch_requests_fulfilled_total))", w=6)
     b.stat("志愿者 Volunteers", "Active volunteers", "sum(max by (group) (firstline_dispatch_volunteers))", w=6)
-    b.bars("按阶段 By stage", "awaiting_stock → pending → assigned → planned → fulfilled", f"sum by (status) ({REQUESTS})", "{{status}}")
-    b.bars("按类别 By category (hot demands)", "All requests by category", f"sort_desc(sum by (category) ({REQUESTS}))", "{{category}}")
-    b.bars("按优先级 Open by priority", "Open requests by priority", f"sum by (priority) ({OPEN_REQUESTS})", "{{priority}}")
+    b.bars(
+        "按阶段 By stage",
+        "awaiting_stock → pending → assigned → planned → fulfilled",
+        f"sum by (status) ({REQUESTS})",
+        "{{status}}",
+    )
+    b.bars(
+        "按类别 By category (hot demands)",
+        "All requests by category",
+        f"sort_desc(sum by (category) ({REQUESTS}))",
+        "{{category}}",
+    )
+    b.bars(
+        "按优先级 Open by priority", "Open requests by priority", f"sum by (priority) ({OPEN_REQUESTS})", "{{priority}}"
+    )
     b.timeseries("每小时新需求 Raised per hour", "By category",
                  [("sum by (category) (increase(max by (category) (firstline_dispatch_requests_raised_total)[1h:1m]))", "{{category}}")], w=12)  # fmt: skip
     b.bars("超时需求 Overdue by category", "Open and past due", "max by (category, priority) (firstline_dispatch_requests_overdue)",
            "{{category}} {{priority}}", thresholds=COUNT_BAD, w=12)  # fmt: skip
     b.row("配送 Deliveries")
-    b.stat("配送趟数 Delivery runs", "Runs planned, all time", "sum(max by (status) (firstline_dispatch_delivery_runs_total))", w=6)
-    b.stat("路线里程 Route distance", "Kilometres planned, all time", "max(firstline_dispatch_route_distance_meters_total) / 1000", unit="km", w=6)
+    b.stat(
+        "配送趟数 Delivery runs",
+        "Runs planned, all time",
+        "sum(max by (status) (firstline_dispatch_delivery_runs_total))",
+        w=6,
+    )
+    b.stat(
+        "路线里程 Route distance",
+        "Kilometres planned, all time",
+        "max(firstline_dispatch_route_distance_meters_total) / 1000",
+        unit="km",
+        w=6,
+    )
     b.stat("平均完成时间 Time to fulfil", "Raised → fulfilled, requests fulfilled in the last 24 h",
            "avg(max by (category) (firstline_dispatch_fulfilment_seconds_avg)) / 3600", unit="h", w=6)  # fmt: skip
     b.stat("服务时长 Volunteer hours", "Service minutes on fulfilled requests, all time",
            "sum(max by (category) (firstline_dispatch_service_minutes_total)) / 60", unit="h", w=6)  # fmt: skip
-    b.bars("志愿者分组 Volunteers by group", "errands 跑腿, tech 技术, publicity 宣传, counsellor", "max by (group) (firstline_dispatch_volunteers)", "{{group}}")
+    b.bars(
+        "志愿者分组 Volunteers by group",
+        "errands 跑腿, tech 技术, publicity 宣传, counsellor",
+        "max by (group) (firstline_dispatch_volunteers)",
+        "{{group}}",
+    )
     b.bars("需求激增 Demand surges", "Surges detected in the last 24 h",
            "sum by (category) (increase(max by (category) (firstline_dispatch_demand_surges_total)[24h:5m]))", "{{category}}")  # fmt: skip
     b.bars("完成时间 Time to fulfil by category", "Average, last 24 h", "max by (category) (firstline_dispatch_fulfilment_seconds_avg) / 60",
@@ -338,18 +438,45 @@ def dispatch() -> Board:
 
 
 def timebank() -> Board:
-    b = Board("firstline-timebank", "时间银行 Time bank", "Hours volunteers earned and residents spent, coupons and members.", ["timebank"])
+    b = Board(
+        "firstline-timebank",
+        "时间银行 Time bank",
+        "Hours volunteers earned and residents spent, coupons and members.",
+        ["timebank"],
+    )
     b.row("时长 Hours")
     b.stat("累计获得 Hours credited", "All time", 'max(firstline_timebank_hours_total{kind="earn"})', unit="h", w=6)
     b.stat("累计兑换 Hours redeemed", "All time", 'max(firstline_timebank_hours_total{kind="redeem"})', unit="h", w=6)
-    b.stat("成员余额 Members' balance", "Hours held by members now", 'max(firstline_timebank_member_balance{unit="hours"})', unit="h", w=6)
+    b.stat(
+        "成员余额 Members' balance",
+        "Hours held by members now",
+        'max(firstline_timebank_member_balance{unit="hours"})',
+        unit="h",
+        w=6,
+    )
     b.stat("成员 Members", "Volunteers and residents", "sum(max by (kind) (firstline_timebank_members))", w=6)
     b.timeseries("每日时长 Hours per day", "Credited, redeemed and refunded",
                  [("sum by (kind) (increase(max by (kind) (firstline_timebank_hours_total)[1d:5m]))", "{{kind}}")], unit="h", w=12)  # fmt: skip
-    b.bars("兑换 Redemptions", "By purpose and status", "max by (purpose, status) (firstline_timebank_redemptions)", "{{purpose}} {{status}}", w=12)
+    b.bars(
+        "兑换 Redemptions",
+        "By purpose and status",
+        "max by (purpose, status) (firstline_timebank_redemptions)",
+        "{{purpose}} {{status}}",
+        w=12,
+    )
     b.row("积分与优惠券 Points and coupons")
-    b.bars("优惠券 Coupons", "Issued and redeemed at merchants", "max by (status) (firstline_timebank_coupons)", "{{status}}")
-    b.bars("积分 Points by kind of transfer", "Awarded, spent on coupons and rewards", "max by (kind) (firstline_timebank_points_total)", "{{kind}}")
+    b.bars(
+        "优惠券 Coupons",
+        "Issued and redeemed at merchants",
+        "max by (status) (firstline_timebank_coupons)",
+        "{{status}}",
+    )
+    b.bars(
+        "积分 Points by kind of transfer",
+        "Awarded, spent on coupons and rewards",
+        "max by (kind) (firstline_timebank_points_total)",
+        "{{kind}}",
+    )
     b.bars("成员 Members by kind", "volunteer, resident", "max by (kind) (firstline_timebank_members)", "{{kind}}")
     return b
 
@@ -360,9 +487,14 @@ def pipeline() -> Board:
     b = Board("firstline-pipeline", "管道健康 Pipeline health", "Is every event reaching Kafka and being applied? Are the services up and fast?",
               ["ops"], [service])  # fmt: skip
     b.row("服务 Services")
-    b.bars("在线 Up", "1 = scraped", f'max by (service) (up{{job="firstline", service=~"$service"}})', "{{service}}",
+    b.bars("在线 Up", "1 = scraped", 'max by (service) (up{job="firstline", service=~"$service"})', "{{service}}",
            thresholds=[(None, "red"), (1, "green")])  # fmt: skip
-    b.timeseries("请求速率 HTTP requests/s", "By service", [(f"sum by (service) (rate(firstline_http_requests_total{s}[{RATE}]))", "{{service}}")], unit="reqps")
+    b.timeseries(
+        "请求速率 HTTP requests/s",
+        "By service",
+        [(f"sum by (service) (rate(firstline_http_requests_total{s}[{RATE}]))", "{{service}}")],
+        unit="reqps",
+    )
     b.timeseries("错误率 5xx ratio", "5xx answers / all answers (alert above 5%)",
                  [(f'sum by (service) (rate(firstline_http_requests_total{{status=~"5..", service=~"$service"}}[{RATE}])) / sum by (service) (rate(firstline_http_requests_total{s}[{RATE}]))',
                    "{{service}}")], unit="percentunit")  # fmt: skip
@@ -372,7 +504,11 @@ def pipeline() -> Board:
                  [(f'sum by (service, route) (rate(firstline_http_requests_total{{status=~"4..", service=~"$service"}}[{RATE}]))', "{{service}} {{route}}")],
                  unit="reqps", w=12)  # fmt: skip
     b.row("事件 Events")
-    b.timeseries("发件箱积压 Outbox backlog", "Events committed, not yet on Kafka", [(f"sum by (service) (firstline_outbox_backlog{s})", "{{service}}")])
+    b.timeseries(
+        "发件箱积压 Outbox backlog",
+        "Events committed, not yet on Kafka",
+        [(f"sum by (service) (firstline_outbox_backlog{s})", "{{service}}")],
+    )
     b.timeseries("最老未发 Oldest unsent", "Age of the oldest event waiting in the outbox (alert above 2 min)",
                  [(f"max by (service) (firstline_outbox_oldest_age_seconds{s})", "{{service}}")], unit="s")  # fmt: skip
     b.timeseries("发布速率 Published/s", "Events the relays put on Kafka",
@@ -418,7 +554,9 @@ def render() -> dict[str, str]:
     out = {}
     for make in BOARDS:
         board = make()
-        out[f"{board.uid.removeprefix('firstline-')}.json"] = json.dumps(board.json(), ensure_ascii=False, indent=2) + "\n"
+        out[f"{board.uid.removeprefix('firstline-')}.json"] = (
+            json.dumps(board.json(), ensure_ascii=False, indent=2) + "\n"
+        )
     return out
 
 

@@ -139,9 +139,12 @@ def app_env(app: App, *, kafka: bool) -> list[dict]:
     p = app.prefix
     env = [
         {"name": "FIRSTLINE_ENV", "value": "production"},
-        {"name": "FIRSTLINE_TIMEZONE", "valueFrom": {"configMapKeyRef": {"name": "firstline-community", "key": "timezone"}}},
+        {
+            "name": "FIRSTLINE_TIMEZONE",
+            "valueFrom": {"configMapKeyRef": {"name": "firstline-community", "key": "timezone"}},
+        },
         {"name": "FIRSTLINE_PORTAL_URL", "value": "http://portal:8000"},  # whose JWKS verifies tokens
-        {"name": f"{p}_HOST", "value": "0.0.0.0"},  # noqa: S104 - inside the pod; the Service fronts it
+        {"name": f"{p}_HOST", "value": "0.0.0.0"},
         {"name": f"{p}_PORT", "value": str(app.port)},
         {"name": f"{p}_LOG_JSON", "value": "true"},
     ]
@@ -181,7 +184,7 @@ def container(app: App, name: str, command: list[str] | None = None) -> dict:
     if command:
         c["command"] = command
     c["securityContext"] = RESTRICTED
-    c["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
+    c["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
     if kafka:
         c["volumeMounts"].append({"name": "kafka-ca", "mountPath": "/etc/firstline/kafka-ca", "readOnly": True})
     return c
@@ -194,7 +197,12 @@ def pod_volumes(app: App) -> list[dict]:
     return volumes
 
 
-POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def deployment(app: App) -> dict:
@@ -397,9 +405,15 @@ def files() -> dict[str, str]:
         "migrate-job.yaml": dump([migration_job()]),
         "databases.yaml": dump(databases()),
         "postgres-roles.yaml": dump(
-            [{"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": PG_CLUSTER},
-              "spec": {"managed": {"roles": managed_roles()}}}]
-        ),  # fmt: skip
+            [
+                {
+                    "apiVersion": "postgresql.cnpg.io/v1",
+                    "kind": "Cluster",
+                    "metadata": {"name": PG_CLUSTER},
+                    "spec": {"managed": {"roles": managed_roles()}},
+                }
+            ]
+        ),
         "prometheus-rule.yaml": dump([prometheus_rule()]),
         "dashboards.yaml": dump(dashboards()),
     }
@@ -414,7 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         stale = sorted(n for n, text in wanted.items() if not (OUT / n).exists() or (OUT / n).read_text() != text)
         extra = sorted(p.name for p in OUT.glob("*.yaml") if p.name not in wanted) if OUT.exists() else []
         if stale or extra:
-            print(f"deploy/k8s/base/generated is stale: {', '.join(stale + extra)} (run `make k8s-generate`)", file=sys.stderr)
+            print(
+                f"deploy/k8s/base/generated is stale: {', '.join(stale + extra)} (run `make k8s-generate`)",
+                file=sys.stderr,
+            )
             return 1
         print("deploy/k8s/base/generated matches the code")
         return 0

@@ -78,8 +78,10 @@ def strict(node):
         if node.get("x-kubernetes-int-or-string"):
             node.pop("type", None)
             node["oneOf"] = [{"type": "string"}, {"type": "integer"}]
-        if "properties" in node and "additionalProperties" not in node and not node.get(
-            "x-kubernetes-preserve-unknown-fields"
+        if (
+            "properties" in node
+            and "additionalProperties" not in node
+            and not node.get("x-kubernetes-preserve-unknown-fields")
         ):
             node["additionalProperties"] = False
         for value in node.values():

@@ -16,6 +16,7 @@ Exits 0 when everything held, 1 otherwise. Needs `pip install aiokafka` (0.14.0 
 deploy/kafka/README.md was proven with). Topic and group names are unique per run, and the
 topics are deleted at the end, so it can run repeatedly against the same broker.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -92,9 +93,7 @@ async def main() -> None:
         check(len(parts) == PARTITIONS, f"topic has {PARTITIONS} partitions (describe_topics)")
 
         # 2. idempotent producer with headers
-        producer = AIOKafkaProducer(
-            **CLIENT, enable_idempotence=True, acks="all", linger_ms=5
-        )
+        producer = AIOKafkaProducer(**CLIENT, enable_idempotence=True, acks="all", linger_ms=5)
         await producer.start()
         sent = {}
         try:
@@ -158,7 +157,12 @@ async def main() -> None:
         for r in first + rest:
             key, value, event_id = sent[(r.partition, r.offset)]
             hdrs = dict(r.headers)
-            if r.key != key or r.value != value or hdrs.get("event-id") != event_id or hdrs.get("event-type") != b"SmokeTested":
+            if (
+                r.key != key
+                or r.value != value
+                or hdrs.get("event-id") != event_id
+                or hdrs.get("event-type") != b"SmokeTested"
+            ):
                 raise AssertionError(f"record {r.partition}/{r.offset} mismatch: {r.key!r} {r.value!r} {r.headers!r}")
         print("  ok: keys, values and headers round-tripped")
 
@@ -191,7 +195,7 @@ async def main() -> None:
         try:
             await admin.delete_topics([topic, tx_topic])
             print(f"  (deleted topics {topic}, {tx_topic})")
-        except Exception as e:  # cleanup must not hide the real result
+        except Exception as e:  # noqa: BLE001 - cleanup must not hide the real result
             print(f"  (could not delete test topics: {e!r})")
         await admin.close()
 
@@ -199,7 +203,7 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(asyncio.wait_for(main(), timeout=TIMEOUT_S))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any failure is the smoke test's verdict
         print(f"SMOKE TEST FAILED: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
     print("SMOKE TEST PASSED")

@@ -22,7 +22,15 @@ class Harness(AppHarness):
         return self.as_("admin", "admin-1")
 
     async def register(self, name: str, room: str, grid: str = "G1", building: str = "B01", **extra) -> str:
-        body = {"name": name, "phone": "13800000000", "grid_id": grid, "building_id": building, "unit": "1", "room": room, **extra}
+        body = {
+            "name": name,
+            "phone": "13800000000",
+            "grid_id": grid,
+            "building_id": building,
+            "unit": "1",
+            "room": room,
+            **extra,
+        }
         response = await self.client.post("/residents", json=body, headers=self.admin)
         assert response.status_code == 201, response.text
         return response.json()["resident_id"]

@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
+from sqlmodel import select
+
 from command.main import create_app
 from command.settings import CommandSettings
 from common import envelope as ce
 from common.clock import ManualClock
 from common.events.base import Event, event_class
 from common.outbox import OutboxMessage
-from sqlmodel import select
 from support import AppHarness, serving
 
 START = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: the check-in cutoff

@@ -9,7 +9,15 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+SERVICES = {
+    "portal": 8000,
+    "checkin": 8001,
+    "supplies": 8002,
+    "dispatch": 8003,
+    "timebank": 8004,
+    "command": 8005,
+    "messaging": 8006,
+}
 
 
 def compose() -> dict:

@@ -69,7 +69,7 @@ def test_the_generated_manifests_match_the_code():
 
 
 def test_every_resource_validates_against_its_schema(rendered):
-    overlay, text, docs = rendered
+    _overlay, text, docs = rendered
     result = kubeconform(text)
     assert result.returncode == 0, result.stdout + result.stderr
     # No kind may go unchecked for want of a schema.
@@ -151,7 +151,12 @@ def test_monitoring_carries_every_alert_rule_and_dashboard(rendered):
     _overlay, _text, docs = rendered
     rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/firstline.yml").read_text())
     assert of_kind(docs, "PrometheusRule")["firstline"]["spec"]["groups"] == rules["groups"]
-    dashboards = {n for d in of_kind(docs, "ConfigMap").values() if "grafana_dashboard" in d["metadata"]["labels"] for n in d["data"]}
+    dashboards = {
+        n
+        for d in of_kind(docs, "ConfigMap").values()
+        if "grafana_dashboard" in d["metadata"]["labels"]
+        for n in d["data"]
+    }
     assert dashboards == {p.name for p in (ROOT / "deploy/grafana/dashboards").glob("*.json")}
     assert of_kind(docs, "ServiceMonitor")["firstline"]["spec"]["endpoints"][0]["path"] == "/metrics"
 
@@ -237,7 +242,14 @@ def test_the_operator_administers(rendered):
     _overlay, _text, docs = rendered
     acls = acls_of(docs)["operator"]
     assert granted(acls, "topic", "Read") == {"*"} and granted(acls, "cluster", "Alter") == {""}
-    assert set(acls_of(docs)) == {*topics.SERVICES, *topics.FOLLOWS, "partner-health", "partner-police", "partner-property", "operator"}
+    assert set(acls_of(docs)) == {
+        *topics.SERVICES,
+        *topics.FOLLOWS,
+        "partner-health",
+        "partner-police",
+        "partner-property",
+        "operator",
+    }
 
 
 def test_each_service_connects_as_its_own_principal(rendered):

@@ -117,4 +117,6 @@ async def test_up_after_the_supervisor_itself_was_killed_takes_the_stack_back(st
     now = await stack.pids()
     assert set(now) == set(SERVICES) and not set(now.values()) & set(orphans.values())
     assert all(await asyncio.gather(*(healthy(port) for port in PORTS.values())))
-    assert not any(Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.values())
+    assert not any(
+        Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes() for pid in orphans.values()
+    )

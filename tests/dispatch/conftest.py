@@ -39,7 +39,9 @@ class Harness(AppHarness):
             self.offset += 1
             value = ce.encode(envelope)
             records.append(
-                ConsumerRecord("test.topic", 0, self.offset, 0, 0, envelope.subject.encode(), value, None, 0, len(value), ())
+                ConsumerRecord(
+                    "test.topic", 0, self.offset, 0, 0, envelope.subject.encode(), value, None, 0, len(value), ()
+                )
             )
         await self.runtime.runners[0].handle(records)
         return envelopes
@@ -47,14 +49,31 @@ class Harness(AppHarness):
     async def resident(self, resident_id: str, tags=(), lat=31.2320, lon=121.4750, building="B01", grid="G1") -> str:
         await self.deliver(
             ResidentRegistered(
-                resident_id=resident_id, community_id="C1", grid_id=grid, building_id=building, tags=list(tags),
-                name=f"Resident {resident_id}", phone="13800000000", unit="1", room="101", lat=lat, lon=lon,
+                resident_id=resident_id,
+                community_id="C1",
+                grid_id=grid,
+                building_id=building,
+                tags=list(tags),
+                name=f"Resident {resident_id}",
+                phone="13800000000",
+                unit="1",
+                room="101",
+                lat=lat,
+                lon=lon,
             )
         )
         return resident_id
 
     async def volunteer(self, name: str, group: str = "errands", lat=31.2310, lon=121.4740, capacity=5, **extra) -> str:
-        body = {"name": name, "group": group, "lat": lat, "lon": lon, "capacity": capacity, "phone": "13900000000", **extra}
+        body = {
+            "name": name,
+            "group": group,
+            "lat": lat,
+            "lon": lon,
+            "capacity": capacity,
+            "phone": "13900000000",
+            **extra,
+        }
         response = await self.client.post("/volunteers", json=body, headers=self.dispatcher)
         assert response.status_code == 201, response.text
         return response.json()["volunteer_id"]
@@ -72,7 +91,14 @@ class Harness(AppHarness):
 
 
 def settings_for(database_url: str, **overrides) -> DispatchSettings:
-    values = dict(database_url=database_url, jobs_interval_s=0, kafka_enabled=False, depot_lat=DEPOT[0], depot_lon=DEPOT[1], plan_time_limit_s=1.0)
+    values = dict(
+        database_url=database_url,
+        jobs_interval_s=0,
+        kafka_enabled=False,
+        depot_lat=DEPOT[0],
+        depot_lon=DEPOT[1],
+        plan_time_limit_s=1.0,
+    )
     values.update(overrides)
     return DispatchSettings(**values)
 

@@ -15,16 +15,37 @@ import pytest
 from support import bearer, start_groups_at_the_end
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"portal": 18000, "checkin": 18001, "supplies": 18002, "dispatch": 18003, "timebank": 18004, "command": 18005, "messaging": 18006}
+PORTS = {
+    "portal": 18000,
+    "checkin": 18001,
+    "supplies": 18002,
+    "dispatch": 18003,
+    "timebank": 18004,
+    "command": 18005,
+    "messaging": 18006,
+}
 
 
 CONSUMING = {  # service: the topics its consumer group reads
     "supplies": ["dispatch.events.v1"],
     "dispatch": ["checkin.residents.v1", "supplies.events.v1", "timebank.events.v1"],
     "timebank": ["dispatch.events.v1"],
-    "command": ["checkin.events.v1", "checkin.residents.v1", "supplies.events.v1", "dispatch.events.v1", "timebank.events.v1", "messaging.events.v1"],
+    "command": [
+        "checkin.events.v1",
+        "checkin.residents.v1",
+        "supplies.events.v1",
+        "dispatch.events.v1",
+        "timebank.events.v1",
+        "messaging.events.v1",
+    ],
     "checkin": ["messaging.events.v1"],
-    "messaging": ["dispatch.events.v1", "command.events.v1", "timebank.events.v1", "checkin.events.v1", "checkin.residents.v1"],
+    "messaging": [
+        "dispatch.events.v1",
+        "command.events.v1",
+        "timebank.events.v1",
+        "checkin.events.v1",
+        "checkin.residents.v1",
+    ],
 }
 
 
@@ -65,7 +86,9 @@ def stack(kafka, tmp_path_factory) -> Iterator[Stack]:
     stack = Stack(var, kafka)
     asyncio.run(start_groups_at_the_end(kafka, {group: CONSUMING[svc] for svc, group in stack.groups.items()}))
     try:
-        result = subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run(
+            [str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True
+        )
         if result.returncode != 0:
             pytest.fail(f"deploy/stack.sh up failed:\n{result.stdout}\n{result.stderr}")
         yield stack

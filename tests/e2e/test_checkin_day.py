@@ -13,7 +13,7 @@ from common.clock import local_date
 from support import TopicReader, wait_for
 
 pytestmark = pytest.mark.e2e
-SHANGHAI_TODAY = lambda: local_date(datetime.now(UTC), __import__("zoneinfo").ZoneInfo("Asia/Shanghai"))  # noqa: E731
+SHANGHAI_TODAY = lambda: local_date(datetime.now(UTC), __import__("zoneinfo").ZoneInfo("Asia/Shanghai"))
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
@@ -31,10 +31,18 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
     building = f"E{uuid.uuid4().hex[:6]}"
     today = SHANGHAI_TODAY()
     admin = stack.token("admin", "e2e-admin")
-    async with TopicReader(stack.kafka, "checkin.events.v1") as partner, TopicReader(
-        stack.kafka, "checkin.residents.v1"
-    ) as residents, stack.client("checkin") as checkin:
-        report = (await checkin.post("/residents/import", files={"file": ("r.csv", register_csv(building, str(today - timedelta(days=1))))}, headers=admin)).json()
+    async with (
+        TopicReader(stack.kafka, "checkin.events.v1") as partner,
+        TopicReader(stack.kafka, "checkin.residents.v1") as residents,
+        stack.client("checkin") as checkin,
+    ):
+        report = (
+            await checkin.post(
+                "/residents/import",
+                files={"file": ("r.csv", register_csv(building, str(today - timedelta(days=1))))},
+                headers=admin,
+            )
+        ).json()
         assert report["imported"] == 3 and report["rejected"][0]["row"] == 5
         ids = {}
         for r in (await checkin.get("/followups", params={"grid_id": "GE"}, headers=admin)).json()["followups"]:
@@ -46,16 +54,24 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
         fever, normal, missing = ids["发烧者"], ids["正常者"], ids["未打卡"]
 
         for rid, temperature in ((fever, 38.6), (normal, 36.5)):
-            response = await checkin.post("/checkins", json={"resident_id": rid, "temperature_c": temperature}, headers=stack.token("resident", rid))
+            response = await checkin.post(
+                "/checkins",
+                json={"resident_id": rid, "temperature_c": temperature},
+                headers=stack.token("resident", rid),
+            )
             assert response.status_code == 201, response.text
         swept = (await checkin.post("/sweeps", json={"date": str(today)}, headers=admin)).json()
         assert swept["missed"] >= 1
 
         await partner.wait_for_events("HealthAnomalyReported", 1)
-        await wait_for(lambda: _has(partner, "CheckInMissed", missing), what="CheckInMissed for the resident who forgot")
+        await wait_for(
+            lambda: _has(partner, "CheckInMissed", missing), what="CheckInMissed for the resident who forgot"
+        )
         # Partitions are read in no particular order: an event committed before the sweep's
         # may still be on its way. All four, then exactly these four (and the three registrations).
-        await wait_for(lambda: _events_about(partner, ids.values(), 4), what="the four check-in events about the three residents")
+        await wait_for(
+            lambda: _events_about(partner, ids.values(), 4), what="the four check-in events about the three residents"
+        )
 
     mine = [r for r in [*partner.records, *residents.records] if json.loads(r.value)["subject"] in ids.values()]
     for record in mine:
@@ -66,7 +82,9 @@ async def test_import_check_ins_and_sweep_reach_partners_as_cloudevents(stack):
         assert event["dataschema"] == f"urn:firstline:checkin:{event['type']}:1"
         assert datetime.fromisoformat(event["time"]).tzinfo is not None
     types = sorted(json.loads(r.value)["type"] for r in mine)
-    assert types == sorted(["ResidentRegistered"] * 3 + ["CheckInSubmitted"] * 2 + ["HealthAnomalyReported", "CheckInMissed"])
+    assert types == sorted(
+        ["ResidentRegistered"] * 3 + ["CheckInSubmitted"] * 2 + ["HealthAnomalyReported", "CheckInMissed"]
+    )
     [anomaly] = [json.loads(r.value)["data"] for r in mine if json.loads(r.value)["type"] == "HealthAnomalyReported"]
     assert anomaly["resident_id"] == fever and anomaly["temperature_c"] == 38.6 and anomaly["building_id"] == building
     [missed] = [json.loads(r.value)["data"] for r in mine if json.loads(r.value)["type"] == "CheckInMissed"]
@@ -88,7 +106,10 @@ async def test_requests_answer_while_kafka_is_down_and_every_event_arrives_once_
     building = f"K{uuid.uuid4().hex[:6]}"
     admin = stack.token("admin", "e2e-admin")
     kafka = [str(ROOT / "deploy/kafka/kafka.sh")]
-    async with TopicReader(stack.kafka, "checkin.events.v1") as before, TopicReader(stack.kafka, "checkin.residents.v1") as before_residents:
+    async with (
+        TopicReader(stack.kafka, "checkin.events.v1") as before,
+        TopicReader(stack.kafka, "checkin.residents.v1") as before_residents,
+    ):
         pass  # where the topics end now: what follows is this test's
     subprocess.run([*kafka, "stop"], check=True, capture_output=True)
     try:
@@ -96,19 +117,29 @@ async def test_requests_answer_while_kafka_is_down_and_every_event_arrives_once_
             names = [f"离线{i}" for i in range(5)]
             ids = []
             for i, name in enumerate(names):
-                body = {"name": name, "phone": "13800000000", "grid_id": "GK", "building_id": building, "unit": "1", "room": str(100 + i)}
+                body = {
+                    "name": name,
+                    "phone": "13800000000",
+                    "grid_id": "GK",
+                    "building_id": building,
+                    "unit": "1",
+                    "room": str(100 + i),
+                }
                 response = await checkin.post("/residents", json=body, headers=admin)
                 assert response.status_code == 201, response.text
                 ids.append(response.json()["resident_id"])
-                response = await checkin.post("/checkins", json={"resident_id": ids[-1], "temperature_c": 36.6}, headers=admin)
+                response = await checkin.post(
+                    "/checkins", json={"resident_id": ids[-1], "temperature_c": 36.6}, headers=admin
+                )
                 assert response.status_code == 201, response.text
             ready = await checkin.get("/readyz")
             assert ready.status_code == 503 and ready.json()["kafka"] is False
     finally:
         subprocess.run([*kafka, "start"], check=True, capture_output=True)
-    async with TopicReader(stack.kafka, "checkin.events.v1", start=before.starts) as reader, TopicReader(
-        stack.kafka, "checkin.residents.v1", start=before_residents.starts
-    ) as residents:
+    async with (
+        TopicReader(stack.kafka, "checkin.events.v1", start=before.starts) as reader,
+        TopicReader(stack.kafka, "checkin.residents.v1", start=before_residents.starts) as residents,
+    ):
 
         async def all_arrived() -> bool:
             await reader.poll()

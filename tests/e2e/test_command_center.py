@@ -39,14 +39,26 @@ async def test_fever_and_missed_check_in_become_tickets_partners_see_only_their_
     ):
         ids = []
         for room in ("101", "102"):
-            body = {"name": f"住户{room}", "phone": "13800000000", "grid_id": "G1", "building_id": building, "unit": "1",
-                    "room": room, "lat": 31.2311, "lon": 121.4745, "registered_on": str(today - timedelta(days=1))}
+            body = {
+                "name": f"住户{room}",
+                "phone": "13800000000",
+                "grid_id": "G1",
+                "building_id": building,
+                "unit": "1",
+                "room": room,
+                "lat": 31.2311,
+                "lon": 121.4745,
+                "registered_on": str(today - timedelta(days=1)),
+            }
             response = await checkin.post("/residents", json=body, headers=admin)
             assert response.status_code == 201, response.text
             ids.append(response.json()["resident_id"])
         febrile, forgetful = ids
-        response = await checkin.post("/checkins", json={"resident_id": febrile, "temperature_c": 38.9, "symptoms": ["cough"]},
-                                      headers=stack.token("resident", febrile))
+        response = await checkin.post(
+            "/checkins",
+            json={"resident_id": febrile, "temperature_c": 38.9, "symptoms": ["cough"]},
+            headers=stack.token("resident", febrile),
+        )
         assert response.status_code == 201
         assert (await checkin.post("/sweeps", json={"date": str(today)}, headers=admin)).json()["missed"] >= 1
 
@@ -54,14 +66,18 @@ async def test_fever_and_missed_check_in_become_tickets_partners_see_only_their_
         assert fever["department"] == "health" and fever["priority"] == "urgent"
         respond = datetime.fromisoformat(fever["respond_by"]) - datetime.fromisoformat(fever["opened_at"])
         assert timedelta(minutes=29) <= respond <= timedelta(minutes=31)
-        followup = await wait_for(lambda: _one(command, duty, "followup", forgetful), timeout=60, what="a follow-up ticket")
+        followup = await wait_for(
+            lambda: _one(command, duty, "followup", forgetful), timeout=60, what="a follow-up ticket"
+        )
         assert followup["owner"] == "gw-G1" and followup["resolve_by"]
 
         # The health department sees its ticket over HTTP and on its topic, with what it needs to act.
         partner = stack.token("partner", "health-duty", department="health")
         assert fever["ticket_id"] in {t["ticket_id"] for t in await _tickets(command, partner)}
         assert followup["ticket_id"] not in {t["ticket_id"] for t in await _tickets(command, partner)}
-        [shared] = await wait_for(lambda: _for_ticket(health_topic, fever["ticket_id"]), timeout=30, what="partner.health.v1")
+        [shared] = await wait_for(
+            lambda: _for_ticket(health_topic, fever["ticket_id"]), timeout=30, what="partner.health.v1"
+        )
         assert shared["data"]["temperature_c"] == 38.9 and shared["data"]["room"] == "101" and shared["data"]["phone"]
         # Property management and the police never see health data.
         await property_topic.poll()
@@ -77,8 +93,12 @@ async def test_fever_and_missed_check_in_become_tickets_partners_see_only_their_
         early = await command.post(f"{path}/resolve", json={"resolution": "x"}, headers=worker)
         assert early.status_code == 409 and "acknowledge" in early.text
         assert (await command.post(f"{path}/acknowledge", headers=worker)).status_code == 200
-        assert (await command.post(f"{path}/resolve", json={"resolution": "called: phone was off"}, headers=worker)).status_code == 200
-        closed = await command.post(f"{path}/feedback", json={"satisfaction": 5}, headers=stack.token("resident", forgetful))
+        assert (
+            await command.post(f"{path}/resolve", json={"resolution": "called: phone was off"}, headers=worker)
+        ).status_code == 200
+        closed = await command.post(
+            f"{path}/feedback", json={"satisfaction": 5}, headers=stack.token("resident", forgetful)
+        )
         assert closed.status_code == 200 and closed.json()["stage"] == "closed"
 
 
@@ -93,7 +113,11 @@ async def _for_ticket(reader: TopicReader, ticket_id: str):
 
 
 async def test_garbage_is_dead_lettered_and_later_events_still_become_tickets(stack):
-    async with TopicReader(stack.kafka, "command.dlq.v1") as dead, stack.client("checkin") as checkin, stack.client("command") as command:
+    async with (
+        TopicReader(stack.kafka, "command.dlq.v1") as dead,
+        stack.client("checkin") as checkin,
+        stack.client("command") as command,
+    ):
         producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=stack.kafka))
         await producer.start()
         try:
@@ -102,11 +126,21 @@ async def test_garbage_is_dead_lettered_and_later_events_still_become_tickets(st
             await producer.stop()
         await wait_for(lambda: _dead_from(dead, "checkin.events.v1"), timeout=60, what="the garbage in command.dlq.v1")
         admin = stack.token("admin", "e2e-admin")
-        body = {"name": "后来者", "phone": "13800000000", "grid_id": "G1", "building_id": f"G{uuid.uuid4().hex[:6]}",
-                "unit": "1", "room": "1"}
+        body = {
+            "name": "后来者",
+            "phone": "13800000000",
+            "grid_id": "G1",
+            "building_id": f"G{uuid.uuid4().hex[:6]}",
+            "unit": "1",
+            "room": "1",
+        }
         rid = (await checkin.post("/residents", json=body, headers=admin)).json()["resident_id"]
         await checkin.post("/checkins", json={"resident_id": rid, "temperature_c": 39.1}, headers=admin)
-        await wait_for(lambda: _one(command, stack.token("command", "cmd-duty"), "fever", rid), timeout=60, what="a ticket after the garbage")
+        await wait_for(
+            lambda: _one(command, stack.token("command", "cmd-duty"), "fever", rid),
+            timeout=60,
+            what="a ticket after the garbage",
+        )
     [record] = [r for r in dead.records if r.key == b"garbage"]
     headers = dict(record.headers)
     assert headers["dlq-origin-topic"] == b"checkin.events.v1" and headers["dlq-kind"] == b"unparsable"
@@ -114,7 +148,9 @@ async def test_garbage_is_dead_lettered_and_later_events_still_become_tickets(st
 
 async def _dead_from(reader: TopicReader, topic: str) -> bool:
     await reader.poll()
-    return any(dict(r.headers).get("dlq-origin-topic") == topic.encode() and r.key == b"garbage" for r in reader.records)
+    return any(
+        dict(r.headers).get("dlq-origin-topic") == topic.encode() and r.key == b"garbage" for r in reader.records
+    )
 
 
 def _events_of(reader: TopicReader, type_: str, ticket_id: str) -> list[dict]:
@@ -134,15 +170,25 @@ async def test_an_overdue_ticket_escalates_to_the_owners_supervisor(stack):
     duty = stack.token("command", "cmd-duty")
     async with TopicReader(stack.kafka, "command.events.v1") as events, stack.client("command") as command:
         # A category and kind of its own: the one-minute SLA touches no other test's tickets.
-        rule = {"kind": kind, "department": "command", "owner_by": "department", "priority": "normal", "title": "E2E: {description}"}
+        rule = {
+            "kind": kind,
+            "department": "command",
+            "owner_by": "department",
+            "priority": "normal",
+            "title": "E2E: {description}",
+        }
         assert (await command.put(f"/rules/category:{kind}", json=rule, headers=admin)).status_code == 200
         sla = {"respond_minutes": 1, "resolve_minutes": 1}
         assert (await command.put(f"/sla/{kind}/normal", json=sla, headers=admin)).status_code == 200
-        response = await command.post("/tickets", json={"category": kind, "description": "nobody answers"}, headers=duty)
+        response = await command.post(
+            "/tickets", json={"category": kind, "description": "nobody answers"}, headers=duty
+        )
         assert response.status_code == 201, response.text
         ticket = response.json()
         assert ticket["owner"] == "cmd-duty" and ticket["escalation_level"] == 0 and ticket["overdue"] is None
-        assert datetime.fromisoformat(ticket["respond_by"]) - datetime.fromisoformat(ticket["opened_at"]) == timedelta(minutes=1)
+        assert datetime.fromisoformat(ticket["respond_by"]) - datetime.fromisoformat(ticket["opened_at"]) == timedelta(
+            minutes=1
+        )
         path = f"/tickets/{ticket['ticket_id']}"
 
         async def overdue():
@@ -153,10 +199,18 @@ async def test_an_overdue_ticket_escalates_to_the_owners_supervisor(stack):
         run = await command.post("/escalations/run", headers=duty)
         assert run.status_code == 200 and run.json()["escalated"] >= 0
         escalated = (await command.get(path, headers=duty)).json()
-        assert escalated["escalation_level"] == 1 and escalated["owner"] == "cmd-lead" and escalated["priority"] == "high"
+        assert (
+            escalated["escalation_level"] == 1 and escalated["owner"] == "cmd-lead" and escalated["priority"] == "high"
+        )
         assert [h["action"] for h in escalated["history"]].count("escalate") == 1
-        [event] = await wait_for(lambda: _published(events, "TicketEscalated", ticket["ticket_id"]), timeout=30, what="TicketEscalated")
-    assert event["data"]["level"] == 1 and event["data"]["owner"] == "cmd-lead" and event["data"]["previous_owner"] == "cmd-duty"
+        [event] = await wait_for(
+            lambda: _published(events, "TicketEscalated", ticket["ticket_id"]), timeout=30, what="TicketEscalated"
+        )
+    assert (
+        event["data"]["level"] == 1
+        and event["data"]["owner"] == "cmd-lead"
+        and event["data"]["previous_owner"] == "cmd-duty"
+    )
 
 
 async def test_poor_feedback_reopens_a_resolved_ticket(stack):
@@ -169,13 +223,17 @@ async def test_poor_feedback_reopens_a_resolved_ticket(stack):
         ticket_id = response.json()["ticket_id"]
         path = f"/tickets/{ticket_id}"
         assert (await command.post(f"{path}/acknowledge", headers=duty)).status_code == 200
-        assert (await command.post(f"{path}/resolve", json={"resolution": "delivered"}, headers=duty)).status_code == 200
+        assert (
+            await command.post(f"{path}/resolve", json={"resolution": "delivered"}, headers=duty)
+        ).status_code == 200
         feedback = {"satisfaction": 2, "comment": "they were rotten"}
         reopened = await command.post(f"{path}/feedback", json=feedback, headers=stack.token("resident", resident))
         assert reopened.status_code == 200, reopened.text
         assert reopened.json()["stage"] == "reopened" and reopened.json()["reopen_count"] == 1
         assert "acknowledge" in reopened.json()["allowed"] and reopened.json()["closed_at"] is None
-        [event] = await wait_for(lambda: _published(events, "TicketReopened", ticket_id), timeout=30, what="TicketReopened")
+        [event] = await wait_for(
+            lambda: _published(events, "TicketReopened", ticket_id), timeout=30, what="TicketReopened"
+        )
     assert event["data"]["stage"] == "reopened" and event["data"]["satisfaction"] == 2
     assert not _events_of(events, "TicketClosed", ticket_id)
 
@@ -189,12 +247,22 @@ async def test_a_redelivered_event_opens_no_second_ticket(stack):
         stack.client("checkin") as checkin,
         stack.client("command") as command,
     ):
-        body = {"name": "重投", "phone": "13800000000", "grid_id": "G1", "building_id": f"D{uuid.uuid4().hex[:6]}",
-                "unit": "1", "room": "1"}
+        body = {
+            "name": "重投",
+            "phone": "13800000000",
+            "grid_id": "G1",
+            "building_id": f"D{uuid.uuid4().hex[:6]}",
+            "unit": "1",
+            "room": "1",
+        }
         rid = (await checkin.post("/residents", json=body, headers=admin)).json()["resident_id"]
-        assert (await checkin.post("/checkins", json={"resident_id": rid, "temperature_c": 39.2}, headers=admin)).status_code == 201
+        assert (
+            await checkin.post("/checkins", json={"resident_id": rid, "temperature_c": 39.2}, headers=admin)
+        ).status_code == 201
         fever = await wait_for(lambda: _one(command, duty, "fever", rid), timeout=60, what="a fever ticket")
-        [record] = await wait_for(lambda: _anomaly_of(checkin_events, rid), timeout=30, what="HealthAnomalyReported on checkin.events.v1")
+        [record] = await wait_for(
+            lambda: _anomaly_of(checkin_events, rid), timeout=30, what="HealthAnomalyReported on checkin.events.v1"
+        )
 
         # The very same bytes again, on the same partition: what a consumer sees after a
         # rebalance or a producer's retry.
@@ -213,10 +281,14 @@ async def test_a_redelivered_event_opens_no_second_ticket(stack):
         try:
 
             async def consumed() -> bool:
-                offsets = await admin_client.list_consumer_group_offsets(stack.groups["command"], partitions=[partition])
+                offsets = await admin_client.list_consumer_group_offsets(
+                    stack.groups["command"], partitions=[partition]
+                )
                 return partition in offsets and offsets[partition].offset > again.offset
 
-            await wait_for(consumed, timeout=30, interval=0.2, what="the command center to consume the redelivered event")
+            await wait_for(
+                consumed, timeout=30, interval=0.2, what="the command center to consume the redelivered event"
+            )
         finally:
             await admin_client.close()
 
@@ -225,7 +297,9 @@ async def test_a_redelivered_event_opens_no_second_ticket(stack):
         assert ticket["source_event_ids"] == fever["source_event_ids"] == [json.loads(record.value)["id"]]
         # Staged after the redelivery was handled: the relay sends whatever that caused with it or before it.
         assert (await command.post(f"/tickets/{ticket['ticket_id']}/acknowledge", headers=duty)).status_code == 200
-        await wait_for(lambda: _published(events, "TicketAcknowledged", ticket["ticket_id"]), timeout=30, what="TicketAcknowledged")
+        await wait_for(
+            lambda: _published(events, "TicketAcknowledged", ticket["ticket_id"]), timeout=30, what="TicketAcknowledged"
+        )
     opened = [e for e in events.events("TicketOpened") if e["data"]["subject_id"] == rid]
     assert [e["data"]["ticket_id"] for e in opened] == [ticket["ticket_id"]]
     assert not _events_of(events, "TicketUpdated", ticket["ticket_id"])
@@ -233,5 +307,7 @@ async def test_a_redelivered_event_opens_no_second_ticket(stack):
 
 async def _anomaly_of(reader: TopicReader, resident_id: str):
     await reader.poll()
-    found = [r for r in reader.records if r.value.startswith(b"{") and json.loads(r.value)["type"] == "HealthAnomalyReported"]
+    found = [
+        r for r in reader.records if r.value.startswith(b"{") and json.loads(r.value)["type"] == "HealthAnomalyReported"
+    ]
     return [r for r in found if json.loads(r.value)["subject"] == resident_id] or None

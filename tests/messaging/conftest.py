@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
+from local_gateway import LocalGateway
 from sqlmodel import select
 
 from common import envelope as ce
 from common.clock import ManualClock
 from common.events.base import Event
 from common.events.checkin import ResidentRegistered
-from local_gateway import LocalGateway
 from messaging.gateway import sign
 from messaging.main import create_app
 from messaging.models import Message
@@ -62,7 +62,9 @@ class Harness(AppHarness):
                 query = query.where(getattr(Message, name) == value)
             return list((await session.execute(query)).scalars())
 
-    async def reply(self, text: str, sender: str, reply_id: str, channel: str = "sms", secret: str = SECRET) -> httpx.Response:
+    async def reply(
+        self, text: str, sender: str, reply_id: str, channel: str = "sms", secret: str = SECRET
+    ) -> httpx.Response:
         body = json.dumps({"message_id": reply_id, "from": sender, "text": text}, ensure_ascii=False).encode()
         stamp = int(datetime.now(UTC).timestamp())
         headers = {"content-type": "application/json", "webhook-id": f"in-{reply_id}", "webhook-timestamp": str(stamp),

@@ -61,7 +61,11 @@ class LocalGateway:
         """Accepted calls, once per webhook-id (what reached people)."""
         seen, out = set(), []
         for call in self.calls:
-            if call.webhook_id in seen or call.channel in self.refuse_channels or call.body["to"]["phone"] in self.refuse_phones:
+            if (
+                call.webhook_id in seen
+                or call.channel in self.refuse_channels
+                or call.body["to"]["phone"] in self.refuse_phones
+            ):
                 continue
             if channel is None or call.channel == channel:
                 seen.add(call.webhook_id)
@@ -69,7 +73,9 @@ class LocalGateway:
         return out
 
     def to(self, recipient: str, kind: str | None = None) -> list[Call]:
-        return [c for c in self.accepted() if c.body["to"]["id"] == recipient and (kind is None or c.body["kind"] == kind)]
+        return [
+            c for c in self.accepted() if c.body["to"]["id"] == recipient and (kind is None or c.body["kind"] == kind)
+        ]
 
     async def __aenter__(self) -> LocalGateway:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")

@@ -13,22 +13,45 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.engine import make_url
 
 from common import topics
 from support import bearer, kafka_client
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"portal": 18010, "checkin": 18011, "supplies": 18012, "dispatch": 18013, "timebank": 18014, "command": 18015, "messaging": 18016}  # e2e uses 18000-18006
+PORTS = {
+    "portal": 18010,
+    "checkin": 18011,
+    "supplies": 18012,
+    "dispatch": 18013,
+    "timebank": 18014,
+    "command": 18015,
+    "messaging": 18016,
+}  # e2e uses 18000-18006
 CONSUMING = ("supplies", "dispatch", "timebank", "command", "checkin", "messaging")
-LOCAL_PORTS = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+LOCAL_PORTS = {
+    "portal": 8000,
+    "checkin": 8001,
+    "supplies": 8002,
+    "dispatch": 8003,
+    "timebank": 8004,
+    "command": 8005,
+    "messaging": 8006,
+}
 PROMETHEUS_PORT = 19090
 PG_URL = os.environ.get("FIRSTLINE_TEST_PG_URL")
-EVENT_TOPICS = [topics.CHECKIN_EVENTS, topics.SUPPLIES_EVENTS, topics.DISPATCH_EVENTS, topics.TIMEBANK_EVENTS, topics.COMMAND_EVENTS, topics.MESSAGING_EVENTS]
+EVENT_TOPICS = [
+    topics.CHECKIN_EVENTS,
+    topics.SUPPLIES_EVENTS,
+    topics.DISPATCH_EVENTS,
+    topics.TIMEBANK_EVENTS,
+    topics.COMMAND_EVENTS,
+    topics.MESSAGING_EVENTS,
+]
 
 
 class Stack:
@@ -72,7 +95,10 @@ async def pg_databases() -> AsyncIterator[dict[str, str]]:
     try:
         for name in names.values():
             await admin.execute(f'CREATE DATABASE "{name}"')
-        yield {svc: make_url(PG_URL).set(database=name).render_as_string(hide_password=False) for svc, name in names.items()}
+        yield {
+            svc: make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+            for svc, name in names.items()
+        }
     finally:
         for name in names.values():
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -83,10 +109,12 @@ async def start_groups_at_end(bootstrap: str, groups: list[str]) -> None:
     """Commit the topics' current end offsets for fresh consumer groups: the stack applies
     what this test causes, not the history other tests and benchmarks left on the topics."""
     for group in groups:
-        consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            **kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False
+        )
         await consumer.start()
         try:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = [TopicPartition(t, p) for t in EVENT_TOPICS for p in consumer.partitions_for_topic(t) or ()]
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
@@ -101,7 +129,9 @@ async def stack(kafka, pg_databases, tmp_path_factory) -> AsyncIterator[Stack]:
     stack = Stack(var, kafka, pg_databases)
     await start_groups_at_end(kafka, [stack.env[f"{svc.upper()}_CONSUMER_GROUP"] for svc in CONSUMING])
     try:
-        result = subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run(
+            [str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True
+        )
         if result.returncode != 0:
             pytest.fail(f"deploy/stack.sh up failed:\n{result.stdout}\n{result.stderr}")
         yield stack

@@ -45,23 +45,36 @@ class Portal:
         self.service = portal.state.portal
 
     def browser(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://portal", follow_redirects=False)
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://portal", follow_redirects=False
+        )
 
     async def register(self, name: str, room: str, building: str = "B01", unit: str = "1", grid: str = "G1") -> str:
-        body = {"name": name, "phone": "13800000000", "grid_id": grid, "building_id": building, "unit": unit, "room": room}
+        body = {
+            "name": name,
+            "phone": "13800000000",
+            "grid_id": grid,
+            "building_id": building,
+            "unit": unit,
+            "room": room,
+        }
         response = await self.checkin.client.post("/residents", json=body, headers=bearer("admin", "admin-1"))
         assert response.status_code == 201, response.text
         return response.json()["resident_id"]
 
     async def household_link(self, household_id: str, renew: bool = False) -> str:
         async with self.browser() as client:
-            response = await client.post(f"/admin/households/{household_id}/link", json={"renew": renew}, headers=bearer("admin", "admin-1"))
+            response = await client.post(
+                f"/admin/households/{household_id}/link", json={"renew": renew}, headers=bearer("admin", "admin-1")
+            )
         assert response.status_code == 200, response.text
         return response.json()["url"]
 
     async def invite(self, role: str, sub: str, **body) -> str:
         async with self.browser() as client:
-            response = await client.post("/admin/invitations", json={"role": role, "sub": sub, **body}, headers=bearer("admin", "admin-1"))
+            response = await client.post(
+                "/admin/invitations", json={"role": role, "sub": sub, **body}, headers=bearer("admin", "admin-1")
+            )
         assert response.status_code == 201, response.text
         return response.json()["url"]
 
@@ -75,19 +88,33 @@ def clock() -> ManualClock:
 async def portal(tmp_path, clock, database_url) -> AsyncIterator[Portal]:
     """The portal on SQLite and PostgreSQL (`database_url`); the services behind it on SQLite."""
     quiet = dict(jobs_interval_s=0, kafka_enabled=False)
-    checkin = checkin_app(CheckinSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/checkin.db", **quiet), clock=clock)
-    timebank = timebank_app(TimebankSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/timebank.db", start_consumers=False, **quiet), clock=clock)
+    checkin = checkin_app(
+        CheckinSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/checkin.db", **quiet), clock=clock
+    )
+    timebank = timebank_app(
+        TimebankSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/timebank.db", start_consumers=False, **quiet),
+        clock=clock,
+    )
     transport = RoutingTransport({"checkin": checkin, "timebank": timebank})
     app = portal_app(
         PortalSettings(
-            database_url=database_url, public_url="http://portal", checkin_url="http://checkin",
-            timebank_url="http://timebank", supplies_url="http://supplies", dispatch_url="http://dispatch", command_url="http://command",
-            jobs_interval_s=0, live_updates=False,  # no broker behind these apps: tests/portal/browser hears live updates
+            database_url=database_url,
+            public_url="http://portal",
+            checkin_url="http://checkin",
+            timebank_url="http://timebank",
+            supplies_url="http://supplies",
+            dispatch_url="http://dispatch",
+            command_url="http://command",
+            jobs_interval_s=0,
+            live_updates=False,  # no broker behind these apps: tests/portal/browser hears live updates
         ),
-        clock=clock, transport=transport,
+        clock=clock,
+        transport=transport,
     )
     async with AsyncExitStack() as stack:
         for each in (checkin, timebank, app):
             await stack.enter_async_context(each.router.lifespan_context(each))
-        client = await stack.enter_async_context(httpx.AsyncClient(transport=httpx.ASGITransport(app=checkin), base_url="http://checkin"))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=checkin), base_url="http://checkin")
+        )
         yield Portal(app, AppHarness(checkin, clock, client), transport)

@@ -37,7 +37,7 @@ async def end_offsets(kafka: str, topic: str) -> dict[TopicPartition, int]:
     try:
         tps = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
         if not tps:
-            await reader._client.force_metadata_update()  # noqa: SLF001
+            await reader._client.force_metadata_update()
             tps = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
         return await reader.end_offsets(tps)
     finally:
@@ -155,7 +155,9 @@ async def test_a_service_cannot_delete_or_reconfigure_topics_or_create_unknown_o
         for topic in (own, topics.PARTNER_HEALTH):
             response = await admin.delete_topics([topic])
             assert all(code != 0 for _, code in response.topic_error_codes), f"{service} deleted {topic}"
-            answers = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": "1"})])
+            answers = await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": "1"})]
+            )
             codes = [resource[0] for answer in answers for resource in answer.resources]
             assert codes and all(code != 0 for code in codes), f"{service} reconfigured {topic}"
         unknown = f"unknown.{uuid.uuid4().hex[:8]}"
@@ -209,7 +211,10 @@ async def test_a_reader_of_the_registry_is_not_granted_check_in_health_data(kafk
     admin = AIOKafkaAdminClient(**kafka_client("dispatch", bootstrap_servers=kafka))
     await admin.start()
     try:
-        codes = {d["topic"]: d["error_code"] for d in await admin.describe_topics([topics.CHECKIN_RESIDENTS, topics.CHECKIN_EVENTS])}
+        codes = {
+            d["topic"]: d["error_code"]
+            for d in await admin.describe_topics([topics.CHECKIN_RESIDENTS, topics.CHECKIN_EVENTS])
+        }
     finally:
         await admin.close()
     assert codes == {topics.CHECKIN_RESIDENTS: 0, topics.CHECKIN_EVENTS: 29}

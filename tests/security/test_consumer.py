@@ -88,7 +88,9 @@ async def test_an_event_on_the_wrong_topic_or_from_a_foreign_source_is_dead_lett
 
 
 HONEST: dict[str, Callable[[str], Event]] = {
-    topics.CHECKIN_EVENTS: lambda i: CheckInMissed(resident_id=i, date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B"),
+    topics.CHECKIN_EVENTS: lambda i: CheckInMissed(
+        resident_id=i, date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B"
+    ),
     topics.SUPPLIES_EVENTS: lambda i: StockOut(item_id=i, depot_id="D"),
     topics.DISPATCH_EVENTS: fulfilled,
     topics.TIMEBANK_EVENTS: lambda i: HoursCredited(member_id=i, hours=1, reason="test"),
@@ -234,12 +236,16 @@ async def test_a_database_outage_during_a_sweep_dead_letters_nothing_and_loses_n
 
     async def applied() -> int:
         async with runtime.db.session() as session:
-            return await session.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.consumer == name))
+            return await session.scalar(
+                select(func.count()).select_from(InboxMessage).where(InboxMessage.consumer == name)
+            )
 
     async with TopicReader(kafka, dead_letters) as dead:
         try:
             for i in range(count):
-                event = CheckInMissed(resident_id=f"R-{i}", date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B")
+                event = CheckInMissed(
+                    resident_id=f"R-{i}", date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B"
+                )
                 await producer.send(topic, encoded(event), key=f"R-{i}".encode(), headers=[CONTENT_TYPE])
             await producer.flush()
             await runtime.start()
@@ -273,7 +279,9 @@ async def _count_after(url: str, name: str) -> int:
     db = Database(url)
     try:
         async with db.session() as session:
-            return await session.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.consumer == name))
+            return await session.scalar(
+                select(func.count()).select_from(InboxMessage).where(InboxMessage.consumer == name)
+            )
     finally:
         await db.dispose()
 
@@ -309,7 +317,9 @@ async def test_a_consumer_waiting_out_an_outage_stops_within_ten_seconds(databas
         producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
         await producer.start()
         try:
-            event = CheckInMissed(resident_id="R-stop", date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B")
+            event = CheckInMissed(
+                resident_id="R-stop", date=date(2026, 12, 1), consecutive_days=1, grid_id="G", building_id="B"
+            )
             await producer.send_and_wait(topic, encoded(event), key=b"R-stop", headers=[CONTENT_TYPE])
         finally:
             await producer.stop()

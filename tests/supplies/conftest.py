@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 
 from common.clock import ManualClock
-from support import AppHarness, serving
 from supplies.main import create_app
 from supplies.settings import SuppliesSettings
+from support import AppHarness, serving
 
 START = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
@@ -39,10 +39,14 @@ class Harness(AppHarness):
         return (await self.post("/depots", body))["depot_id"]
 
     async def receive(self, item_id: str, depot_id: str, quantity: float, **extra) -> dict:
-        return await self.post("/stock/receipts", {"item_id": item_id, "depot_id": depot_id, "quantity": quantity, **extra})
+        return await self.post(
+            "/stock/receipts", {"item_id": item_id, "depot_id": depot_id, "quantity": quantity, **extra}
+        )
 
     async def issue(self, item_id: str, depot_id: str, quantity: float, expect: int = 201) -> dict:
-        return await self.post("/stock/issues", {"item_id": item_id, "depot_id": depot_id, "quantity": quantity}, expect)
+        return await self.post(
+            "/stock/issues", {"item_id": item_id, "depot_id": depot_id, "quantity": quantity}, expect
+        )
 
     async def position(self, item_id: str, depot_id: str) -> dict:
         stock = await self.get("/stock", item_id=item_id, depot_id=depot_id)

@@ -119,17 +119,23 @@ def document(
         "defaultContentType": CONTENT_TYPE,
         "servers": {
             "local": {
-                "host": "127.0.0.1:9092", "protocol": "kafka-secure",
+                "host": "127.0.0.1:9092",
+                "protocol": "kafka-secure",
                 "description": "SASL SCRAM-SHA-512 over TLS; `firstline kafka-credentials PRINCIPAL` prints a principal's settings",
                 "security": [{"$ref": "#/components/securitySchemes/scram"}],
             }
-        },  # fmt: skip
+        },
         "channels": channels,
         "operations": operations,
         "components": {
             "schemas": schemas,
             "messages": messages,
-            "securitySchemes": {"scram": {"type": "scramSha512", "description": "one principal per service, partner department and operator"}},
+            "securitySchemes": {
+                "scram": {
+                    "type": "scramSha512",
+                    "description": "one principal per service, partner department and operator",
+                }
+            },
         },
     }
 
@@ -188,11 +194,13 @@ def page(doc: dict[str, Any]) -> str:
     """The document as one self-contained HTML page (no script, no outside asset)."""
     e = html.escape
     rows = []
-    for op_id, op in doc["operations"].items():
+    for _op_id, op in doc["operations"].items():
         channel = op["channel"]["$ref"].rsplit("/", 1)[-1]
         names = [ref["$ref"].rsplit("/", 1)[-1] for ref in op["messages"]]
         links = ", ".join(f'<a href="#{e(n)}">{e(n)}</a>' for n in names) or "—"
-        rows.append(f"<tr><td>{e(op['action'])}</td><td><code>{e(channel)}</code></td><td>{links}</td><td>{e(op.get('summary', ''))}</td></tr>")
+        rows.append(
+            f"<tr><td>{e(op['action'])}</td><td><code>{e(channel)}</code></td><td>{links}</td><td>{e(op.get('summary', ''))}</td></tr>"
+        )
     sections = []
     for name, message in doc["components"]["messages"].items():
         payload = message["payload"]

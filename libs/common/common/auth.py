@@ -14,6 +14,7 @@ revoked sessions, refreshed every second). `docs/portal.md` describes keys and r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -22,7 +23,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -152,7 +152,11 @@ class Keyring:
         path = self.directory / f"{kid}.pem"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
-            out.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            out.write(
+                private.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
         os.utime(path, (now.timestamp(), now.timestamp()))
         self._checked = 0.0
         return SigningKey(kid, private, now)
@@ -278,7 +282,9 @@ class Verifier:
             raise InvalidToken("token expired")
         if session_id is not None and self.revocations_url:
             if time.monotonic() - self._revoked_at > self.revocations_max_age_s:
-                raise InvalidToken("cannot confirm the session is still valid (the portal's revocation list is unreachable)")
+                raise InvalidToken(
+                    "cannot confirm the session is still valid (the portal's revocation list is unreachable)"
+                )
             if session_id in self._revoked:
                 raise InvalidToken("this session has ended: sign in again")
         return principal
@@ -309,7 +315,9 @@ class Verifier:
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"invalid token: {exc}") from exc
         if claims["exp"] - claims["iat"] > MAX_TOKEN_LIFETIME.total_seconds():
-            raise InvalidToken(f"invalid token: it lives longer than {int(MAX_TOKEN_LIFETIME.total_seconds() // 60)} minutes")
+            raise InvalidToken(
+                f"invalid token: it lives longer than {int(MAX_TOKEN_LIFETIME.total_seconds() // 60)} minutes"
+            )
         try:
             return Principal.model_validate(claims), float(claims["exp"]), claims.get("sid")
         except ValueError as exc:
@@ -341,10 +349,8 @@ class Verifier:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if self._client is not None:
             await self._client.aclose()
@@ -397,7 +403,9 @@ class BearerPrincipal(HTTPBearer):
     every authenticated route (each costs the request ~15% of a trivial endpoint's time)."""
 
     def __init__(self) -> None:
-        super().__init__(scheme_name="HTTPBearer", auto_error=False, description="a FirstLine JWT (`firstline token --help`)")
+        super().__init__(
+            scheme_name="HTTPBearer", auto_error=False, description="a FirstLine JWT (`firstline token --help`)"
+        )
 
     # `async def` so FastAPI runs it on the event loop, not in its thread pool.
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
@@ -455,7 +463,11 @@ def keyring_at(directory: str) -> Keyring:
     return Keyring(directory)
 
 
-def operator_token(keys_dir: str, *, role: Role | str, sub: str, audience: str | Iterable[str] = AUDIENCES, **scopes: Any) -> str:
+def operator_token(
+    keys_dir: str, *, role: Role | str, sub: str, audience: str | Iterable[str] = AUDIENCES, **scopes: Any
+) -> str:
     """A token signed with the key in `keys_dir` (FIRSTLINE_KEYS_DIR): for operators and
     tests, only where the portal's key file is present."""
-    return issue_token(keyring_at(str(keys_dir)).current(), sub=sub, role=role, audience=audience, now=datetime.now(UTC), **scopes)
+    return issue_token(
+        keyring_at(str(keys_dir)).current(), sub=sub, role=role, audience=audience, now=datetime.now(UTC), **scopes
+    )

@@ -38,8 +38,8 @@ from common import envelope as ce
 from common import topics
 from common.db import COPY_PAYS_FROM, copy_if_all_new
 from common.errors import DomainError
-from common.gc import collector_paused
 from common.events.base import Event
+from common.gc import collector_paused
 from common.metrics import PipelineMetrics
 from common.outbox import InboxMessage, UnitOfWork
 
@@ -62,15 +62,15 @@ UNPUBLISHABLE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLar
 OUTAGE_BACKOFF_MAX_S = 5.0  # short enough to notice a database back soon, and to stop quickly
 
 
-class ConsumerStopping(Exception):  # noqa: N818 - not an error: the batch is left for the next start
+class ConsumerStopping(Exception):
     """Raised out of a batch that was waiting when the service stopped."""
 
 
 def is_outage(exc: BaseException) -> bool:
     """The database or the broker is unreachable (or out of space): waiting helps, and the
     event is not at fault, so it must never be dead-lettered."""
-    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError  # noqa: PLC0415
-    from sqlalchemy.exc import TimeoutError as PoolTimeout  # noqa: PLC0415
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     outage = (OSError, TimeoutError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout,
               KafkaConnectionError, KafkaTimeoutError)  # fmt: skip
@@ -78,7 +78,9 @@ def is_outage(exc: BaseException) -> bool:
     for _ in range(5):  # drivers wrap the socket's error once or twice
         if seen is None:
             return False
-        if isinstance(seen, outage) or type(seen).__module__.startswith("asyncpg") and "Connection" in type(seen).__name__:
+        if isinstance(seen, outage) or (
+            type(seen).__module__.startswith("asyncpg") and "Connection" in type(seen).__name__
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -199,7 +201,9 @@ class ConsumerRunner:
             log.warning("%s: resumed", self.consumer.name)
         self.healthy = True
 
-    async def _parse(self, records: Sequence[ConsumerRecord]) -> list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]:
+    async def _parse(
+        self, records: Sequence[ConsumerRecord]
+    ) -> list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]:
         valid: list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]] = []
         for record in records:
             try:
@@ -330,7 +334,9 @@ def _check_origin(cls: type[Event], envelope: ce.CloudEvent, topic: str) -> None
     if topic not in allowed and any(t.name == topic for t in topics.CATALOG):
         raise ce.InvalidMessage(f"{envelope.type} does not travel on {topic}", "untrusted-origin")
     if envelope.source != f"/firstline/{cls.service}":
-        raise ce.InvalidMessage(f"{envelope.type} from {envelope.source!r}, not /firstline/{cls.service}", "untrusted-origin")
+        raise ce.InvalidMessage(
+            f"{envelope.type} from {envelope.source!r}, not /firstline/{cls.service}", "untrusted-origin"
+        )
 
 
 async def _claim(uow: UnitOfWork, consumer: str, envelopes: list[ce.CloudEvent]) -> set[str]:
@@ -339,7 +345,9 @@ async def _claim(uow: UnitOfWork, consumer: str, envelopes: list[ce.CloudEvent])
     `UnitOfWork.claim` handles redeliveries and the small batches of a trickle."""
     if uow.db.is_postgres and len(envelopes) >= COPY_PAYS_FROM:
         now = uow.clock.now()
-        rows = {e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes}
+        rows = {
+            e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes
+        }
         if rows and await copy_if_all_new(uow.session, InboxMessage.__table__, list(rows.values())):
             return set(rows)
     return await uow.claim(consumer, envelopes)

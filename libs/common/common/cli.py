@@ -1,20 +1,20 @@
 """`firstline`: the operator's command line.
 
-    firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
-    firstline token --role grid_worker --sub gw-1 --grid-id G1
-    firstline household-link R-0123456789abcdef   # the household's sign-in URL (its QR code)
-    firstline qr --building B01 --out B01.pdf     # the building's A4 sheet of household QR codes
-    firstline login-link --role building_lead --sub lead-1 --building-id B01 [--phone 139...]
-    firstline keys rotate | retire                # the portal's signing keys
-    firstline topics                    # create every catalog topic (idempotent)
-    firstline kafka-credentials partner-health   # aiokafka keyword arguments, as JSON
-    firstline dlq list command          # the dead letters of a service
-    firstline dlq replay command [--id EVENT_ID ...]   # back onto their origin topics
-    firstline schemas [--check]         # write or check docs/schemas/
-    firstline asyncapi [--check]        # write or check docs/asyncapi/ (every service's AsyncAPI)
-    firstline migrations revision checkin -m "add column"
-    firstline migrations upgrade checkin    # a deploy step: bring its database to head, once
-    firstline migrations current checkin [--check]
+firstline import 居民花名册.xlsx       # import a register into check-in, with a progress bar
+firstline token --role grid_worker --sub gw-1 --grid-id G1
+firstline household-link R-0123456789abcdef   # the household's sign-in URL (its QR code)
+firstline qr --building B01 --out B01.pdf     # the building's A4 sheet of household QR codes
+firstline login-link --role building_lead --sub lead-1 --building-id B01 [--phone 139...]
+firstline keys rotate | retire                # the portal's signing keys
+firstline topics                    # create every catalog topic (idempotent)
+firstline kafka-credentials partner-health   # aiokafka keyword arguments, as JSON
+firstline dlq list command          # the dead letters of a service
+firstline dlq replay command [--id EVENT_ID ...]   # back onto their origin topics
+firstline schemas [--check]         # write or check docs/schemas/
+firstline asyncapi [--check]        # write or check docs/asyncapi/ (every service's AsyncAPI)
+firstline migrations revision checkin -m "add column"
+firstline migrations upgrade checkin    # a deploy step: bring its database to head, once
+firstline migrations current checkin [--check]
 """
 
 from __future__ import annotations
@@ -36,8 +36,13 @@ def _token(args: argparse.Namespace) -> int:
     settings = StackSettings()
     try:
         token = operator_token(
-            settings.keys_dir, sub=args.sub, role=args.role, audience=args.audience or AUDIENCES,
-            grid_ids=args.grid_id, building_ids=args.building_id, department=args.department,
+            settings.keys_dir,
+            sub=args.sub,
+            role=args.role,
+            audience=args.audience or AUDIENCES,
+            grid_ids=args.grid_id,
+            building_ids=args.building_id,
+            department=args.department,
         )
     except InvalidToken as exc:
         print(f"firstline token: {exc}", file=sys.stderr)
@@ -52,7 +57,13 @@ def _portal(settings: StackSettings, method: str, path: str, **kwargs):
     import httpx
 
     token = operator_token(settings.keys_dir, sub="operator", role=Role.admin, audience="portal")
-    response = httpx.request(method, settings.portal_url.rstrip("/") + path, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kwargs)
+    response = httpx.request(
+        method,
+        settings.portal_url.rstrip("/") + path,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+        **kwargs,
+    )
     if response.status_code >= 400:
         raise SystemExit(f"portal answered {response.status_code}: {response.text[:300]}")
     return response
@@ -74,8 +85,14 @@ def _qr(args: argparse.Namespace) -> int:
 
 
 def _login_link(args: argparse.Namespace) -> int:
-    body = {"role": args.role, "sub": args.sub, "phone": args.phone, "grid_ids": args.grid_id,
-            "building_ids": args.building_id, "department": args.department}
+    body = {
+        "role": args.role,
+        "sub": args.sub,
+        "phone": args.phone,
+        "grid_ids": args.grid_id,
+        "building_ids": args.building_id,
+        "department": args.department,
+    }
     answer = _portal(StackSettings(), "POST", "/admin/invitations", json=body).json()
     print(f"# {args.role} {args.sub}: a one-time sign-in link", file=sys.stderr)
     print(answer["url"])
@@ -223,7 +240,9 @@ def _migrations(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(f"{args.service}.settings")
     (settings_class,) = [
-        c for c in vars(module).values() if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
     ]
     location = Path(importlib.import_module(f"{args.service}.models").__file__).parent / "migrations"
     db = Database(settings_class().database_url)
@@ -361,7 +380,13 @@ def _import(args: argparse.Namespace) -> int:
         job = answer.json()
         if answer.status_code == 202:
             counts = "imported {task.fields[imported]} · unchanged {task.fields[unchanged]} · rejected {task.fields[rejected]}"
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(counts), TimeElapsedColumn())
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(counts),
+                TimeElapsedColumn(),
+            )
             with Progress(*columns, console=console) as progress:
                 bar = progress.add_task(path.name, total=job["rows_total"], imported=0, unchanged=0, rejected=0)
                 while True:

@@ -22,11 +22,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Database:
@@ -158,7 +157,7 @@ def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
         return
     try:
         dbapi_connection.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure: the pool discards it and connects anew
+    except Exception as exc:
         raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 

@@ -78,7 +78,7 @@ async def read(settings: StackSettings, service: str) -> list[DeadLetter]:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     found = consumer.partitions_for_topic(topic)
     if not found:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - a consumer with no subscription has no metadata yet
+        await consumer._client.force_metadata_update()
         found = consumer.partitions_for_topic(topic)
     if not found:
         raise SystemExit(f"no topic {topic} (or the operator may not see it)")

@@ -81,8 +81,13 @@ def encode_event(
 
 
 def _fields(
-    event: Event, at: datetime, event_id: str | None, correlation_id: str | None, causation_id: str | None,
-    *, with_data: bool = True,
+    event: Event,
+    at: datetime,
+    event_id: str | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+    *,
+    with_data: bool = True,
 ) -> dict[str, Any]:
     event_id = event_id or new_id()
     # In the order of CloudEvent's fields, so the bytes are those `encode` gives.

@@ -77,16 +77,26 @@ class BodyLimit:
 
 async def _too_large(limit: int, send: Send) -> None:
     body = json.dumps({"detail": f"the request body is larger than this service accepts ({limit:,} bytes)"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def validation_errors(errors: Sequence[dict]) -> list[dict]:
     """Pydantic's errors without the values sent: where (`loc`), what (`msg`, `type`)."""
-    return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type", "")}
-            for error in errors]
+    return [
+        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type", "")}
+        for error in errors
+    ]
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -103,8 +113,15 @@ class RateLimiter:
     """A token bucket per subject: `burst` requests at once, refilled at `per_minute`.
     In-process: each replica counts its own requests. `per_minute <= 0` turns it off."""
 
-    def __init__(self, what: str, *, per_minute: float, burst: int,
-                 clock: Callable[[], float] = time.monotonic, max_subjects: int = 100_000) -> None:
+    def __init__(
+        self,
+        what: str,
+        *,
+        per_minute: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_subjects: int = 100_000,
+    ) -> None:
         self.what = what
         self.rate = per_minute / 60.0
         self.burst = max(1, burst)
@@ -132,7 +149,8 @@ class RateLimiter:
     def _forget_full(self, now: float) -> None:
         # Subjects whose bucket has refilled carry no state worth keeping.
         self._buckets = {
-            subject: bucket for subject, bucket in self._buckets.items()
+            subject: bucket
+            for subject, bucket in self._buckets.items()
             if bucket.tokens + (now - bucket.at) * self.rate < self.burst
         }
 

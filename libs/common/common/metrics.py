@@ -52,7 +52,9 @@ class LoopHistogram:
     collector in another thread would at worst see a sum one observation ahead of its counts.
     """
 
-    def __init__(self, name: str, doc: str, labelnames: Sequence[str], buckets: Sequence[float], registry: CollectorRegistry) -> None:
+    def __init__(
+        self, name: str, doc: str, labelnames: Sequence[str], buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
         self.name, self.doc, self.labelnames = name, doc, tuple(labelnames)
         self.bounds = tuple(sorted(buckets))
         self._series: dict[tuple[str, ...], _LoopSeries] = {}
@@ -109,7 +111,10 @@ class PipelineMetrics:
             "firstline_outbox_published_total", "Events the outbox relay published", ["service"], registry=registry
         )
         self._purged = Counter(
-            "firstline_outbox_purged_total", "Sent outbox rows deleted after the retention period", ["service"], registry=registry
+            "firstline_outbox_purged_total",
+            "Sent outbox rows deleted after the retention period",
+            ["service"],
+            registry=registry,
         )
         self._backlog = Gauge(
             "firstline_outbox_backlog", "Events committed but not yet published", ["service"], registry=registry
@@ -218,7 +223,9 @@ class HttpMetrics:
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - bounded: routes x methods x statuses
     def _series(self, method: str, template: str, status: int):
         """The two children for a label set, looked up once (`labels()` costs more than the update)."""
-        return self.requests.labels(self.service, method, template, str(status)), self.latency.labels(self.service, method, template)
+        return self.requests.labels(self.service, method, template, str(status)), self.latency.labels(
+            self.service, method, template
+        )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ def _outbox_as_first_made(*constraints) -> sa.Table:
     """The table as the initial schema made it, without its indexes: SQLite alters a table by
     copying it, and cannot name the unnamed unique constraint to leave out."""
     return sa.Table(
-        "outbox", sa.MetaData(),
+        "outbox",
+        sa.MetaData(),
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -51,7 +52,9 @@ def outbox_unsent_index_upgrade() -> None:
 def outbox_unsent_index_downgrade() -> None:
     op.drop_index("ix_outbox_unsent", table_name="outbox")
     if op.get_context().dialect.name == "sqlite":
-        with op.batch_alter_table("outbox", copy_from=_outbox_as_first_made(sa.UniqueConstraint("event_id")), recreate="always"):
+        with op.batch_alter_table(
+            "outbox", copy_from=_outbox_as_first_made(sa.UniqueConstraint("event_id")), recreate="always"
+        ):
             pass
     else:
         op.create_unique_constraint("outbox_event_id_key", "outbox", ["event_id"])

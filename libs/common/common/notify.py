@@ -77,7 +77,9 @@ class LogNotifier:
     """For development: writes what would have been sent to the log."""
 
     async def notify(self, notification: Notification) -> None:
-        log.info("notify %s via %s to %s: %s", notification.kind, notification.channel, notification.to.id, notification.text)
+        log.info(
+            "notify %s via %s to %s: %s", notification.kind, notification.channel, notification.to.id, notification.text
+        )
 
 
 def notifier_for(url: str | None, *, timeout_s: float = 5.0, token: str | None = None) -> Notifier:

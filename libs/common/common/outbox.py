@@ -19,8 +19,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, bindparam, delete, func, select, text, update
-from sqlalchemy import Select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -95,7 +108,9 @@ CLAIM_FROM_ARRAYS = text(
 )
 
 
-def outbox_row(event: Event, at: datetime, *, correlation_id: str | None = None, causation_id: str | None = None) -> dict:
+def outbox_row(
+    event: Event, at: datetime, *, correlation_id: str | None = None, causation_id: str | None = None
+) -> dict:
     """An event's outbox row, its envelope encoded with time `at`: what `UnitOfWork.emit`
     stages, for a writer that inserts its rows itself (checkin/daily_writes.py)."""
     event_id, value = ce.encode_event(event, at=at, correlation_id=correlation_id, causation_id=causation_id)
@@ -206,7 +221,9 @@ class UnitOfWork:
     async def claim(self, consumer: str, envelopes: Iterable[ce.CloudEvent]) -> set[str]:
         """Record a batch's event ids in the inbox in one statement; return the ids that were new."""
         now = self.clock.now()
-        rows = {e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes}
+        rows = {
+            e.id: {"consumer": consumer, "event_id": e.id, "event_type": e.type, "processed_at": now} for e in envelopes
+        }
         if not rows:
             return set()
         if self.db.is_postgres:  # two arrays in one statement: no per-row parameters to render or bind
@@ -217,7 +234,9 @@ class UnitOfWork:
             return set(result.scalars())
         table = InboxMessage.__table__
         result = await self.session.execute(
-            self.db.insert(table).on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(table.c.event_id),
+            self.db.insert(table)
+            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+            .returning(table.c.event_id),
             list(rows.values()),  # executemany: one compiled statement whatever the batch size
         )
         return set(result.scalars())
@@ -241,7 +260,9 @@ def next_batch(size: int):
 
 
 class Publish(Protocol):
-    def __call__(self, records: Sequence[tuple[str, bytes, bytes]], headers: dict[str, str]) -> Awaitable[list[Awaitable]]:
+    def __call__(
+        self, records: Sequence[tuple[str, bytes, bytes]], headers: dict[str, str]
+    ) -> Awaitable[list[Awaitable]]:
         """Start sending (topic, key, value) records in this order; the awaited result is a
         list of futures that settle once the broker has acknowledged every record."""
         ...
@@ -307,10 +328,8 @@ class OutboxRelay:
             # Another replica's pass holds the lock; it may have read the outbox before our
             # latest commit: look again soon rather than after a whole poll interval.
             wait_s = min(CONTENDED_RETRY_S, self.poll_interval_s) if self._lock_taken else self.poll_interval_s
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait_s)
-            except TimeoutError:
-                pass
 
     def stop(self) -> None:
         self._stopping = True
@@ -325,7 +344,9 @@ class OutboxRelay:
         async with self._next_batch() as rows:
             if rows:
                 # The whole pass at once: the publisher batches records per partition.
-                pending = await self.publish([(topic, key.encode(), value.encode()) for _, topic, key, value in rows], ce.headers())
+                pending = await self.publish(
+                    [(topic, key.encode(), value.encode()) for _, topic, key, value in rows], ce.headers()
+                )
                 await asyncio.wait_for(asyncio.gather(*pending), timeout=self.publish_timeout_s)
         await self._report(len(rows))
         return len(rows)

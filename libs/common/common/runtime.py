@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,11 @@ class Runtime:
         consumer.max_attempts = self.settings.consumer_max_attempts
         consumer.retry_backoff_s = self.settings.consumer_retry_backoff_s
         runner = ConsumerRunner(
-            consumer, self.broker, self.uow, self.metrics, max_records=self.settings.consumer_max_records,
+            consumer,
+            self.broker,
+            self.uow,
+            self.metrics,
+            max_records=self.settings.consumer_max_records,
             kafka_enabled=self.settings.kafka_enabled,
         )
         self.metrics.consumer_started(consumer.name)
@@ -210,7 +214,7 @@ class Runtime:
                 await job()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a failing job must not stop the others
+            except Exception:
                 log.exception("job %s failed", name)
             await asyncio.sleep(interval)
 
@@ -219,7 +223,12 @@ class Runtime:
         purged = await self.relay.purge_sent(timedelta(hours=self.settings.outbox_retention_hours))
         self.metrics.outbox_purged(purged)
         if purged:
-            log.info("%s: purged %d outbox rows sent over %g h ago", self.service, purged, self.settings.outbox_retention_hours)
+            log.info(
+                "%s: purged %d outbox rows sent over %g h ago",
+                self.service,
+                purged,
+                self.settings.outbox_retention_hours,
+            )
         return purged
 
     async def measure_consumer_lag(self) -> dict[str, dict[str, int]]:

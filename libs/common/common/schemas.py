@@ -46,7 +46,7 @@ def _types(schema: dict[str, Any], node: dict[str, Any]) -> Any:
     """A comparable summary of a property's type (ignores titles, descriptions, defaults)."""
     node = _resolve(schema, node)
     if "anyOf" in node:
-        return sorted((json.dumps(_types(schema, n), sort_keys=True) for n in node["anyOf"]))
+        return sorted(json.dumps(_types(schema, n), sort_keys=True) for n in node["anyOf"])
     if node.get("type") == "array":
         return ["array", _types(schema, node.get("items", {}))]
     if node.get("type") == "object" and "properties" in node:
@@ -67,4 +67,3 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for name in set(new.get("required", [])) - set(old.get("required", [])):
         problems.append(f"field {name!r} is newly required")
     return problems
-

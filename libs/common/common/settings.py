@@ -53,9 +53,7 @@ class StackSettings(BaseSettings):
     revocations_url: str | None = Field(None, validation_alias=AliasChoices("FIRSTLINE_REVOCATIONS_URL"))
     oidc_issuer: str = Field("", validation_alias=AliasChoices("FIRSTLINE_OIDC_ISSUER"))
     timezone: str = Field("Asia/Shanghai", validation_alias=AliasChoices("FIRSTLINE_TIMEZONE"))
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
-    )
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS"))
     kafka_replication_factor: int = Field(1, validation_alias=AliasChoices("FIRSTLINE_KAFKA_REPLICATION"))
     # How clients authenticate (common.kafka builds every client from these). The local broker
     # speaks SASL_SSL with SCRAM-SHA-512; a managed cluster is named by the same settings.
@@ -141,7 +139,7 @@ class ServiceSettings(StackSettings):
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError(f"{self.service}: set a PostgreSQL database URL in production")
         if self.environment == "production" and self.kafka_enabled:
-            from common.kafka import credentials  # noqa: PLC0415 - kafka imports these settings
+            from common.kafka import credentials
 
             credentials(self, self.kafka_principal)  # fails with what is missing
         return self

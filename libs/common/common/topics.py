@@ -6,6 +6,7 @@ partitions and retention are the same on a laptop, in CI and in production.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -65,15 +66,42 @@ def partner_topic(department: str) -> str:
 
 CATALOG: tuple[Topic, ...] = (
     Topic(CHECKIN_EVENTS, 6, 30, "Daily check-ins, missed check-ins, health anomalies, sampling", "checkin"),
-    Topic(CHECKIN_RESIDENTS, 6, 30, "The resident registry: who lives where, and how to reach them", "checkin", compacted=True),
+    Topic(
+        CHECKIN_RESIDENTS,
+        6,
+        30,
+        "The resident registry: who lives where, and how to reach them",
+        "checkin",
+        compacted=True,
+    ),
     Topic(SUPPLIES_EVENTS, 6, 30, "Stock alarms, reservations, expiry, suggested transfers", "supplies"),
     Topic(DISPATCH_EVENTS, 6, 30, "Service requests, assignments, delivery runs, demand surges", "dispatch"),
     Topic(TIMEBANK_EVENTS, 6, 30, "Hours credited and redeemed, coupons", "timebank"),
     Topic(COMMAND_EVENTS, 6, 30, "Ticket lifecycle of the command center", "command"),
-    Topic(MESSAGING_EVENTS, 6, 30, "Replies of residents and staff to messages (feedback, acknowledgements, check-ins)", "messaging"),
+    Topic(
+        MESSAGING_EVENTS,
+        6,
+        30,
+        "Replies of residents and staff to messages (feedback, acknowledgements, check-ins)",
+        "messaging",
+    ),
     Topic(PARTNER_HEALTH, 3, 14, "Tickets for the health department (卫健), minimised", "command", compacted=True),
-    Topic(PARTNER_POLICE, 3, 14, "Public-order tickets for the police (公安), never health data", "command", compacted=True),
-    Topic(PARTNER_PROPERTY, 3, 14, "Building actions for property management (物业), never health data", "command", compacted=True),
+    Topic(
+        PARTNER_POLICE,
+        3,
+        14,
+        "Public-order tickets for the police (公安), never health data",
+        "command",
+        compacted=True,
+    ),
+    Topic(
+        PARTNER_PROPERTY,
+        3,
+        14,
+        "Building actions for property management (物业), never health data",
+        "command",
+        compacted=True,
+    ),
     *(Topic(dlq(s), 3, 30, f"Messages {s} could not apply, with the reason in headers", s) for s in SERVICES),
 )
 
@@ -124,11 +152,12 @@ async def ensure_topics(
         await _report_drift(admin, [t for t in wanted if t.name in existing])
         if not missing:
             return []
-        new = [NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config(replication_factor)) for t in missing]
-        try:
+        new = [
+            NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config(replication_factor))
+            for t in missing
+        ]
+        with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race: that is fine
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:  # another replica won the race: that is fine
-            pass
         log.info("created topics %s", [t.name for t in missing])
         return [t.name for t in missing]
     finally:

@@ -19,8 +19,8 @@ from checkin.households import Households
 from checkin.service import CheckinService, ensure_scope
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
-from common.vocabulary import Channel
 from common.limits import RequestModel
+from common.vocabulary import Channel
 
 router = APIRouter()
 
@@ -83,7 +83,9 @@ async def check_in_body(request: Request) -> CheckInIn:
     words it) unless it is a valid check-in."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the check-in as JSON (Content-Type: application/json)")
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the check-in as JSON (Content-Type: application/json)"
+        )
     try:
         return CheckInIn.model_validate_json(await request.body())
     except ValidationError as invalid:
@@ -215,8 +217,15 @@ async def import_residents(
     response: Response,
     user: Importer,
     service: Service,
-    file: Annotated[UploadFile, File(description="CSV or XLSX: 姓名/name, 楼栋-单元-房号/address, 电话/phone, 网格/grid, 标签/tags, 纬度/lat, 经度/lon")],
-    prefer: Annotated[str | None, Header(description="`respond-async` (RFC 7240): answer 202 with a job at once")] = None,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="CSV or XLSX: 姓名/name, 楼栋-单元-房号/address, 电话/phone, 网格/grid, 标签/tags, 纬度/lat, 经度/lon"
+        ),
+    ],
+    prefer: Annotated[
+        str | None, Header(description="`respond-async` (RFC 7240): answer 202 with a job at once")
+    ] = None,
 ) -> dict:
     """Import a spreadsheet. Valid rows are imported; every rejected row is reported with
     its row number and reason; importing the same file again changes nothing. With
@@ -226,7 +235,9 @@ async def import_residents(
         request.app.state.import_rate.check(user.sub)
     content = await file.read()  # the body limit (CHECKIN_IMPORT_MAX_BYTES) has bounded it
     settings = service.settings
-    bounds = importing.Bounds(settings.import_max_rows, settings.import_xlsx_max_expanded_bytes, settings.import_xlsx_max_ratio)
+    bounds = importing.Bounds(
+        settings.import_max_rows, settings.import_xlsx_max_expanded_bytes, settings.import_xlsx_max_ratio
+    )
     rows = importing.read_rows(file.filename or "", content, bounds)
     # Read whole before saving anything: a file refused half-way imports nothing. A large
     # workbook reads for seconds: not on the event loop.

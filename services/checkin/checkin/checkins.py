@@ -18,7 +18,7 @@ from checkin.group_commit import GroupCommit
 from checkin.models import IdempotencyKey
 from checkin.settings import CheckinSettings
 from checkin.usecases import UseCases
-from common.errors import Conflict, DomainError, Invalid, NotFound
+from common.errors import Conflict, DomainError, Invalid
 from common.events.checkin import CheckInSubmitted, HealthAnomalyReported
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
@@ -88,7 +88,9 @@ class CheckIns(UseCases):
     @functools.cached_property
     def _keyed_check_ins(self) -> GroupCommit[_CheckInRequest, dict]:
         # One writer: two batches claiming the same keys in opposite orders could deadlock.
-        return GroupCommit(self._write_keyed_check_ins, max_batch=self.settings.checkin_batch_max, on_batch=self._on_batch)
+        return GroupCommit(
+            self._write_keyed_check_ins, max_batch=self.settings.checkin_batch_max, on_batch=self._on_batch
+        )
 
     async def _write_check_ins(self, requests: Sequence[_CheckInRequest]) -> list[dict | DomainError]:
         """One atomic write for a batch of check-ins; an outcome per request, in order."""
@@ -220,7 +222,9 @@ def _repeat(key: _Key, request_hash: str, answer: dict | DomainError | None) -> 
     return answer
 
 
-def _request_hash(resident_id: str, temperature_c: float, symptoms: list[str], channel: str | None, day: date | None) -> str:
+def _request_hash(
+    resident_id: str, temperature_c: float, symptoms: list[str], channel: str | None, day: date | None
+) -> str:
     """The request as its sender meant it: symptoms in any order, the date as sent."""
     body = pydantic_core.to_json([resident_id, temperature_c, sorted(symptoms), channel, day])
     return hashlib.sha256(body).hexdigest()
@@ -229,7 +233,9 @@ def _request_hash(resident_id: str, temperature_c: float, symptoms: list[str], c
 def _check_in_values(request: _CheckInRequest, resident: ResidentFacts | None) -> tuple[ResidentFacts, dict]:
     if resident is None:
         raise domain.unknown_resident(request.resident_id)
-    channel = domain.channel_for(request.actor, request.resident_id, resident.building_id, resident.grid_id, request.channel)
+    channel = domain.channel_for(
+        request.actor, request.resident_id, resident.building_id, resident.grid_id, request.channel
+    )
     return resident, {
         "resident_id": request.resident_id,
         "date": request.day,
@@ -243,7 +249,9 @@ def _check_in_values(request: _CheckInRequest, resident: ResidentFacts | None) -
     }
 
 
-def _check_in_events(request: _CheckInRequest, resident: ResidentFacts, values: dict) -> Iterator[CheckInSubmitted | HealthAnomalyReported]:
+def _check_in_events(
+    request: _CheckInRequest, resident: ResidentFacts, values: dict
+) -> Iterator[CheckInSubmitted | HealthAnomalyReported]:
     yield CheckInSubmitted(
         resident_id=request.resident_id,
         date=request.day,

@@ -109,7 +109,10 @@ def _core_statements(db: Database) -> tuple[Any, Any, Any]:
     )
     days = upsert.on_conflict_do_update(
         index_elements=["resident_id", "date"],
-        set_={**{c: upsert.excluded[c] for c in DAY_CHANGES}, "revisions": daily.c.revisions + upsert.excluded.revisions},
+        set_={
+            **{c: upsert.excluded[c] for c in DAY_CHANGES},
+            "revisions": daily.c.revisions + upsert.excluded.revisions,
+        },
     ).returning(daily.c.resident_id, daily.c.date, daily.c.revisions)
     return residents, CheckInSubmission.__table__.insert(), days
 
@@ -133,7 +136,14 @@ class PostgresWrites:
                  "submitted_by": "text", "submitted_at": "timestamptz", "fever": "bool", "anomaly": "bool"}  # fmt: skip
     HISTORY = ("resident_id", "date", "temperature_c", "symptoms", "channel", "submitted_by", "submitted_at")
     DAY = (*HISTORY, "fever", "anomaly")
-    EVENTS = {"event_id": "text", "event_type": "text", "topic": "text", "key": "text", "value": "text", "created_at": "timestamptz"}
+    EVENTS = {
+        "event_id": "text",
+        "event_type": "text",
+        "topic": "text",
+        "key": "text",
+        "value": "text",
+        "created_at": "timestamptz",
+    }
 
     # One statement, so one transaction. Each resident-day's row is written once, with its
     # last check-in's values and the revisions raised by its number of check-ins; the rows
@@ -179,7 +189,9 @@ class PostgresWrites:
     async def save(self, check_ins: Sequence[dict], events: Sequence[Event]) -> list[int]:
         at = self.clock.now()
         outbox = [outbox_row(event, at) for event in events]
-        rows = await self.connection.fetch(self.SAVE, pydantic_core.to_json(check_ins).decode(), pydantic_core.to_json(outbox).decode())
+        rows = await self.connection.fetch(
+            self.SAVE, pydantic_core.to_json(check_ins).decode(), pydantic_core.to_json(outbox).decode()
+        )
         self.saved = True
         return [row[0] for row in rows]
 

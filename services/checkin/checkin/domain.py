@@ -45,7 +45,6 @@ SYMPTOMS = (
 TAG_URGENCY = {"pregnant": 3, "chronic": 3, "living_alone": 2, "elderly": 2, "disabled": 2, "mental_health": 1}
 
 
-
 @dataclass(frozen=True)
 class Assessment:
     fever: bool
@@ -112,8 +111,6 @@ class Actor:
     role: Role
     grid_ids: tuple[str, ...] = ()
     building_ids: tuple[str, ...] = ()
-
-
 
 
 def unknown_resident(*resident_ids: str) -> NotFound:
@@ -237,7 +234,7 @@ def parse_tags(raw: str | list[str] | None) -> tuple[str, ...]:
 
 
 def parse_address(address: str) -> tuple[str, str, str]:
-    """"B03-2-401" (building-unit-room) -> ("B03", "2", "401")."""
+    """ "B03-2-401" (building-unit-room) -> ("B03", "2", "401")."""
     match = _ADDRESS.match(address or "")
     if not match:
         raise Invalid(f"address {address!r} is not building-unit-room, e.g. B03-2-401")

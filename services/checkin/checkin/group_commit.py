@@ -74,7 +74,7 @@ class GroupCommit(Generic[Item, Result]):
                 self._on_batch(len(batch))
             try:
                 outcomes = await self._write_many([item for item, _ in batch])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting caller, who raises it
                 if len(batch) == 1:
                     _settle(batch[0][1], exc)
                     continue
@@ -82,7 +82,7 @@ class GroupCommit(Generic[Item, Result]):
                 for item, future in batch:
                     try:
                         [outcome] = await self._write_many([item])
-                    except Exception as one:
+                    except Exception as one:  # noqa: BLE001 - that caller's own outcome
                         outcome = one
                     _settle(future, outcome)
                 continue

@@ -6,14 +6,13 @@ applied by the same use case as POST /checkins, as that resident.
 
 from __future__ import annotations
 
+from checkin import domain
+from checkin.service import CheckinService
 from common import envelope as ce
 from common import topics
 from common.bus import Consumer
 from common.events.messaging import CheckInReceived
 from common.outbox import UnitOfWork
-
-from checkin import domain
-from checkin.service import CheckinService
 
 # A reply's channel as check-in names it: a text is the resident's own; a call is a voice call.
 REPLY_CHANNELS = {"sms": "self", "chat": "self", "page": "self", "voice": "voice_call"}

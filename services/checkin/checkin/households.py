@@ -30,7 +30,7 @@ def home_of(household_id: str) -> tuple[str, str, str]:
     """(building, unit, room) of a household id; unit and room carry no dot, a building may."""
     if not household_id.startswith(PREFIX) or household_id.count(".") < 3:
         raise Invalid(f"{household_id!r} is not a household id (H.<building>.<unit>.<room>)")
-    building_id, unit, room = household_id[len(PREFIX):].rsplit(".", 2)
+    building_id, unit, room = household_id[len(PREFIX) :].rsplit(".", 2)
     return building_id, unit, room
 
 
@@ -56,7 +56,9 @@ class Households:
 
     async def household(self, user: Principal, household_id: str, day: date) -> dict:
         building_id, unit, room = home_of(household_id)
-        households = await self._read(day, Resident.building_id == building_id, Resident.unit == unit, Resident.room == room)
+        households = await self._read(
+            day, Resident.building_id == building_id, Resident.unit == unit, Resident.room == room
+        )
         if not households:
             raise NotFound(f"no household {household_id!r}")
         household = households[0]
@@ -82,28 +84,46 @@ class Households:
     async def _read(self, day: date, *where) -> list[_Household]:
         async with self.runtime.db.session() as session:
             residents = (
-                await session.execute(select(Resident).where(*where).order_by(Resident.unit, Resident.room, Resident.name))
-            ).scalars().all()
-            ids = [r.resident_id for r in residents]
-            checkins = {
-                c.resident_id: c
-                for c in (
-                    await session.execute(select(DailyCheckIn).where(DailyCheckIn.resident_id.in_(ids), DailyCheckIn.date == day))
-                ).scalars()
-            } if ids else {}
-            away = set(
                 (
                     await session.execute(
-                        select(Absence.resident_id).where(
-                            Absence.resident_id.in_(ids), Absence.from_date <= day, Absence.to_date >= day
-                        )
+                        select(Resident).where(*where).order_by(Resident.unit, Resident.room, Resident.name)
                     )
-                ).scalars()
-            ) if ids else set()
+                )
+                .scalars()
+                .all()
+            )
+            ids = [r.resident_id for r in residents]
+            checkins = (
+                {
+                    c.resident_id: c
+                    for c in (
+                        await session.execute(
+                            select(DailyCheckIn).where(DailyCheckIn.resident_id.in_(ids), DailyCheckIn.date == day)
+                        )
+                    ).scalars()
+                }
+                if ids
+                else {}
+            )
+            away = (
+                set(
+                    (
+                        await session.execute(
+                            select(Absence.resident_id).where(
+                                Absence.resident_id.in_(ids), Absence.from_date <= day, Absence.to_date >= day
+                            )
+                        )
+                    ).scalars()
+                )
+                if ids
+                else set()
+            )
         households: dict[str, _Household] = {}
         for resident in residents:
             hid = household_id_of(resident.building_id, resident.unit, resident.room)
-            household = households.setdefault(hid, _Household(hid, resident.building_id, resident.unit, resident.room, resident.grid_id, []))
+            household = households.setdefault(
+                hid, _Household(hid, resident.building_id, resident.unit, resident.room, resident.grid_id, [])
+            )
             household.members.append((resident, checkins.get(resident.resident_id), resident.resident_id in away))
         return list(households.values())
 

@@ -44,9 +44,10 @@ class Bounds:
     xlsx_max_ratio: float = 200.0  # uncompressed / compressed size of any one entry
 
 
-def read_rows(filename: str, content: bytes, bounds: Bounds = Bounds()) -> Iterator[tuple[int, dict]]:
+def read_rows(filename: str, content: bytes, bounds: Bounds | None = None) -> Iterator[tuple[int, dict]]:
     """(row number, fields) for every non-empty row; raises Invalid for an unreadable file,
     or one larger than `bounds` (an XLSX is checked from its zip directory before parsing)."""
+    bounds = bounds or Bounds()
     lower = (filename or "").lower()
     if lower.endswith(".xlsx"):
         _check_expansion(content, bounds)
@@ -117,11 +118,15 @@ def _check_expansion(content: bytes, bounds: Bounds) -> None:
         raise Invalid("not a readable .xlsx file: it is not a zip archive") from exc
     expanded = sum(entry.file_size for entry in entries)
     if expanded > bounds.xlsx_max_expanded_bytes:
-        raise Invalid(f"the workbook expands to {expanded:,} bytes, more than {bounds.xlsx_max_expanded_bytes:,}: split it")
+        raise Invalid(
+            f"the workbook expands to {expanded:,} bytes, more than {bounds.xlsx_max_expanded_bytes:,}: split it"
+        )
     for entry in entries:
         if entry.file_size > 1_000_000 and entry.file_size > bounds.xlsx_max_ratio * max(entry.compress_size, 1):
-            raise Invalid(f"the workbook's {entry.filename} expands {entry.file_size / max(entry.compress_size, 1):,.0f}-fold: "
-                          "refused as a likely zip bomb")
+            raise Invalid(
+                f"the workbook's {entry.filename} expands {entry.file_size / max(entry.compress_size, 1):,.0f}-fold: "
+                "refused as a likely zip bomb"
+            )
 
 
 def _xlsx_rows(content: bytes) -> Iterator[list]:
@@ -129,6 +134,6 @@ def _xlsx_rows(content: bytes) -> Iterator[list]:
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(content))
         sheet = workbook.get_sheet_by_index(0)
-    except Exception as exc:  # noqa: BLE001 - the reader raises several kinds for a bad file
+    except Exception as exc:
         raise Invalid(f"not a readable .xlsx file: {exc}") from exc
     yield from sheet.iter_rows()

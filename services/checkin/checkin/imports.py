@@ -92,7 +92,7 @@ class Imports(UseCases):
         except asyncio.CancelledError:  # the process is stopping: say so now rather than at the stale check
             await self._record(job_id, status="failed", error=INTERRUPTED, finished_at=self.clock.now())
             raise
-        except Exception as exc:  # noqa: BLE001 - the job records any failure for its submitter
+        except Exception as exc:
             log.exception("import %s failed", job_id)
             await self._record(job_id, status="failed", error=str(exc)[:500], finished_at=self.clock.now())
             return

@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the check-in service; nothing runs at import.
 
-    uvicorn --factory checkin.main:app_from_env --port 8001
+uvicorn --factory checkin.main:app_from_env --port 8001
 """
 
 from __future__ import annotations
@@ -53,8 +53,12 @@ def create_app(settings: CheckinSettings | None = None, *, clock: Clock | None =
         routers=[api.router],
         state={
             "service": service,
-            "checkin_rate": RateLimiter("check-ins", per_minute=settings.checkin_rate_per_minute, burst=settings.checkin_rate_burst),
-            "import_rate": RateLimiter("imports", per_minute=settings.import_rate_per_minute, burst=settings.import_rate_burst),
+            "checkin_rate": RateLimiter(
+                "check-ins", per_minute=settings.checkin_rate_per_minute, burst=settings.checkin_rate_burst
+            ),
+            "import_rate": RateLimiter(
+                "imports", per_minute=settings.import_rate_per_minute, burst=settings.import_rate_burst
+            ),
         },
         body_limits={"/residents/import": settings.import_max_bytes},
     )

@@ -35,11 +35,17 @@ class CheckinMetrics:
         )
         service.observe_check_in_batch = self.batch_size.observe
         self.expected = m.gauge(
-            "firstline_checkin_expected_residents", "Residents expected to check in today (registered, not away)", GRID_BUILDING
+            "firstline_checkin_expected_residents",
+            "Residents expected to check in today (registered, not away)",
+            GRID_BUILDING,
         )
-        self.checked_in = m.gauge("firstline_checkin_checked_in_residents", "Residents who checked in today", GRID_BUILDING)
+        self.checked_in = m.gauge(
+            "firstline_checkin_checked_in_residents", "Residents who checked in today", GRID_BUILDING
+        )
         self.building_rate = m.gauge(
-            "firstline_checkin_building_completion_ratio", "Today's check-in completion, per building (0-1)", GRID_BUILDING
+            "firstline_checkin_building_completion_ratio",
+            "Today's check-in completion, per building (0-1)",
+            GRID_BUILDING,
         )
         self.grid_rate = m.gauge(
             "firstline_checkin_grid_completion_ratio", "Today's check-in completion, per grid (0-1)", ("grid_id",)
@@ -66,7 +72,9 @@ class CheckinMetrics:
             ("round_id", "building_id"),
         )
         self.sampling_lagging = m.gauge(
-            "firstline_checkin_sampling_lagging_buildings", "Buildings found lagging at a recent round's deadline", ("round_id",)
+            "firstline_checkin_sampling_lagging_buildings",
+            "Buildings found lagging at a recent round's deadline",
+            ("round_id",),
         )
 
     def schedule(self) -> None:
@@ -107,7 +115,9 @@ class CheckinMetrics:
             ).all()
             channels = (
                 await session.execute(
-                    select(DailyCheckIn.channel, func.count()).where(DailyCheckIn.date == today).group_by(DailyCheckIn.channel)
+                    select(DailyCheckIn.channel, func.count())
+                    .where(DailyCheckIn.date == today)
+                    .group_by(DailyCheckIn.channel)
                 )
             ).all()
             places = (
@@ -118,10 +128,16 @@ class CheckinMetrics:
                 )
             ).all()
             rounds = (
-                await session.execute(
-                    select(SamplingRound).where(SamplingRound.deadline >= now - timedelta(days=SAMPLING_ROUNDS_SHOWN_DAYS))
+                (
+                    await session.execute(
+                        select(SamplingRound).where(
+                            SamplingRound.deadline >= now - timedelta(days=SAMPLING_ROUNDS_SHOWN_DAYS)
+                        )
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             lagging = dict(
                 (
                     await session.execute(
@@ -137,7 +153,9 @@ class CheckinMetrics:
             missed_by_grid[(grid,)] = missed_by_grid.get((grid,), 0) + count
         for g in grids:  # every grid has a series, 0 before the sweep: "no one missed" is a figure too
             missed_by_grid.setdefault((g["grid_id"],), 0)
-        anomalies: dict[tuple[str, str], float] = {(g["grid_id"], k): 0 for g in grids for k in ("fever", "symptoms_only")}
+        anomalies: dict[tuple[str, str], float] = {
+            (g["grid_id"], k): 0 for g in grids for k in ("fever", "symptoms_only")
+        }
         followups = dict(missed)
         for grid, building, fever, count in unwell:
             key = (grid, "fever" if fever else "symptoms_only")

@@ -53,7 +53,10 @@ class DailyCheckIn(SQLModel, table=True):
     """The resident's check-in for a local date: the latest submission wins."""
 
     __tablename__ = "daily_checkin"
-    __table_args__ = (UniqueConstraint("resident_id", "date", name="uq_daily_checkin"), Index("ix_daily_checkin_date", "date"))
+    __table_args__ = (
+        UniqueConstraint("resident_id", "date", name="uq_daily_checkin"),
+        Index("ix_daily_checkin_date", "date"),
+    )
 
     checkin_id: int | None = Field(default=None, primary_key=True)
     resident_id: str = Field(foreign_key="resident.resident_id", max_length=40)
@@ -85,7 +88,10 @@ class CheckInSubmission(SQLModel, table=True):
 
 class MissedCheckIn(SQLModel, table=True):
     __tablename__ = "missed_checkin"
-    __table_args__ = (UniqueConstraint("resident_id", "date", name="uq_missed_checkin"), Index("ix_missed_date_grid", "date", "grid_id"))
+    __table_args__ = (
+        UniqueConstraint("resident_id", "date", name="uq_missed_checkin"),
+        Index("ix_missed_date_grid", "date", "grid_id"),
+    )
 
     missed_id: int | None = Field(default=None, primary_key=True)
     resident_id: str = Field(max_length=40)

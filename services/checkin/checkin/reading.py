@@ -133,9 +133,7 @@ class Reading(UseCases):
                 func.count(DailyCheckIn.checkin_id).label("checked_in"),
             )
             .select_from(Resident)
-            .outerjoin(
-                DailyCheckIn, and_(DailyCheckIn.resident_id == Resident.resident_id, DailyCheckIn.date == day)
-            )
+            .outerjoin(DailyCheckIn, and_(DailyCheckIn.resident_id == Resident.resident_id, DailyCheckIn.date == day))
             .where(expected_on(day, self.settings))
             .group_by(key, Resident.grid_id if by == "building" else literal(None))
             .order_by(key)

@@ -11,7 +11,7 @@ from checkin import domain
 from checkin.models import Absence, Resident
 from checkin.usecases import UseCases
 from common.clock import day_bounds
-from common.errors import Conflict, Invalid, NotFound
+from common.errors import Conflict, Invalid
 from common.events.checkin import ResidentRegistered
 from common.outbox import UnitOfWork
 
@@ -46,7 +46,9 @@ class Registry(UseCases):
             for number, fields in chunk:
                 report.total += 1
                 if "_address_error" in fields:
-                    report.reject(number, f"address {fields['_address_error']!r} is not building-unit-room, e.g. B03-2-401")
+                    report.reject(
+                        number, f"address {fields['_address_error']!r} is not building-unit-room, e.g. B03-2-401"
+                    )
                     continue
                 try:
                     community_id = fields.pop("community_id", None) or self.settings.default_community_id
@@ -121,8 +123,13 @@ class Registry(UseCases):
 
 def _at_home(draft: domain.ResidentDraft) -> tuple:
     community_id, building_id, unit, room, name = draft.home
-    return (Resident.community_id == community_id, Resident.building_id == building_id, Resident.unit == unit,
-            Resident.room == room, Resident.name == name)
+    return (
+        Resident.community_id == community_id,
+        Resident.building_id == building_id,
+        Resident.unit == unit,
+        Resident.room == room,
+        Resident.name == name,
+    )
 
 
 def _resident_row(draft: domain.ResidentDraft, registered_at: datetime) -> dict:
@@ -155,4 +162,3 @@ def _chunks(rows: Iterable[tuple[int, dict]], size: int) -> Iterator[list[tuple[
             chunk = []
     if chunk:
         yield chunk
-

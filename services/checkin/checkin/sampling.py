@@ -80,7 +80,10 @@ class Sampling(UseCases):
                 self.runtime.db.insert(Sample)
                 .on_conflict_do_nothing(index_elements=["round_id", "resident_id"])
                 .returning(Sample.resident_id),
-                [{"round_id": round_id, "resident_id": r, "sampled_at": now, "recorded_by": actor.sub} for r in residents],
+                [
+                    {"round_id": round_id, "resident_id": r, "sampled_at": now, "recorded_by": actor.sub}
+                    for r in residents
+                ],
             )
             recorded = len(result.all())
         return {"recorded": recorded, "already": len(residents) - recorded}
@@ -107,12 +110,16 @@ class Sampling(UseCases):
         now = self.clock.now()
         async with self.runtime.db.session() as session:
             due = (
-                await session.execute(
-                    select(SamplingRound.round_id).where(
-                        SamplingRound.deadline <= now, SamplingRound.evaluated_at.is_(None)
+                (
+                    await session.execute(
+                        select(SamplingRound.round_id).where(
+                            SamplingRound.deadline <= now, SamplingRound.evaluated_at.is_(None)
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         flagged = 0
         for round_id in due:
             flagged += await self.evaluate_round(round_id)

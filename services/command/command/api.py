@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from common.auth import CurrentUser, Principal, Role, require
-from common.errors import Invalid
-from common.vocabulary import Priority
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, Field
@@ -16,6 +13,9 @@ from command import agenda as agenda_md
 from command import defaults, domain
 from command.models import Ticket, TicketLog
 from command.service import CommandService
+from common.auth import CurrentUser, Principal, Role, require
+from common.errors import Invalid
+from common.vocabulary import Priority
 
 router = APIRouter()
 
@@ -34,6 +34,7 @@ def actor(user: Principal) -> domain.Actor:
 
 
 # -- tickets ------------------------------------------------------------------------------
+
 
 class TicketOut(BaseModel):
     ticket_id: str
@@ -103,7 +104,9 @@ def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dic
 
 
 class TicketIn(BaseModel):
-    category: str = Field(description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)")
+    category: str = Field(
+        description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)"
+    )
     description: str = Field(min_length=1, max_length=2000)
     resident_id: str | None = None
     building_id: str | None = None
@@ -125,7 +128,9 @@ async def report_problem(body: TicketIn, user: CurrentUser, service: Service):
 async def list_tickets(
     user: CurrentUser,
     service: Service,
-    stage: Annotated[str | None, Query(description="discovered, responding, resolved, closed, reopened, or open (not closed)")] = None,
+    stage: Annotated[
+        str | None, Query(description="discovered, responding, resolved, closed, reopened, or open (not closed)")
+    ] = None,
     owner: Annotated[str | None, Query(description="a person id, or `me`")] = None,
     kind: str | None = None,
     department: str | None = None,
@@ -136,7 +141,14 @@ async def list_tickets(
     """Tickets you may see, newest first: staff see all, a partner its department's, a grid
     worker its grids' and its own, a resident only tickets about themselves."""
     rows = await service.tickets(
-        actor(user), stage=stage, owner=owner, kind=kind, department=department, overdue=overdue, limit=limit, offset=offset
+        actor(user),
+        stage=stage,
+        owner=owner,
+        kind=kind,
+        department=department,
+        overdue=overdue,
+        limit=limit,
+        offset=offset,
     )
     return [_out(t, service, user) for t in rows]
 
@@ -222,7 +234,9 @@ async def heatmap(
     _: Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.dispatcher, Role.supplies_officer))],
     service: Service,
     since: AwareDatetime | None = None,
-    kind: Annotated[str | None, Query(description="comma-separated: fever, missed_checkin, request, complaint, ...")] = None,
+    kind: Annotated[
+        str | None, Query(description="comma-separated: fever, missed_checkin, request, complaint, ...")
+    ] = None,
     resolution: Annotated[int | None, Query(description="H3 resolution, at most COMMAND_H3_RESOLUTION")] = None,
 ) -> dict:
     """GeoJSON FeatureCollection of H3 cells with counts of problems since `since`
@@ -307,7 +321,13 @@ class PersonIn(BaseModel):
 
 
 @router.get("/directory/people", tags=["configuration"])
-async def people(_: Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.partner, Role.dispatcher, Role.supplies_officer))], service: Service) -> list[dict]:
+async def people(
+    _: Annotated[
+        Principal,
+        Depends(require(Role.command, Role.grid_worker, Role.partner, Role.dispatcher, Role.supplies_officer)),
+    ],
+    service: Service,
+) -> list[dict]:
     """The owner directory: people, roles, departments, grids, supervisors."""
     config = await service.config()
     return [_person_out(p) for p in sorted(config.people.values(), key=lambda p: p.person_id)]

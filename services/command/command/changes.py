@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from common.outbox import UnitOfWork
-
 from command import domain
 from command.models import Ticket
 from command.store import Store, TicketRow
+from common.outbox import UnitOfWork
 
 # What a partner message reads of a ticket (domain.partner_event).
 SHARED_FIELDS = ("ticket_id", "kind", "stage", "priority", "respond_by", "resolve_by", "facts", "resident_id",

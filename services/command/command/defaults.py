@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common.errors import Invalid
 
 from command import domain
+from common.errors import Invalid
 
 PACKAGED = Path(__file__).with_name("rules.yaml")
 

@@ -8,15 +8,15 @@ import logging
 import time
 from datetime import datetime
 
-from common.db import insert_ignore
-from common.errors import Invalid
-from common.outbox import UnitOfWork
-from common.runtime import Runtime
 from sqlalchemy import func, select
 
 from command import defaults, domain
 from command.models import DepartmentRow, PersonRow, RuleRow, SlaRow
 from command.settings import CommandSettings
+from common.db import insert_ignore
+from common.errors import Invalid
+from common.outbox import UnitOfWork
+from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

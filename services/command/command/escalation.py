@@ -7,9 +7,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from common.db import insert_ignore
-from common.outbox import UnitOfWork
-from common.runtime import Runtime
 from prometheus_client import Counter
 from sqlalchemy import select
 
@@ -18,6 +15,9 @@ from command.directory import Directory
 from command.models import EscalationRow, Ticket
 from command.settings import CommandSettings
 from command.store import Stores
+from common.db import insert_ignore
+from common.outbox import UnitOfWork
+from common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,17 @@ class Escalations:
         config = await self.directory.config()
         async with self.runtime.db.session() as session:
             due = (
-                await session.execute(
-                    select(Ticket.ticket_id)
-                    .where(Ticket.stage.in_(domain.ACTIVE_STAGES), Ticket.next_check_at <= now)
-                    .order_by(Ticket.next_check_at)
-                    .limit(self.settings.escalation_batch)
+                (
+                    await session.execute(
+                        select(Ticket.ticket_id)
+                        .where(Ticket.stage.in_(domain.ACTIVE_STAGES), Ticket.next_check_at <= now)
+                        .order_by(Ticket.next_check_at)
+                        .limit(self.settings.escalation_batch)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         escalated = 0
         for ticket_id in due:
             escalation = await self.escalate(ticket_id, now, config)

@@ -6,6 +6,8 @@ dead-lettered to command.dlq.v1 by the runner.
 
 from __future__ import annotations
 
+from command import domain
+from command.service import CommandService
 from common import envelope as ce
 from common import topics
 from common.bus import Consumer
@@ -20,9 +22,6 @@ from common.events.dispatch import DemandSurge, RequestOverdue, RequestRaised
 from common.events.messaging import AcknowledgementReceived, FeedbackReceived, FeedbackUnanswered, ReplyNotUnderstood
 from common.events.supplies import ReservationRejected, StockLow, StockOut
 from common.outbox import UnitOfWork
-
-from command import domain
-from command.service import CommandService
 
 # Events that are problems: each becomes (or joins) a ticket by the rules.
 PROBLEMS = (CheckInMissed, HealthAnomalyReported, SamplingLagging, StockLow, StockOut, ReservationRejected,
@@ -57,7 +56,9 @@ def consumer(service: CommandService) -> Consumer:
         await service.feedback(resident, event.ticket_id, event.satisfaction, event.comment, uow=uow)
 
     async def on_acknowledgement(event: AcknowledgementReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        owner = domain.Actor(sub=event.person_id, role="grid_worker")  # admitted as the ticket's owner, whatever their grids
+        owner = domain.Actor(
+            sub=event.person_id, role="grid_worker"
+        )  # admitted as the ticket's owner, whatever their grids
         await service.acknowledge(owner, event.ticket_id, note=f"replied 收到 by {event.channel}", uow=uow)
 
     handlers = {cls: on_problem for cls in PROBLEMS}
@@ -76,4 +77,3 @@ def consumer(service: CommandService) -> Consumer:
         finish=service.stores.flush,
         on_unknown="ignore",
     )
-

@@ -11,12 +11,6 @@ from datetime import date, datetime
 from typing import Any
 
 import h3
-from common import envelope as ce
-from common.errors import Forbidden, Invalid
-from common.events.command import TicketUpdated
-from common.metrics import LoopHistogram
-from common.outbox import UnitOfWork
-from common.runtime import Runtime
 from prometheus_client import Counter
 
 from command import changes, domain
@@ -24,7 +18,12 @@ from command.directory import Directory
 from command.models import Ticket
 from command.settings import CommandSettings
 from command.store import NewTicket, Store, Stores, TicketRow
-
+from common import envelope as ce
+from common.errors import Forbidden, Invalid
+from common.events.command import TicketUpdated
+from common.metrics import LoopHistogram
+from common.outbox import UnitOfWork
+from common.runtime import Runtime
 
 
 class Intake:
@@ -95,7 +94,7 @@ class Intake:
         stage = domain.transition(ticket.stage, "update")
         previous_stage = ticket.stage
         ticket.event_count += 1
-        ticket.source_event_ids = (ticket.source_event_ids + event_ids)[-domain.MAX_SOURCE_IDS:]
+        ticket.source_event_ids = (ticket.source_event_ids + event_ids)[-domain.MAX_SOURCE_IDS :]
         ticket.facts = {**ticket.facts, **report.facts}
         ticket.title = routing.title
         ticket.action = routing.action or ticket.action
@@ -174,7 +173,9 @@ class Intake:
         config = await self.directory.config()
         trigger = f"category:{category}"
         if config.rule(trigger) is None:
-            known = sorted(t.removeprefix("category:") for t, r in config.rules.items() if t.startswith("category:") and r.enabled)
+            known = sorted(
+                t.removeprefix("category:") for t, r in config.rules.items() if t.startswith("category:") and r.enabled
+            )
             raise Invalid(f"unknown category {category!r}; known: {', '.join(known)}")
         if (lat is None) != (lon is None):
             raise Invalid("give both lat and lon, or neither")
@@ -213,11 +214,12 @@ class Intake:
         """A located problem that is not a ticket here (a request for help): the heat map only."""
         async with self.runtime.work(uow) as uow:
             store = self.stores.of(uow)
-            report = await self._locate(store, domain.Report(trigger=kind, subject_id="", resident_id=resident_id, lat=lat, lon=lon))
+            report = await self._locate(
+                store, domain.Report(trigger=kind, subject_id="", resident_id=resident_id, lat=lat, lon=lon)
+            )
             if report.lat is not None and report.lon is not None:
                 store.add_signal(self._signal(kind, report.lat, report.lon, self.runtime.clock.now(), None))
 
 
 def _source_name(envelope: ce.CloudEvent) -> str:
     return envelope.source.rsplit("/", 1)[-1] or envelope.source
-

@@ -3,9 +3,8 @@ replicas: the unique (ticket, level) escalation row decides who acts, not timing
 
 from __future__ import annotations
 
-from common.runtime import Runtime
-
 from command.service import CommandService
+from common.runtime import Runtime
 
 
 def schedule(runtime: Runtime, service: CommandService) -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from common.errors import NotFound
-from common.outbox import UnitOfWork
-from common.runtime import Runtime
 from prometheus_client import Counter
 
 from command import changes, domain
@@ -15,6 +12,9 @@ from command.directory import Directory
 from command.models import Ticket
 from command.settings import CommandSettings
 from command.store import Stores
+from common.errors import NotFound
+from common.outbox import UnitOfWork
+from common.runtime import Runtime
 
 Decide = Callable[[domain.TicketState], domain.Change]
 
@@ -26,14 +26,21 @@ class Lifecycle:
         self.directory = directory
         self.stores = stores
         self._transitions = Counter(
-            "firstline_command_transitions_total", "Ticket transitions, by action", ["action"], registry=runtime.registry
+            "firstline_command_transitions_total",
+            "Ticket transitions, by action",
+            ["action"],
+            registry=runtime.registry,
         )
 
-    async def acknowledge(self, actor: domain.Actor, ticket_id: str, note: str | None = None, uow: UnitOfWork | None = None) -> Ticket:
+    async def acknowledge(
+        self, actor: domain.Actor, ticket_id: str, note: str | None = None, uow: UnitOfWork | None = None
+    ) -> Ticket:
         now = self.runtime.clock.now()
         return await self._change(ticket_id, lambda t: domain.acknowledge(t, actor, now, note), uow)
 
-    async def resolve(self, actor: domain.Actor, ticket_id: str, resolution: str, uow: UnitOfWork | None = None) -> Ticket:
+    async def resolve(
+        self, actor: domain.Actor, ticket_id: str, resolution: str, uow: UnitOfWork | None = None
+    ) -> Ticket:
         domain.resolution_text(resolution)
         now = self.runtime.clock.now()
         return await self._change(ticket_id, lambda t: domain.resolve(t, actor, now, resolution), uow)
@@ -44,7 +51,9 @@ class Lifecycle:
         """Feedback on a resolved ticket: 3–5 closes it, 1–2 reopens it with fresh deadlines."""
         domain.feedback_stage(satisfaction)
         config, now = await self.directory.config(), self.runtime.clock.now()
-        return await self._change(ticket_id, lambda t: domain.feedback(t, actor, now, satisfaction, comment, config, self.tz), uow)
+        return await self._change(
+            ticket_id, lambda t: domain.feedback(t, actor, now, satisfaction, comment, config, self.tz), uow
+        )
 
     async def reassign(
         self, actor: domain.Actor, ticket_id: str, owner: str, reason: str | None, uow: UnitOfWork | None = None
@@ -56,7 +65,9 @@ class Lifecycle:
 
     async def _change(self, ticket_id: str, decide: Decide, uow: UnitOfWork | None) -> Ticket:
         async with self.runtime.work(uow) as uow:
-            ticket = await uow.get_for_update(Ticket, ticket_id)  # two people acting at once: the second sees the first's change
+            ticket = await uow.get_for_update(
+                Ticket, ticket_id
+            )  # two people acting at once: the second sees the first's change
             if ticket is None:
                 raise NotFound(f"no ticket {ticket_id!r}")
             change = decide(changes.state(ticket))

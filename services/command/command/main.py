@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the command center; nothing runs at import.
 
-    uvicorn --factory command.main:app_from_env --port 8005
+uvicorn --factory command.main:app_from_env --port 8005
 """
 
 from __future__ import annotations
@@ -9,6 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from fastapi import FastAPI
+
+from command import api, handlers, jobs
+from command.metrics import CommandMetrics
+from command.service import CommandService
+from command.settings import CommandSettings
 from common.clock import Clock
 from common.events.command import (
     TicketAcknowledged,
@@ -27,12 +33,6 @@ from common.events.partner import (
 )
 from common.runtime import Runtime
 from common.web import create_http_app
-from fastapi import FastAPI
-
-from command import api, handlers, jobs
-from command.metrics import CommandMetrics
-from command.service import CommandService
-from command.settings import CommandSettings
 
 PUBLISHES = (
     TicketOpened, TicketUpdated, TicketAcknowledged, TicketResolved, TicketClosed, TicketReopened, TicketReassigned,

@@ -12,13 +12,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import h3
-from common.metrics import DomainMetrics, Family, Values
-from common.runtime import Runtime
 from sqlalchemy import func, select
 
 from command.domain import ACTIVE_STAGES
 from command.models import Signal, Ticket
 from command.service import CommandService
+from common.metrics import DomainMetrics, Family, Values
+from common.runtime import Runtime
 
 REFRESH_INTERVAL_S = 10.0
 RECENT = timedelta(hours=24)  # the window of the averages and of the heat map
@@ -30,7 +30,9 @@ class CommandMetrics:
         self.service = service
         m = self.domain = DomainMetrics(runtime.registry, "command")
         self.tickets = m.gauge(
-            "firstline_command_tickets", "Tickets by kind, stage, department and priority", ("kind", "stage", "department", "priority")
+            "firstline_command_tickets",
+            "Tickets by kind, stage, department and priority",
+            ("kind", "stage", "department", "priority"),
         )
         self.overdue = m.gauge(
             "firstline_command_tickets_overdue",
@@ -48,7 +50,9 @@ class CommandMetrics:
             ("kind",),
         )
         self.satisfaction = m.gauge(
-            "firstline_command_satisfaction_avg", "Average satisfaction (1-5) of the feedback given, by department", ("department",)
+            "firstline_command_satisfaction_avg",
+            "Average satisfaction (1-5) of the feedback given, by department",
+            ("department",),
         )
         self.feedback = m.counter(
             "firstline_command_feedback_total", "Feedback given, by satisfaction score", ("satisfaction",)
@@ -72,7 +76,9 @@ class CommandMetrics:
         async with self.runtime.db.session() as session:
             by_stage = (
                 await session.execute(
-                    select(T.kind, T.stage, T.department, T.priority, func.count()).group_by(T.kind, T.stage, T.department, T.priority)
+                    select(T.kind, T.stage, T.department, T.priority, func.count()).group_by(
+                        T.kind, T.stage, T.department, T.priority
+                    )
                 )
             ).all()
             active = (
@@ -85,10 +91,14 @@ class CommandMetrics:
             acknowledged = (
                 await session.execute(select(T.kind, T.opened_at, T.acknowledged_at).where(T.acknowledged_at >= since))
             ).all()
-            resolved = (await session.execute(select(T.kind, T.opened_at, T.resolved_at).where(T.resolved_at >= since))).all()
+            resolved = (
+                await session.execute(select(T.kind, T.opened_at, T.resolved_at).where(T.resolved_at >= since))
+            ).all()
             satisfaction = (
                 await session.execute(
-                    select(T.department, func.avg(T.satisfaction)).where(T.satisfaction.is_not(None)).group_by(T.department)
+                    select(T.department, func.avg(T.satisfaction))
+                    .where(T.satisfaction.is_not(None))
+                    .group_by(T.department)
                 )
             ).all()
             feedback = (
@@ -98,7 +108,9 @@ class CommandMetrics:
             ).all()
             cells = (
                 await session.execute(
-                    select(Signal.h3_cell, Signal.kind, func.count()).where(Signal.at >= since).group_by(Signal.h3_cell, Signal.kind)
+                    select(Signal.h3_cell, Signal.kind, func.count())
+                    .where(Signal.at >= since)
+                    .group_by(Signal.h3_cell, Signal.kind)
                 )
             ).all()
 
@@ -106,7 +118,9 @@ class CommandMetrics:
         for kind, department, priority, respond_by, resolve_by, acknowledged_at in active:
             for breach in ("respond", "resolve"):  # 0 for what is active and on time: "none late" is a figure too
                 overdue.setdefault((kind, department, priority, breach), 0)
-            breach = "resolve" if resolve_by < now else "respond" if acknowledged_at is None and respond_by < now else None
+            breach = (
+                "resolve" if resolve_by < now else "respond" if acknowledged_at is None and respond_by < now else None
+            )
             if breach:
                 overdue[(kind, department, priority, breach)] += 1
         heat: dict[tuple[str, str, str, str], float] = {}

@@ -8,10 +8,14 @@ from __future__ import annotations
 import datetime as dt
 from datetime import datetime
 
-from common.db import utc_column
-from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - the outbox and inbox tables are this service's too (migrations)
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from common.db import utc_column
+from common.outbox import (  # noqa: F401 - the outbox and inbox tables are this service's too (migrations)
+    InboxMessage,
+    OutboxMessage,
+)
 
 # -- configuration an admin edits ---------------------------------------------------------
 

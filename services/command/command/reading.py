@@ -9,15 +9,15 @@ from datetime import date, datetime
 from typing import Any
 
 import h3
-from common.clock import day_bounds, local_date
-from common.errors import Invalid, NotFound
-from common.runtime import Runtime
 from sqlalchemy import and_, func, or_, select
 
 from command import changes, domain
 from command.directory import Directory
 from command.models import CheckinFact, EscalationRow, KnownResident, Signal, Ticket, TicketLog
 from command.settings import CommandSettings
+from common.clock import day_bounds, local_date
+from common.errors import Invalid, NotFound
+from common.runtime import Runtime
 
 PRIORITY_ORDER = {p: i for i, p in enumerate(domain.PRIORITIES)}
 
@@ -41,7 +41,15 @@ class Reading:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None or not domain.can_see(actor, changes.scope(ticket)):
                 raise NotFound(f"no ticket {ticket_id!r} that you may see")
-            history = (await session.execute(select(TicketLog).where(TicketLog.ticket_id == ticket_id).order_by(TicketLog.log_id))).scalars().all()
+            history = (
+                (
+                    await session.execute(
+                        select(TicketLog).where(TicketLog.ticket_id == ticket_id).order_by(TicketLog.log_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         if not any(entry.action == "open" for entry in history):  # a row only if an older version wrote one
             history = [opening(ticket), *history]
         return ticket, list(history)
@@ -95,15 +103,27 @@ class Reading:
         async with self.runtime.db.session() as session:
             overdue = (await session.execute(select(Ticket).where(_overdue_clause(now)))).scalars().all()
             new = (
-                await session.execute(
-                    select(Ticket)
-                    .where(Ticket.opened_at >= since, Ticket.opened_at < (now if day >= self.today() else meeting))
-                    .order_by(Ticket.opened_at)
+                (
+                    await session.execute(
+                        select(Ticket)
+                        .where(Ticket.opened_at >= since, Ticket.opened_at < (now if day >= self.today() else meeting))
+                        .order_by(Ticket.opened_at)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             open_tickets = (
-                await session.execute(select(Ticket).where(Ticket.stage != "closed").order_by(Ticket.department, Ticket.owner, Ticket.resolve_by))
-            ).scalars().all()
+                (
+                    await session.execute(
+                        select(Ticket)
+                        .where(Ticket.stage != "closed")
+                        .order_by(Ticket.department, Ticket.owner, Ticket.resolve_by)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         figures = await self.figures(day)
         overdue = sorted(overdue, key=lambda t: (-t.escalation_level, -PRIORITY_ORDER[t.priority], t.resolve_by))
         by_department: dict[str, dict[str, list[dict]]] = {}
@@ -154,7 +174,12 @@ class Reading:
         start, end = day_bounds(day, self.tz)
         now = self.clock.now()
         async with self.runtime.db.session() as session:
-            registered = await session.scalar(select(func.count()).select_from(KnownResident).where(KnownResident.registered_at < end)) or 0
+            registered = (
+                await session.scalar(
+                    select(func.count()).select_from(KnownResident).where(KnownResident.registered_at < end)
+                )
+                or 0
+            )
             facts = dict(
                 (await session.execute(
                     select(CheckinFact.kind, func.count()).where(CheckinFact.date == day).group_by(CheckinFact.kind)
@@ -162,8 +187,9 @@ class Reading:
             )  # fmt: skip
             followups = (
                 await session.execute(
-                    select(Ticket.stage, Ticket.resolved_at, Ticket.closed_at)
-                    .where(Ticket.kind == "followup", Ticket.opened_at >= start, Ticket.opened_at < end)
+                    select(Ticket.stage, Ticket.resolved_at, Ticket.closed_at).where(
+                        Ticket.kind == "followup", Ticket.opened_at >= start, Ticket.opened_at < end
+                    )
                 )
             ).all()
             responded = (
@@ -181,17 +207,26 @@ class Reading:
                 )
             ).all()
             ratings = (
-                await session.execute(
-                    select(TicketLog.satisfaction).where(
-                        TicketLog.action == "feedback", TicketLog.at >= start, TicketLog.at < end
+                (
+                    await session.execute(
+                        select(TicketLog.satisfaction).where(
+                            TicketLog.action == "feedback", TicketLog.at >= start, TicketLog.at < end
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             stages = dict((await session.execute(select(Ticket.stage, func.count()).group_by(Ticket.stage))).all())
             overdue = await session.scalar(select(func.count()).select_from(Ticket).where(_overdue_clause(now))) or 0
-            escalations = await session.scalar(
-                select(func.count()).select_from(EscalationRow).where(EscalationRow.at >= start, EscalationRow.at < end)
-            ) or 0
+            escalations = (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(EscalationRow)
+                    .where(EscalationRow.at >= start, EscalationRow.at < end)
+                )
+                or 0
+            )
         checked_in, missed = facts.get("checked_in", 0), facts.get("missed", 0)
         expected = max(registered, checked_in + missed)
         followups_done = sum(1 for stage, *_ in followups if stage in ("resolved", "closed"))
@@ -203,7 +238,11 @@ class Reading:
                 "missed": missed,
                 "completion_rate": domain.rate(checked_in, expected),
             },
-            "followups": {"opened": len(followups), "resolved": followups_done, "resolution_rate": domain.rate(followups_done, len(followups))},
+            "followups": {
+                "opened": len(followups),
+                "resolved": followups_done,
+                "resolution_rate": domain.rate(followups_done, len(followups)),
+            },
             "median_minutes_to_respond": domain.median_minutes(at - opened for at, opened in responded),
             "median_minutes_to_resolve": domain.median_minutes(at - opened for at, opened in resolved),
             "satisfaction": {
@@ -222,8 +261,14 @@ class Reading:
     async def heatmap(self, since: datetime, kinds: Sequence[str] | None, resolution: int | None) -> dict[str, Any]:
         resolution = self.settings.h3_resolution if resolution is None else resolution
         if not 0 <= resolution <= self.settings.h3_resolution:
-            raise Invalid(f"resolution must be 0–{self.settings.h3_resolution} (cells are recorded at {self.settings.h3_resolution})")
-        query = select(Signal.h3_cell, Signal.kind, func.count()).where(Signal.at >= since).group_by(Signal.h3_cell, Signal.kind)
+            raise Invalid(
+                f"resolution must be 0–{self.settings.h3_resolution} (cells are recorded at {self.settings.h3_resolution})"
+            )
+        query = (
+            select(Signal.h3_cell, Signal.kind, func.count())
+            .where(Signal.at >= since)
+            .group_by(Signal.h3_cell, Signal.kind)
+        )
         if kinds:
             query = query.where(Signal.kind.in_(kinds))
         async with self.runtime.db.session() as session:
@@ -246,7 +291,12 @@ class Reading:
                                    "counts": dict(counts), "center": [lng, lat]},
                 }
             )  # fmt: skip
-        return {"type": "FeatureCollection", "since": since.isoformat(), "kinds": list(kinds or []), "features": features}
+        return {
+            "type": "FeatureCollection",
+            "since": since.isoformat(),
+            "kinds": list(kinds or []),
+            "features": features,
+        }
 
 
 def _overdue_clause(now: datetime):
@@ -262,7 +312,9 @@ def _visible(actor: domain.Actor) -> list:
         return []
     mine = Ticket.owner == actor.sub
     if actor.role == "resident":
-        return [or_(Ticket.resident_id == actor.sub, and_(Ticket.resident_id.is_(None), Ticket.reported_by == actor.sub))]
+        return [
+            or_(Ticket.resident_id == actor.sub, and_(Ticket.resident_id.is_(None), Ticket.reported_by == actor.sub))
+        ]
     if actor.role == "partner":
         return [or_(mine, Ticket.department == (actor.department or "\x00"))]
     if actor.role == "grid_worker":
@@ -278,7 +330,9 @@ def opening(ticket: Ticket) -> TicketLog:
     """The history's first entry, told by the ticket: opened by whom, when, with which owner.
     Nothing changes these columns after the opening (a ticket's source ids keep only the
     latest domain.MAX_SOURCE_IDS, so the first event's id is known while the list is whole)."""
-    first_event = ticket.source_event_ids[0] if ticket.source_event_ids and ticket.event_count <= domain.MAX_SOURCE_IDS else None
+    first_event = (
+        ticket.source_event_ids[0] if ticket.source_event_ids and ticket.event_count <= domain.MAX_SOURCE_IDS else None
+    )
     return TicketLog(
         ticket_id=ticket.ticket_id, action="open", from_stage=None, to_stage="discovered",
         by=ticket.opened_by or ticket.reported_by or "unknown", at=ticket.opened_at,

@@ -5,8 +5,6 @@ escalation, and reading (tickets, the daily meeting, the heat map). Consumers
 
 from __future__ import annotations
 
-from common.runtime import Runtime
-
 from command.directory import Directory
 from command.escalation import Escalations
 from command.intake import Intake
@@ -14,6 +12,7 @@ from command.lifecycle import Lifecycle
 from command.reading import Reading
 from command.settings import CommandSettings
 from command.store import Stores
+from common.runtime import Runtime
 
 
 class CommandService:
@@ -29,7 +28,11 @@ class CommandService:
         self.reading = reading = Reading(runtime, settings, directory)
 
         self.config, self.seed, self.forget_config = directory.config, directory.seed, directory.forget_config
-        self.restore_defaults, self.save_rule, self.save_sla = directory.restore_defaults, directory.save_rule, directory.save_sla
+        self.restore_defaults, self.save_rule, self.save_sla = (
+            directory.restore_defaults,
+            directory.save_rule,
+            directory.save_sla,
+        )
         self.save_person, self.save_department = directory.save_person, directory.save_department
 
         self.take_report, self.report_by_hand = intake.take_report, intake.report_by_hand
@@ -43,7 +46,12 @@ class CommandService:
         self.escalate_overdue = escalations.escalate_overdue
 
         self.ticket, self.tickets, self.overdue_now = reading.ticket, reading.tickets, reading.overdue_now
-        self.agenda, self.figures, self.heatmap, self.today = reading.agenda, reading.figures, reading.heatmap, reading.today
+        self.agenda, self.figures, self.heatmap, self.today = (
+            reading.agenda,
+            reading.figures,
+            reading.heatmap,
+            reading.today,
+        )
 
     @property
     def clock(self):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import time
 
-from common.settings import ServiceSettings, env_files
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings, env_files
 
 
 class CommandSettings(ServiceSettings):

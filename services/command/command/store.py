@@ -17,13 +17,13 @@ from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from common.db import Database, bulk_insert, insert_missing
-from common.events.base import Event
-from common.outbox import UnitOfWork
 from sqlalchemy import insert, select
 
 from command import domain
 from command.models import CheckinFact, KnownBuilding, KnownResident, Signal, Ticket, TicketLog
+from common.db import Database, bulk_insert, insert_missing
+from common.events.base import Event
+from common.outbox import UnitOfWork
 
 Place = tuple[str | None, float | None, float | None]  # a building's grid, lat and lon
 FACT_KEY = ("resident_id", "date", "kind")
@@ -125,7 +125,9 @@ class _Learning:
     ) -> None:
         resident = await self.resident(resident_id)
         if resident is None:
-            resident = KnownResident(resident_id=resident_id, grid_id=grid_id, building_id=building_id, lat=lat, lon=lon, registered_at=at)
+            resident = KnownResident(
+                resident_id=resident_id, grid_id=grid_id, building_id=building_id, lat=lat, lon=lon, registered_at=at
+            )
             self.session.add(resident)
         else:
             resident.grid_id, resident.building_id = grid_id, building_id
@@ -163,7 +165,9 @@ class SessionStore(_Learning):
         self.session.add(Signal(**values))
 
     async def record_fact(self, resident_id: str, day: date, kind: str) -> None:
-        await insert_missing(self.session, CheckinFact.__table__, [{"resident_id": resident_id, "date": day, "kind": kind}], FACT_KEY)
+        await insert_missing(
+            self.session, CheckinFact.__table__, [{"resident_id": resident_id, "date": day, "kind": kind}], FACT_KEY
+        )
 
     async def place(self, building_id: str) -> Place | None:
         now = time.monotonic()
@@ -201,13 +205,17 @@ class BatchStore(_Learning):
         """The open tickets and the places of buildings the batch concerns, in a query each."""
         self.looked_up = open_keys
         if open_keys:
-            for ticket in (await self.session.execute(select(Ticket).where(db.any_of(Ticket.open_key, open_keys)))).scalars():
+            for ticket in (
+                await self.session.execute(select(Ticket).where(db.any_of(Ticket.open_key, open_keys)))
+            ).scalars():
                 self.tickets[ticket.open_key] = ticket
         now = time.monotonic()
         stale = self.places.stale(building_ids, now)
         if stale:
             columns = (KnownBuilding.building_id, KnownBuilding.grid_id, KnownBuilding.lat, KnownBuilding.lon)
-            rows = (await self.session.execute(select(*columns).where(db.any_of(KnownBuilding.building_id, stale)))).all()
+            rows = (
+                await self.session.execute(select(*columns).where(db.any_of(KnownBuilding.building_id, stale)))
+            ).all()
             found = {building_id: (grid_id, lat, lon) for building_id, grid_id, lat, lon in rows}
             for building_id in stale:
                 self.places.put(building_id, found.get(building_id), now)

@@ -113,7 +113,9 @@ async def raise_request(body: RequestIn, user: CurrentUser, service: Service):
     without items it is assigned at once (`RequestAssigned`), with items once supplies
     reserves them (`StockReserved`)."""
     window = domain.Window(body.window.start, body.window.end) if body.window else None
-    request = await service.raise_request(actor(user), body.resident_id, body.category, body.details, body.items, window)
+    request = await service.raise_request(
+        actor(user), body.resident_id, body.category, body.details, body.items, window
+    )
     _, history = await service.request(request.request_id)
     return _request_out(request, history)
 
@@ -139,7 +141,12 @@ async def list_requests(
     elif not is_dispatch_staff(user):
         raise Forbidden(f"role {user.role.value!r} cannot list requests")
     requests = await service.requests(
-        status=status_, volunteer_id=volunteer_id, resident_id=resident_id, grid_ids=grids, limit=page.limit, offset=page.offset
+        status=status_,
+        volunteer_id=volunteer_id,
+        resident_id=resident_id,
+        grid_ids=grids,
+        limit=page.limit,
+        offset=page.offset,
     )
     return [_request_out(r) for r in requests]
 
@@ -199,7 +206,9 @@ async def cancel(request_id: str, body: CancelIn, user: CurrentUser, service: Se
 class AvailabilityIn(RequestModel):
     start: time
     end: time
-    days: list[int] = Field(default_factory=list, max_length=7, description="ISO weekdays, 1 = Monday; empty: every day")
+    days: list[int] = Field(
+        default_factory=list, max_length=7, description="ISO weekdays, 1 = Monday; empty: every day"
+    )
 
 
 class VolunteerIn(RequestModel):
@@ -252,7 +261,13 @@ async def get_volunteer(volunteer_id: str, user: CurrentUser, service: Service) 
 async def volunteer_runs(volunteer_id: str, user: CurrentUser, service: Service) -> list[dict]:
     _self_or_staff(user, volunteer_id)
     return [
-        {"run_id": r.run_id, "slot_start": r.slot_start, "slot_end": r.slot_end, "stops": len(r.stops), "distance_m": r.distance_m}
+        {
+            "run_id": r.run_id,
+            "slot_start": r.slot_start,
+            "slot_end": r.slot_end,
+            "stops": len(r.stops),
+            "distance_m": r.distance_m,
+        }
         for r in await service.runs_for(volunteer_id)
     ]
 
@@ -263,7 +278,9 @@ async def volunteer_runs(volunteer_id: str, user: CurrentUser, service: Service)
 class PlanIn(RequestModel):
     slot_start: AwareDatetime | None = Field(default=None, description="default: now")
     slot_end: AwareDatetime | None = Field(default=None, description="default: slot_start + DISPATCH_SLOT_HOURS")
-    volunteer_ids: list[str] = Field(default_factory=list, max_length=1000, description="default: every available errand volunteer")
+    volunteer_ids: list[str] = Field(
+        default_factory=list, max_length=1000, description="default: every available errand volunteer"
+    )
     depot_id: str | None = None
     depot_lat: float | None = None
     depot_lon: float | None = None
@@ -322,7 +339,15 @@ async def plan_runs(body: PlanIn, _: Dispatcher, service: Service) -> dict:
     slot_start = body.slot_start or start
     slot_end = body.slot_end or slot_start + (end - start)
     result = await service.plan_runs(
-        PlanRequest(slot_start, slot_end, tuple(body.volunteer_ids), body.depot_id, body.depot_lat, body.depot_lon, body.time_limit_s)
+        PlanRequest(
+            slot_start,
+            slot_end,
+            tuple(body.volunteer_ids),
+            body.depot_id,
+            body.depot_lat,
+            body.depot_lon,
+            body.time_limit_s,
+        )
     )
     return {
         "slot_start": result.slot_start,
@@ -337,7 +362,11 @@ async def plan_runs(body: PlanIn, _: Dispatcher, service: Service) -> dict:
 
 @router.get("/runs/{run_id}", response_model=RunOut, tags=["runs"], responses={200: {"content": {"text/plain": {}}}})
 async def route_sheet(
-    run_id: str, user: CurrentUser, service: Service, request: Request, format_: Annotated[Literal["json", "text"] | None, Query(alias="format")] = None
+    run_id: str,
+    user: CurrentUser,
+    service: Service,
+    request: Request,
+    format_: Annotated[Literal["json", "text"] | None, Query(alias="format")] = None,
 ):
     """The route sheet: ordered stops with ETAs, who to call and what to bring. As text
     (`?format=text` or `Accept: text/plain`) to read on a phone or print."""
@@ -366,7 +395,9 @@ def route_sheet_text(run: RunOut, tz) -> str:
         lines.append(f"{n:>2}. {local(stop.eta)}  {where}  {name}  {stop.phone or ''}".rstrip())
         details = neutralised(" ".join(stop.details.split())) if stop.details else ""
         lines.append(f"    {stop.priority} {stop.category}: {things}" + (f" — {details}" if details else ""))
-        lines.append(f"    {stop.request_id}  due {stop.due_by.astimezone(tz):%m-%d %H:%M}  [{stop.status or 'planned'}]  geo:{stop.lat:.6f},{stop.lon:.6f}")
+        lines.append(
+            f"    {stop.request_id}  due {stop.due_by.astimezone(tz):%m-%d %H:%M}  [{stop.status or 'planned'}]  geo:{stop.lat:.6f},{stop.lon:.6f}"
+        )
     lines.append("")
     lines.append("Mark each stop: POST /requests/{id}/fulfil (or /fail with the reason).")
     return "\n".join(lines) + "\n"
@@ -421,7 +452,9 @@ async def demand(
 
 
 @router.post("/jobs/{job}", tags=["operations"])
-async def run_job(job: Literal["assign-pending", "overdue", "green-channel", "demand-surge"], _: Dispatcher, service: Service) -> dict:
+async def run_job(
+    job: Literal["assign-pending", "overdue", "green-channel", "demand-surge"], _: Dispatcher, service: Service
+) -> dict:
     """Run a periodic job now (they also run every FIRSTLINE jobs interval)."""
     work = {
         "assign-pending": service.assign_pending,

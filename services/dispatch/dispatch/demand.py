@@ -29,8 +29,16 @@ class Demand(Matching):
                 )
             ).all()
             surges = (
-                await session.execute(select(Surge).where(Surge.window_end > since, Surge.window_start < until).order_by(Surge.window_start))
-            ).scalars().all()
+                (
+                    await session.execute(
+                        select(Surge)
+                        .where(Surge.window_end > since, Surge.window_start < until)
+                        .order_by(Surge.window_start)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         series = domain.demand_series(rows, bucket, self.tz)
         latest = await self._latest_tests()
         return {
@@ -51,7 +59,9 @@ class Demand(Matching):
         window_start = window_end - length
         baseline_start = window_start - timedelta(days=self.settings.surge_baseline_days)
         async with self.runtime.db.session() as session:
-            first = await session.scalar(select(func.min(ServiceRequest.created_at)).where(ServiceRequest.source != "green_channel"))
+            first = await session.scalar(
+                select(func.min(ServiceRequest.created_at)).where(ServiceRequest.source != "green_channel")
+            )
             rows = (
                 await session.execute(
                     select(ServiceRequest.created_at, ServiceRequest.category).where(
@@ -75,7 +85,13 @@ class Demand(Matching):
             if windows < 1:
                 continue  # no history yet: nothing to compare with
             test = domain.surge_test(series[-1], series[:-1], self.settings.surge_alpha, self.settings.surge_min_count)
-            tests[category] = {"count": test.count, "baseline": test.baseline, "p_value": test.p_value, "surge": test.surge, "baseline_windows": windows}
+            tests[category] = {
+                "count": test.count,
+                "baseline": test.baseline,
+                "p_value": test.p_value,
+                "surge": test.surge,
+                "baseline_windows": windows,
+            }
         return {"window_start": window_start, "window_end": window_end, "categories": tests}
 
     async def detect_surges(self) -> int:

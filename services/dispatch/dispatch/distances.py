@@ -13,7 +13,9 @@ from dispatch.routing import Point, haversine_matrix
 
 
 class OsrmMatrix:
-    def __init__(self, base_url: str, profile: str = "driving", timeout_s: float = 10.0, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self, base_url: str, profile: str = "driving", timeout_s: float = 10.0, client: httpx.Client | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.profile = profile
         self.client = client or httpx.Client(timeout=timeout_s)

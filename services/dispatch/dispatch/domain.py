@@ -31,14 +31,22 @@ GROUP_FOR = {
     "psychological": "counsellor",
 }
 # Skills that qualify a volunteer outside the group (a hotline volunteer of the publicity group).
-SKILL_FOR = {"psychological": ("counselling", "hotline"), "tech_help": ("tech",), "medical_visit": ("escort", "driving")}
+SKILL_FOR = {
+    "psychological": ("counselling", "hotline"),
+    "tech_help": ("tech",),
+    "medical_visit": ("escort", "driving"),
+}
 # Categories delivered to the door in planned runs; the others are visits or calls.
 DELIVERY_CATEGORIES = frozenset({"groceries", "medicine"})
 
 CATEGORY_WEIGHT = {"medicine": 3, "medical_visit": 3, "psychological": 3, "groceries": 2, "tech_help": 1, "other": 1}
 TAG_WEIGHT = {"pregnant": 2, "disabled": 2, "elderly": 1, "living_alone": 1, "chronic": 1, "mental_health": 0}
 # A tag that matters more for one category than in general.
-TAG_CATEGORY_BONUS = {("chronic", "medicine"): 2, ("mental_health", "psychological"): 3, ("pregnant", "medical_visit"): 2}
+TAG_CATEGORY_BONUS = {
+    ("chronic", "medicine"): 2,
+    ("mental_health", "psychological"): 3,
+    ("pregnant", "medical_visit"): 2,
+}
 # Hours from raising to due, by priority: the service-level table.
 SLA_HOURS = {"urgent": 2, "high": 6, "normal": 24, "low": 48}
 MAX_WINDOW_AHEAD = timedelta(days=14)
@@ -261,7 +269,9 @@ def match(need: Need, candidates: Sequence[Candidate], tz: ZoneInfo, exclude: It
             continue
         if c.open_load >= c.capacity or not available_between(c.availability, need.start, need.end, tz):
             continue
-        distance = haversine_m(c.lat, c.lon, need.lat, need.lon) if need.lat is not None and need.lon is not None else 0.0
+        distance = (
+            haversine_m(c.lat, c.lon, need.lat, need.lon) if need.lat is not None and need.lon is not None else 0.0
+        )
         cost = distance + LOAD_WEIGHT_M * c.open_load + RECENT_WEIGHT_M * c.recent_load
         if need.category in c.skills:
             cost -= SKILL_BONUS_M
@@ -286,7 +296,9 @@ def check_cancellation(status: str, resident_id: str, actor: Actor) -> None:
         raise Invalid(f"request is already {status}")
 
 
-def check_fulfilment(status: str, assigned_to: str | None, volunteer_id: str, actor: Actor, service_minutes: int) -> None:
+def check_fulfilment(
+    status: str, assigned_to: str | None, volunteer_id: str, actor: Actor, service_minutes: int
+) -> None:
     if actor.role == Role.volunteer and actor.sub != volunteer_id:
         raise Forbidden("volunteers report only their own work")
     if actor.role not in DISPATCH_STAFF and actor.role != Role.volunteer:
@@ -333,7 +345,9 @@ def surge_test(count: int, baseline_counts: Sequence[int], alpha: float = 0.01, 
     windows = max(len(baseline_counts), 1)
     rate = (sum(baseline_counts) + 0.5) / windows
     p_value = float(poisson.sf(count - 1, rate)) if count > 0 else 1.0
-    return SurgeTest(count=count, baseline=round(rate, 4), p_value=p_value, surge=count >= min_count and p_value < alpha)
+    return SurgeTest(
+        count=count, baseline=round(rate, 4), p_value=p_value, surge=count >= min_count and p_value < alpha
+    )
 
 
 def window_floor(at: datetime, length: timedelta) -> datetime:

@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the dispatch service; nothing runs at import.
 
-    uvicorn --factory dispatch.main:app_from_env --port 8003
+uvicorn --factory dispatch.main:app_from_env --port 8003
 """
 
 from __future__ import annotations

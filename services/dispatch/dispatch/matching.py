@@ -50,7 +50,9 @@ class Matching:
 
     def _history(self, uow: UnitOfWork, request: ServiceRequest, by: str, note: str | None = None) -> None:
         request.updated_at = self.clock.now()
-        uow.session.add(RequestHistory(request_id=request.request_id, at=self.clock.now(), status=request.status, by=by, note=note))
+        uow.session.add(
+            RequestHistory(request_id=request.request_id, at=self.clock.now(), status=request.status, by=by, note=note)
+        )
 
     async def _resident(self, uow: UnitOfWork, resident_id: str) -> KnownResident:
         resident = await uow.session.get(KnownResident, resident_id)
@@ -160,7 +162,15 @@ class Matching:
         request.status = "assigned"
         request.assignment_no += 1
         request.run_id = None
-        uow.session.add(RequestHistory(request_id=request.request_id, at=self.clock.now(), status="assigned", by=chosen.volunteer_id, note="assigned"))
+        uow.session.add(
+            RequestHistory(
+                request_id=request.request_id,
+                at=self.clock.now(),
+                status="assigned",
+                by=chosen.volunteer_id,
+                note="assigned",
+            )
+        )
         request.updated_at = self.clock.now()
         uow.emit(
             RequestAssigned(
@@ -178,10 +188,17 @@ class Matching:
         """The job: give waiting requests to volunteers who became free or available."""
         async with self.runtime.db.session() as session:
             ids = (
-                await session.execute(
-                    select(ServiceRequest.request_id).where(ServiceRequest.status == "pending").order_by(ServiceRequest.due_by).limit(500)
+                (
+                    await session.execute(
+                        select(ServiceRequest.request_id)
+                        .where(ServiceRequest.status == "pending")
+                        .order_by(ServiceRequest.due_by)
+                        .limit(500)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         assigned = 0
         for request_id in ids:
             async with self.runtime.work() as uow:
@@ -198,10 +215,16 @@ class Matching:
         now = self.clock.now()
         async with self.runtime.db.session() as session:
             ids = (
-                await session.execute(
-                    select(ServiceRequest.request_id).where(ServiceRequest.status.in_(domain.OPEN), ServiceRequest.due_by < now)
+                (
+                    await session.execute(
+                        select(ServiceRequest.request_id).where(
+                            ServiceRequest.status.in_(domain.OPEN), ServiceRequest.due_by < now
+                        )
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         noticed = 0
         for request_id in ids:
             async with self.runtime.work() as uow:
@@ -211,13 +234,22 @@ class Matching:
                 claimed = await insert_ignore(
                     uow.session,
                     OverdueNotice,
-                    {"request_id": request_id, "assignment_no": request.assignment_no, "volunteer_id": request.volunteer_id, "noticed_at": now},
+                    {
+                        "request_id": request_id,
+                        "assignment_no": request.assignment_no,
+                        "volunteer_id": request.volunteer_id,
+                        "noticed_at": now,
+                    },
                     ["request_id", "assignment_no"],
                 )
                 if not claimed:
                     continue
                 late = request.volunteer_id
-                uow.emit(RequestOverdue(request_id=request_id, due_by=request.due_by, volunteer_id=late, category=request.category))
+                uow.emit(
+                    RequestOverdue(
+                        request_id=request_id, due_by=request.due_by, volunteer_id=late, category=request.category
+                    )
+                )
                 self._history(uow, request, "dispatch", f"overdue (was due {request.due_by.isoformat()}); reassigning")
                 request.priority = "urgent"
                 request.due_by = now + timedelta(hours=domain.SLA_HOURS["urgent"])
@@ -231,4 +263,6 @@ def availability_json(a: domain.Availability) -> dict:
 
 
 def availability_from_json(raw: dict) -> domain.Availability:
-    return domain.Availability(time.fromisoformat(raw["start"]), time.fromisoformat(raw["end"]), tuple(raw.get("days") or ()))
+    return domain.Availability(
+        time.fromisoformat(raw["start"]), time.fromisoformat(raw["end"]), tuple(raw.get("days") or ())
+    )

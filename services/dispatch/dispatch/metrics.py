@@ -27,9 +27,13 @@ class DispatchMetrics:
         self.service = service
         m = self.domain = DomainMetrics(runtime.registry, "dispatch")
         self.requests = m.gauge(
-            "firstline_dispatch_requests", "Requests by category, status (stage) and priority", ("category", "status", "priority")
+            "firstline_dispatch_requests",
+            "Requests by category, status (stage) and priority",
+            ("category", "status", "priority"),
         )
-        self.raised = m.counter("firstline_dispatch_requests_raised_total", "Requests raised, by category", ("category",))
+        self.raised = m.counter(
+            "firstline_dispatch_requests_raised_total", "Requests raised, by category", ("category",)
+        )
         self.fulfilled = m.counter(
             "firstline_dispatch_requests_fulfilled_total", "Requests fulfilled, by category", ("category",)
         )
@@ -37,7 +41,9 @@ class DispatchMetrics:
             "firstline_dispatch_service_minutes_total", "Volunteer minutes spent on fulfilled requests", ("category",)
         )
         self.overdue = m.gauge(
-            "firstline_dispatch_requests_overdue", "Open requests past their due time, by category and priority", ("category", "priority")
+            "firstline_dispatch_requests_overdue",
+            "Open requests past their due time, by category and priority",
+            ("category", "priority"),
         )
         self.fulfil_seconds = m.gauge(
             "firstline_dispatch_fulfilment_seconds_avg",
@@ -49,7 +55,9 @@ class DispatchMetrics:
             "firstline_dispatch_route_distance_meters_total", "Route distance of the delivery runs planned"
         )
         self.volunteers = m.gauge("firstline_dispatch_volunteers", "Active volunteers by group", ("group",))
-        self.surges = m.counter("firstline_dispatch_demand_surges_total", "Demand surges detected, by category", ("category",))
+        self.surges = m.counter(
+            "firstline_dispatch_demand_surges_total", "Demand surges detected, by category", ("category",)
+        )
 
     def schedule(self) -> None:
         self.runtime.every("metrics", self.refresh, interval_s=REFRESH_INTERVAL_S)
@@ -62,7 +70,9 @@ class DispatchMetrics:
         R = ServiceRequest
         async with self.runtime.db.session() as session:
             by_stage = (
-                await session.execute(select(R.category, R.status, R.priority, func.count()).group_by(R.category, R.status, R.priority))
+                await session.execute(
+                    select(R.category, R.status, R.priority, func.count()).group_by(R.category, R.status, R.priority)
+                )
             ).all()
             fulfilled = (
                 await session.execute(
@@ -80,18 +90,22 @@ class DispatchMetrics:
             ).all()
             recent = (
                 await session.execute(
-                    select(R.category, R.created_at, R.fulfilled_at).where(R.status == "fulfilled", R.fulfilled_at >= now - RECENT)
+                    select(R.category, R.created_at, R.fulfilled_at).where(
+                        R.status == "fulfilled", R.fulfilled_at >= now - RECENT
+                    )
                 )
             ).all()
             runs = (
                 await session.execute(
-                    select(DeliveryRun.status, func.count(), func.coalesce(func.sum(DeliveryRun.distance_m), 0.0)).group_by(
-                        DeliveryRun.status
-                    )
+                    select(
+                        DeliveryRun.status, func.count(), func.coalesce(func.sum(DeliveryRun.distance_m), 0.0)
+                    ).group_by(DeliveryRun.status)
                 )
             ).all()
             volunteers = (
-                await session.execute(select(Volunteer.group, func.count()).where(Volunteer.active).group_by(Volunteer.group))
+                await session.execute(
+                    select(Volunteer.group, func.count()).where(Volunteer.active).group_by(Volunteer.group)
+                )
             ).all()
             surges = (await session.execute(select(Surge.category, func.count()).group_by(Surge.category))).all()
 

@@ -17,7 +17,14 @@ from dispatch.requests import NAMESPACE, Requests, merge_lines
 
 class Recurrences(Requests):
     async def add_recurrence(
-        self, actor: domain.Actor, resident_id: str, items: Sequence[ItemLine], details: str | None, every_days: int, first_due: datetime, lead_days: int | None
+        self,
+        actor: domain.Actor,
+        resident_id: str,
+        items: Sequence[ItemLine],
+        details: str | None,
+        every_days: int,
+        first_due: datetime,
+        lead_days: int | None,
     ) -> Recurrence:
         """Its own transaction, committed before the refills it makes due are raised."""
         if not 1 <= every_days <= 180:
@@ -52,12 +59,18 @@ class Recurrences(Requests):
         The request id comes from (recurrence, due date), so replicas raise it once."""
         now = self.clock.now()
         async with self.runtime.db.session() as session:
-            ids = (await session.execute(select(Recurrence.recurrence_id).where(Recurrence.active.is_(True)))).scalars().all()
+            ids = (
+                (await session.execute(select(Recurrence.recurrence_id).where(Recurrence.active.is_(True))))
+                .scalars()
+                .all()
+            )
         raised = 0
         for recurrence_id in ids:
             async with self.runtime.work() as uow:
                 recurrence = await uow.get_for_update(Recurrence, recurrence_id)
-                dues = domain.next_refills(recurrence.next_due, recurrence.every_days, timedelta(days=recurrence.lead_days), now)
+                dues = domain.next_refills(
+                    recurrence.next_due, recurrence.every_days, timedelta(days=recurrence.lead_days), now
+                )
                 if not dues:
                     continue
                 resident = await uow.session.get(KnownResident, recurrence.resident_id)
@@ -67,9 +80,17 @@ class Recurrences(Requests):
                         continue
                     priority = domain.raise_priority(domain.priority_for("medicine", resident.tags))
                     await self._raise(
-                        uow, resident, "medicine", recurrence.details or "green channel refill",
-                        [ItemLine(**i) for i in recurrence.items], None, source="green_channel", raised_by="green-channel",
-                        request_id=request_id, priority=priority, due=max(due, now + timedelta(hours=domain.SLA_HOURS[priority])),
+                        uow,
+                        resident,
+                        "medicine",
+                        recurrence.details or "green channel refill",
+                        [ItemLine(**i) for i in recurrence.items],
+                        None,
+                        source="green_channel",
+                        raised_by="green-channel",
+                        request_id=request_id,
+                        priority=priority,
+                        due=max(due, now + timedelta(hours=domain.SLA_HOURS[priority])),
                         recurrence_id=recurrence_id,
                     )
                     raised += 1

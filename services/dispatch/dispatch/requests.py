@@ -30,7 +30,13 @@ class Requests(Matching):
         async with self.runtime.work(uow) as uow:
             resident = await uow.session.get(KnownResident, event.resident_id)
             if resident is None:
-                resident = KnownResident(resident_id=event.resident_id, learnt_at=self.clock.now(), community_id=event.community_id, grid_id=event.grid_id, building_id=event.building_id)
+                resident = KnownResident(
+                    resident_id=event.resident_id,
+                    learnt_at=self.clock.now(),
+                    community_id=event.community_id,
+                    grid_id=event.grid_id,
+                    building_id=event.building_id,
+                )
                 uow.session.add(resident)
             resident.community_id = event.community_id
             resident.grid_id = event.grid_id
@@ -60,7 +66,14 @@ class Requests(Matching):
             resident = await self._resident(uow, resident_id)
             source = domain.source_for(actor, resident_id, resident.grid_id, resident.building_id)
             request = await self._raise(
-                uow, resident, category, details, items, window, source=source, raised_by=actor.sub,
+                uow,
+                resident,
+                category,
+                details,
+                items,
+                window,
+                source=source,
+                raised_by=actor.sub,
                 request_id="RQ-" + uuid.uuid4().hex[:16],
             )
         return request
@@ -121,14 +134,34 @@ class Requests(Matching):
             if request is None:
                 raise NotFound(f"no request {request_id!r}")
             history = (
-                await session.execute(
-                    select(RequestHistory).where(RequestHistory.request_id == request_id).order_by(RequestHistory.history_id)
+                (
+                    await session.execute(
+                        select(RequestHistory)
+                        .where(RequestHistory.request_id == request_id)
+                        .order_by(RequestHistory.history_id)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return request, list(history)
 
-    async def requests(self, *, status: str | None = None, volunteer_id: str | None = None, resident_id: str | None = None, grid_ids: Sequence[str] | None = None, limit: int = 200, offset: int = 0) -> list[ServiceRequest]:
-        query = select(ServiceRequest).order_by(ServiceRequest.due_by, ServiceRequest.request_id).limit(limit).offset(offset)
+    async def requests(
+        self,
+        *,
+        status: str | None = None,
+        volunteer_id: str | None = None,
+        resident_id: str | None = None,
+        grid_ids: Sequence[str] | None = None,
+        limit: int = 200,
+        offset: int = 0,
+    ) -> list[ServiceRequest]:
+        query = (
+            select(ServiceRequest)
+            .order_by(ServiceRequest.due_by, ServiceRequest.request_id)
+            .limit(limit)
+            .offset(offset)
+        )
         if status:
             query = query.where(ServiceRequest.status == status)
         if volunteer_id:
@@ -166,10 +199,16 @@ class Requests(Matching):
         """Stock is back: ask supplies again for the requests that were short of this item."""
         async with self.runtime.work(uow) as uow:
             waiting = (
-                await uow.session.execute(
-                    select(ServiceRequest).where(ServiceRequest.status == "waiting_for_stock").order_by(ServiceRequest.due_by)
+                (
+                    await uow.session.execute(
+                        select(ServiceRequest)
+                        .where(ServiceRequest.status == "waiting_for_stock")
+                        .order_by(ServiceRequest.due_by)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             retried = 0
             for request in waiting:
                 if not any(s.get("item_id") == event.item_id for s in request.shortages or request.items):
@@ -203,11 +242,28 @@ class Requests(Matching):
                 return
             details = event.details or event.purpose or event.reason
             await self._raise(
-                uow, resident, category, details, (), None, source="timebank", raised_by=event.member_id,
-                request_id=request_id, redemption_id=event.redemption_id,
+                uow,
+                resident,
+                category,
+                details,
+                (),
+                None,
+                source="timebank",
+                raised_by=event.member_id,
+                request_id=request_id,
+                redemption_id=event.redemption_id,
             )
 
-    async def fulfil(self, actor: domain.Actor, request_id: str, volunteer_id: str, service_minutes: int, note: str | None, *, uow: UnitOfWork | None = None) -> ServiceRequest:
+    async def fulfil(
+        self,
+        actor: domain.Actor,
+        request_id: str,
+        volunteer_id: str,
+        service_minutes: int,
+        note: str | None,
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> ServiceRequest:
         async with self.runtime.work(uow) as uow:
             request = await self._get(uow, request_id)
             domain.check_fulfilment(request.status, request.volunteer_id, volunteer_id, actor, service_minutes)
@@ -228,7 +284,9 @@ class Requests(Matching):
             )
         return request
 
-    async def fail(self, actor: domain.Actor, request_id: str, volunteer_id: str, reason: str, *, uow: UnitOfWork | None = None) -> ServiceRequest:
+    async def fail(
+        self, actor: domain.Actor, request_id: str, volunteer_id: str, reason: str, *, uow: UnitOfWork | None = None
+    ) -> ServiceRequest:
         """A delivery that could not be made: the reason is kept, the request goes back in the queue."""
         if not reason.strip():
             raise Invalid("say why the delivery failed (reason)")
@@ -238,11 +296,17 @@ class Requests(Matching):
             request.failed_attempts += 1
             request.status, request.volunteer_id, request.run_id = "pending", None, None
             self._history(uow, request, actor.sub, f"delivery failed: {reason}")
-            uow.emit(DeliveryFailed(request_id=request_id, volunteer_id=volunteer_id, reason=reason, attempts=request.failed_attempts))
+            uow.emit(
+                DeliveryFailed(
+                    request_id=request_id, volunteer_id=volunteer_id, reason=reason, attempts=request.failed_attempts
+                )
+            )
             await self._assign(uow, request)
         return request
 
-    async def cancel(self, actor: domain.Actor, request_id: str, reason: str, *, uow: UnitOfWork | None = None) -> ServiceRequest:
+    async def cancel(
+        self, actor: domain.Actor, request_id: str, reason: str, *, uow: UnitOfWork | None = None
+    ) -> ServiceRequest:
         async with self.runtime.work(uow) as uow:
             request = await self._get(uow, request_id)
             domain.check_cancellation(request.status, request.resident_id, actor)

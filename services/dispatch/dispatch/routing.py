@@ -8,6 +8,7 @@ seconds from the start of the slot.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -174,7 +175,7 @@ def arrival_order(problem: Problem, *, distance: DistanceMatrix = haversine_matr
         if not chunk:
             break
         path = [0, *chunk, 0]
-        metres = int(sum(dist[a, b] for a, b in zip(path, path[1:], strict=False)))
+        metres = int(sum(dist[a, b] for a, b in itertools.pairwise(path)))
         plan.routes.append(Route(vehicle.key, [stops[i - 1].key for i in chunk], [], metres, 0))
     plan.dropped = [s.key for s in stops[position:]]
     return plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,9 @@ class Runs(Matching):
         problem = routing.Problem(depot, stops, vehicles, horizon, speed_mps=self.settings.speed_kmh / 3.6)
         matrix = await asyncio.to_thread(problem.matrix, self.distance)
         problem = routing.Problem(depot, stops, vehicles, horizon, speed_mps=problem.speed_mps, distances=matrix)
-        plan = await asyncio.to_thread(routing.solve, problem, time_limit_s=order.time_limit_s or self.settings.plan_time_limit_s)
+        plan = await asyncio.to_thread(
+            routing.solve, problem, time_limit_s=order.time_limit_s or self.settings.plan_time_limit_s
+        )
         index = {s.key: i + 1 for i, s in enumerate(stops)}
         by_id = {r.request_id: r for r in requests}
         async with self.runtime.work(uow) as uow:
@@ -87,7 +90,7 @@ class Runs(Matching):
                 if not kept:
                     continue
                 path = [0, *(index[k] for k, _ in kept), 0]
-                metres = float(sum(matrix[a, b] for a, b in zip(path, path[1:], strict=False)))
+                metres = float(sum(matrix[a, b] for a, b in itertools.pairwise(path)))
                 run = DeliveryRun(
                     run_id=run_id,
                     volunteer_id=route.vehicle,
@@ -98,7 +101,10 @@ class Runs(Matching):
                     depot_lon=depot[1],
                     distance_m=metres,
                     return_at=slot_start + timedelta(seconds=route.return_s),
-                    stops=[_stop_sheet(by_id[k], residents.get(by_id[k].resident_id), slot_start + timedelta(seconds=a)) for k, a in kept],
+                    stops=[
+                        _stop_sheet(by_id[k], residents.get(by_id[k].resident_id), slot_start + timedelta(seconds=a))
+                        for k, a in kept
+                    ],
                     planned_at=self.clock.now(),
                 )
                 uow.session.add(run)
@@ -106,8 +112,24 @@ class Runs(Matching):
                     request = by_id[k]
                     previous = request.volunteer_id
                     if previous != route.vehicle:
-                        uow.emit(RequestAssigned(request_id=k, volunteer_id=route.vehicle, due_by=request.due_by, previous_volunteer_id=previous, category=request.category))
-                    uow.session.add(RequestHistory(request_id=k, at=self.clock.now(), status="planned", by=route.vehicle, note=f"in run {run_id}"))
+                        uow.emit(
+                            RequestAssigned(
+                                request_id=k,
+                                volunteer_id=route.vehicle,
+                                due_by=request.due_by,
+                                previous_volunteer_id=previous,
+                                category=request.category,
+                            )
+                        )
+                    uow.session.add(
+                        RequestHistory(
+                            request_id=k,
+                            at=self.clock.now(),
+                            status="planned",
+                            by=route.vehicle,
+                            note=f"in run {run_id}",
+                        )
+                    )
                 uow.emit(
                     DeliveryPlanned(
                         run_id=run_id,
@@ -127,7 +149,11 @@ class Runs(Matching):
         """Put a request in a run unless someone else planned, fulfilled or cancelled it meanwhile."""
         result = await uow.session.execute(
             update(ServiceRequest)
-            .where(ServiceRequest.request_id == request_id, ServiceRequest.run_id.is_(None), ServiceRequest.status.in_(PLANNABLE))
+            .where(
+                ServiceRequest.request_id == request_id,
+                ServiceRequest.run_id.is_(None),
+                ServiceRequest.status.in_(PLANNABLE),
+            )
             .values(
                 run_id=run_id,
                 status="planned",
@@ -158,7 +184,9 @@ class Runs(Matching):
         rows = (await session.execute(query)).scalars().all()
         return [r for r in rows if r.category in domain.DELIVERY_CATEGORIES or r.items]
 
-    async def _run_volunteers(self, session, volunteer_ids: Sequence[str], slot_start: datetime, slot_end: datetime) -> list[Volunteer]:
+    async def _run_volunteers(
+        self, session, volunteer_ids: Sequence[str], slot_start: datetime, slot_end: datetime
+    ) -> list[Volunteer]:
         query = select(Volunteer).where(Volunteer.active.is_(True)).order_by(Volunteer.volunteer_id)
         if volunteer_ids:
             query = query.where(Volunteer.volunteer_id.in_(volunteer_ids))
@@ -173,7 +201,9 @@ class Runs(Matching):
             (
                 await session.execute(
                     select(DeliveryRun.volunteer_id).where(
-                        DeliveryRun.status == "planned", DeliveryRun.slot_start < slot_end, DeliveryRun.slot_end > slot_start
+                        DeliveryRun.status == "planned",
+                        DeliveryRun.slot_start < slot_end,
+                        DeliveryRun.slot_end > slot_start,
                     )
                 )
             ).scalars()
@@ -182,11 +212,17 @@ class Runs(Matching):
             v
             for v in volunteers
             if v.volunteer_id not in busy
-            and domain.available_between(tuple(availability_from_json(a) for a in v.availability), slot_start, slot_end, self.tz)
+            and domain.available_between(
+                tuple(availability_from_json(a) for a in v.availability), slot_start, slot_end, self.tz
+            )
         ]
 
     async def _residents(self, session, ids: Sequence[str]) -> dict[str, KnownResident]:
-        rows = (await session.execute(select(KnownResident).where(KnownResident.resident_id.in_(set(ids))))).scalars().all()
+        rows = (
+            (await session.execute(select(KnownResident).where(KnownResident.resident_id.in_(set(ids)))))
+            .scalars()
+            .all()
+        )
         return {r.resident_id: r for r in rows}
 
     async def run(self, run_id: str) -> tuple[DeliveryRun, Volunteer | None, dict[str, str]]:
@@ -197,14 +233,23 @@ class Runs(Matching):
             volunteer = await session.get(Volunteer, run.volunteer_id)
             ids = [s["request_id"] for s in run.stops]
             statuses = dict(
-                (await session.execute(select(ServiceRequest.request_id, ServiceRequest.status).where(ServiceRequest.request_id.in_(ids)))).all()
+                (
+                    await session.execute(
+                        select(ServiceRequest.request_id, ServiceRequest.status).where(
+                            ServiceRequest.request_id.in_(ids)
+                        )
+                    )
+                ).all()
             )
         return run, volunteer, statuses
 
     async def runs_for(self, volunteer_id: str) -> list[DeliveryRun]:
         async with self.runtime.db.session() as session:
             rows = await session.execute(
-                select(DeliveryRun).where(DeliveryRun.volunteer_id == volunteer_id).order_by(DeliveryRun.slot_start.desc()).limit(20)
+                select(DeliveryRun)
+                .where(DeliveryRun.volunteer_id == volunteer_id)
+                .order_by(DeliveryRun.slot_start.desc())
+                .limit(20)
             )
             return list(rows.scalars().all())
 
@@ -231,7 +276,12 @@ def _stop(request: ServiceRequest, slot_start: datetime, horizon: int, service_s
 
 
 def _vehicle(volunteer: Volunteer, slot_start: datetime, slot_end: datetime, tz) -> routing.Vehicle:
-    return routing.Vehicle(key=volunteer.volunteer_id, capacity=volunteer.capacity, start_s=0, end_s=int((slot_end - slot_start).total_seconds()))
+    return routing.Vehicle(
+        key=volunteer.volunteer_id,
+        capacity=volunteer.capacity,
+        start_s=0,
+        end_s=int((slot_end - slot_start).total_seconds()),
+    )
 
 
 def _stop_sheet(request: ServiceRequest, resident: KnownResident | None, eta: datetime) -> dict:

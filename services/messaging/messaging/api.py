@@ -84,7 +84,9 @@ async def list_messages(
 
 class ReplyIn(BaseModel):
     message_id: str = Field(min_length=1, max_length=100, description="the gateway's id of this reply: it applies once")
-    from_: str = Field(alias="from", min_length=1, max_length=100, description="the phone number as registered (chat: the person's id)")
+    from_: str = Field(
+        alias="from", min_length=1, max_length=100, description="the phone number as registered (chat: the person's id)"
+    )
     text: str = Field(max_length=2000)
 
 
@@ -101,7 +103,9 @@ async def inbound(channel: Literal["sms", "voice", "chat"], request: Request, se
     try:
         reply = ReplyIn.model_validate(json.loads(body))
     except (ValueError, ValidationError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f'body must be JSON {{"message_id", "from", "text"}}: {exc}') from exc
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f'body must be JSON {{"message_id", "from", "text"}}: {exc}'
+        ) from exc
     return await service.receive_reply(channel, reply.message_id, reply.from_, reply.text)
 
 

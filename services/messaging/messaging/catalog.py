@@ -15,7 +15,19 @@ from typing import Any
 
 # Facts that are health data by what they hold (DESIGN.md §6): never in a template.
 HEALTH_FACTS = frozenset(
-    {"temperature_c", "symptoms", "fever", "tags", "category", "details", "title", "description", "reason", "note", "text"}
+    {
+        "temperature_c",
+        "symptoms",
+        "fever",
+        "tags",
+        "category",
+        "details",
+        "title",
+        "description",
+        "reason",
+        "note",
+        "text",
+    }
 )
 
 

@@ -17,7 +17,6 @@ from common.events.base import Event
 from common.events.command import TicketEscalated, TicketOpened, TicketResolved
 from common.events.dispatch import DeliveryFailed, DeliveryPlanned, RequestAssigned, RequestCancelled, RequestFulfilled
 from common.events.timebank import HoursCredited
-
 from messaging.catalog import CATALOG, PRIORITY_ZH, kind_label
 
 CHANNELS = ("sms", "voice", "chat", "page")
@@ -96,7 +95,11 @@ def plan(event: Event, *, wording: Wording, ticket: TicketRef | None = None,
                             {"due": wording.when(event.due_by), "link": wording.link(f"/volunteer/tasks/{event.request_id}")},
                             request_id=event.request_id)]  # fmt: skip
             if resident := residents.get(event.request_id):
-                drafts.append(Draft("request_assigned", resident, {"due": wording.when(event.due_by)}, request_id=event.request_id))
+                drafts.append(
+                    Draft(
+                        "request_assigned", resident, {"due": wording.when(event.due_by)}, request_id=event.request_id
+                    )
+                )
             return drafts
         case DeliveryPlanned():
             drafts = [Draft("volunteer_route", event.volunteer_id,
@@ -124,10 +127,17 @@ def plan(event: Event, *, wording: Wording, ticket: TicketRef | None = None,
             facts = {"priority": event.priority, "priority_zh": PRIORITY_ZH.get(event.priority, event.priority),
                      "kind_zh": zh, "kind_en": en, "respond_by": wording.when(event.respond_by),
                      "link": wording.link(f"/tickets/{event.ticket_id}")}  # fmt: skip
-            return [Draft("ticket_opened", event.owner, facts, ticket_id=event.ticket_id, urgent=event.priority == "urgent")]
+            return [
+                Draft("ticket_opened", event.owner, facts, ticket_id=event.ticket_id, urgent=event.priority == "urgent")
+            ]
         case TicketEscalated():
             zh, en = kind_label(ticket.kind if ticket else "")
-            facts = {"level": event.level, "kind_zh": zh, "kind_en": en, "link": wording.link(f"/tickets/{event.ticket_id}")}
+            facts = {
+                "level": event.level,
+                "kind_zh": zh,
+                "kind_en": en,
+                "link": wording.link(f"/tickets/{event.ticket_id}"),
+            }
             return [Draft("ticket_escalated", event.owner, facts, ticket_id=event.ticket_id, urgent=True)]
         case TicketResolved():
             if ticket is None or ticket.resident_id is None:
@@ -137,7 +147,9 @@ def plan(event: Event, *, wording: Wording, ticket: TicketRef | None = None,
 
 
 def checkin_reminder(contact: Contact, cutoff: time) -> Draft:
-    return Draft("checkin_reminder", contact.person_id, {"name": contact.name or "", "cutoff": cutoff.strftime("%H:%M")})
+    return Draft(
+        "checkin_reminder", contact.person_id, {"name": contact.name or "", "cutoff": cutoff.strftime("%H:%M")}
+    )
 
 
 # -- channels and timing -----------------------------------------------------------------
@@ -168,7 +180,9 @@ def fallback_channel(channel: str, contact: Contact | None) -> str | None:
     return None
 
 
-def not_before(now: datetime, tz: ZoneInfo, quiet_start: time, quiet_end: time, *, urgent: bool, channel: str) -> datetime:
+def not_before(
+    now: datetime, tz: ZoneInfo, quiet_start: time, quiet_end: time, *, urgent: bool, channel: str
+) -> datetime:
     """When a message may go out: a text or a call waits for the end of the quiet hours,
     unless it is urgent; the chat group and the page are read when people choose."""
     if urgent or channel not in ("sms", "voice") or quiet_start == quiet_end:

@@ -20,7 +20,6 @@ A channel without a URL goes to the log channel (and the development outbox page
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -101,7 +100,9 @@ class Gateway(Protocol):
 class Gateways:
     """One webhook per channel that has a URL; the log channel for the others."""
 
-    def __init__(self, urls: dict[str, str | None], secret: str, *, timeout_s: float = 5.0, concurrency: int = 32) -> None:
+    def __init__(
+        self, urls: dict[str, str | None], secret: str, *, timeout_s: float = 5.0, concurrency: int = 32
+    ) -> None:
         self.urls = {channel: url for channel, url in urls.items() if url}
         self.secret = secret
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -112,7 +113,9 @@ class Gateways:
         # aiohttp, not httpx: a call cost httpx ~3 ms of CPU, which made sending the
         # bottleneck of a fan-out (docs/performance.md, messaging fan-out).
         if self._session is None:  # made on the running loop, at the first send
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.concurrency), timeout=self.timeout)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency), timeout=self.timeout
+            )
         return self._session
 
     async def send(self, message: Outgoing) -> str:
@@ -135,7 +138,7 @@ class Gateways:
                 if response.status // 100 != 2:
                     text = (await response.read())[:200].decode(errors="replace")
                     raise GatewayFailed(f"{message.channel} gateway answered {response.status}: {text}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise GatewayFailed(f"{message.channel} gateway: {type(exc).__name__}: {exc}") from exc
         return "accepted"
 

@@ -28,10 +28,15 @@ from common.events.dispatch import (
 )
 from common.events.timebank import HoursCredited
 from common.outbox import UnitOfWork
-
 from messaging.service import MessagingService
 
-TOPICS = (topics.DISPATCH_EVENTS, topics.COMMAND_EVENTS, topics.TIMEBANK_EVENTS, topics.CHECKIN_EVENTS, topics.CHECKIN_RESIDENTS)
+TOPICS = (
+    topics.DISPATCH_EVENTS,
+    topics.COMMAND_EVENTS,
+    topics.TIMEBANK_EVENTS,
+    topics.CHECKIN_EVENTS,
+    topics.CHECKIN_RESIDENTS,
+)
 # Events that cause messages (domain.plan says to whom).
 NOTIFYING = (RequestAssigned, DeliveryPlanned, RequestFulfilled, DeliveryFailed, RequestCancelled, HoursCredited,
              TicketResolved)  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from common.runtime import Runtime
-
 from messaging.service import MessagingService
 
 FOLLOW_UP_INTERVAL_S = 300.0  # unanswered feedback is a matter of hours: every five minutes is soon enough

@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the messaging service; nothing runs at import.
 
-    uvicorn --factory messaging.main:app_from_env --port 8006
+uvicorn --factory messaging.main:app_from_env --port 8006
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from common.metrics import DomainMetrics, Family, Values
 from common.runtime import Runtime
-
 from messaging.service import MessagingService
 
 REFRESH_INTERVAL_S = 10.0
@@ -17,9 +16,13 @@ class MessagingMetrics:
         self.service = service
         m = self.domain = DomainMetrics(runtime.registry, "messaging")
         self.messages = m.gauge(
-            "firstline_messaging_messages", "Messages in the record by kind, channel and status", ("kind", "channel", "status")
+            "firstline_messaging_messages",
+            "Messages in the record by kind, channel and status",
+            ("kind", "channel", "status"),
         )
-        self.replies = m.counter("firstline_messaging_replies_total", "Replies heard, by channel and outcome", ("channel", "outcome"))
+        self.replies = m.counter(
+            "firstline_messaging_replies_total", "Replies heard, by channel and outcome", ("channel", "outcome")
+        )
 
     def schedule(self) -> None:
         self.runtime.every("metrics", self.refresh, interval_s=REFRESH_INTERVAL_S)

@@ -51,7 +51,9 @@ class Message(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     failed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     replied_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
-    followed_up_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))  # unanswered: handed to the grid worker
+    followed_up_at: datetime | None = Field(
+        default=None, sa_column=utc_column(nullable=True)
+    )  # unanswered: handed to the grid worker
 
 
 class InboundReply(SQLModel, table=True):

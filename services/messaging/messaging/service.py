@@ -20,6 +20,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from common.auth import Principal, Role
+from common.clock import local_date
 from common.errors import Invalid, NotFound
 from common.events.base import Event
 from common.events.checkin import CheckInSubmitted, ResidentRegistered
@@ -32,10 +33,8 @@ from common.events.messaging import (
     FeedbackUnanswered,
     ReplyNotUnderstood,
 )
-from common.clock import local_date
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
-
 from messaging import domain
 from messaging.catalog import CATALOG
 from messaging.gateway import Gateway, GatewayFailed, Outgoing
@@ -80,13 +79,17 @@ class MessagingService:
         async with self.runtime.work(uow) as uow:
             insert = self.runtime.db.insert(Contact)
             await uow.session.execute(
-                insert.values(person_id=event.resident_id, **values).on_conflict_do_update(index_elements=["person_id"], set_=values)
+                insert.values(person_id=event.resident_id, **values).on_conflict_do_update(
+                    index_elements=["person_id"], set_=values
+                )
             )
 
     async def note_check_in(self, event: CheckInSubmitted, uow: UnitOfWork | None = None) -> None:
         async with self.runtime.work(uow) as uow:
             insert = self.runtime.db.insert(CheckinDay)
-            await uow.session.execute(insert.values(resident_id=event.resident_id, day=event.date).on_conflict_do_nothing())
+            await uow.session.execute(
+                insert.values(resident_id=event.resident_id, day=event.date).on_conflict_do_nothing()
+            )
 
     async def learn_request(self, event: RequestRaised, uow: UnitOfWork | None = None) -> None:
         async with self.runtime.work(uow) as uow:
@@ -109,14 +112,22 @@ class MessagingService:
                               "grid_id": event.grid_id, "building_id": event.building_id}  # fmt: skip
                     insert = self.runtime.db.insert(TicketRef)
                     await session.execute(
-                        insert.values(ticket_id=event.ticket_id, **values).on_conflict_do_update(index_elements=["ticket_id"], set_=values)
+                        insert.values(ticket_id=event.ticket_id, **values).on_conflict_do_update(
+                            index_elements=["ticket_id"], set_=values
+                        )
                     )
                 case TicketEscalated() | TicketReassigned():
-                    await session.execute(update(TicketRef).where(TicketRef.ticket_id == event.ticket_id).values(owner=event.owner))
+                    await session.execute(
+                        update(TicketRef).where(TicketRef.ticket_id == event.ticket_id).values(owner=event.owner)
+                    )
                 case TicketClosed():
-                    await session.execute(update(TicketRef).where(TicketRef.ticket_id == event.ticket_id).values(closed_at=event.at))
+                    await session.execute(
+                        update(TicketRef).where(TicketRef.ticket_id == event.ticket_id).values(closed_at=event.at)
+                    )
                 case TicketReopened():
-                    await session.execute(update(TicketRef).where(TicketRef.ticket_id == event.ticket_id).values(closed_at=None))
+                    await session.execute(
+                        update(TicketRef).where(TicketRef.ticket_id == event.ticket_id).values(closed_at=None)
+                    )
 
     async def notify(self, event: Event, cause_id: str, uow: UnitOfWork | None = None) -> int:
         """Queue the messages an event causes; returns how many were new."""
@@ -165,7 +176,10 @@ class MessagingService:
         async with self.runtime.work() as uow:
             contacts = await self._contacts(uow, {self.settings.alerts_recipient})
             now = self.clock.now()
-            rows = [self._row(draft, contacts.get(draft.recipient_id), key[:200], now, channel="chat") for key, draft in drafts]
+            rows = [
+                self._row(draft, contacts.get(draft.recipient_id), key[:200], now, channel="chat")
+                for key, draft in drafts
+            ]
             insert = self.runtime.db.insert(Message)
             result = await uow.session.execute(
                 insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), rows
@@ -181,7 +195,9 @@ class MessagingService:
     async def _request_residents(self, uow: UnitOfWork, request_ids: Sequence[str]) -> dict[str, str]:
         if not request_ids:
             return {}
-        rows = await uow.session.execute(select(RequestRef.request_id, RequestRef.resident_id).where(RequestRef.request_id.in_(request_ids)))
+        rows = await uow.session.execute(
+            select(RequestRef.request_id, RequestRef.resident_id).where(RequestRef.request_id.in_(request_ids))
+        )
         return {key: value for key, value in rows.all()}
 
     async def queue(self, uow: UnitOfWork, drafts: Sequence[domain.Draft], cause_id: str) -> int:
@@ -205,7 +221,12 @@ class MessagingService:
         channel = channel or domain.channel_for(draft.kind, contact)
         on_page = channel == "page"  # nothing to send: the person reads it on their page
         when = domain.not_before(
-            now, self.tz, self.settings.quiet_hours_start, self.settings.quiet_hours_end, urgent=draft.urgent, channel=channel
+            now,
+            self.tz,
+            self.settings.quiet_hours_start,
+            self.settings.quiet_hours_end,
+            urgent=draft.urgent,
+            channel=channel,
         )
         return {
             "message_id": uuid.uuid4().hex, "idempotency_key": key, "kind": draft.kind, "channel": channel,
@@ -242,7 +263,10 @@ class MessagingService:
                 (
                     await uow.session.execute(
                         update(Message)
-                        .where(Message.message_id.in_(due.scalar_subquery()), or_(Message.lease_until.is_(None), Message.lease_until < now))
+                        .where(
+                            Message.message_id.in_(due.scalar_subquery()),
+                            or_(Message.lease_until.is_(None), Message.lease_until < now),
+                        )
                         .values(lease_until=now + timedelta(seconds=self.settings.send_lease_s))
                         .returning(Message)
                         .execution_options(synchronize_session=False)
@@ -266,13 +290,17 @@ class MessagingService:
         )  # fmt: skip
         return {key: value for key, value in rows.all()}
 
-    async def _send_all(self, claimed: list[Message], recent: dict[str, int], now: datetime) -> dict[str, tuple[str, str | None]]:
+    async def _send_all(
+        self, claimed: list[Message], recent: dict[str, int], now: datetime
+    ) -> dict[str, tuple[str, str | None]]:
         limit = asyncio.Semaphore(self.settings.send_concurrency)
         outcomes: dict[str, tuple[str, str | None]] = {}
 
         async def one(message: Message) -> None:
             counted = message.channel in ("sms", "voice")
-            if counted and domain.over_rate_limit(recent.get(message.recipient_id, 0), self.settings.rate_limit_per_hour, urgent=message.urgent):
+            if counted and domain.over_rate_limit(
+                recent.get(message.recipient_id, 0), self.settings.rate_limit_per_hour, urgent=message.urgent
+            ):
                 outcomes[message.message_id] = ("deferred", None)
                 return
             if counted and not message.urgent:
@@ -315,7 +343,7 @@ class MessagingService:
             counts[outcome] = counts.get(outcome, 0) + 1
             changes.append(change)
         async with self.runtime.work() as uow:
-            for keys, group in _by_keys(changes).items():  # one executemany per shape of change
+            for _keys, group in _by_keys(changes).items():  # one executemany per shape of change
                 await uow.session.execute(update(Message), group)
             if fallbacks:
                 counts["fallback"] = await self._fall_back(uow, fallbacks, now)
@@ -337,7 +365,9 @@ class MessagingService:
         if not rows:
             return 0
         insert = self.runtime.db.insert(Message)
-        result = await uow.session.execute(insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), rows)
+        result = await uow.session.execute(
+            insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), rows
+        )
         return len(result.all())
 
     # -- replies ------------------------------------------------------------------------
@@ -353,7 +383,14 @@ class MessagingService:
             insert = self.runtime.db.insert(InboundReply)
             new = (
                 await uow.session.execute(
-                    insert.values(channel=channel, reply_id=reply_id, sender=sender, text=text[:2000], outcome="received", received_at=now)
+                    insert.values(
+                        channel=channel,
+                        reply_id=reply_id,
+                        sender=sender,
+                        text=text[:2000],
+                        outcome="received",
+                        received_at=now,
+                    )
                     .on_conflict_do_nothing()
                     .returning(InboundReply.reply_id)
                 )
@@ -362,7 +399,9 @@ class MessagingService:
                 earlier = await uow.session.get(InboundReply, (channel, reply_id))
                 return {"reply_id": reply_id, "outcome": earlier.outcome if earlier else "received", "duplicate": True}
             contact = (
-                await uow.session.execute(select(Contact).where(or_(Contact.phone == sender, Contact.person_id == sender)).limit(1))
+                await uow.session.execute(
+                    select(Contact).where(or_(Contact.phone == sender, Contact.person_id == sender)).limit(1)
+                )
             ).scalar_one_or_none()
             outcome, answered = await self._apply_reply(uow, channel, reply_id, contact, text, now)
             await uow.session.execute(
@@ -385,8 +424,15 @@ class MessagingService:
                 .limit(1)
             )
         ).scalar_one_or_none()  # fmt: skip
-        meaning = domain.interpret(text, awaiting.kind if awaiting else None, awaiting is not None and awaiting.status == "replied")
-        common = {"reply_id": reply_id, "channel": channel, "received_at": now, "in_reply_to": awaiting.message_id if awaiting else None}
+        meaning = domain.interpret(
+            text, awaiting.kind if awaiting else None, awaiting is not None and awaiting.status == "replied"
+        )
+        common = {
+            "reply_id": reply_id,
+            "channel": channel,
+            "received_at": now,
+            "in_reply_to": awaiting.message_id if awaiting else None,
+        }
         match meaning:
             case domain.Feedback(satisfaction, comment):
                 uow.emit(FeedbackReceived(**common, ticket_id=awaiting.ticket_id, resident_id=contact.person_id,
@@ -396,7 +442,14 @@ class MessagingService:
                 uow.emit(AcknowledgementReceived(**common, ticket_id=awaiting.ticket_id, person_id=contact.person_id))
                 outcome = "acknowledged"
             case domain.CheckIn(temperature_c):
-                uow.emit(CheckInReceived(**common, resident_id=contact.person_id, date=local_date(now, self.tz), temperature_c=temperature_c))
+                uow.emit(
+                    CheckInReceived(
+                        **common,
+                        resident_id=contact.person_id,
+                        date=local_date(now, self.tz),
+                        temperature_c=temperature_c,
+                    )
+                )
                 outcome = "check_in"
             case domain.AlreadyAnswered():
                 return "already_answered", awaiting.message_id if awaiting else None
@@ -405,9 +458,17 @@ class MessagingService:
                 uow.emit(ReplyNotUnderstood(**common, sender_id=contact.person_id, text=text[:1000], resident_id=resident,
                                             grid_id=contact.grid_id, building_id=contact.building_id))  # fmt: skip
                 return "not_understood", None
-        answered = awaiting if awaiting is not None and (outcome != "check_in" or awaiting.kind == "checkin_reminder") else None
+        answered = (
+            awaiting
+            if awaiting is not None and (outcome != "check_in" or awaiting.kind == "checkin_reminder")
+            else None
+        )
         if answered is not None:
-            await uow.session.execute(update(Message).where(Message.message_id == answered.message_id).values(status="replied", replied_at=now))
+            await uow.session.execute(
+                update(Message)
+                .where(Message.message_id == answered.message_id)
+                .values(status="replied", replied_at=now)
+            )
         return outcome, answered.message_id if answered else None
 
     # -- periodic work ------------------------------------------------------------------
@@ -432,7 +493,9 @@ class MessagingService:
             ).all()  # fmt: skip
             tickets = {
                 row.ticket_id: row
-                for row in (await uow.session.execute(select(TicketRef).where(TicketRef.ticket_id.in_({c[0] for c in claimed})))).scalars()
+                for row in (
+                    await uow.session.execute(select(TicketRef).where(TicketRef.ticket_id.in_({c[0] for c in claimed})))
+                ).scalars()
             }
             emitted = 0
             for ticket_id, resident_id, invited_at in claimed:
@@ -477,7 +540,8 @@ class MessagingService:
                 ]  # fmt: skip
                 insert = self.runtime.db.insert(Message)
                 result = await uow.session.execute(
-                    insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), batch
+                    insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id),
+                    batch,
                 )
                 queued += len(result.all())
                 after = rows[-1].person_id
@@ -496,7 +560,9 @@ class MessagingService:
             if user.role == Role.grid_worker and user.grid_ids:
                 scoped = exists().where(Contact.person_id == Message.recipient_id, Contact.grid_id.in_(user.grid_ids))
             elif user.role == Role.building_lead and user.building_ids:
-                scoped = exists().where(Contact.person_id == Message.recipient_id, Contact.building_id.in_(user.building_ids))
+                scoped = exists().where(
+                    Contact.person_id == Message.recipient_id, Contact.building_id.in_(user.building_ids)
+                )
             query = query.where(or_(own, scoped) if scoped is not None else own)
         filters = {Message.recipient_id: recipient, Message.ticket_id: ticket_id, Message.request_id: request_id,
                    Message.kind: kind, Message.status: status}  # fmt: skip
@@ -531,20 +597,26 @@ class MessagingService:
         """Messages by kind, channel and status, for the metrics."""
         async with self.runtime.db.session() as session:
             rows = await session.execute(
-                select(Message.kind, Message.channel, Message.status, func.count()).group_by(Message.kind, Message.channel, Message.status)
+                select(Message.kind, Message.channel, Message.status, func.count()).group_by(
+                    Message.kind, Message.channel, Message.status
+                )
             )
             return [tuple(r) for r in rows.all()]
 
     async def reply_figures(self) -> list[tuple[str, str, int]]:
         async with self.runtime.db.session() as session:
             rows = await session.execute(
-                select(InboundReply.channel, InboundReply.outcome, func.count()).group_by(InboundReply.channel, InboundReply.outcome)
+                select(InboundReply.channel, InboundReply.outcome, func.count()).group_by(
+                    InboundReply.channel, InboundReply.outcome
+                )
             )
             return [tuple(r) for r in rows.all()]
 
 
 def _ticket_ref(row: TicketRef) -> domain.TicketRef:
-    return domain.TicketRef(row.ticket_id, row.kind, row.owner, row.priority, row.resident_id, row.grid_id, row.building_id)
+    return domain.TicketRef(
+        row.ticket_id, row.kind, row.owner, row.priority, row.resident_id, row.grid_id, row.building_id
+    )
 
 
 def _contact(row: Contact) -> domain.Contact:

@@ -9,7 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings, env_files
 
-DEV_GATEWAY_SECRET = "firstline-development-gateway-secret"  # noqa: S105
+DEV_GATEWAY_SECRET = "firstline-development-gateway-secret"
 
 
 class MessagingSettings(ServiceSettings):
@@ -47,6 +47,8 @@ class MessagingSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _gateway_secret_is_real_in_production(self) -> MessagingSettings:
-        if self.environment == "production" and (self.gateway_secret == DEV_GATEWAY_SECRET or len(self.gateway_secret) < 32):
+        if self.environment == "production" and (
+            self.gateway_secret == DEV_GATEWAY_SECRET or len(self.gateway_secret) < 32
+        ):
             raise ValueError("MESSAGING_GATEWAY_SECRET must be set to a secret of at least 32 characters in production")
         return self

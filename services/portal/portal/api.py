@@ -8,6 +8,7 @@ person's behalf, and renders a template; every text comes from the message catal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -49,7 +50,9 @@ class Assets:
             body = path.read_bytes()
             stem, _, ext = path.name.rpartition(".")
             name = f"{stem}.{hashlib.sha256(body).hexdigest()[:10]}.{ext}"
-            media = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}.get(ext, "application/octet-stream")
+            media = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}.get(
+                ext, "application/octet-stream"
+            )
             self.files[name] = (body, media)
             self.names[path.name] = f"/static/{name}"
 
@@ -58,7 +61,9 @@ class Assets:
 
 
 ASSETS = Assets(HERE / "static")
-TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False)
+TEMPLATES = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
+)
 TEMPLATES.globals.update(asset=ASSETS.url, given_name=domain.given_name)
 
 
@@ -108,8 +113,13 @@ def client_address(request: Request) -> str:
 def signed_in(response: Response, request: Request, signed: SignedIn) -> Response:
     settings = request.app.state.settings
     response.set_cookie(
-        COOKIE, signed.cookie, max_age=int(settings.session_hours * 3600), httponly=True, samesite="lax",
-        secure=settings.cookie_secure, path="/",
+        COOKIE,
+        signed.cookie,
+        max_age=int(settings.session_hours * 3600),
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
     )
     return response
 
@@ -297,9 +307,17 @@ async def home(request: Request, session: HouseholdSession, done: str | None = N
     except ServiceError:
         hours = None  # the time bank is away: the page still serves the check-in
     return render(
-        request, "home.html", household=household, symptoms=SYMPTOMS, temperatures=QUICK_TEMPERATURES,
-        missing=[m for m in household["members"] if m["status"] == "missing"], hours=hours, done=done, error=error,
-        key=uuid.uuid4().hex, live=live_url(request),
+        request,
+        "home.html",
+        household=household,
+        symptoms=SYMPTOMS,
+        temperatures=QUICK_TEMPERATURES,
+        missing=[m for m in household["members"] if m["status"] == "missing"],
+        hours=hours,
+        done=done,
+        error=error,
+        key=uuid.uuid4().hex,
+        live=live_url(request),
     )
 
 
@@ -315,7 +333,9 @@ async def _check_in(request: Request, session: PortalSession, body: CheckInIn, k
     if session.household_id:
         if body.resident_id not in await services.members(session):
             raise ServiceError("portal", 403, "not a member of this household")
-        return await services.check_in(session, body.resident_id, body.temperature_c, body.symptoms, key, as_member=True)
+        return await services.check_in(
+            session, body.resident_id, body.temperature_c, body.symptoms, key, as_member=True
+        )
     return await services.check_in(session, body.resident_id, body.temperature_c, body.symptoms, key, as_member=False)
 
 
@@ -330,7 +350,14 @@ async def api_check_in(body: CheckInIn, request: Request, session: MaybeSession)
         answer = await _check_in(request, session, body, request.headers.get("idempotency-key"))
     except ServiceError as exc:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code if exc.status_code < 500 else 502)
-    return JSONResponse({"resident_id": answer["resident_id"], "date": answer["date"], "status": "needs_attention" if answer["anomaly"] else "checked_in"}, status_code=201)
+    return JSONResponse(
+        {
+            "resident_id": answer["resident_id"],
+            "date": answer["date"],
+            "status": "needs_attention" if answer["anomaly"] else "checked_in",
+        },
+        status_code=201,
+    )
 
 
 def _refusal(exc: ServiceError) -> str:
@@ -348,9 +375,13 @@ def _reading(temperature: str, symptoms: list[str], none: str | None) -> tuple[f
 
 @router.post("/home/checkins", include_in_schema=False)
 async def home_check_in(
-    request: Request, session: HouseholdSession, resident_id: Annotated[str, Form()],
-    temperature_c: Annotated[str, Form()] = "", symptoms: Annotated[list[str], Form()] = [],  # noqa: B006
-    none: Annotated[str | None, Form()] = None, key: Annotated[str | None, Form()] = None,
+    request: Request,
+    session: HouseholdSession,
+    resident_id: Annotated[str, Form()],
+    temperature_c: Annotated[str, Form()] = "",
+    symptoms: Annotated[list[str], Form()] = [],  # noqa: B006
+    none: Annotated[str | None, Form()] = None,
+    key: Annotated[str | None, Form()] = None,
 ):
     same_origin(request)
     try:
@@ -376,11 +407,28 @@ async def _catalog(request: Request, session: PortalSession) -> list[dict]:
 @router.get("/home/request", response_class=HTMLResponse, include_in_schema=False)
 async def request_form(request: Request, session: HouseholdSession, error: str | None = None):
     household = await _household(request, session)
-    return render(request, "request.html", members=household["members"], categories=CATEGORIES,
-                  medicines=await _catalog(request, session), action="/home/requests", error=error)
+    return render(
+        request,
+        "request.html",
+        members=household["members"],
+        categories=CATEGORIES,
+        medicines=await _catalog(request, session),
+        action="/home/requests",
+        error=error,
+    )
 
 
-async def _raise(request: Request, session: PortalSession, resident_id: str, category: str, details: str, item_id: str, quantity: str, *, as_member: bool) -> None:
+async def _raise(
+    request: Request,
+    session: PortalSession,
+    resident_id: str,
+    category: str,
+    details: str,
+    item_id: str,
+    quantity: str,
+    *,
+    as_member: bool,
+) -> None:
     if category not in CATEGORIES:
         raise ServiceError("portal", 422, "request.category_needed")
     items = []
@@ -394,8 +442,13 @@ async def _raise(request: Request, session: PortalSession, resident_id: str, cat
 
 @router.post("/home/requests", include_in_schema=False)
 async def home_raise(
-    request: Request, session: HouseholdSession, resident_id: Annotated[str, Form()], category: Annotated[str, Form()] = "",
-    details: Annotated[str, Form()] = "", item_id: Annotated[str, Form()] = "", quantity: Annotated[str, Form()] = "1",
+    request: Request,
+    session: HouseholdSession,
+    resident_id: Annotated[str, Form()],
+    category: Annotated[str, Form()] = "",
+    details: Annotated[str, Form()] = "",
+    item_id: Annotated[str, Form()] = "",
+    quantity: Annotated[str, Form()] = "1",
 ):
     same_origin(request)
     if resident_id not in _members(await _household(request, session)):
@@ -415,18 +468,22 @@ async def home_requests(request: Request, session: HouseholdSession, raised: int
     requests, tickets = [], []
     for member_id in names:
         requests += await services.requests_of(session, member_id)
-        try:
+        with contextlib.suppress(ServiceError):
             tickets += [dict(t, resident_id=member_id) for t in await services.tickets_of(session, member_id)]
-        except ServiceError:
-            pass
     requests.sort(key=lambda r: r["created_at"], reverse=True)
-    return render(request, "requests.html", requests=requests, tickets=tickets, names=names, raised=raised, thanks=thanks)
+    return render(
+        request, "requests.html", requests=requests, tickets=tickets, names=names, raised=raised, thanks=thanks
+    )
 
 
 @router.post("/home/feedback/{ticket_id}", include_in_schema=False)
 async def home_feedback(
-    ticket_id: str, request: Request, session: HouseholdSession, resident_id: Annotated[str, Form()],
-    satisfaction: Annotated[int, Form(ge=1, le=5)], comment: Annotated[str, Form()] = "",
+    ticket_id: str,
+    request: Request,
+    session: HouseholdSession,
+    resident_id: Annotated[str, Form()],
+    satisfaction: Annotated[int, Form(ge=1, le=5)],
+    comment: Annotated[str, Form()] = "",
 ):
     same_origin(request)
     if resident_id not in _members(await _household(request, session)):
@@ -434,7 +491,9 @@ async def home_feedback(
     try:
         await services_of(request).feedback(session, resident_id, ticket_id, satisfaction, comment)
     except ServiceError as exc:
-        return message_page(request, "errors.service", exc.status_code if exc.status_code < 500 else 502, detail=exc.detail)
+        return message_page(
+            request, "errors.service", exc.status_code if exc.status_code < 500 else 502, detail=exc.detail
+        )
     return redirect("/home/requests?thanks=1")
 
 
@@ -460,21 +519,39 @@ def _building(session: PortalSession, building_id: str | None) -> str:
 
 
 @router.get("/lead", response_class=HTMLResponse, include_in_schema=False)
-async def lead(request: Request, session: LeadSession, building_id: str | None = None, done: str | None = None, error: str | None = None):
+async def lead(
+    request: Request,
+    session: LeadSession,
+    building_id: str | None = None,
+    done: str | None = None,
+    error: str | None = None,
+):
     building = await services_of(request).building(session, _building(session, building_id))
     members = [dict(m, room=h["room"], unit=h["unit"]) for h in building["households"] for m in h["members"]]
     return render(
-        request, "lead.html", building=building, missing=[m for m in members if m["status"] == "missing"],
-        symptoms=SYMPTOMS, temperatures=QUICK_TEMPERATURES, done=done, error=error, key=uuid.uuid4().hex, live=live_url(request),
+        request,
+        "lead.html",
+        building=building,
+        missing=[m for m in members if m["status"] == "missing"],
+        symptoms=SYMPTOMS,
+        temperatures=QUICK_TEMPERATURES,
+        done=done,
+        error=error,
+        key=uuid.uuid4().hex,
+        live=live_url(request),
         rate=round(100 * building["checked_in"] / building["expected"]) if building["expected"] else 100,
     )
 
 
 @router.post("/lead/checkins", include_in_schema=False)
 async def lead_check_in(
-    request: Request, session: LeadSession, resident_id: Annotated[str, Form()],
-    temperature_c: Annotated[str, Form()] = "", symptoms: Annotated[list[str], Form()] = [],  # noqa: B006
-    none: Annotated[str | None, Form()] = None, key: Annotated[str | None, Form()] = None,
+    request: Request,
+    session: LeadSession,
+    resident_id: Annotated[str, Form()],
+    temperature_c: Annotated[str, Form()] = "",
+    symptoms: Annotated[list[str], Form()] = [],  # noqa: B006
+    none: Annotated[str | None, Form()] = None,
+    key: Annotated[str | None, Form()] = None,
 ):
     same_origin(request)
     try:
@@ -491,14 +568,26 @@ async def lead_check_in(
 async def lead_request_form(request: Request, session: LeadSession, error: str | None = None):
     building = await services_of(request).building(session, _building(session, None))
     members = [dict(m, room=h["room"]) for h in building["households"] for m in h["members"]]
-    return render(request, "request.html", members=members, categories=CATEGORIES,
-                  medicines=await _catalog(request, session), action="/lead/requests", error=error)
+    return render(
+        request,
+        "request.html",
+        members=members,
+        categories=CATEGORIES,
+        medicines=await _catalog(request, session),
+        action="/lead/requests",
+        error=error,
+    )
 
 
 @router.post("/lead/requests", include_in_schema=False)
 async def lead_raise(
-    request: Request, session: LeadSession, resident_id: Annotated[str, Form()], category: Annotated[str, Form()] = "",
-    details: Annotated[str, Form()] = "", item_id: Annotated[str, Form()] = "", quantity: Annotated[str, Form()] = "1",
+    request: Request,
+    session: LeadSession,
+    resident_id: Annotated[str, Form()],
+    category: Annotated[str, Form()] = "",
+    details: Annotated[str, Form()] = "",
+    item_id: Annotated[str, Form()] = "",
+    quantity: Annotated[str, Form()] = "1",
 ):
     same_origin(request)
     try:
@@ -540,7 +629,9 @@ async def live_events(request: Request, session: MaybeSession):
                     continue
                 yield f"event: checkin\ndata: {json.dumps({'resident_id': resident_id, 'status': new_status})}\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 # -- QR sheets and the operator's admin calls --------------------------------------------
@@ -551,7 +642,10 @@ async def qr_sheet_page(building_id: str, request: Request, session: MaybeSessio
     """The building's household QR codes, for an admin or that building's lead."""
     if session is None:
         return redirect("/")
-    if not (session.role == Role.admin.value or (session.role == Role.building_lead.value and building_id in session.building_ids)):
+    if not (
+        session.role == Role.admin.value
+        or (session.role == Role.building_lead.value and building_id in session.building_ids)
+    ):
         return message_page(request, "errors.forbidden", 403)
     building = await services_of(request).building(session, building_id)
     return await _pdf(request, building)
@@ -560,16 +654,24 @@ async def qr_sheet_page(building_id: str, request: Request, session: MaybeSessio
 async def _pdf(request: Request, building: dict) -> Response:
     portal = portal_of(request)
     links = {h["household_id"]: await portal.household_link(h["household_id"]) for h in building["households"]}
-    html = render(request, "qr_sheet.html", building=building, codes={h: sheets.qr_svg(url) for h, url in links.items()}).body.decode()
+    html = render(
+        request, "qr_sheet.html", building=building, codes={h: sheets.qr_svg(url) for h, url in links.items()}
+    ).body.decode()
     pdf = await sheets.print_pdf(request.app.state.settings.chromium, html)
-    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="qr-{building["building_id"]}.pdf"'})
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="qr-{building["building_id"]}.pdf"'},
+    )
 
 
 Admin = Annotated[Principal, Depends(require(Role.admin))]
 
 
 class LinkIn(BaseModel):
-    renew: bool = Field(False, description="revoke the current code and issue a new one (ends the household's sessions)")
+    renew: bool = Field(
+        False, description="revoke the current code and issue a new one (ends the household's sessions)"
+    )
 
 
 @router.post("/admin/households/{household_id}/link", tags=["admin"])
@@ -613,7 +715,9 @@ async def admin_revoke(request: Request, _: Admin, sub: str | None = None, house
 
 @router.get("/admin/buildings/{building_id}/qr.pdf", tags=["admin"], response_class=Response)
 async def admin_qr_sheet(building_id: str, request: Request, user: Admin) -> Response:
-    building = await services_of(request).call_as(user, "checkin", "GET", "/households", params={"building_id": building_id})
+    building = await services_of(request).call_as(
+        user, "checkin", "GET", "/households", params={"building_id": building_id}
+    )
     if not building["households"]:
         raise HTTPException(404, f"no household in building {building_id}")
     return await _pdf(request, building)

@@ -15,7 +15,6 @@ from portal.models import PortalSession
 from portal.service import PortalService
 from portal.settings import PortalSettings
 
-
 MEMBERS_TTL_S = 60.0
 
 
@@ -30,7 +29,13 @@ class ServiceError(Exception):
 
 
 class Services:
-    def __init__(self, settings: PortalSettings, portal: PortalService, transport: httpx.AsyncBaseTransport | None = None, on_call=None) -> None:
+    def __init__(
+        self,
+        settings: PortalSettings,
+        portal: PortalService,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_call=None,
+    ) -> None:
         self.portal = portal
         self.on_call = on_call or (lambda service, status: None)  # (service, "2xx" | "4xx" | "5xx" | "unreachable")
         self.urls = {
@@ -50,13 +55,24 @@ class Services:
         await self.http.aclose()
 
     async def call(
-        self, session: PortalSession, service: str, method: str, path: str, *, sub: str | None = None,
-        json: Any = None, params: dict | None = None, headers: dict | None = None,
+        self,
+        session: PortalSession,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        sub: str | None = None,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict | None = None,
     ) -> Any:
         token = self.portal.token(session, service, sub)
         try:
             response = await self.http.request(
-                method, self.urls[service] + path, json=json, params=params,
+                method,
+                self.urls[service] + path,
+                json=json,
+                params=params,
                 headers={"Authorization": f"Bearer {token}", **(headers or {})},
             )
         except httpx.HTTPError as exc:
@@ -74,8 +90,15 @@ class Services:
     async def call_as(self, user: Principal, service: str, method: str, path: str, **kwargs: Any) -> Any:
         """A call on behalf of a caller who came with a bearer token (an operator's admin call)."""
         session = PortalSession(
-            session_id="", sub=user.sub, role=user.role.value, grid_ids=user.grid_ids, building_ids=user.building_ids,
-            department=user.department, household_id=user.household_id, created_at=datetime.now(UTC), expires_at=datetime.now(UTC),
+            session_id="",
+            sub=user.sub,
+            role=user.role.value,
+            grid_ids=user.grid_ids,
+            building_ids=user.building_ids,
+            department=user.department,
+            household_id=user.household_id,
+            created_at=datetime.now(UTC),
+            expires_at=datetime.now(UTC),
         )
         return await self.call(session, service, method, path, **kwargs)
 
@@ -85,7 +108,10 @@ class Services:
         household = await self.call(session, "checkin", "GET", f"/households/{household_id}")
         if len(self._members) > 50_000:
             self._members.clear()
-        self._members[session.session_id] = (time.monotonic() + MEMBERS_TTL_S, frozenset(m["resident_id"] for m in household["members"]))
+        self._members[session.session_id] = (
+            time.monotonic() + MEMBERS_TTL_S,
+            frozenset(m["resident_id"] for m in household["members"]),
+        )
         return household
 
     async def members(self, session: PortalSession) -> frozenset[str]:
@@ -100,27 +126,50 @@ class Services:
         return await self.call(session, "checkin", "GET", "/households", params={"building_id": building_id})
 
     async def check_in(
-        self, session: PortalSession, resident_id: str, temperature_c: float, symptoms: list[str],
-        idempotency_key: str | None, *, as_member: bool,
+        self,
+        session: PortalSession,
+        resident_id: str,
+        temperature_c: float,
+        symptoms: list[str],
+        idempotency_key: str | None,
+        *,
+        as_member: bool,
     ) -> dict:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         body = {"resident_id": resident_id, "temperature_c": temperature_c, "symptoms": symptoms}
-        return await self.call(session, "checkin", "POST", "/checkins", sub=resident_id if as_member else None, json=body, headers=headers)
+        return await self.call(
+            session, "checkin", "POST", "/checkins", sub=resident_id if as_member else None, json=body, headers=headers
+        )
 
     async def items(self, session: PortalSession) -> list[dict]:
         return await self.call(session, "supplies", "GET", "/items")
 
-    async def raise_request(self, session: PortalSession, resident_id: str, category: str, details: str, items: list[dict], *, as_member: bool) -> dict:
+    async def raise_request(
+        self,
+        session: PortalSession,
+        resident_id: str,
+        category: str,
+        details: str,
+        items: list[dict],
+        *,
+        as_member: bool,
+    ) -> dict:
         body = {"resident_id": resident_id, "category": category, "details": details or None, "items": items}
-        return await self.call(session, "dispatch", "POST", "/requests", sub=resident_id if as_member else None, json=body)
+        return await self.call(
+            session, "dispatch", "POST", "/requests", sub=resident_id if as_member else None, json=body
+        )
 
     async def requests_of(self, session: PortalSession, resident_id: str) -> list[dict]:
-        return await self.call(session, "dispatch", "GET", "/requests", sub=resident_id, params={"resident_id": resident_id})
+        return await self.call(
+            session, "dispatch", "GET", "/requests", sub=resident_id, params={"resident_id": resident_id}
+        )
 
     async def tickets_of(self, session: PortalSession, resident_id: str) -> list[dict]:
         return await self.call(session, "command", "GET", "/tickets", sub=resident_id)
 
-    async def feedback(self, session: PortalSession, resident_id: str, ticket_id: str, satisfaction: int, comment: str | None) -> dict:
+    async def feedback(
+        self, session: PortalSession, resident_id: str, ticket_id: str, satisfaction: int, comment: str | None
+    ) -> dict:
         body = {"satisfaction": satisfaction, "comment": comment or None}
         return await self.call(session, "command", "POST", f"/tickets/{ticket_id}/feedback", sub=resident_id, json=body)
 

@@ -56,7 +56,15 @@ class OtpCheck(StrEnum):
     exhausted = "exhausted"
 
 
-def check_otp(*, stored_hash: str | None, given_hash: str, expires_at: datetime | None, attempts: int, max_attempts: int, now: datetime) -> OtpCheck:
+def check_otp(
+    *,
+    stored_hash: str | None,
+    given_hash: str,
+    expires_at: datetime | None,
+    attempts: int,
+    max_attempts: int,
+    now: datetime,
+) -> OtpCheck:
     """A code is good once, before it expires, within its attempts."""
     if stored_hash is None or expires_at is None:
         return OtpCheck.wrong

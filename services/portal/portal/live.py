@@ -9,12 +9,11 @@ check-in to the open pages that show that resident. `CheckInSubmitted` says chec
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -66,7 +65,7 @@ class LiveFeed:
                 await consumer.start()
                 partitions = consumer.partitions_for_topic(CHECKIN_EVENTS) or set()
                 if not partitions:
-                    await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh client knows no topic yet
+                    await consumer._client.force_metadata_update()
                     partitions = consumer.partitions_for_topic(CHECKIN_EVENTS) or set()
                 consumer.assign([TopicPartition(CHECKIN_EVENTS, p) for p in sorted(partitions)])
                 await consumer.seek_to_end()

@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the portal; nothing runs at import.
 
-    uvicorn --factory portal.main:app_from_env --port 8000
+uvicorn --factory portal.main:app_from_env --port 8000
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.middleware.gzip import GZipMiddleware
 
-from common.kafka import client_kwargs
 from common.auth import Verifier
 from common.clock import Clock
+from common.kafka import client_kwargs
 from common.notify import Notifier, notifier_for
 from common.runtime import Runtime
 from common.web import create_http_app
@@ -67,34 +67,55 @@ class PortalVerifier(Verifier):
 
 
 def create_app(
-    settings: PortalSettings | None = None, *, clock: Clock | None = None, notifier: Notifier | None = None,
+    settings: PortalSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    notifier: Notifier | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """`transport` lets tests route the portal's calls to in-process services."""
     settings = settings or PortalSettings()
-    runtime = PortalRuntime(settings, clock=clock, migrations_dir=Path(__file__).parent / "migrations", description=DESCRIPTION)
+    runtime = PortalRuntime(
+        settings, clock=clock, migrations_dir=Path(__file__).parent / "migrations", description=DESCRIPTION
+    )
     runtime.live = LiveFeed(client_kwargs(settings, "portal")) if settings.live_updates else None
     notifier = notifier or notifier_for(settings.notifier_url, token=settings.notifier_token)
     portal = PortalService(runtime, settings, notifier)
     metrics = PortalMetrics(runtime.registry)
-    services = Services(settings, portal, transport, on_call=lambda service, status: metrics.service_calls.labels(service, status).inc())
+    services = Services(
+        settings, portal, transport, on_call=lambda service, status: metrics.service_calls.labels(service, status).inc()
+    )
     app = create_http_app(
-        runtime, title="FirstLine portal", description=DESCRIPTION, routers=[api.router],
-        state={"portal": portal, "services": services, "settings": settings, "metrics": metrics, "live": runtime.live,
-               "verifier": PortalVerifier(portal)},
+        runtime,
+        title="FirstLine portal",
+        description=DESCRIPTION,
+        routers=[api.router],
+        state={
+            "portal": portal,
+            "services": services,
+            "settings": settings,
+            "metrics": metrics,
+            "live": runtime.live,
+            "verifier": PortalVerifier(portal),
+        },
     )
     app.add_middleware(GZipMiddleware, minimum_size=500)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per call to a service
 
-    @app.exception_handler(api._SignIn)  # noqa: SLF001
+    @app.exception_handler(api._SignIn)
     async def sign_in_first(request: Request, _: Exception) -> RedirectResponse:
         return api.redirect("/")
 
     @app.exception_handler(ServiceError)
     async def service_refused(request: Request, exc: ServiceError):
         if request.url.path.startswith(("/admin/", "/api/")):
-            return JSONResponse({"detail": f"{exc.service}: {exc.detail}"}, status_code=exc.status_code if exc.status_code < 500 else 502)
-        return api.message_page(request, "errors.service", exc.status_code if exc.status_code < 500 else 502, detail=exc.detail)
+            return JSONResponse(
+                {"detail": f"{exc.service}: {exc.detail}"},
+                status_code=exc.status_code if exc.status_code < 500 else 502,
+            )
+        return api.message_page(
+            request, "errors.service", exc.status_code if exc.status_code < 500 else 502, detail=exc.detail
+        )
 
     return app
 

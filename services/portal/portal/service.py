@@ -102,7 +102,9 @@ class PortalService:
         if nonce is None:
             raise SignInRefused("signin.link_invalid", 404)
         async with self.runtime.db.session() as session:
-            row = (await session.execute(select(HouseholdCode).where(HouseholdCode.nonce == nonce))).scalar_one_or_none()
+            row = (
+                await session.execute(select(HouseholdCode).where(HouseholdCode.nonce == nonce))
+            ).scalar_one_or_none()
         if row is None:
             raise SignInRefused("signin.link_invalid", 404)
         return await self._open(Scope(sub=row.household_id, role=Role.resident.value, household_id=row.household_id))
@@ -139,8 +141,12 @@ class PortalService:
         minutes = self.settings.otp_ttl_s // 60
         text = f"【第一道防线】您的登录验证码是 {code}，{minutes}分钟内有效。请勿告诉他人。"
         notification = Notification(
-            kind="signin_code", channel="sms", to=Recipient(id=account.sub, phone=phone), text=text,
-            idempotency_key=f"signin_code:{phone}:{now.isoformat()}", data={"minutes": minutes},
+            kind="signin_code",
+            channel="sms",
+            to=Recipient(id=account.sub, phone=phone),
+            text=text,
+            idempotency_key=f"signin_code:{phone}:{now.isoformat()}",
+            data={"minutes": minutes},
         )
         if self.settings.dev_outbox_on:
             self.dev_outbox.insert(0, {"at": now, "to": phone, "text": text})
@@ -171,7 +177,12 @@ class PortalService:
             account = (await uow.session.execute(select(Account).where(Account.phone == phone))).scalar_one_or_none()
             await uow.commit()
         if verdict != OtpCheck.ok or account is None:
-            raise SignInRefused({OtpCheck.expired: "signin.code_expired", OtpCheck.exhausted: "signin.code_exhausted"}.get(verdict, "signin.code_wrong"), 401)
+            raise SignInRefused(
+                {OtpCheck.expired: "signin.code_expired", OtpCheck.exhausted: "signin.code_exhausted"}.get(
+                    verdict, "signin.code_wrong"
+                ),
+                401,
+            )
         return await self._open(_scope(account))
 
     # -- invitations --------------------------------------------------------------------
@@ -192,8 +203,12 @@ class PortalService:
                 account.phone = _phone(phone)
             uow.session.add(
                 Invitation(
-                    token_hash=domain.digest(self.secret, token), sub=scope.sub, role=scope.role,
-                    grid_ids=list(scope.grid_ids), building_ids=list(scope.building_ids), department=scope.department,
+                    token_hash=domain.digest(self.secret, token),
+                    sub=scope.sub,
+                    role=scope.role,
+                    grid_ids=list(scope.grid_ids),
+                    building_ids=list(scope.building_ids),
+                    department=scope.department,
                     expires_at=self.clock.now() + timedelta(hours=self.settings.invitation_hours),
                 )
             )
@@ -207,7 +222,13 @@ class PortalService:
             if invitation is None or invitation.used_at is not None or invitation.expires_at <= now:
                 raise SignInRefused("signin.invitation_invalid", 404)
             invitation.used_at = now
-            scope = Scope(invitation.sub, invitation.role, tuple(invitation.grid_ids), tuple(invitation.building_ids), invitation.department)
+            scope = Scope(
+                invitation.sub,
+                invitation.role,
+                tuple(invitation.grid_ids),
+                tuple(invitation.building_ids),
+                invitation.department,
+            )
             await uow.commit()
         return await self._open(scope)
 
@@ -217,9 +238,15 @@ class PortalService:
         cookie = secrets.token_urlsafe(32)
         now = self.clock.now()
         row = PortalSession(
-            session_id=domain.digest(self.secret, cookie), sub=scope.sub, role=scope.role,
-            grid_ids=list(scope.grid_ids), building_ids=list(scope.building_ids), department=scope.department,
-            household_id=scope.household_id, created_at=now, expires_at=now + timedelta(hours=self.settings.session_hours),
+            session_id=domain.digest(self.secret, cookie),
+            sub=scope.sub,
+            role=scope.role,
+            grid_ids=list(scope.grid_ids),
+            building_ids=list(scope.building_ids),
+            department=scope.department,
+            household_id=scope.household_id,
+            created_at=now,
+            expires_at=now + timedelta(hours=self.settings.session_hours),
         )
         async with self.runtime.work() as uow:
             uow.session.add(row)
@@ -260,7 +287,11 @@ class PortalService:
         now = self.clock.now()
         async with self.runtime.work() as uow:
             query = select(PortalSession).where(PortalSession.ended_at.is_(None))
-            query = query.where(PortalSession.household_id == household_id) if household_id else query.where(PortalSession.sub == sub)
+            query = (
+                query.where(PortalSession.household_id == household_id)
+                if household_id
+                else query.where(PortalSession.sub == sub)
+            )
             rows = (await uow.session.execute(query)).scalars().all()
             for row in rows:
                 row.ended_at = now
@@ -286,9 +317,16 @@ class PortalService:
         if cached and cached[1] - now > TOKEN_REUSE_MARGIN:
             return cached[0]
         token = issue_token(
-            self.keyring.current(now), sub=sub or session.sub, role=session.role, audience=audience, now=now,
-            grid_ids=session.grid_ids, building_ids=session.building_ids, department=session.department,
-            household_id=session.household_id, session_id=session.session_id or None,
+            self.keyring.current(now),
+            sub=sub or session.sub,
+            role=session.role,
+            audience=audience,
+            now=now,
+            grid_ids=session.grid_ids,
+            building_ids=session.building_ids,
+            department=session.department,
+            household_id=session.household_id,
+            session_id=session.session_id or None,
         )
         if len(self._tokens) > 20_000:
             self._tokens.clear()
@@ -309,5 +347,3 @@ def _phone(phone: str) -> str:
 
 def _masked(phone: str) -> str:
     return phone[:3] + "****" + phone[-4:]
-
-

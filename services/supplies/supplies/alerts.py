@@ -17,7 +17,9 @@ class Alerts(Stock):
     async def reassess_all(self) -> int:
         """Announce crossings that time alone causes (stock expiring, consumption moving out
         of the window). Only positions whose state changed are locked and announced."""
-        changed = [(p.item.item_id, p.depot_id) for p in await self.positions() if p.status.state != p.balance.alert_state]
+        changed = [
+            (p.item.item_id, p.depot_id) for p in await self.positions() if p.status.state != p.balance.alert_state
+        ]
         announced = 0
         for key in changed:  # one transaction each: a job never holds many locks at once
             async with self.runtime.work() as uow:
@@ -31,16 +33,20 @@ class Alerts(Stock):
         horizon = today + timedelta(days=self.settings.expiry_warning_days)
         async with self.runtime.work(uow) as uow:
             due = (
-                await uow.session.execute(
-                    select(StockBatch).where(
-                        StockBatch.expiry_warned_at.is_(None),
-                        StockBatch.quantity > domain.EPSILON,
-                        StockBatch.expires_on.is_not(None),
-                        StockBatch.expires_on >= today,
-                        StockBatch.expires_on <= horizon,
+                (
+                    await uow.session.execute(
+                        select(StockBatch).where(
+                            StockBatch.expiry_warned_at.is_(None),
+                            StockBatch.quantity > domain.EPSILON,
+                            StockBatch.expires_on.is_not(None),
+                            StockBatch.expires_on >= today,
+                            StockBatch.expires_on <= horizon,
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             warned = 0
             for batch in due:
                 claimed = await uow.session.execute(
@@ -66,12 +72,20 @@ class Alerts(Stock):
         horizon = today + timedelta(days=self.settings.expiry_warning_days if days is None else days)
         async with self.runtime.db.session() as session:
             rows = (
-                await session.execute(
-                    select(StockBatch)
-                    .where(StockBatch.quantity > domain.EPSILON, StockBatch.expires_on.is_not(None), StockBatch.expires_on <= horizon)
-                    .order_by(StockBatch.expires_on, StockBatch.batch_id)
+                (
+                    await session.execute(
+                        select(StockBatch)
+                        .where(
+                            StockBatch.quantity > domain.EPSILON,
+                            StockBatch.expires_on.is_not(None),
+                            StockBatch.expires_on <= horizon,
+                        )
+                        .order_by(StockBatch.expires_on, StockBatch.batch_id)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return list(rows)
 
     async def suggest_transfers(self, *, uow: UnitOfWork | None = None) -> list[TransferSuggestion]:
@@ -86,7 +100,13 @@ class Alerts(Stock):
         async with self.runtime.work(uow) as uow:
             for item_id, item_positions in sorted(by_item.items()):
                 covers = [
-                    domain.DepotCover(p.depot_id, p.level.available, p.level.daily_consumption, p.level.minimum, p.level.lead_time_days)
+                    domain.DepotCover(
+                        p.depot_id,
+                        p.level.available,
+                        p.level.daily_consumption,
+                        p.level.minimum,
+                        p.level.lead_time_days,
+                    )
                     for p in item_positions
                 ]
                 by_depot = {p.depot_id: p for p in item_positions}

@@ -39,7 +39,9 @@ class ItemIn(RequestModel):
     category: domain.Category
     tracks_expiry: bool = False
     threshold: float | None = Field(default=None, description="minimum on hand, every depot")
-    lead_time_days: float | None = Field(default=None, description="resupply lead time; SUPPLIES_DEFAULT_LEAD_TIME_DAYS when absent")
+    lead_time_days: float | None = Field(
+        default=None, description="resupply lead time; SUPPLIES_DEFAULT_LEAD_TIME_DAYS when absent"
+    )
 
 
 class ItemOut(BaseModel):
@@ -128,7 +130,10 @@ class ReceiptIn(RequestModel):
 async def receive(body: ReceiptIn, user: Officer, service: Service) -> dict:
     """Receive stock into a depot (a batch, with its expiry when the item tracks one)."""
     movement = await service.receive(user.sub, **body.model_dump())
-    return {"movement": MovementOut.model_validate(movement, from_attributes=True), **await _level(service, body.item_id, body.depot_id)}
+    return {
+        "movement": MovementOut.model_validate(movement, from_attributes=True),
+        **await _level(service, body.item_id, body.depot_id),
+    }
 
 
 class IssueIn(RequestModel):
@@ -164,7 +169,9 @@ async def transfer(body: TransferIn, user: Officer, service: Service) -> dict:
     movements = await service.ledger(item_id=body.item_id, limit=500)
     return {
         "transfer_id": transfer_id,
-        "movements": [MovementOut.model_validate(m, from_attributes=True) for m in movements if m.transfer_id == transfer_id],
+        "movements": [
+            MovementOut.model_validate(m, from_attributes=True) for m in movements if m.transfer_id == transfer_id
+        ],
         "from": await _level(service, body.item_id, body.from_depot_id),
         "to": await _level(service, body.item_id, body.to_depot_id),
     }
@@ -192,7 +199,9 @@ async def adjust(body: AdjustmentIn, user: Officer, service: Service) -> dict:
 class PolicyIn(RequestModel):
     item_id: str
     depot_id: str
-    minimum: float | None = Field(default=None, description="this depot's minimum on hand; the item's threshold when absent")
+    minimum: float | None = Field(
+        default=None, description="this depot's minimum on hand; the item's threshold when absent"
+    )
     lead_time_days: float | None = Field(default=None, description="this depot's resupply lead time")
 
 
@@ -297,7 +306,9 @@ async def rebalance(_: Officer, service: Service) -> dict:
 
 @router.get("/stock/transfers/suggestions", response_model=list[SuggestionOut], tags=["redistribution"])
 async def suggestions(
-    _: Reader, service: Service, page: Paged,
+    _: Reader,
+    service: Service,
+    page: Paged,
     status_: Annotated[Literal["open", "done"] | None, Query(alias="status")] = "open",
 ) -> list[TransferSuggestion]:
     return page.of(await service.suggestions(status_))
@@ -335,7 +346,9 @@ ReservationDesk = Annotated[Principal, Depends(require(Role.supplies_officer, Ro
 async def reserve(body: ReservationIn, user: ReservationDesk, service: Service) -> Reservation:
     """Reserve every line or none (what a `RequestRaised` with items does). The answer says
     `held` or `rejected` with the shortages; asking again answers the same decision."""
-    return await service.reserve(body.request_id, [(line.item_id, line.quantity) for line in body.lines], user.sub, depot_id=body.depot_id)
+    return await service.reserve(
+        body.request_id, [(line.item_id, line.quantity) for line in body.lines], user.sub, depot_id=body.depot_id
+    )
 
 
 @router.get("/reservations/{request_id}", response_model=ReservationOut, tags=["reservations"])
@@ -390,4 +403,3 @@ def _position(p: Position) -> dict:
 async def _level(service: SuppliesService, item_id: str, depot_id: str) -> dict:
     positions = await service.positions(item_id=item_id, depot_id=depot_id)
     return {"stock": _position(positions[0])} if positions else {}
-

@@ -112,7 +112,13 @@ class Catalog(Stock):
             return list((await session.execute(select(Depot).order_by(Depot.name))).scalars())
 
     async def set_policy(
-        self, item_id: str, depot_id: str, minimum: float | None, lead_time_days: float | None, *, uow: UnitOfWork | None = None
+        self,
+        item_id: str,
+        depot_id: str,
+        minimum: float | None,
+        lead_time_days: float | None,
+        *,
+        uow: UnitOfWork | None = None,
     ) -> Position:
         """A depot's own minimum and lead time for an item; re-assessed at once."""
         if minimum is not None and minimum < 0:

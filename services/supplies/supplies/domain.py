@@ -129,7 +129,9 @@ def pick_batches(
         left = round(left - take, 9)
     if left > EPSILON:
         there = quantity - left
-        raise Conflict(f"cannot {what} {quantity:g}: only {there:g} {'on hand' if include_expired else 'usable (unexpired)'}")
+        raise Conflict(
+            f"cannot {what} {quantity:g}: only {there:g} {'on hand' if include_expired else 'usable (unexpired)'}"
+        )
     return picks
 
 
@@ -326,13 +328,12 @@ def suggest_transfers(
     gets one transfer, from the smallest donor that can (best fit); otherwise the largest
     donor gives all it can and the rest comes from the next.
     """
+
     def amount(x: float) -> float:
         return math.floor(x + EPSILON) if whole_units else round(x, 2)
 
     needs = {
-        d.depot_id: amount(d.line(target_factor) - d.available)
-        for d in depots
-        if d.available < d.line(1.0) - EPSILON
+        d.depot_id: amount(d.line(target_factor) - d.available) for d in depots if d.available < d.line(1.0) - EPSILON
     }
     gives = {
         d.depot_id: amount(d.available - d.line(surplus_factor))

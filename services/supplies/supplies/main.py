@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the supplies service; nothing runs at import.
 
-    uvicorn --factory supplies.main:app_from_env --port 8002
+uvicorn --factory supplies.main:app_from_env --port 8002
 """
 
 from __future__ import annotations

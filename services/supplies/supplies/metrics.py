@@ -22,7 +22,9 @@ class SuppliesMetrics:
         self.runtime = runtime
         self.service = service
         m = self.domain = DomainMetrics(runtime.registry, "supplies")
-        self.on_hand = m.gauge("firstline_supplies_stock_on_hand", "Units physically at the depot (expired included)", POSITION)
+        self.on_hand = m.gauge(
+            "firstline_supplies_stock_on_hand", "Units physically at the depot (expired included)", POSITION
+        )
         self.available = m.gauge(
             "firstline_supplies_stock_available", "Units that can be issued: unexpired and not reserved", POSITION
         )
@@ -67,10 +69,14 @@ class SuppliesMetrics:
         positions = await self.service.positions()
         async with self.runtime.db.session() as session:
             depots = dict((await session.execute(select(Depot.depot_id, Depot.name))).all())
-            reservations = (await session.execute(select(Reservation.status, func.count()).group_by(Reservation.status))).all()
+            reservations = (
+                await session.execute(select(Reservation.status, func.count()).group_by(Reservation.status))
+            ).all()
             movements = (await session.execute(select(Movement.kind, func.count()).group_by(Movement.kind))).all()
             suggestions = (
-                await session.execute(select(TransferSuggestion.status, func.count()).group_by(TransferSuggestion.status))
+                await session.execute(
+                    select(TransferSuggestion.status, func.count()).group_by(TransferSuggestion.status)
+                )
             ).all()
         figures: dict[Family, dict] = {
             family: {}

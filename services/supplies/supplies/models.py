@@ -109,7 +109,9 @@ class Reservation(SQLModel, table=True):
 
     request_id: str = Field(primary_key=True, max_length=60)
     status: str = Field(max_length=10)  # held | rejected | released | issued
-    lines: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # item_id, depot_id, quantity
+    lines: list[dict] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )  # item_id, depot_id, quantity
     shortages: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_by: str = Field(max_length=60)
     created_at: datetime = Field(sa_column=utc_column())
@@ -121,7 +123,9 @@ class TransferSuggestion(SQLModel, table=True):
     """A proposed move; unique per item, depots and local day, so replicas propose it once."""
 
     __tablename__ = "transfer_suggestion"
-    __table_args__ = (UniqueConstraint("item_id", "from_depot_id", "to_depot_id", "day", name="uq_transfer_suggestion"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "from_depot_id", "to_depot_id", "day", name="uq_transfer_suggestion"),
+    )
 
     suggestion_id: int | None = Field(default=None, primary_key=True)
     item_id: str = Field(max_length=40)

@@ -71,7 +71,15 @@ class Moves(Stock):
                 )
             picks = domain.pick_batches(batches, quantity, self.today())
             movements = [
-                await self._move(uow, "issue", await uow.session.get(StockBatch, b.batch_id), -q, by, reason=reason, request_id=request_id)
+                await self._move(
+                    uow,
+                    "issue",
+                    await uow.session.get(StockBatch, b.batch_id),
+                    -q,
+                    by,
+                    reason=reason,
+                    request_id=request_id,
+                )
                 for b, q in picks
             ]
             await self._announce(uow, [(item_id, depot_id)])
@@ -111,7 +119,9 @@ class Moves(Stock):
             reason = f"transfer {from_depot_id} -> {to_depot_id}"
             for picked, q in domain.pick_batches(batches, quantity, self.today(), what="transfer"):
                 out_batch = await uow.session.get(StockBatch, picked.batch_id)
-                in_batch = await self._batch(uow, item_id, to_depot_id, out_batch.batch, out_batch.expires_on, out_batch.source)
+                in_batch = await self._batch(
+                    uow, item_id, to_depot_id, out_batch.batch, out_batch.expires_on, out_batch.source
+                )
                 await self._move(uow, "transfer_out", out_batch, -q, by, reason=reason, transfer_id=transfer_id)
                 await self._move(uow, "transfer_in", in_batch, q, by, reason=reason, transfer_id=transfer_id)
             if suggestion_id is not None:
@@ -162,7 +172,9 @@ class Moves(Stock):
             else:
                 picks = domain.pick_batches(batches, -delta, self.today(), include_expired=True, what="write off")
                 movements = [
-                    await self._move(uow, "adjustment", await uow.session.get(StockBatch, b.batch_id), -q, by, reason=text)
+                    await self._move(
+                        uow, "adjustment", await uow.session.get(StockBatch, b.batch_id), -q, by, reason=text
+                    )
                     for b, q in picks
                 ]
             await self._announce(uow, [(item_id, depot_id)])

@@ -26,10 +26,17 @@ class Reading(Stock):
             query = query.where(StockBatch.depot_id == depot_id)
         async with self.runtime.db.session() as session:
             rows = (await session.execute(query)).scalars().all()
-        return sorted(rows, key=lambda b: (b.item_id, b.depot_id, b.expires_on is None, b.expires_on or date.max, b.batch_id))
+        return sorted(
+            rows, key=lambda b: (b.item_id, b.depot_id, b.expires_on is None, b.expires_on or date.max, b.batch_id)
+        )
 
     async def ledger(
-        self, *, item_id: str | None = None, depot_id: str | None = None, request_id: str | None = None, limit: int = 200
+        self,
+        *,
+        item_id: str | None = None,
+        depot_id: str | None = None,
+        request_id: str | None = None,
+        limit: int = 200,
     ) -> list[Movement]:
         query = select(Movement).order_by(Movement.movement_id.desc()).limit(limit)
         if item_id:
@@ -54,22 +61,41 @@ class Reading(Stock):
             )
             batch_sums = dict(
                 (b, float(q))
-                for b, q in await session.execute(select(Movement.batch_id, func.sum(Movement.quantity)).group_by(Movement.batch_id))
+                for b, q in await session.execute(
+                    select(Movement.batch_id, func.sum(Movement.quantity)).group_by(Movement.batch_id)
+                )
             )
             balances = (await session.execute(select(StockBalance))).scalars().all()
             batches = (await session.execute(select(StockBatch))).scalars().all()
             movements = await session.scalar(select(func.count()).select_from(Movement))
         differences = [
-            {"item_id": b.item_id, "depot_id": b.depot_id, "on_hand": b.on_hand, "ledger": round(sums.get((b.item_id, b.depot_id), 0.0), 6)}
+            {
+                "item_id": b.item_id,
+                "depot_id": b.depot_id,
+                "on_hand": b.on_hand,
+                "ledger": round(sums.get((b.item_id, b.depot_id), 0.0), 6),
+            }
             for b in balances
             if abs(b.on_hand - sums.get((b.item_id, b.depot_id), 0.0)) > 1e-6 or b.on_hand < -domain.EPSILON
         ]
         differences += [
-            {"batch_id": b.batch_id, "item_id": b.item_id, "depot_id": b.depot_id, "quantity": b.quantity, "ledger": round(batch_sums.get(b.batch_id, 0.0), 6)}
+            {
+                "batch_id": b.batch_id,
+                "item_id": b.item_id,
+                "depot_id": b.depot_id,
+                "quantity": b.quantity,
+                "ledger": round(batch_sums.get(b.batch_id, 0.0), 6),
+            }
             for b in batches
             if abs(b.quantity - batch_sums.get(b.batch_id, 0.0)) > 1e-6 or b.quantity < -domain.EPSILON
         ]
-        return {"balances": len(balances), "batches": len(batches), "movements": movements, "consistent": not differences, "differences": differences}
+        return {
+            "balances": len(balances),
+            "batches": len(batches),
+            "movements": movements,
+            "consistent": not differences,
+            "differences": differences,
+        }
 
     async def reservation(self, request_id: str) -> Reservation:
         async with self.runtime.db.session() as session:

@@ -57,12 +57,19 @@ class Reservations(Stock):
             available: dict[str, dict[str, float]] = {}
             usable = await self._usable(uow.session, list(balances)) if balances else {}
             for (item_id, depot), balance in balances.items():
-                available.setdefault(item_id, {})[depot] = max(round(usable.get((item_id, depot), 0.0) - balance.reserved, 6), 0.0)
+                available.setdefault(item_id, {})[depot] = max(
+                    round(usable.get((item_id, depot), 0.0) - balance.reserved, 6), 0.0
+                )
             plan = domain.plan_reservation(wanted.items(), available, depot_id)
             now = self.clock.now()
             if not plan.accepted:
                 shortages = [
-                    {"item_id": s.item_id, "requested": s.requested, "available": s.available, **({} if s.item_id in known else {"reason": "unknown item"})}
+                    {
+                        "item_id": s.item_id,
+                        "requested": s.requested,
+                        "available": s.available,
+                        **({} if s.item_id in known else {"reason": "unknown item"}),
+                    }
                     for s in plan.shortages
                 ]
                 reservation = Reservation(
@@ -90,13 +97,17 @@ class Reservations(Stock):
             reservation = Reservation(
                 request_id=request_id,
                 status="held",
-                lines=[{"item_id": a.item_id, "depot_id": a.depot_id, "quantity": a.quantity} for a in plan.allocations],
+                lines=[
+                    {"item_id": a.item_id, "depot_id": a.depot_id, "quantity": a.quantity} for a in plan.allocations
+                ],
                 shortages=[],
                 created_by=by,
                 created_at=now,
             )
             uow.session.add(reservation)
-            uow.emit(StockReserved(request_id=request_id, lines=[ReservationLine(**line) for line in reservation.lines]))
+            uow.emit(
+                StockReserved(request_id=request_id, lines=[ReservationLine(**line) for line in reservation.lines])
+            )
             await self._announce(uow, sorted({(a.item_id, a.depot_id) for a in plan.allocations}))
             return reservation
 
@@ -151,5 +162,7 @@ class Reservations(Stock):
     async def _held(self, uow: UnitOfWork, request_id: str) -> Reservation | None:
         await uow.lock_for_write()
         # A cancel and a fulfilment racing: one of them acts.
-        query = uow.for_update(select(Reservation).where(Reservation.request_id == request_id, Reservation.status == "held"))
+        query = uow.for_update(
+            select(Reservation).where(Reservation.request_id == request_id, Reservation.status == "held")
+        )
         return await uow.session.scalar(query.execution_options(populate_existing=True))

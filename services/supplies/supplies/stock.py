@@ -80,7 +80,14 @@ class Stock:
             key = (balance.item_id, balance.depot_id)
             level = self._level(item, balance, usable.get(key, 0.0), issued.get(key, 0.0))
             out.append(
-                Position(item, balance.depot_id, balance, level, domain.assess(level), round(balance.on_hand - usable.get(key, 0.0), 6))
+                Position(
+                    item,
+                    balance.depot_id,
+                    balance,
+                    level,
+                    domain.assess(level),
+                    round(balance.on_hand - usable.get(key, 0.0), 6),
+                )
             )
         return out
 
@@ -116,7 +123,9 @@ class Stock:
             for item_id, depot_id in keys:
                 await uow.session.execute(
                     uow.insert(StockBalance)
-                    .values(item_id=item_id, depot_id=depot_id, on_hand=0.0, reserved=0.0, alert_state="ok", updated_at=now)
+                    .values(
+                        item_id=item_id, depot_id=depot_id, on_hand=0.0, reserved=0.0, alert_state="ok", updated_at=now
+                    )
                     .on_conflict_do_nothing(index_elements=["item_id", "depot_id"])
                 )
         query = uow.for_update(
@@ -154,7 +163,9 @@ class Stock:
         self, uow: UnitOfWork, item_id: str, depot_id: str, code: str, expires_on: date | None, source: str | None
     ) -> StockBatch:
         row = await uow.session.scalar(
-            select(StockBatch).where(StockBatch.item_id == item_id, StockBatch.depot_id == depot_id, StockBatch.batch == code)
+            select(StockBatch).where(
+                StockBatch.item_id == item_id, StockBatch.depot_id == depot_id, StockBatch.batch == code
+            )
         )
         if row is not None:
             if row.expires_on != expires_on:
@@ -163,7 +174,13 @@ class Stock:
                 )
             return row
         row = StockBatch(
-            item_id=item_id, depot_id=depot_id, batch=code, expires_on=expires_on, source=source, quantity=0.0, received_at=self.clock.now()
+            item_id=item_id,
+            depot_id=depot_id,
+            batch=code,
+            expires_on=expires_on,
+            source=source,
+            quantity=0.0,
+            received_at=self.clock.now(),
         )
         uow.session.add(row)
         await uow.session.flush()
@@ -223,7 +240,9 @@ class Stock:
             emitted += 1
         return emitted
 
-    async def _usable(self, session, keys: list[Key] | None, *, item_id: str | None = None, depot_id: str | None = None) -> dict[Key, float]:
+    async def _usable(
+        self, session, keys: list[Key] | None, *, item_id: str | None = None, depot_id: str | None = None
+    ) -> dict[Key, float]:
         query = (
             select(StockBatch.item_id, StockBatch.depot_id, func.sum(StockBatch.quantity))
             .where(or_(StockBatch.expires_on.is_(None), StockBatch.expires_on >= self.today()))
@@ -232,7 +251,9 @@ class Stock:
         query = _scoped(query, StockBatch, keys, item_id, depot_id)
         return {(i, d): float(q or 0.0) for i, d, q in await session.execute(query)}
 
-    async def _issued(self, session, keys: list[Key] | None, *, item_id: str | None = None, depot_id: str | None = None) -> dict[Key, float]:
+    async def _issued(
+        self, session, keys: list[Key] | None, *, item_id: str | None = None, depot_id: str | None = None
+    ) -> dict[Key, float]:
         since = self.clock.now() - timedelta(days=self.settings.consumption_window_days)
         query = (
             select(Movement.item_id, Movement.depot_id, -func.sum(Movement.quantity))

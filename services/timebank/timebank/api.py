@@ -102,7 +102,11 @@ async def ledger(
     """Every movement of the member's hours and points, newest first, with who caused it."""
     ensure_self_or_staff(user, member_id, "see this ledger")
     entries = await service.ledger(member_id, unit, limit, before)
-    return {"member_id": member_id, "entries": entries, "next_before": entries[-1]["entry_id"] if len(entries) == limit else None}
+    return {
+        "member_id": member_id,
+        "entries": entries,
+        "next_before": entries[-1]["entry_id"] if len(entries) == limit else None,
+    }
 
 
 @router.get("/members/{member_id}/coupons", tags=["coupons"])
@@ -138,7 +142,9 @@ async def fulfilments_awaiting_approval(_: Staff, service: Service, page: Paged)
 
 
 class ApprovalIn(RequestModel):
-    service_minutes: int | None = Field(default=None, ge=0, le=1440, description="fewer than reported; default: as reported")
+    service_minutes: int | None = Field(
+        default=None, ge=0, le=1440, description="fewer than reported; default: as reported"
+    )
 
 
 @router.post("/fulfilments/{request_id}/approve", tags=["ledger"])

@@ -16,17 +16,31 @@ from timebank.models import Coupon, Member, Merchant, Offer, Reward, RewardClaim
 
 
 class Coupons(Ledger):
-    async def add_merchant(self, merchant_id: str | None, name: str, address: str | None, *, uow: UnitOfWork | None = None) -> Merchant:
+    async def add_merchant(
+        self, merchant_id: str | None, name: str, address: str | None, *, uow: UnitOfWork | None = None
+    ) -> Merchant:
         merchant_id = merchant_id or new_id("MC")
         domain.check_member(merchant_id, name, "resident")  # same id and name rules
         async with self.runtime.work(uow) as uow:
             if await uow.session.get(Merchant, merchant_id) is not None:
                 raise Conflict(f"merchant {merchant_id} already exists", merchant_id=merchant_id)
-            merchant = Merchant(merchant_id=merchant_id, name=name.strip(), address=address, created_at=self.clock.now())
+            merchant = Merchant(
+                merchant_id=merchant_id, name=name.strip(), address=address, created_at=self.clock.now()
+            )
             uow.session.add(merchant)
         return merchant
 
-    async def add_offer(self, actor: Actor, merchant_id: str, title: str, unit: str, price: float, quantity: int, *, uow: UnitOfWork | None = None) -> Offer:
+    async def add_offer(
+        self,
+        actor: Actor,
+        merchant_id: str,
+        title: str,
+        unit: str,
+        price: float,
+        quantity: int,
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> Offer:
         domain.ensure_merchant_or_staff(actor, merchant_id, "add offers for this merchant")
         if unit not in domain.UNITS:
             raise Invalid(f"unknown price unit {unit!r}; known: {', '.join(domain.UNITS)}")
@@ -39,13 +53,23 @@ class Coupons(Ledger):
             if await uow.session.get(Merchant, merchant_id) is None:
                 raise NotFound(f"no merchant {merchant_id!r}")
             offer = Offer(
-                offer_id=new_id("OF"), merchant_id=merchant_id, title=title.strip(), unit=unit, price=units, remaining=quantity, created_at=self.clock.now()
+                offer_id=new_id("OF"),
+                merchant_id=merchant_id,
+                title=title.strip(),
+                unit=unit,
+                price=units,
+                remaining=quantity,
+                created_at=self.clock.now(),
             )
             uow.session.add(offer)
         return offer
 
     async def offers(self, merchant_id: str | None = None) -> list[dict]:
-        query = select(Offer, Merchant.name).join(Merchant, Merchant.merchant_id == Offer.merchant_id).order_by(Offer.created_at)
+        query = (
+            select(Offer, Merchant.name)
+            .join(Merchant, Merchant.merchant_id == Offer.merchant_id)
+            .order_by(Offer.created_at)
+        )
         if merchant_id:
             query = query.where(Offer.merchant_id == merchant_id)
         async with self.runtime.db.session() as session:
@@ -60,7 +84,9 @@ class Coupons(Ledger):
             if offer is None:
                 raise NotFound(f"no offer {offer_id!r}")
             taken = await uow.session.execute(
-                update(Offer).where(Offer.offer_id == offer_id, Offer.remaining > 0).values(remaining=Offer.remaining - 1)
+                update(Offer)
+                .where(Offer.offer_id == offer_id, Offer.remaining > 0)
+                .values(remaining=Offer.remaining - 1)
             )
             if not taken.rowcount:
                 domain.check_stock(0, f"offer {offer_id} ({offer.title})")
@@ -77,7 +103,11 @@ class Coupons(Ledger):
             await self._post(
                 uow,
                 domain.move(
-                    domain.COUPON_PURCHASE, offer.unit, domain.member_account(member_id, offer.unit), domain.escrow_account(offer.unit), offer.price
+                    domain.COUPON_PURCHASE,
+                    offer.unit,
+                    domain.member_account(member_id, offer.unit),
+                    domain.escrow_account(offer.unit),
+                    offer.price,
                 ),
                 reason=f"coupon for {offer.title}",
                 actor=actor.sub,
@@ -101,7 +131,11 @@ class Coupons(Ledger):
             if await session.get(Member, member_id) is None:
                 raise NotFound(f"no member {member_id!r}")
             return list(
-                (await session.execute(select(Coupon).where(Coupon.member_id == member_id).order_by(Coupon.issued_at))).scalars()
+                (
+                    await session.execute(
+                        select(Coupon).where(Coupon.member_id == member_id).order_by(Coupon.issued_at)
+                    )
+                ).scalars()
             )
 
     async def redeem_coupon(self, actor: Actor, code: str, *, uow: UnitOfWork | None = None) -> Coupon:
@@ -145,7 +179,9 @@ class Coupons(Ledger):
             await uow.session.refresh(coupon)
         return coupon
 
-    async def add_reward(self, reward_id: str | None, name: str, points: int, quantity: int, *, uow: UnitOfWork | None = None) -> Reward:
+    async def add_reward(
+        self, reward_id: str | None, name: str, points: int, quantity: int, *, uow: UnitOfWork | None = None
+    ) -> Reward:
         if points <= 0:
             raise Invalid(f"points must be positive, not {points}")
         if quantity <= 0:
@@ -156,7 +192,9 @@ class Coupons(Ledger):
         async with self.runtime.work(uow) as uow:
             if await uow.session.get(Reward, reward_id) is not None:
                 raise Conflict(f"reward {reward_id} already exists")
-            reward = Reward(reward_id=reward_id, name=name.strip(), points=points, remaining=quantity, created_at=self.clock.now())
+            reward = Reward(
+                reward_id=reward_id, name=name.strip(), points=points, remaining=quantity, created_at=self.clock.now()
+            )
             uow.session.add(reward)
         return reward
 
@@ -164,7 +202,9 @@ class Coupons(Ledger):
         async with self.runtime.db.session() as session:
             return list((await session.execute(select(Reward).order_by(Reward.points, Reward.reward_id))).scalars())
 
-    async def claim_reward(self, actor: Actor, member_id: str, reward_id: str, *, uow: UnitOfWork | None = None) -> RewardClaim:
+    async def claim_reward(
+        self, actor: Actor, member_id: str, reward_id: str, *, uow: UnitOfWork | None = None
+    ) -> RewardClaim:
         domain.ensure_self_or_staff(actor, member_id, "spend this member's points")
         async with self.runtime.work(uow) as uow:
             await self._member(uow, member_id)
@@ -172,13 +212,21 @@ class Coupons(Ledger):
             if reward is None:
                 raise NotFound(f"no reward {reward_id!r}")
             taken = await uow.session.execute(
-                update(Reward).where(Reward.reward_id == reward_id, Reward.remaining > 0).values(remaining=Reward.remaining - 1)
+                update(Reward)
+                .where(Reward.reward_id == reward_id, Reward.remaining > 0)
+                .values(remaining=Reward.remaining - 1)
             )
             if not taken.rowcount:
                 domain.check_stock(0, f"reward {reward.name}")
             posted = await self._post(
                 uow,
-                domain.move(domain.REWARD_CLAIM, "points", domain.member_account(member_id, "points"), domain.REWARDS_ACCOUNT, reward.points),
+                domain.move(
+                    domain.REWARD_CLAIM,
+                    "points",
+                    domain.member_account(member_id, "points"),
+                    domain.REWARDS_ACCOUNT,
+                    reward.points,
+                ),
                 reason=f"reward: {reward.name}",
                 actor=actor.sub,
             )

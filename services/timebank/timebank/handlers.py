@@ -7,8 +7,8 @@ from common import topics
 from common.bus import Consumer
 from common.envelope import CloudEvent
 from common.events.dispatch import RequestCancelled, RequestFulfilled, RequestRaised
-from common.topics import DISPATCH_EVENTS
 from common.outbox import UnitOfWork
+from common.topics import DISPATCH_EVENTS
 from timebank.service import TimebankService
 
 
@@ -25,7 +25,11 @@ def consumer(service: TimebankService) -> Consumer:
     return Consumer(
         name=service.settings.consumer_group,
         topics=[DISPATCH_EVENTS],
-        handlers={RequestRaised: on_request_raised, RequestFulfilled: on_request_fulfilled, RequestCancelled: on_request_cancelled},
+        handlers={
+            RequestRaised: on_request_raised,
+            RequestFulfilled: on_request_fulfilled,
+            RequestCancelled: on_request_cancelled,
+        },
         dead_letter_topic=topics.dlq("timebank"),
         on_unknown="ignore",  # dispatch publishes much more than the time bank needs
     )

@@ -49,7 +49,9 @@ class Ledger:
         self.runtime = runtime
         self.settings = settings
         self.tz = settings.tz
-        self.member_overdraft = domain.to_units(settings.member_overdraft_hours, "hours") if settings.member_overdraft_hours else 0
+        self.member_overdraft = (
+            domain.to_units(settings.member_overdraft_hours, "hours") if settings.member_overdraft_hours else 0
+        )
 
     @property
     def clock(self):
@@ -182,7 +184,9 @@ class Ledger:
         )
         posted = await self._post(
             uow,
-            domain.move(domain.EARN, "hours", domain.pool_account("hours"), domain.member_account(member_id, "hours"), units),
+            domain.move(
+                domain.EARN, "hours", domain.pool_account("hours"), domain.member_account(member_id, "hours"), units
+            ),
             reason=reason,
             actor=actor,
             activity=activity,
@@ -192,7 +196,13 @@ class Ledger:
         if points > 0:
             await self._post(
                 uow,
-                domain.move(domain.AWARD, "points", domain.pool_account("points"), domain.member_account(member_id, "points"), points),
+                domain.move(
+                    domain.AWARD,
+                    "points",
+                    domain.pool_account("points"),
+                    domain.member_account(member_id, "points"),
+                    points,
+                ),
                 reason=f"{activity}: {reason}",
                 actor=actor,
                 activity=activity,
@@ -211,7 +221,9 @@ class Ledger:
         uow.emit(event)
         return event
 
-    async def credit(self, actor: Actor, member_id: str, hours: float, activity: str, reason: str, *, uow: UnitOfWork | None = None) -> HoursCredited:
+    async def credit(
+        self, actor: Actor, member_id: str, hours: float, activity: str, reason: str, *, uow: UnitOfWork | None = None
+    ) -> HoursCredited:
         """Staff credit other volunteering (publicity shifts, sampling-site help) with a reason."""
         units = domain.to_units(hours, "hours")
         if units > domain.to_units(self.settings.credit_max_hours, "hours"):
@@ -245,18 +257,28 @@ class Ledger:
             category = event.category or raised.category
             raised.volunteer_id, raised.service_minutes = event.volunteer_id, event.service_minutes
             if domain.needs_review(
-                event.service_minutes, category, self.settings.credit_review_minutes, self.settings.credit_review_minutes_by_category
+                event.service_minutes,
+                category,
+                self.settings.credit_review_minutes,
+                self.settings.credit_review_minutes_by_category,
             ):
                 raised.status = "awaiting_approval"
                 log.info("request %s: %d service minutes await staff approval", event.request_id, event.service_minutes)
                 return None
             raised.status = "credited"
-            return await self._credit_fulfilment(uow, event.request_id, event.volunteer_id, event.service_minutes, category)
+            return await self._credit_fulfilment(
+                uow, event.request_id, event.volunteer_id, event.service_minutes, category
+            )
 
     async def request_raised(self, event: RequestRaised, uow: UnitOfWork | None = None) -> None:
         """Remember a raised request: only these earn hours when fulfilled."""
         async with self.runtime.work(uow) as uow:
-            values = {"request_id": event.request_id, "category": event.category, "raised_at": self.clock.now(), "status": "raised"}
+            values = {
+                "request_id": event.request_id,
+                "category": event.category,
+                "raised_at": self.clock.now(),
+                "status": "raised",
+            }
             await insert_ignore(uow.session, RaisedRequest, values, ["request_id"])
 
     async def approve_fulfilment(
@@ -309,7 +331,13 @@ class Ledger:
             return None
         if await uow.session.get(Member, volunteer_id) is None:
             uow.session.add(
-                Member(member_id=volunteer_id, name=volunteer_id, kind="volunteer", opened_by=SYSTEM_ACTOR, created_at=self.clock.now())
+                Member(
+                    member_id=volunteer_id,
+                    name=volunteer_id,
+                    kind="volunteer",
+                    opened_by=SYSTEM_ACTOR,
+                    created_at=self.clock.now(),
+                )
             )
             await uow.session.flush()
         shown = f" ({category})" if category else ""

@@ -1,6 +1,6 @@
 """Wiring only: `create_app(settings)` builds the time bank; nothing runs at import.
 
-    uvicorn --factory timebank.main:app_from_env --port 8004
+uvicorn --factory timebank.main:app_from_env --port 8004
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ from timebank.models import FamilyLink, Member
 
 
 class Members(Ledger):
-    async def register_member(self, actor: Actor, member_id: str | None, name: str, kind: str, *, uow: UnitOfWork | None = None) -> Member:
+    async def register_member(
+        self, actor: Actor, member_id: str | None, name: str, kind: str, *, uow: UnitOfWork | None = None
+    ) -> Member:
         member_id = member_id or (actor.sub if not actor.is_staff else new_id("M"))
         domain.ensure_self_or_staff(actor, member_id, "register this member")
         domain.check_member(member_id, name, kind)
@@ -22,7 +24,9 @@ class Members(Ledger):
             existing = await uow.session.get(Member, member_id)
             if existing is not None:
                 raise Conflict(f"member {member_id} already exists", member_id=member_id)
-            member = Member(member_id=member_id, name=name.strip(), kind=kind, opened_by=actor.sub, created_at=self.clock.now())
+            member = Member(
+                member_id=member_id, name=name.strip(), kind=kind, opened_by=actor.sub, created_at=self.clock.now()
+            )
             uow.session.add(member)
             await self._accounts(uow, [domain.member_account(member_id, u) for u in domain.UNITS])
         return member
@@ -46,10 +50,14 @@ class Members(Ledger):
             "kind": member.kind,
             "public_recognition": member.public_recognition,
             "created_at": member.created_at,
-            "family": [{"member_id": link.relative_id, "name": name, "relation": link.relation} for link, name in links],
+            "family": [
+                {"member_id": link.relative_id, "name": name, "relation": link.relation} for link, name in links
+            ],
         }
 
-    async def link_family(self, actor: Actor, member_id: str, relative_id: str, relation: str, *, uow: UnitOfWork | None = None) -> dict:
+    async def link_family(
+        self, actor: Actor, member_id: str, relative_id: str, relation: str, *, uow: UnitOfWork | None = None
+    ) -> dict:
         inverse = domain.check_relation(member_id, relative_id, relation)
         async with self.runtime.work(uow) as uow:
             await self._member(uow, member_id)
@@ -58,7 +66,13 @@ class Members(Ledger):
             created = await insert_ignore(
                 uow.session,
                 FamilyLink,
-                {"member_id": member_id, "relative_id": relative_id, "relation": relation, "recorded_by": actor.sub, "recorded_at": now},
+                {
+                    "member_id": member_id,
+                    "relative_id": relative_id,
+                    "relation": relation,
+                    "recorded_by": actor.sub,
+                    "recorded_at": now,
+                },
                 ["member_id", "relative_id"],
             )
             if not created:
@@ -66,12 +80,20 @@ class Members(Ledger):
             await insert_ignore(
                 uow.session,
                 FamilyLink,
-                {"member_id": relative_id, "relative_id": member_id, "relation": inverse, "recorded_by": actor.sub, "recorded_at": now},
+                {
+                    "member_id": relative_id,
+                    "relative_id": member_id,
+                    "relation": inverse,
+                    "recorded_by": actor.sub,
+                    "recorded_at": now,
+                },
                 ["member_id", "relative_id"],
             )
         return {"member_id": member_id, "relative_id": relative_id, "relation": relation}
 
-    async def set_recognition(self, actor: Actor, member_id: str, public: bool, *, uow: UnitOfWork | None = None) -> Member:
+    async def set_recognition(
+        self, actor: Actor, member_id: str, public: bool, *, uow: UnitOfWork | None = None
+    ) -> Member:
         domain.ensure_self_or_staff(actor, member_id, "change this member's recognition")
         async with self.runtime.work(uow) as uow:
             member = await self._member(uow, member_id)

@@ -26,7 +26,9 @@ class TimebankMetrics:
             "Hours moved by the ledger, by kind of transfer (earn = credited, redeem = spent, refund)",
             ("kind",),
         )
-        self.points = m.counter("firstline_timebank_points_total", "Points moved by the ledger, by kind of transfer", ("kind",))
+        self.points = m.counter(
+            "firstline_timebank_points_total", "Points moved by the ledger, by kind of transfer", ("kind",)
+        )
         self.transfers = m.counter("firstline_timebank_transfers_total", "Ledger transfers, by kind", ("kind",))
         self.members = m.gauge("firstline_timebank_members", "Members by kind", ("kind",))
         self.balances = m.gauge(
@@ -34,7 +36,9 @@ class TimebankMetrics:
         )
         self.coupons = m.gauge("firstline_timebank_coupons", "Coupons by status", ("status",))
         self.redemptions = m.gauge(
-            "firstline_timebank_redemptions", "Redemptions of hours for services, by purpose and status", ("purpose", "status")
+            "firstline_timebank_redemptions",
+            "Redemptions of hours for services, by purpose and status",
+            ("purpose", "status"),
         )
 
     def schedule(self) -> None:
@@ -47,21 +51,25 @@ class TimebankMetrics:
         async with self.runtime.db.session() as session:
             transfers = (
                 await session.execute(
-                    select(Transfer.kind, Transfer.unit, func.count(), func.coalesce(func.sum(Transfer.amount), 0)).group_by(
-                        Transfer.kind, Transfer.unit
-                    )
+                    select(
+                        Transfer.kind, Transfer.unit, func.count(), func.coalesce(func.sum(Transfer.amount), 0)
+                    ).group_by(Transfer.kind, Transfer.unit)
                 )
             ).all()
             members = (await session.execute(select(Member.kind, func.count()).group_by(Member.kind))).all()
             balances = (
                 await session.execute(
-                    select(Account.unit, func.coalesce(func.sum(Account.balance), 0)).where(Account.kind == "member").group_by(Account.unit)
+                    select(Account.unit, func.coalesce(func.sum(Account.balance), 0))
+                    .where(Account.kind == "member")
+                    .group_by(Account.unit)
                 )
             ).all()
             coupons = (await session.execute(select(Coupon.status, func.count()).group_by(Coupon.status))).all()
             redemptions = (
                 await session.execute(
-                    select(Redemption.purpose, Redemption.status, func.count()).group_by(Redemption.purpose, Redemption.status)
+                    select(Redemption.purpose, Redemption.status, func.count()).group_by(
+                        Redemption.purpose, Redemption.status
+                    )
                 )
             ).all()
         hours: dict[tuple[str], float] = {(k,): 0.0 for k in ("earn", "redeem", "refund")}

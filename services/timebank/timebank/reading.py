@@ -145,9 +145,15 @@ class Reading(Ledger):
         every running balance equals its entries, no account is below its overdraft."""
         async with self.runtime.db.session() as session:
             sums = dict(
-                (await session.execute(select(Account.unit, func.sum(LedgerEntry.amount)).join(Account).group_by(Account.unit))).all()
+                (
+                    await session.execute(
+                        select(Account.unit, func.sum(LedgerEntry.amount)).join(Account).group_by(Account.unit)
+                    )
+                ).all()
             )
-            balances = dict((await session.execute(select(Account.unit, func.sum(Account.balance)).group_by(Account.unit))).all())
+            balances = dict(
+                (await session.execute(select(Account.unit, func.sum(Account.balance)).group_by(Account.unit))).all()
+            )
             unbalanced = (
                 await session.execute(
                     select(func.count()).select_from(
@@ -164,17 +170,27 @@ class Reading(Ledger):
                 .subquery()
             )
             drifted = (
-                await session.execute(
-                    select(Account.account_id)
-                    .outerjoin(derived, derived.c.account_id == Account.account_id)
-                    .where(Account.balance != func.coalesce(derived.c.total, 0))
+                (
+                    await session.execute(
+                        select(Account.account_id)
+                        .outerjoin(derived, derived.c.account_id == Account.account_id)
+                        .where(Account.balance != func.coalesce(derived.c.total, 0))
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             overdrawn = (
-                await session.execute(
-                    select(Account.account_id).where(Account.overdraft.is_not(None), Account.balance < -Account.overdraft)
+                (
+                    await session.execute(
+                        select(Account.account_id).where(
+                            Account.overdraft.is_not(None), Account.balance < -Account.overdraft
+                        )
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             counts = dict((await session.execute(select(Account.unit, func.count()).group_by(Account.unit))).all())
         units = {}
         for unit in domain.UNITS:

@@ -12,10 +12,10 @@ from common.events.timebank import HoursRedeemed, HoursRefunded
 from common.outbox import UnitOfWork
 from timebank import domain
 from timebank.domain import Actor
+from timebank.ledger import SYSTEM_ACTOR, Ledger, new_id
 from timebank.models import FamilyLink, Redemption
 
 log = logging.getLogger(__name__)
-from timebank.ledger import SYSTEM_ACTOR, Ledger, new_id
 
 
 class Redemptions(Ledger):
@@ -48,15 +48,23 @@ class Redemptions(Ledger):
                     return existing, False
             await self._member(uow, member_id)
             family = (
-                await uow.session.execute(select(FamilyLink.relative_id).where(FamilyLink.member_id == member_id))
-            ).scalars().all()
+                (await uow.session.execute(select(FamilyLink.relative_id).where(FamilyLink.member_id == member_id)))
+                .scalars()
+                .all()
+            )
             beneficiary = domain.beneficiary(member_id, for_member_id, family)
             redemption_id = redemption_id or new_id("RD")
             request_id = new_id("TB")
             reason = f"{purpose} for {beneficiary}" + (f": {details}" if details else "")
             posted = await self._post(
                 uow,
-                domain.move(domain.REDEEM, "hours", domain.member_account(member_id, "hours"), domain.pool_account("hours"), units),
+                domain.move(
+                    domain.REDEEM,
+                    "hours",
+                    domain.member_account(member_id, "hours"),
+                    domain.pool_account("hours"),
+                    units,
+                ),
                 reason=reason,
                 actor=actor.sub,
                 request_id=request_id,
@@ -122,7 +130,11 @@ class Redemptions(Ledger):
             posted = await self._post(
                 uow,
                 domain.move(
-                    domain.REFUND, "hours", domain.pool_account("hours"), domain.member_account(redemption.member_id, "hours"), redemption.hours
+                    domain.REFUND,
+                    "hours",
+                    domain.pool_account("hours"),
+                    domain.member_account(redemption.member_id, "hours"),
+                    redemption.hours,
                 ),
                 reason=reason,
                 actor=SYSTEM_ACTOR,

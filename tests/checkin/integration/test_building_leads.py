@@ -50,7 +50,10 @@ async def test_a_building_lead_reads_completion_of_their_buildings_by_building(c
 
     lead = checkin.as_("building_lead", "lead-1", building_ids=["B01", "B03"])
     answer = (await checkin.client.get("/stats/completion", params={"by": "building"}, headers=lead)).json()
-    assert [(r["building_id"], r["expected"], r["checked_in"]) for r in answer["rows"]] == [("B01", 2, 1), ("B03", 1, 0)]
+    assert [(r["building_id"], r["expected"], r["checked_in"]) for r in answer["rows"]] == [
+        ("B01", 2, 1),
+        ("B03", 1, 0),
+    ]
     one = (await checkin.client.get("/stats/completion", params={"building_id": "B03"}, headers=lead)).json()
     assert [r["building_id"] for r in one["rows"]] == ["B03"]
     by_grid = await checkin.client.get("/stats/completion", params={"by": "grid"}, headers=lead)

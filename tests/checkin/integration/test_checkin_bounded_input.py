@@ -13,7 +13,8 @@ async def test_a_body_over_the_limit_is_refused_unread(checkin_app):
     async with checkin_app(max_body_bytes=10_000) as checkin:
         padding = "x" * 20_000
         answer = await checkin.client.post(
-            "/checkins", content=f'{{"resident_id": "{padding}", "temperature_c": 36.5}}',
+            "/checkins",
+            content=f'{{"resident_id": "{padding}", "temperature_c": 36.5}}',
             headers={**checkin.admin, "Content-Type": "application/json"},
         )
         assert answer.status_code == 413
@@ -23,7 +24,9 @@ async def test_a_body_over_the_limit_is_refused_unread(checkin_app):
             for _ in range(5):
                 yield b"x" * 4_000
 
-        streamed = await checkin.client.post("/checkins", content=chunks(), headers={**checkin.admin, "Content-Type": "application/json"})
+        streamed = await checkin.client.post(
+            "/checkins", content=chunks(), headers={**checkin.admin, "Content-Type": "application/json"}
+        )
         assert streamed.status_code == 413
 
 
@@ -50,7 +53,9 @@ async def test_unknown_fields_and_overlong_lists_are_refused(checkin):
     assert unknown.status_code == 422
     assert unknown.json()["detail"][0]["type"] == "extra_forbidden"
     many = await checkin.client.post(
-        "/checkins", json={"resident_id": resident_id, "temperature_c": 36.5, "symptoms": ["cough"] * 21}, headers=checkin.admin
+        "/checkins",
+        json={"resident_id": resident_id, "temperature_c": 36.5, "symptoms": ["cough"] * 21},
+        headers=checkin.admin,
     )
     assert many.status_code == 422 and many.json()["detail"][0]["loc"] == ["body", "symptoms"]
     long_name = await checkin.client.post(
@@ -62,7 +67,13 @@ async def test_unknown_fields_and_overlong_lists_are_refused(checkin):
 
 
 def csv_file(*rows: str) -> dict:
-    return {"file": ("居民.csv", ("姓名,楼栋-单元-房号,电话,网格\n" + "".join(f"{row}\n" for row in rows)).encode(), "text/csv")}
+    return {
+        "file": (
+            "居民.csv",
+            ("姓名,楼栋-单元-房号,电话,网格\n" + "".join(f"{row}\n" for row in rows)).encode(),
+            "text/csv",
+        )
+    }
 
 
 async def test_an_upload_over_the_import_cap_is_refused_before_reading(checkin_app):
@@ -72,13 +83,17 @@ async def test_an_upload_over_the_import_cap_is_refused_before_reading(checkin_a
         assert answer.status_code == 413
         assert await checkin.outbox("ResidentRegistered") == []
         # The check-in route keeps the service's own (smaller) limit, the import its own
-        small = await checkin.client.post("/residents/import", files=csv_file("张三,B03-2-401,13800000000,G1"), headers=checkin.admin)
+        small = await checkin.client.post(
+            "/residents/import", files=csv_file("张三,B03-2-401,13800000000,G1"), headers=checkin.admin
+        )
         assert small.status_code == 200, small.text
 
 
 async def test_a_csv_field_over_the_csv_limit_is_a_422_naming_the_row(checkin):
     answer = await checkin.client.post(
-        "/residents/import", files=csv_file("张三,B03-2-401,13800000000,G1", "李四," + "9" * 200_000 + ",1,G1"), headers=checkin.admin
+        "/residents/import",
+        files=csv_file("张三,B03-2-401,13800000000,G1", "李四," + "9" * 200_000 + ",1,G1"),
+        headers=checkin.admin,
     )
     assert answer.status_code == 422, answer.text
     assert "row 3" in answer.json()["detail"]
@@ -125,13 +140,21 @@ async def test_check_ins_and_imports_are_rate_limited_per_subject(checkin_app):
         resident_id = await checkin.register("张三", "101")
         staff = checkin.as_("command", "cmd-1")
         for _ in range(3):
-            ok = await checkin.client.post("/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=staff)
+            ok = await checkin.client.post(
+                "/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=staff
+            )
             assert ok.status_code == 201, ok.text
-        limited = await checkin.client.post("/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=staff)
+        limited = await checkin.client.post(
+            "/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=staff
+        )
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == "1"
         other = checkin.as_("command", "cmd-2")  # per subject: another desk is not held up
-        assert (await checkin.client.post("/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=other)).status_code == 201
+        assert (
+            await checkin.client.post(
+                "/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=other
+            )
+        ).status_code == 201
 
         upload = csv_file("张三,B03-2-401,13800000000,G1")
         assert (await checkin.client.post("/residents/import", files=upload, headers=staff)).status_code == 200
@@ -144,5 +167,7 @@ async def test_the_default_limits_let_a_building_lead_check_in_a_whole_building(
     residents = [await checkin.register(f"居民{n}", str(n)) for n in range(30)]
     for _ in range(20):  # 600 check-ins in a burst: every household of a large building, and repeats
         for resident_id in residents:
-            answer = await checkin.client.post("/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=lead)
+            answer = await checkin.client.post(
+                "/checkins", json={"resident_id": resident_id, "temperature_c": 36.5}, headers=lead
+            )
             assert answer.status_code == 201, answer.text

@@ -17,20 +17,39 @@ from checkin.models import CheckInSubmission, DailyCheckIn
 async def test_fever_check_in_reports_a_health_anomaly(checkin):
     rid = await checkin.register("王芳", "101", tags=["elderly"], lat=31.2, lon=121.4)
     response = await checkin.client.post(
-        "/checkins", json={"resident_id": rid, "temperature_c": 38.2, "symptoms": ["cough"]}, headers=checkin.as_("resident", rid)
+        "/checkins",
+        json={"resident_id": rid, "temperature_c": 38.2, "symptoms": ["cough"]},
+        headers=checkin.as_("resident", rid),
     )
     assert response.status_code == 201, response.text
     answer = response.json()
     assert answer["fever"] is True
-    assert CheckInOut.model_validate(answer).model_dump(mode="json") == answer  # the documented answer, not validated by FastAPI
+    assert (
+        CheckInOut.model_validate(answer).model_dump(mode="json") == answer
+    )  # the documented answer, not validated by FastAPI
     [submitted] = await checkin.outbox("CheckInSubmitted")
     [anomaly] = await checkin.outbox("HealthAnomalyReported")
     assert submitted["subject"] == rid and submitted["data"]["channel"] == "self"
-    assert anomaly["data"] | {"resident_id": rid, "temperature_c": 38.2, "symptoms": ["cough"], "grid_id": "G1", "building_id": "B01", "room": "101"} == anomaly["data"]
-    assert anomaly["data"] | {"tags": ["elderly"], "lat": 31.2, "lon": 121.4} == anomaly["data"]  # the resident's facts, as stored
+    assert (
+        anomaly["data"]
+        | {
+            "resident_id": rid,
+            "temperature_c": 38.2,
+            "symptoms": ["cough"],
+            "grid_id": "G1",
+            "building_id": "B01",
+            "room": "101",
+        }
+        == anomaly["data"]
+    )
+    assert (
+        anomaly["data"] | {"tags": ["elderly"], "lat": 31.2, "lon": 121.4} == anomaly["data"]
+    )  # the resident's facts, as stored
     assert anomaly["dataschema"] == "urn:firstline:checkin:HealthAnomalyReported:1"
     async with checkin.service.runtime.db.session() as session:
-        stored = (await session.execute(select(DailyCheckIn.symptoms, DailyCheckIn.fever, DailyCheckIn.revisions))).one()
+        stored = (
+            await session.execute(select(DailyCheckIn.symptoms, DailyCheckIn.fever, DailyCheckIn.revisions))
+        ).one()
         history = (await session.execute(select(CheckInSubmission.symptoms, CheckInSubmission.channel))).one()
     assert tuple(stored) == (["cough"], True, 1) and tuple(history) == (["cough"], "self")
 
@@ -68,12 +87,18 @@ async def test_bad_check_ins_are_refused_and_change_nothing(checkin):
 async def test_a_check_in_body_that_is_not_json_is_refused_as_fastapi_would_word_it(checkin):
     rid = await checkin.register("韩梅梅", "103")
     me = checkin.as_("resident", rid)
-    broken = await checkin.client.post("/checkins", content=b'{"resident_id": ', headers={**me, "content-type": "application/json"})
+    broken = await checkin.client.post(
+        "/checkins", content=b'{"resident_id": ', headers={**me, "content-type": "application/json"}
+    )
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid", broken.text
     wrong_type = await checkin.client.post("/checkins", json={"resident_id": rid, "temperature_c": "warm"}, headers=me)
     [error] = wrong_type.json()["detail"]
-    assert wrong_type.status_code == 422 and error["loc"] == ["body", "temperature_c"] and error["type"] == "float_parsing"
-    as_text = await checkin.client.post("/checkins", content=f"{rid} 36.5", headers={**me, "content-type": "text/plain"})
+    assert (
+        wrong_type.status_code == 422 and error["loc"] == ["body", "temperature_c"] and error["type"] == "float_parsing"
+    )
+    as_text = await checkin.client.post(
+        "/checkins", content=f"{rid} 36.5", headers={**me, "content-type": "text/plain"}
+    )
     assert as_text.status_code == 415 and "application/json" in as_text.json()["detail"]
     assert await checkin.outbox("CheckInSubmitted") == []
     # The body read by hand is still documented.
@@ -87,7 +112,9 @@ async def test_building_lead_checks_in_only_for_their_building(checkin):
     lead = checkin.as_("building_lead", "L-1", building_ids=["B01"])
     ok = await checkin.client.post("/checkins", json={"resident_id": inside, "temperature_c": 36.4}, headers=lead)
     refused = await checkin.client.post("/checkins", json={"resident_id": outside, "temperature_c": 36.4}, headers=lead)
-    unknown = await checkin.client.post("/checkins", json={"resident_id": "R-0000000000000000", "temperature_c": 36.4}, headers=lead)
+    unknown = await checkin.client.post(
+        "/checkins", json={"resident_id": "R-0000000000000000", "temperature_c": 36.4}, headers=lead
+    )
     assert ok.status_code == 201 and ok.json()["channel"] == "building_lead"
     # Not yours answers as not found: nothing tells whether, or in which building, the person lives
     assert refused.status_code == unknown.status_code == 404
@@ -103,13 +130,17 @@ async def test_concurrent_check_ins_share_transactions_and_each_gets_its_own_ans
     checkin.service.observe_check_in_batch = sizes.append
     lead = checkin.as_("building_lead", "L-1", building_ids=["B01"])
     requests = [({"resident_id": rid, "temperature_c": 36.5}, checkin.as_("resident", rid)) for rid in residents]
-    requests += [({"resident_id": rid, "temperature_c": 38.0}, checkin.admin) for rid in residents[:3]]  # again: revisions
+    requests += [
+        ({"resident_id": rid, "temperature_c": 38.0}, checkin.admin) for rid in residents[:3]
+    ]  # again: revisions
     requests += [
         ({"resident_id": "R-nobody", "temperature_c": 36.5}, checkin.admin),
         ({"resident_id": residents[0], "temperature_c": 36.6}, lead),  # B02: not the lead's building
         ({"resident_id": residents[1], "temperature_c": 36.6}, lead),  # B01
     ]
-    responses = await asyncio.gather(*(checkin.client.post("/checkins", json=body, headers=who) for body, who in requests))
+    responses = await asyncio.gather(
+        *(checkin.client.post("/checkins", json=body, headers=who) for body, who in requests)
+    )
 
     assert [r.status_code for r in responses] == [201] * 27 + [404, 404, 201]
     assert "no resident 'R-nobody'" in responses[27].text and f"no resident '{residents[0]}'" in responses[28].text
@@ -125,7 +156,11 @@ async def test_concurrent_check_ins_share_transactions_and_each_gets_its_own_ans
     assert len(submitted) == 28 and len({e["id"] for e in submitted}) == 28
     assert sorted(e["subject"] for e in await checkin.outbox("HealthAnomalyReported")) == sorted(residents[:3])
     async with checkin.service.runtime.db.session() as session:
-        history = (await session.execute(select(CheckInSubmission.resident_id, func.count()).group_by(CheckInSubmission.resident_id))).all()
+        history = (
+            await session.execute(
+                select(CheckInSubmission.resident_id, func.count()).group_by(CheckInSubmission.resident_id)
+            )
+        ).all()
     assert sum(count for _, count in history) == 28 and dict(history)[residents[1]] == 3
 
 
@@ -134,16 +169,26 @@ async def test_sweep_finds_missed_residents_once_and_counts_consecutive_days(che
     absent = await checkin.register("未打卡", "302", tags=["living_alone"])
     away = await checkin.register("外出", "303")
     today = checkin.service.today()
-    await checkin.client.post(f"/residents/{away}/absences", json={"from_date": str(today - timedelta(days=1)), "to_date": str(today), "reason": "away"}, headers=checkin.admin)
+    await checkin.client.post(
+        f"/residents/{away}/absences",
+        json={"from_date": str(today - timedelta(days=1)), "to_date": str(today), "reason": "away"},
+        headers=checkin.admin,
+    )
     checkin.clock.advance(days=-1)
     yesterday = checkin.service.today()
-    await checkin.client.post("/checkins", json={"resident_id": present, "temperature_c": 36.5}, headers=checkin.as_("resident", present))
+    await checkin.client.post(
+        "/checkins", json={"resident_id": present, "temperature_c": 36.5}, headers=checkin.as_("resident", present)
+    )
     checkin.clock.advance(days=1)
-    await checkin.client.post("/checkins", json={"resident_id": present, "temperature_c": 36.5}, headers=checkin.as_("resident", present))
+    await checkin.client.post(
+        "/checkins", json={"resident_id": present, "temperature_c": 36.5}, headers=checkin.as_("resident", present)
+    )
 
     # Residents registered before yesterday's cutoff? They were registered "today" 09:00, so
     # yesterday nobody was expected yet: registering and sweeping are both on the clock.
-    assert (await checkin.client.post("/sweeps", json={"date": str(yesterday)}, headers=checkin.admin)).json()["missed"] == 0
+    assert (await checkin.client.post("/sweeps", json={"date": str(yesterday)}, headers=checkin.admin)).json()[
+        "missed"
+    ] == 0
     checkin.clock.advance(hours=2)  # past the 10:00 cutoff
     first = await checkin.client.post("/sweeps", json={"date": str(today)}, headers=checkin.admin)
     again = await checkin.client.post("/sweeps", json={"date": str(today)}, headers=checkin.admin)
@@ -151,7 +196,11 @@ async def test_sweep_finds_missed_residents_once_and_counts_consecutive_days(che
     assert again.json() == {"date": str(today), "missed": 0, "total_missed": 1}
     [missed] = await checkin.outbox("CheckInMissed")
     assert missed["subject"] == absent
-    assert missed["data"] | {"resident_id": absent, "consecutive_days": 1, "grid_id": "G1", "building_id": "B01", "date": str(today)} == missed["data"]
+    assert (
+        missed["data"]
+        | {"resident_id": absent, "consecutive_days": 1, "grid_id": "G1", "building_id": "B01", "date": str(today)}
+        == missed["data"]
+    )
 
     checkin.clock.advance(days=1)
     await checkin.client.post("/sweeps", json={"date": str(checkin.service.today())}, headers=checkin.admin)
@@ -173,7 +222,9 @@ async def test_concurrent_sweeps_emit_one_event_per_resident(checkin):
 async def test_sweep_of_a_future_date_is_refused(checkin):
     response = await checkin.client.post("/sweeps", json={"date": "2030-01-01"}, headers=checkin.admin)
     assert response.status_code == 422 and "has not happened" in response.text
-    assert (await checkin.client.post("/sweeps", json={"date": "2026-11-21"}, headers=checkin.as_("resident", "R-1"))).status_code == 403
+    assert (
+        await checkin.client.post("/sweeps", json={"date": "2026-11-21"}, headers=checkin.as_("resident", "R-1"))
+    ).status_code == 403
 
 
 async def test_followups_are_ordered_by_urgency_and_scoped_to_the_workers_grids(checkin):
@@ -181,7 +232,9 @@ async def test_followups_are_ordered_by_urgency_and_scoped_to_the_workers_grids(
     missed_tagged = await checkin.register("孕妇", "502", tags=["pregnant"])
     missed = await checkin.register("普通", "503")
     other_grid = await checkin.register("别的网格", "504", grid="G2")
-    await checkin.client.post("/checkins", json={"resident_id": fever, "temperature_c": 38.5}, headers=checkin.as_("resident", fever))
+    await checkin.client.post(
+        "/checkins", json={"resident_id": fever, "temperature_c": 38.5}, headers=checkin.as_("resident", fever)
+    )
     checkin.clock.advance(hours=2)
     await checkin.client.post("/sweeps", json={"date": str(checkin.service.today())}, headers=checkin.admin)
 
@@ -201,10 +254,21 @@ async def test_completion_by_building_and_grid(checkin):
     a = await checkin.register("甲", "601", building="B01")
     await checkin.register("乙", "602", building="B01")
     await checkin.register("丙", "603", building="B02", grid="G2")
-    await checkin.client.post("/checkins", json={"resident_id": a, "temperature_c": 36.5}, headers=checkin.as_("resident", a))
-    by_building = (await checkin.client.get("/stats/completion", params={"by": "building"}, headers=checkin.admin)).json()
-    assert {r["building_id"]: (r["checked_in"], r["expected"]) for r in by_building["rows"]} == {"B01": (1, 2), "B02": (0, 1)}
-    by_grid = (await checkin.client.get("/stats/completion", params={"by": "grid"}, headers=checkin.as_("grid_worker", "W", grid_ids=["G1"]))).json()
+    await checkin.client.post(
+        "/checkins", json={"resident_id": a, "temperature_c": 36.5}, headers=checkin.as_("resident", a)
+    )
+    by_building = (
+        await checkin.client.get("/stats/completion", params={"by": "building"}, headers=checkin.admin)
+    ).json()
+    assert {r["building_id"]: (r["checked_in"], r["expected"]) for r in by_building["rows"]} == {
+        "B01": (1, 2),
+        "B02": (0, 1),
+    }
+    by_grid = (
+        await checkin.client.get(
+            "/stats/completion", params={"by": "grid"}, headers=checkin.as_("grid_worker", "W", grid_ids=["G1"])
+        )
+    ).json()
     assert by_grid["rows"] == [{"grid_id": "G1", "expected": 2, "checked_in": 1, "rate": 0.5}]
 
 
@@ -221,7 +285,12 @@ async def test_import_csv_reports_rejected_rows_and_is_idempotent(checkin):
     files = {"file": ("residents.csv", csv, "text/csv")}
     first = (await checkin.client.post("/residents/import", files=files, headers=checkin.admin)).json()
     assert (first["total"], first["imported"], first["unchanged"]) == (6, 2, 0)
-    assert [(r["row"], r["reason"].split()[0]) for r in first["rejected"]] == [(3, "missing"), (4, "address"), (5, "phone"), (6, "unknown")]
+    assert [(r["row"], r["reason"].split()[0]) for r in first["rejected"]] == [
+        (3, "missing"),
+        (4, "address"),
+        (5, "phone"),
+        (6, "unknown"),
+    ]
     again = (await checkin.client.post("/residents/import", files=files, headers=checkin.admin)).json()
     assert (again["imported"], again["unchanged"]) == (0, 2)
     registered = await checkin.outbox("ResidentRegistered")
@@ -238,10 +307,16 @@ async def test_import_xlsx_and_grid_worker_scope(checkin):
     content = io.BytesIO()
     book.save(content)
     files = {"file": ("residents.xlsx", content.getvalue(), "application/octet-stream")}
-    report = (await checkin.client.post("/residents/import", files=files, headers=checkin.as_("grid_worker", "W", grid_ids=["G1"]))).json()
+    report = (
+        await checkin.client.post(
+            "/residents/import", files=files, headers=checkin.as_("grid_worker", "W", grid_ids=["G1"])
+        )
+    ).json()
     assert report["imported"] == 1
     assert report["rejected"] == [{"row": 3, "reason": "grid G2 is not one of your grids"}]
-    bad = await checkin.client.post("/residents/import", files={"file": ("r.pdf", b"%PDF", "application/pdf")}, headers=checkin.admin)
+    bad = await checkin.client.post(
+        "/residents/import", files={"file": ("r.pdf", b"%PDF", "application/pdf")}, headers=checkin.admin
+    )
     assert bad.status_code == 422 and ".csv or .xlsx" in bad.text
 
 
@@ -250,13 +325,24 @@ async def test_sampling_round_flags_lagging_buildings_once(checkin):
     await checkin.register("未采样", "710", building="B08")
     deadline = checkin.clock.now() + timedelta(hours=3)
     opened = await checkin.client.post(
-        "/sampling/rounds", json={"name": "第3轮核酸", "building_ids": ["B07", "B08"], "deadline": deadline.isoformat(), "min_completion_rate": 0.9}, headers=checkin.admin
+        "/sampling/rounds",
+        json={
+            "name": "第3轮核酸",
+            "building_ids": ["B07", "B08"],
+            "deadline": deadline.isoformat(),
+            "min_completion_rate": 0.9,
+        },
+        headers=checkin.admin,
     )
     assert opened.status_code == 201, opened.text
     round_id = opened.json()["round_id"]
-    recorded = await checkin.client.post(f"/sampling/rounds/{round_id}/samples", json={"resident_ids": done}, headers=checkin.admin)
+    recorded = await checkin.client.post(
+        f"/sampling/rounds/{round_id}/samples", json={"resident_ids": done}, headers=checkin.admin
+    )
     assert recorded.json() == {"recorded": 2, "already": 0}
-    assert (await checkin.client.post("/sampling/evaluate", headers=checkin.admin)).json() == {"lagging_flagged": 0}  # not due yet
+    assert (await checkin.client.post("/sampling/evaluate", headers=checkin.admin)).json() == {
+        "lagging_flagged": 0
+    }  # not due yet
     checkin.clock.advance(hours=4)
     assert (await checkin.client.post("/sampling/evaluate", headers=checkin.admin)).json() == {"lagging_flagged": 1}
     assert (await checkin.client.post("/sampling/evaluate", headers=checkin.admin)).json() == {"lagging_flagged": 0}
@@ -279,7 +365,11 @@ async def test_residents_are_expected_from_the_first_cutoff_after_registration(c
     checkin.clock.advance(hours=5)  # 14:00 local, after the 10:00 cutoff
     late = await checkin.register("下午登记", "801")
     csv = "姓名,楼栋-单元-房号,电话,网格,登记日期\n早登记,B01-1-802,13800000008,G1,2026-11-20\n未来,B01-1-803,13800000009,G1,2030-01-01\n".encode()
-    report = (await checkin.client.post("/residents/import", files={"file": ("r.csv", csv, "text/csv")}, headers=checkin.admin)).json()
+    report = (
+        await checkin.client.post(
+            "/residents/import", files={"file": ("r.csv", csv, "text/csv")}, headers=checkin.admin
+        )
+    ).json()
     assert report["imported"] == 1 and "future" in report["rejected"][0]["reason"]
     result = (await checkin.client.post("/sweeps", json={"date": "2026-11-21"}, headers=checkin.admin)).json()
     assert result["missed"] == 1
@@ -293,8 +383,13 @@ async def test_the_cutoff_job_sweeps_in_its_window_and_late_check_ins_leave_the_
     checkin.clock.advance(hours=1, minutes=30)  # 10:30: in the window
     assert (await checkin.service.sweep_at_cutoff()).missed == 1
     worker = checkin.as_("grid_worker", "W", grid_ids=["G1"])
-    assert [i["resident_id"] for i in (await checkin.client.get("/followups", params={"grid_id": "G1"}, headers=worker)).json()["followups"]] == [late]
-    await checkin.client.post("/checkins", json={"resident_id": late, "temperature_c": 36.5}, headers=checkin.as_("resident", late))
+    assert [
+        i["resident_id"]
+        for i in (await checkin.client.get("/followups", params={"grid_id": "G1"}, headers=worker)).json()["followups"]
+    ] == [late]
+    await checkin.client.post(
+        "/checkins", json={"resident_id": late, "temperature_c": 36.5}, headers=checkin.as_("resident", late)
+    )
     assert (await checkin.client.get("/followups", params={"grid_id": "G1"}, headers=worker)).json()["followups"] == []
     checkin.clock.advance(hours=3)  # 13:30: after the window the job leaves today alone
     await checkin.register("下午登记的人", "952", registered_on="2026-11-20")

@@ -18,12 +18,23 @@ def check_in(harness, resident_id: str, temperature_c: float, by: str = "tester"
 
 
 def submitted(row: dict) -> CheckInSubmitted:
-    return CheckInSubmitted(resident_id=row["resident_id"], date=row["date"], temperature_c=row["temperature_c"], channel="self")
+    return CheckInSubmitted(
+        resident_id=row["resident_id"], date=row["date"], temperature_c=row["temperature_c"], channel="self"
+    )
 
 
 async def stored(harness) -> tuple[dict, int]:
     async with harness.service.runtime.db.session() as session:
-        days = (await session.execute(select(DailyCheckIn.resident_id, DailyCheckIn.temperature_c, DailyCheckIn.submitted_by, DailyCheckIn.revisions))).all()
+        days = (
+            await session.execute(
+                select(
+                    DailyCheckIn.resident_id,
+                    DailyCheckIn.temperature_c,
+                    DailyCheckIn.submitted_by,
+                    DailyCheckIn.revisions,
+                )
+            )
+        ).all()
         history = await session.scalar(select(func.count()).select_from(CheckInSubmission))
     return {rid: (t, by, revisions) for rid, t, by, revisions in days}, history
 

@@ -28,7 +28,9 @@ async def test_a_repeat_with_the_same_key_gets_the_first_answer_and_changes_noth
     )
     assert first.status_code == again.status_code == 201, again.text
     assert again.json() == first.json() and first.json()["revisions"] == 1
-    assert len(await checkin.outbox("CheckInSubmitted")) == 1 and len(await checkin.outbox("HealthAnomalyReported")) == 1
+    assert (
+        len(await checkin.outbox("CheckInSubmitted")) == 1 and len(await checkin.outbox("HealthAnomalyReported")) == 1
+    )
     assert await history(checkin) == 1
 
     # Another key is another check-in; no key at all is one too.
@@ -65,7 +67,9 @@ async def test_keys_belong_to_their_caller(checkin):
 async def test_a_refused_check_in_leaves_its_key_free(checkin):
     rid = await checkin.register("张伟", "104")
     headers = {**checkin.admin, "Idempotency-Key": "k-1"}
-    missing = await checkin.client.post("/checkins", json={"resident_id": "R-nobody", "temperature_c": 36.5}, headers=headers)
+    missing = await checkin.client.post(
+        "/checkins", json={"resident_id": "R-nobody", "temperature_c": 36.5}, headers=headers
+    )
     assert missing.status_code == 404
     accepted = await checkin.client.post("/checkins", json={"resident_id": rid, "temperature_c": 36.5}, headers=headers)
     assert accepted.status_code == 201 and accepted.json()["revisions"] == 1

@@ -62,20 +62,26 @@ async def test_progress_is_told_after_every_chunk(checkin_app):
 
 async def test_without_the_preference_the_answer_is_the_report_as_before(checkin):
     files = {"file": ("r.csv", CSV, "text/csv")}
-    answer = await checkin.client.post("/residents/import", files=files, headers={**checkin.admin, "Prefer": "return=minimal"})
+    answer = await checkin.client.post(
+        "/residents/import", files=files, headers={**checkin.admin, "Prefer": "return=minimal"}
+    )
     assert answer.status_code == 200 and answer.json()["imported"] == ROWS - 1
 
 
 async def test_a_job_is_its_submitters_and_a_bad_file_is_refused_at_once(checkin):
     worker = checkin.as_("grid_worker", "W-1", grid_ids=["G1"])
-    started = await checkin.client.post("/residents/import", files={"file": ("r.csv", CSV, "text/csv")}, headers={**worker, **ASYNC})
+    started = await checkin.client.post(
+        "/residents/import", files={"file": ("r.csv", CSV, "text/csv")}, headers={**worker, **ASYNC}
+    )
     location = started.headers["Location"]
     assert (await finished(checkin, location, worker))["imported"] == ROWS - 1
     stranger = checkin.as_("grid_worker", "W-2", grid_ids=["G1"])
     assert (await checkin.client.get(location, headers=stranger)).status_code == 404
     assert (await checkin.client.get("/imports/I-unknown", headers=stranger)).status_code == 404
     assert (await checkin.client.get(location, headers=checkin.admin)).status_code == 200
-    bad = await checkin.client.post("/residents/import", files={"file": ("r.pdf", b"%PDF", "application/pdf")}, headers={**worker, **ASYNC})
+    bad = await checkin.client.post(
+        "/residents/import", files={"file": ("r.pdf", b"%PDF", "application/pdf")}, headers={**worker, **ASYNC}
+    )
     assert bad.status_code == 422 and ".csv or .xlsx" in bad.text
 
 
@@ -95,7 +101,9 @@ async def test_a_job_stopped_with_its_process_says_so_at_once(checkin_app):
     async with checkin_app(import_chunk_rows=1) as checkin:
         rows = "姓名,楼栋-单元-房号,电话,网格\n" + "".join(f"居民{n},B09-1-{n},13800000000,G1\n" for n in range(1, 400))
         files = {"file": ("big.csv", rows.encode(), "text/csv")}
-        location = (await checkin.client.post("/residents/import", files=files, headers={**checkin.admin, **ASYNC})).headers["Location"]
+        location = (
+            await checkin.client.post("/residents/import", files=files, headers={**checkin.admin, **ASYNC})
+        ).headers["Location"]
 
         async def under_way():
             job = (await checkin.client.get(location, headers=checkin.admin)).json()

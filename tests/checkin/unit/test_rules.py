@@ -96,7 +96,9 @@ def test_lagging_buildings_are_those_below_the_rate():
 
 
 def test_draft_resident_validates_and_has_a_random_id_and_a_stable_home():
-    fields = dict(name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101")
+    fields = dict(
+        name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101"
+    )
     a = domain.draft_resident(**fields, tags="老人、独居")
     b = domain.draft_resident(**fields)
     assert a.tags == ("elderly", "living_alone")
@@ -116,7 +118,9 @@ def test_draft_resident_validates_and_has_a_random_id_and_a_stable_home():
     ],
 )
 def test_draft_resident_says_what_is_wrong(change, message):
-    fields = dict(name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101")
+    fields = dict(
+        name="王芳", phone="13800000000", community_id="C1", grid_id="G1", building_id="B1", unit="1", room="101"
+    )
     with pytest.raises(Invalid, match=message):
         domain.draft_resident(**{**fields, **change})
 

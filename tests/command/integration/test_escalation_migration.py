@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import command.models  # noqa: F401 - the command center's tables, for the comparison
 import pytest
-from common.db import Database
-from common.migrations import downgrade, pending_changes, upgrade
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+
+import command.models
+from common.db import Database
+from common.migrations import downgrade, pending_changes, upgrade
 
 MIGRATIONS = Path(command.models.__file__).parent / "migrations"
 BEFORE = "e40bf37ddf80"  # the revision before levels were counted per opening
@@ -35,7 +36,9 @@ async def test_the_migration_counts_levels_per_opening_and_goes_back(database_ur
         await upgrade(db, MIGRATIONS)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(pending_changes) == []
-            rows = (await conn.execute(text("SELECT ticket_id, opening, level FROM escalation ORDER BY escalation_id"))).all()
+            rows = (
+                await conn.execute(text("SELECT ticket_id, opening, level FROM escalation ORDER BY escalation_id"))
+            ).all()
             assert [tuple(r) for r in rows] == [("T-1", 0, 1), ("T-1", 0, 2), ("T-2", 0, 1)]
         reopened = text(ROW)
         async with db.engine.begin() as conn:  # the ticket's second opening starts at level 1 again
@@ -46,7 +49,11 @@ async def test_the_migration_counts_levels_per_opening_and_goes_back(database_ur
 
         await downgrade(db, MIGRATIONS, BEFORE)  # the older schema keeps the first openings' rows
         async with db.engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT ticket_id, level, notified_at IS NOT NULL FROM escalation ORDER BY escalation_id"))).all()
+            rows = (
+                await conn.execute(
+                    text("SELECT ticket_id, level, notified_at IS NOT NULL FROM escalation ORDER BY escalation_id")
+                )
+            ).all()
             assert [tuple(r) for r in rows] == [("T-1", 1, True), ("T-1", 2, True), ("T-2", 1, True)]
         await upgrade(db, MIGRATIONS)
         async with db.engine.connect() as conn:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
 from command.handlers import TOPICS
 from command.main import create_app
 from command.settings import CommandSettings
@@ -51,9 +52,12 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
         at=datetime.now(UTC),
     )  # fmt: skip
     missed = ce.wrap(
-        CheckInMissed(resident_id=other, date=today, consecutive_days=1, grid_id="G2", building_id="B02"), at=datetime.now(UTC)
+        CheckInMissed(resident_id=other, date=today, consecutive_days=1, grid_id="G2", building_id="B02"),
+        at=datetime.now(UTC),
     )
-    unknown = missed.model_copy(update={"id": str(uuid.uuid4()), "type": "SomethingNew", "dataschema": "urn:firstline:checkin:SomethingNew:1"})
+    unknown = missed.model_copy(
+        update={"id": str(uuid.uuid4()), "type": "SomethingNew", "dataschema": "urn:firstline:checkin:SomethingNew:1"}
+    )
     malformed = missed.model_copy(update={"id": str(uuid.uuid4()), "data": {"resident_id": other}})  # no date, grid...
 
     settings = CommandSettings(
@@ -64,7 +68,16 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
         outbox_poll_interval_s=0.05,
     )
     app = create_app(settings)
-    readers = {t: TopicReader(kafka, t) for t in ("command.dlq.v1", "command.events.v1", "partner.health.v1", "partner.property.v1", "partner.police.v1")}
+    readers = {
+        t: TopicReader(kafka, t)
+        for t in (
+            "command.dlq.v1",
+            "command.events.v1",
+            "partner.health.v1",
+            "partner.property.v1",
+            "partner.police.v1",
+        )
+    }
     async with app.router.lifespan_context(app):
         for reader in readers.values():
             await reader.__aenter__()
@@ -73,8 +86,16 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
             await producer.start()
             try:
                 key = resident.encode()
-                for value in (b"\x00not json at all", ce.encode(unknown), ce.encode(malformed), ce.encode(fever), ce.encode(fever)):
-                    await producer.send_and_wait("checkin.events.v1", value, key=key, headers=[("content-type", b"application/cloudevents+json")])
+                for value in (
+                    b"\x00not json at all",
+                    ce.encode(unknown),
+                    ce.encode(malformed),
+                    ce.encode(fever),
+                    ce.encode(fever),
+                ):
+                    await producer.send_and_wait(
+                        "checkin.events.v1", value, key=key, headers=[("content-type", b"application/cloudevents+json")]
+                    )
                 await producer.send_and_wait("checkin.events.v1", ce.encode(missed), key=other.encode())
             finally:
                 await producer.stop()

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import command.models  # noqa: F401 - the command center's tables, for the comparison
+from sqlalchemy import insert, select, text
+
+import command.models
 from command.models import Ticket, TicketLog
 from common.db import Database
 from common.events.checkin import CheckInMissed
 from common.migrations import downgrade, pending_changes, upgrade
-from sqlalchemy import insert, select, text
 
 MIGRATIONS = Path(command.models.__file__).parent / "migrations"
 BEFORE = "e09cd1d39cf6"  # the revision before the opening moved into the ticket
@@ -20,7 +21,9 @@ AT = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 
 
 async def test_no_open_row_is_written_and_the_history_starts_with_the_opening(command):
-    (envelope,) = await command.deliver(CheckInMissed(resident_id="R1", date=AT.date(), consecutive_days=1, grid_id="G1", building_id="B01"))
+    (envelope,) = await command.deliver(
+        CheckInMissed(resident_id="R1", date=AT.date(), consecutive_days=1, grid_id="G1", building_id="B01")
+    )
     reported = await command.client.post("/tickets", json={"category": "complaint", "description": "lift broken"},
                                          headers=command.as_("resident", "R2"))  # fmt: skip
     assert reported.status_code == 201, reported.text
@@ -56,7 +59,6 @@ def _log(ticket_id: str, action: str, by: str, owner: str) -> dict:
             "to_stage": "discovered", "by": by, "at": AT, "owner": owner}  # fmt: skip
 
 
-
 async def test_the_migration_moves_open_rows_into_their_tickets_and_back(database_url):
     db = Database(database_url)
     try:
@@ -71,14 +73,20 @@ async def test_the_migration_moves_open_rows_into_their_tickets_and_back(databas
         await upgrade(db, MIGRATIONS)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(pending_changes) == []
-            opened = (await conn.execute(text("SELECT ticket_id, opened_by, opened_owner FROM ticket ORDER BY ticket_id"))).all()
+            opened = (
+                await conn.execute(text("SELECT ticket_id, opened_by, opened_owner FROM ticket ORDER BY ticket_id"))
+            ).all()
             assert [tuple(r) for r in opened] == [("T-1", "checkin", "gw-G1"), ("T-2", "R2", "gw-G1")]
             left = (await conn.execute(text("SELECT ticket_id, action FROM ticket_log ORDER BY log_id"))).all()
             assert [tuple(r) for r in left] == [("T-1", "reassign")]
 
         await downgrade(db, MIGRATIONS, BEFORE)  # and back: one "open" row per ticket again
         async with db.engine.connect() as conn:
-            rows = (await conn.execute(text('SELECT ticket_id, "by", owner FROM ticket_log WHERE action = \'open\' ORDER BY ticket_id'))).all()
+            rows = (
+                await conn.execute(
+                    text("SELECT ticket_id, \"by\", owner FROM ticket_log WHERE action = 'open' ORDER BY ticket_id")
+                )
+            ).all()
             assert [tuple(r) for r in rows] == [("T-1", "checkin", "gw-G1"), ("T-2", "R2", "gw-G1")]
         await upgrade(db, MIGRATIONS)
         async with db.engine.connect() as conn:

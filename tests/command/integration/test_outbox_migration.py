@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import command.models  # noqa: F401 - the command center's tables, for the comparison
+from sqlalchemy import insert, inspect, select
+
+import command.models
 from common.clock import ManualClock
 from common.db import Database
 from common.migrations import downgrade, pending_changes, upgrade
 from common.outbox import OutboxMessage, OutboxRelay
-from sqlalchemy import insert, inspect, select
 
 MIGRATIONS = Path(command.models.__file__).parent / "migrations"
 INITIAL = "8814169f69f2"
@@ -22,7 +23,6 @@ AT = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 def _row(event_id: str, key: str, sent: bool) -> dict:
     return {"event_id": event_id, "event_type": "TicketOpened", "topic": "command.events.v1", "key": key,
             "value": f'{{"id": "{event_id}"}}', "created_at": AT, "sent_at": AT if sent else None}  # fmt: skip
-
 
 
 def _outbox_indexes(connection) -> tuple[list, list]:
@@ -47,7 +47,9 @@ async def test_upgrade_keeps_the_outbox_and_the_relay_publishes_only_what_was_un
             # A new event after the upgrade (SQLite copied the table): the sequence goes on.
             await session.execute(insert(OutboxMessage.__table__), [_row("e-4", "T-3", sent=False)])
             await session.commit()
-            kept = (await session.execute(select(OutboxMessage.seq, OutboxMessage.event_id).order_by(OutboxMessage.seq))).all()
+            kept = (
+                await session.execute(select(OutboxMessage.seq, OutboxMessage.event_id).order_by(OutboxMessage.seq))
+            ).all()
         assert [event_id for _, event_id in kept] == ["e-1", "e-2", "e-3", "e-4"]
         assert [seq for seq, _ in kept] == sorted({seq for seq, _ in kept})
 
@@ -61,7 +63,11 @@ async def test_upgrade_keeps_the_outbox_and_the_relay_publishes_only_what_was_un
         assert await relay.publish_pending() == 2  # a batch at a time, in commit order
         assert await relay.publish_pending() == 1
         assert await relay.publish_pending() == 0
-        assert published == [("command.events.v1", b"T-2"), ("command.events.v1", b"T-1"), ("command.events.v1", b"T-3")]
+        assert published == [
+            ("command.events.v1", b"T-2"),
+            ("command.events.v1", b"T-1"),
+            ("command.events.v1", b"T-3"),
+        ]
         async with db.session() as session:
             assert await session.scalar(select(OutboxMessage.seq).where(OutboxMessage.sent_at.is_(None))) is None
 

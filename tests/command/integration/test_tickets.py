@@ -37,7 +37,13 @@ async def test_missed_checkins_become_followups_with_owner_and_deadlines_one_per
     tickets = {t["subject_id"]: t for t in await command.tickets()}
     assert set(tickets) == {"R1", "R2"}
     t1 = tickets["R1"]
-    assert (t1["kind"], t1["owner"], t1["department"], t1["stage"], t1["priority"]) == ("followup", "gw-G1", "grid", "discovered", "normal")
+    assert (t1["kind"], t1["owner"], t1["department"], t1["stage"], t1["priority"]) == (
+        "followup",
+        "gw-G1",
+        "grid",
+        "discovered",
+        "normal",
+    )
     assert tickets["R2"]["owner"] == "gw-G2"
     assert t1["respond_by"] < t1["resolve_by"] and t1["resolve_by"].startswith("2026-11-21T")  # due the same day
     opened = await command.outbox("TicketOpened")
@@ -73,14 +79,24 @@ async def test_lifecycle_who_and_when_409_feedback_closes_or_reopens(command):
     command.clock.advance(minutes=40)
     empty = await command.client.post(f"/tickets/{tid}/resolve", json={"resolution": ""}, headers=worker)
     assert empty.status_code == 422
-    done = await command.client.post(f"/tickets/{tid}/resolve", json={"resolution": "Called: phone was off, checked in now"}, headers=worker)
+    done = await command.client.post(
+        f"/tickets/{tid}/resolve", json={"resolution": "Called: phone was off, checked in now"}, headers=worker
+    )
     assert done.json()["stage"] == "resolved", done.text
 
     other = command.as_("resident", "R9")
-    assert (await command.client.post(f"/tickets/{tid}/feedback", json={"satisfaction": 5}, headers=other)).status_code == 403
-    bad = await command.client.post(f"/tickets/{tid}/feedback", json={"satisfaction": 7}, headers=command.as_("resident", "R1"))
+    assert (
+        await command.client.post(f"/tickets/{tid}/feedback", json={"satisfaction": 5}, headers=other)
+    ).status_code == 403
+    bad = await command.client.post(
+        f"/tickets/{tid}/feedback", json={"satisfaction": 7}, headers=command.as_("resident", "R1")
+    )
     assert bad.status_code == 422
-    unhappy = await command.client.post(f"/tickets/{tid}/feedback", json={"satisfaction": 2, "comment": "nobody came"}, headers=command.as_("resident", "R1"))
+    unhappy = await command.client.post(
+        f"/tickets/{tid}/feedback",
+        json={"satisfaction": 2, "comment": "nobody came"},
+        headers=command.as_("resident", "R1"),
+    )
     assert unhappy.json()["stage"] == "reopened", unhappy.text
 
     await command.client.post(f"/tickets/{tid}/acknowledge", headers=worker)
@@ -103,7 +119,15 @@ async def test_lifecycle_who_and_when_409_feedback_closes_or_reopens(command):
     ]
     assert "on the resident's behalf" in detail["history"][-1]["note"]
     types = [e["type"] for e in await command.outbox(topic="command.events.v1")]
-    assert types == ["TicketOpened", "TicketAcknowledged", "TicketResolved", "TicketReopened", "TicketAcknowledged", "TicketResolved", "TicketClosed"]
+    assert types == [
+        "TicketOpened",
+        "TicketAcknowledged",
+        "TicketResolved",
+        "TicketReopened",
+        "TicketAcknowledged",
+        "TicketResolved",
+        "TicketClosed",
+    ]
 
     # After it is closed, a new event about the same resident opens a new ticket.
     await command.deliver(missed("R1", day=DAY + timedelta(days=1)))
@@ -113,7 +137,12 @@ async def test_lifecycle_who_and_when_409_feedback_closes_or_reopens(command):
 async def test_a_fever_is_an_urgent_health_ticket_shared_minimised_with_partners(command):
     await command.deliver(fever())
     (ticket,) = await command.tickets()
-    assert (ticket["kind"], ticket["department"], ticket["owner"], ticket["priority"]) == ("fever", "health", "health-duty", "urgent")
+    assert (ticket["kind"], ticket["department"], ticket["owner"], ticket["priority"]) == (
+        "fever",
+        "health",
+        "health-duty",
+        "urgent",
+    )
     assert ticket["partners"] == ["health", "property"]
 
     (health,) = await command.outbox(topic="partner.health.v1")
@@ -150,7 +179,11 @@ async def test_an_overdue_ticket_escalates_once_per_level(command):
     t = (await command.client.get(f"/tickets/{ticket['ticket_id']}", headers=command.staff)).json()
     assert (t["owner"], t["priority"], t["escalation_level"]) == ("grid-lead", "high", 1)
     (escalated,) = await command.outbox("TicketEscalated")
-    assert (escalated["data"]["level"], escalated["data"]["previous_owner"], escalated["data"]["owner"]) == (1, "gw-G1", "grid-lead")
+    assert (escalated["data"]["level"], escalated["data"]["previous_owner"], escalated["data"]["owner"]) == (
+        1,
+        "gw-G1",
+        "grid-lead",
+    )
 
     command.clock.advance(minutes=61)
     assert await command.service.escalate_overdue() == 1  # still not acknowledged: level 2
@@ -175,7 +208,9 @@ async def test_health_data_never_reaches_property_or_police_however_a_ticket_mov
     rule = {"kind": "fever", "department": "police", "owner_by": "department", "priority": "urgent", "title": "t"}
     owned = await command.client.put("/rules/event:HealthAnomalyReported", json=rule, headers=command.admin)
     assert owned.status_code == 422 and "not own it" in owned.json()["detail"]
-    assert (await command.client.get(path.removesuffix("/reassign"), headers=police)).status_code == 404  # nothing moved
+    assert (
+        await command.client.get(path.removesuffix("/reassign"), headers=police)
+    ).status_code == 404  # nothing moved
 
     # An escalation can still make a police officer its owner (the directory says who
     # supervises whom): they see it as the police topic would show it.
@@ -186,11 +221,22 @@ async def test_health_data_never_reaches_property_or_police_however_a_ticket_mov
     await command.service.escalate_overdue()
     command.clock.advance(minutes=61)
     await command.service.escalate_overdue()
-    seen = (await command.client.get(path.removesuffix("/reassign"), headers=command.as_("partner", "police-duty", department="police"))).json()
+    seen = (
+        await command.client.get(
+            path.removesuffix("/reassign"), headers=command.as_("partner", "police-duty", department="police")
+        )
+    ).json()
     assert seen["owner"] == "police-duty" and seen["kind"] == "public_order"
-    assert "38.6" not in str(seen) and "13800000000" not in str(seen) and "R1" not in str(seen) and "cough" not in str(seen)
+    assert (
+        "38.6" not in str(seen)
+        and "13800000000" not in str(seen)
+        and "R1" not in str(seen)
+        and "cough" not in str(seen)
+    )
     assert all(h["note"] is None for h in seen["history"])
-    assert (await command.client.get(path.removesuffix("/reassign"), headers=health_partner)).json()["facts"]["temperature_c"] == 38.6
+    assert (await command.client.get(path.removesuffix("/reassign"), headers=health_partner)).json()["facts"][
+        "temperature_c"
+    ] == 38.6
 
 
 async def test_a_ticket_reassigned_into_a_partner_department_reaches_its_topic(command):
@@ -198,7 +244,9 @@ async def test_a_ticket_reassigned_into_a_partner_department_reaches_its_topic(c
                                          headers=command.staff)  # fmt: skip
     ticket = response.json()
     assert ticket["partners"] == [] and await command.outbox(topic="partner.police.v1") == []
-    moved = await command.client.post(f"/tickets/{ticket['ticket_id']}/reassign", json={"owner": "police-duty"}, headers=command.staff)
+    moved = await command.client.post(
+        f"/tickets/{ticket['ticket_id']}/reassign", json={"owner": "police-duty"}, headers=command.staff
+    )
     assert moved.status_code == 200, moved.text
     assert (moved.json()["department"], moved.json()["partners"]) == ("police", ["police"])
     (shared,) = await command.outbox(topic="partner.police.v1")
@@ -227,7 +275,11 @@ async def test_a_reopened_ticket_climbs_the_chain_again_when_it_misses_its_new_d
         await command.service.escalate_overdue()
         command.clock.advance(minutes=61)
     assert (await command.client.get(f"/tickets/{ticket_id}", headers=command.staff)).json()["escalation_level"] == 3
-    for path, body in (("acknowledge", None), ("resolve", {"resolution": "called"}), ("feedback", {"satisfaction": 1, "comment": "nobody came"})):
+    for path, body in (
+        ("acknowledge", None),
+        ("resolve", {"resolution": "called"}),
+        ("feedback", {"satisfaction": 1, "comment": "nobody came"}),
+    ):
         answer = await command.client.post(f"/tickets/{ticket_id}/{path}", json=body, headers=command.staff)
         assert answer.status_code == 200, answer.text
     reopened = (await command.client.get(f"/tickets/{ticket_id}", headers=command.staff)).json()
@@ -242,16 +294,22 @@ async def test_a_reopened_ticket_climbs_the_chain_again_when_it_misses_its_new_d
 
 
 async def test_hand_reports_are_routed_and_residents_see_only_their_own(command):
-    await command.deliver(ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G3", building_id="B09", lat=31.23, lon=121.47))
+    await command.deliver(
+        ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G3", building_id="B09", lat=31.23, lon=121.47)
+    )
     resident = command.as_("resident", "R1")
     response = await command.client.post(
-        "/tickets", json={"category": "isolation_difficulty", "description": "Out of insulin, in isolation"}, headers=resident
+        "/tickets",
+        json={"category": "isolation_difficulty", "description": "Out of insulin, in isolation"},
+        headers=resident,
     )
     assert response.status_code == 201, response.text
     mine = response.json()
     assert (mine["kind"], mine["owner"], mine["grid_id"], mine["building_id"], mine["resident_id"]) == (
         "isolation_difficulty", "gw-G3", "G3", "B09", "R1")  # fmt: skip
-    other = await command.client.post("/tickets", json={"category": "complaint", "description": "noise"}, headers=command.as_("resident", "R2"))
+    other = await command.client.post(
+        "/tickets", json={"category": "complaint", "description": "noise"}, headers=command.as_("resident", "R2")
+    )
     assert other.json()["owner"] == "cmd-duty"
     assert [t["ticket_id"] for t in await command.tickets(headers=resident)] == [mine["ticket_id"]]
     assert (await command.client.get(f"/tickets/{other.json()['ticket_id']}", headers=resident)).status_code == 404
@@ -259,7 +317,9 @@ async def test_hand_reports_are_routed_and_residents_see_only_their_own(command)
     unknown = await command.client.post("/tickets", json={"category": "aliens", "description": "x"}, headers=resident)
     assert unknown.status_code == 422 and "known: " in unknown.json()["detail"]
     police = await command.client.post(
-        "/tickets", json={"category": "public_order", "description": "Crowd at the gate", "building_id": "B02"}, headers=command.staff
+        "/tickets",
+        json={"category": "public_order", "description": "Crowd at the gate", "building_id": "B02"},
+        headers=command.staff,
     )
     (message,) = await command.outbox(topic="partner.police.v1")
     assert message["data"]["summary"] == "Crowd at the gate" and message["subject"] == police.json()["ticket_id"]
@@ -272,15 +332,26 @@ async def test_reassign_and_stock_escalating_from_low_to_out(command):
     (ticket,) = await command.tickets()
     assert (ticket["priority"], ticket["event_count"], ticket["owner"]) == ("high", 2, "supplies-officer")
     officer = command.as_("supplies_officer", "supplies-officer")
-    bad = await command.client.post(f"/tickets/{ticket['ticket_id']}/reassign", json={"owner": "nobody"}, headers=officer)
+    bad = await command.client.post(
+        f"/tickets/{ticket['ticket_id']}/reassign", json={"owner": "nobody"}, headers=officer
+    )
     assert bad.status_code == 422 and "directory" in bad.json()["detail"]
-    moved = await command.client.post(f"/tickets/{ticket['ticket_id']}/reassign", json={"owner": "dispatcher", "reason": "transfer run"}, headers=officer)
+    moved = await command.client.post(
+        f"/tickets/{ticket['ticket_id']}/reassign",
+        json={"owner": "dispatcher", "reason": "transfer run"},
+        headers=officer,
+    )
     assert (moved.json()["owner"], moved.json()["department"]) == ("dispatcher", "dispatch"), moved.text
     assert (await command.outbox("TicketReassigned"))[0]["data"]["previous_owner"] == "supplies-officer"
 
 
 async def test_agenda_figures_come_from_consumed_events(command):
-    registered = [ResidentRegistered(resident_id=f"R{i}", community_id="C1", grid_id="G1", building_id="B01", lat=31.23, lon=121.47) for i in range(4)]
+    registered = [
+        ResidentRegistered(
+            resident_id=f"R{i}", community_id="C1", grid_id="G1", building_id="B01", lat=31.23, lon=121.47
+        )
+        for i in range(4)
+    ]
     await command.deliver(*registered)
     command.clock.advance(hours=1)
     await command.deliver(
@@ -296,8 +367,12 @@ async def test_agenda_figures_come_from_consumed_events(command):
         command.clock.advance(minutes=10)
         await command.client.post(f"/tickets/{t['ticket_id']}/acknowledge", headers=worker)
     command.clock.advance(minutes=30)
-    await command.client.post(f"/tickets/{tickets[0]['ticket_id']}/resolve", json={"resolution": "called"}, headers=worker)
-    await command.client.post(f"/tickets/{tickets[0]['ticket_id']}/feedback", json={"satisfaction": 5}, headers=command.staff)
+    await command.client.post(
+        f"/tickets/{tickets[0]['ticket_id']}/resolve", json={"resolution": "called"}, headers=worker
+    )
+    await command.client.post(
+        f"/tickets/{tickets[0]['ticket_id']}/feedback", json={"satisfaction": 5}, headers=command.staff
+    )
 
     figures = (await command.client.get("/kpis", params={"date": str(DAY)}, headers=command.staff)).json()
     assert figures["checkin"] == {"expected": 4, "checked_in": 2, "missed": 2, "completion_rate": 0.5}
@@ -308,12 +383,16 @@ async def test_agenda_figures_come_from_consumed_events(command):
     assert figures["open_by_stage"] == {"discovered": 0, "responding": 1, "resolved": 0, "reopened": 0}
 
     command.clock.set(command.clock.now() + timedelta(hours=12))  # past the same-day deadline
-    agenda = (await command.client.get("/agenda", params={"date": str(DAY + timedelta(days=1))}, headers=command.staff)).json()
+    agenda = (
+        await command.client.get("/agenda", params={"date": str(DAY + timedelta(days=1))}, headers=command.staff)
+    ).json()
     assert [t["ticket_id"] for t in agenda["overdue"]] == [tickets[1]["ticket_id"]]
     assert {t["ticket_id"] for t in agenda["new"]} == {t["ticket_id"] for t in tickets}
     (grid,) = agenda["open_by_department"]
     assert grid["department"] == "grid" and grid["owners"][0]["owner"] == "gw-G1"
-    md = await command.client.get("/agenda", params={"date": str(DAY + timedelta(days=1)), "format": "markdown"}, headers=command.staff)
+    md = await command.client.get(
+        "/agenda", params={"date": str(DAY + timedelta(days=1)), "format": "markdown"}, headers=command.staff
+    )
     assert md.headers["content-type"].startswith("text/markdown")
     text = md.text
     assert text.index("Overdue") < text.index("New since") < text.index("Open tickets") < text.index("Figures")
@@ -323,10 +402,16 @@ async def test_agenda_figures_come_from_consumed_events(command):
 
 async def test_heatmap_counts_problems_in_h3_cells(command):
     await command.deliver(
-        ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737),
-        ResidentRegistered(resident_id="R2", community_id="C1", grid_id="G2", building_id="B02", lat=31.2500, lon=121.5000),
+        ResidentRegistered(
+            resident_id="R1", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737
+        ),
+        ResidentRegistered(
+            resident_id="R2", community_id="C1", grid_id="G2", building_id="B02", lat=31.2500, lon=121.5000
+        ),
     )
-    await command.deliver(missed("R1"), fever("R9"), missed("R2", grid="G2", building="B02"))  # R9's fever carries its own coordinates
+    await command.deliver(
+        missed("R1"), fever("R9"), missed("R2", grid="G2", building="B02")
+    )  # R9's fever carries its own coordinates
     geo = (await command.client.get("/heatmap", headers=command.staff)).json()
     assert geo["type"] == "FeatureCollection"
     counts = {f["properties"]["h3"]: f["properties"]["counts"] for f in geo["features"]}
@@ -337,13 +422,17 @@ async def test_heatmap_counts_problems_in_h3_cells(command):
     only = (await command.client.get("/heatmap", params={"kind": "fever"}, headers=command.staff)).json()
     assert [f["properties"]["counts"] for f in only["features"]] == [{"fever": 1}]
     later = command.clock.now() + timedelta(hours=1)
-    assert (await command.client.get("/heatmap", params={"since": later.isoformat()}, headers=command.staff)).json()["features"] == []
+    assert (await command.client.get("/heatmap", params={"since": later.isoformat()}, headers=command.staff)).json()[
+        "features"
+    ] == []
     assert (await command.client.get("/heatmap", params={"resolution": 12}, headers=command.staff)).status_code == 422
 
     complaint = await command.client.post("/tickets", json={"category": "complaint", "description": "rubbish not collected"},
                                           headers=command.as_("resident", "R2"))  # fmt: skip
     assert complaint.status_code == 201, complaint.text  # a hand report is placed where its resident lives
-    complaints = (await command.client.get("/heatmap", params={"kind": "complaint"}, headers=command.staff)).json()["features"]
+    complaints = (await command.client.get("/heatmap", params={"kind": "complaint"}, headers=command.staff)).json()[
+        "features"
+    ]
     assert [f["properties"]["counts"] for f in complaints] == [{"complaint": 1}]
     r2 = next(f["properties"]["h3"] for f in geo["features"] if f["properties"]["counts"] == {"missed_checkin": 1})
     assert complaints[0]["properties"]["h3"] == r2
@@ -353,15 +442,29 @@ async def test_an_admin_edits_rules_sla_and_directory_bad_edits_change_nothing(c
     rule = {"kind": "followup", "department": "grid", "owner_by": "department", "priority": "high",
             "title": "Call {resident_id}", "action": "call"}  # fmt: skip
     assert (await command.client.put("/rules/event:CheckInMissed", json=rule, headers=command.staff)).status_code == 403
-    bad = await command.client.put("/rules/event:CheckInMissed", json={**rule, "department": "mars"}, headers=command.admin)
+    bad = await command.client.put(
+        "/rules/event:CheckInMissed", json={**rule, "department": "mars"}, headers=command.admin
+    )
     assert bad.status_code == 422 and "unknown department 'mars'" in bad.json()["detail"]
-    assert (await command.client.put("/sla/followup/high", json={"respond_minutes": 90, "resolve_minutes": 30}, headers=command.admin)).status_code == 422
-    loop = await command.client.put("/directory/people/grid-lead", json={"name": "Sun", "role": "grid_leader", "department": "grid", "supervisor_id": "gw-G1"}, headers=command.admin)
+    assert (
+        await command.client.put(
+            "/sla/followup/high", json={"respond_minutes": 90, "resolve_minutes": 30}, headers=command.admin
+        )
+    ).status_code == 422
+    loop = await command.client.put(
+        "/directory/people/grid-lead",
+        json={"name": "Sun", "role": "grid_leader", "department": "grid", "supervisor_id": "gw-G1"},
+        headers=command.admin,
+    )
     assert loop.status_code == 422 and "loop" in loop.json()["detail"]
 
     ok = await command.client.put("/rules/event:CheckInMissed", json=rule, headers=command.admin)
     assert ok.status_code == 200, ok.text
-    assert (await command.client.put("/sla/followup/high", json={"respond_minutes": 15, "resolve_minutes": 60}, headers=command.admin)).status_code == 200
+    assert (
+        await command.client.put(
+            "/sla/followup/high", json={"respond_minutes": 15, "resolve_minutes": 60}, headers=command.admin
+        )
+    ).status_code == 200
     await command.deliver(missed("R1"))
     (ticket,) = await command.tickets()
     assert (ticket["owner"], ticket["priority"], ticket["title"]) == ("grid-lead", "high", "Call R1")
@@ -369,7 +472,9 @@ async def test_an_admin_edits_rules_sla_and_directory_bad_edits_change_nothing(c
     rules = (await command.client.get("/rules", headers=command.staff)).json()
     assert next(r for r in rules if r["trigger"] == "event:CheckInMissed")["owner_by"] == "department"
     people = (await command.client.get("/directory/people", headers=command.staff)).json()
-    assert next(p for p in people if p["person_id"] == "grid-lead")["supervisor_id"] == "cmd-lead"  # the loop was refused
+    assert (
+        next(p for p in people if p["person_id"] == "grid-lead")["supervisor_id"] == "cmd-lead"
+    )  # the loop was refused
 
 
 async def test_two_events_about_one_problem_in_one_batch_make_one_ticket(command):
@@ -383,15 +488,24 @@ async def test_a_buildings_place_is_used_once_learned_even_after_it_was_found_un
     """A batch loads its buildings' places once; a building found unknown is looked up again
     once a resident of it is registered, in a later batch or earlier in the same one."""
     await command.deliver(missed("R1", grid="G4", building="B05"))  # B05 unknown: no place, no heat-map point
-    await command.deliver(ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G4", building_id="B05", lat=31.2304, lon=121.4737))
+    await command.deliver(
+        ResidentRegistered(
+            resident_id="R1", community_id="C1", grid_id="G4", building_id="B05", lat=31.2304, lon=121.4737
+        )
+    )
     await command.deliver(missed("R2", grid="G4", building="B05"))
     await command.deliver(
-        ResidentRegistered(resident_id="R3", community_id="C1", grid_id="G5", building_id="B06", lat=31.2500, lon=121.5000),
+        ResidentRegistered(
+            resident_id="R3", community_id="C1", grid_id="G5", building_id="B06", lat=31.2500, lon=121.5000
+        ),
         missed("R3", grid="G5", building="B06"),
     )
     assert sorted(t["subject_id"] for t in await command.tickets()) == ["R1", "R2", "R3"]
     geo = (await command.client.get("/heatmap", headers=command.staff)).json()  # R2 and R3 located, R1 not
-    assert sorted((f["properties"]["center"][1] > 31.24, f["properties"]["count"]) for f in geo["features"]) == [(False, 1), (True, 1)]
+    assert sorted((f["properties"]["center"][1] > 31.24, f["properties"]["count"]) for f in geo["features"]) == [
+        (False, 1),
+        (True, 1),
+    ]
 
 
 async def test_openapi_and_asyncapi_describe_the_service(command):
@@ -399,7 +513,12 @@ async def test_openapi_and_asyncapi_describe_the_service(command):
     for path in ("/tickets", "/tickets/{ticket_id}/feedback", "/agenda", "/heatmap", "/kpis", "/rules/{trigger}"):
         assert path in openapi["paths"], path
     asyncapi = json.dumps((await command.client.get("/asyncapi")).json())
-    for name in ("command.events.v1", "partner.health.v1", "partner.property.v1", "partner.police.v1"):  # subscribers show when attached
+    for name in (
+        "command.events.v1",
+        "partner.health.v1",
+        "partner.property.v1",
+        "partner.police.v1",
+    ):  # subscribers show when attached
         assert name in asyncapi, name
 
 
@@ -430,10 +549,16 @@ async def test_a_stale_read_cannot_open_a_second_ticket_the_batch_is_replayed_on
 
 
 async def test_requests_show_on_the_heatmap_and_sampling_lag_finds_the_buildings_grid_worker(command):
-    await command.deliver(ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G2", building_id="B07", lat=31.2304, lon=121.4737))
+    await command.deliver(
+        ResidentRegistered(
+            resident_id="R1", community_id="C1", grid_id="G2", building_id="B07", lat=31.2304, lon=121.4737
+        )
+    )
     now = command.clock.now()
     await command.deliver(
-        RequestRaised(request_id="Q1", resident_id="R1", category="medicine", priority="high", due_by=now + timedelta(hours=2)),
+        RequestRaised(
+            request_id="Q1", resident_id="R1", category="medicine", priority="high", due_by=now + timedelta(hours=2)
+        ),
         SamplingLagging(round_id="N1", building_id="B07", completion_rate=0.4),  # no grid in the event
     )
     geo = (await command.client.get("/heatmap", headers=command.staff)).json()
@@ -460,17 +585,26 @@ async def test_an_event_on_a_resolved_ticket_reopens_it_with_fresh_deadlines(com
 async def test_a_batch_looks_its_buildings_up_once_even_when_the_cache_expires_meanwhile(database_url, clock):
     """With a cache that expires at once (COMMAND_CONFIG_CACHE_S=0), a batch still loads its
     buildings' places in one query, not one per event when their entries go stale."""
+    from sqlalchemy import event
+
     from command.main import create_app
     from conftest import Harness, settings_for
-    from sqlalchemy import event
     from support import serving
 
     app = create_app(settings_for(database_url, config_cache_s=0.0), clock=clock)
     async with serving(app, lambda client: Harness(app, clock, client)) as command:
-        await command.deliver(ResidentRegistered(resident_id="R0", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737))
+        await command.deliver(
+            ResidentRegistered(
+                resident_id="R0", community_id="C1", grid_id="G1", building_id="B01", lat=31.2304, lon=121.4737
+            )
+        )
         looked_up: list[str] = []
         engine = command.runtime.db.engine.sync_engine
-        listen = lambda conn, cursor, statement, *rest: looked_up.append(statement) if "known_building" in statement else None  # noqa: E731
+        listen = (
+            lambda conn, cursor, statement, *rest: looked_up.append(statement)
+            if "known_building" in statement
+            else None
+        )
         event.listen(engine, "before_cursor_execute", listen)
         try:
             await command.deliver(*(missed(f"R{i}", building="B01") for i in range(1, 6)), missed("R9", building="B02"))

@@ -6,6 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from command import defaults, domain
 from common.errors import Conflict, Forbidden, Invalid
 from common.events.checkin import CheckInMissed, HealthAnomalyReported, SamplingLagging
@@ -16,8 +19,6 @@ from common.events.partner import (
     PropertyTicketShared,
 )
 from common.events.supplies import StockLow, StockOut
-from hypothesis import given
-from hypothesis import strategies as st
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)  # 10:00 local
@@ -31,7 +32,9 @@ CONFIG = domain.Config(
 
 
 def missed(days: int = 1, grid: str = "G1") -> CheckInMissed:
-    return CheckInMissed(resident_id="R1", date=date(2026, 11, 21), consecutive_days=days, grid_id=grid, building_id="B01")
+    return CheckInMissed(
+        resident_id="R1", date=date(2026, 11, 21), consecutive_days=days, grid_id=grid, building_id="B01"
+    )
 
 
 def fever() -> HealthAnomalyReported:
@@ -46,7 +49,12 @@ def fever() -> HealthAnomalyReported:
 
 def test_a_missed_checkin_goes_to_the_grids_worker_same_day():
     routing = domain.route(domain.report_from_event(missed()), CONFIG)
-    assert (routing.kind, routing.department, routing.owner.person_id, routing.priority) == ("followup", "grid", "gw-G1", "normal")
+    assert (routing.kind, routing.department, routing.owner.person_id, routing.priority) == (
+        "followup",
+        "grid",
+        "gw-G1",
+        "normal",
+    )
     assert routing.open_key == "followup:R1"
     due = domain.deadlines(CONFIG.sla_for(routing.kind, routing.priority), NOW, TZ)
     assert due.respond_by == NOW + timedelta(minutes=120)
@@ -86,7 +94,12 @@ def test_a_grid_without_a_worker_falls_back_to_the_departments_owner():
 
 def test_a_fever_is_urgent_for_health_respond_in_30_resolve_in_4_hours():
     routing = domain.route(domain.report_from_event(fever()), CONFIG)
-    assert (routing.kind, routing.department, routing.priority, routing.owner.person_id) == ("fever", "health", "urgent", "health-duty")
+    assert (routing.kind, routing.department, routing.priority, routing.owner.person_id) == (
+        "fever",
+        "health",
+        "urgent",
+        "health-duty",
+    )
     due = domain.deadlines(CONFIG.sla_for("fever", "urgent"), NOW, TZ)
     assert (due.respond_by - NOW, due.resolve_by - NOW) == (timedelta(minutes=30), timedelta(hours=4))
     assert set(routing.shares) == {"health", "property"}
@@ -114,14 +127,24 @@ def test_stock_low_then_out_is_one_problem():
 
 
 def test_demand_surge_carries_the_suggested_action():
-    surge = DemandSurge(category="medicine", count=12, baseline=4, window_start=NOW, window_end=NOW, suggested_action="Open a pharmacy run")
+    surge = DemandSurge(
+        category="medicine",
+        count=12,
+        baseline=4,
+        window_start=NOW,
+        window_end=NOW,
+        suggested_action="Open a pharmacy run",
+    )
     assert domain.route(domain.report_from_event(surge), CONFIG).action == "Open a pharmacy run"
 
 
 @pytest.mark.parametrize(
     ("template", "filled"),
     [
-        ("Follow up {resident_id}: {days} day(s), {symptoms}; {none} {empty} {absent}", "Follow up R1: 2 day(s), cough, fever; ? none ?"),
+        (
+            "Follow up {resident_id}: {days} day(s), {symptoms}; {none} {empty} {absent}",
+            "Follow up R1: 2 day(s), cough, fever; ? none ?",
+        ),
         ("{{literal}} braces and {resident_id}", "{literal} braces and R1"),
         ("no facts at all", "no facts at all"),
         ("{days:>3} days", "  2 days"),  # a format spec: str.format's own way, on the shown text
@@ -147,7 +170,10 @@ def test_an_unknown_or_disabled_trigger_is_not_routed():
 def test_a_hand_report_may_ask_for_more_priority_never_less():
     report = domain.Report(trigger="category:complaint", subject_id="s", description="noise", priority="low")
     assert domain.route(report, CONFIG).priority == "normal"
-    assert domain.route(domain.Report(trigger="category:complaint", subject_id="s", priority="urgent"), CONFIG).priority == "urgent"
+    assert (
+        domain.route(domain.Report(trigger="category:complaint", subject_id="s", priority="urgent"), CONFIG).priority
+        == "urgent"
+    )
 
 
 def test_sla_falls_back_from_kind_to_any():
@@ -214,12 +240,16 @@ def test_state_machine_property(steps):
     for action, satisfaction in steps:
         before = stage
         try:
-            stage = domain.after_feedback(stage, satisfaction) if action == "feedback" else domain.transition(stage, action)
+            stage = (
+                domain.after_feedback(stage, satisfaction) if action == "feedback" else domain.transition(stage, action)
+            )
         except Conflict as refused:
             would = []
             for candidate in domain.HTTP_ACTIONS:
                 try:
-                    domain.after_feedback(before, 3) if candidate == "feedback" else domain.transition(before, candidate)
+                    domain.after_feedback(before, 3) if candidate == "feedback" else domain.transition(
+                        before, candidate
+                    )
                     would.append(candidate)
                 except Conflict:
                     pass
@@ -255,9 +285,19 @@ def test_an_unacknowledged_ticket_escalates_to_the_supervisor_and_up():
 
 def test_nothing_escalates_before_its_deadline_or_after_resolution():
     args = dict(owner="gw-G1", priority="normal", level=0, config=CONFIG, repeat=timedelta(hours=1), max_level=3)
-    assert domain.escalate(stage="discovered", respond_by=NOW, resolve_by=NOW + timedelta(hours=1), now=NOW, **args) is None
-    assert domain.escalate(stage="resolved", respond_by=NOW - timedelta(hours=5), resolve_by=NOW - timedelta(hours=1), now=NOW, **args) is None
-    late = domain.escalate(stage="responding", respond_by=NOW - timedelta(hours=5), resolve_by=NOW - timedelta(seconds=1), now=NOW, **args)
+    assert (
+        domain.escalate(stage="discovered", respond_by=NOW, resolve_by=NOW + timedelta(hours=1), now=NOW, **args)
+        is None
+    )
+    assert (
+        domain.escalate(
+            stage="resolved", respond_by=NOW - timedelta(hours=5), resolve_by=NOW - timedelta(hours=1), now=NOW, **args
+        )
+        is None
+    )
+    late = domain.escalate(
+        stage="responding", respond_by=NOW - timedelta(hours=5), resolve_by=NOW - timedelta(seconds=1), now=NOW, **args
+    )
     assert late.breach == "resolve"
 
 
@@ -276,7 +316,13 @@ HEALTH_WORDS = ("temperature", "symptom", "phone", "name", "resident", "room", "
 def test_health_gets_what_it_needs_property_and_police_get_no_health_data():
     health = domain.partner_event("health", _ticket(), "Call the resident")
     assert isinstance(health, HealthTicketShared)
-    assert (health.resident_id, health.room, health.phone, health.temperature_c, health.symptoms) == ("R1", "301", "13800000000", 38.4, ["cough"])
+    assert (health.resident_id, health.room, health.phone, health.temperature_c, health.symptoms) == (
+        "R1",
+        "301",
+        "13800000000",
+        38.4,
+        ["cough"],
+    )
     for department, cls in (("property", PropertyTicketShared), ("police", PoliceTicketShared)):
         message = domain.partner_event(department, _ticket(), "Disinfect")
         assert isinstance(message, cls)
@@ -291,7 +337,9 @@ def test_health_gets_what_it_needs_property_and_police_get_no_health_data():
 
 
 def test_who_sees_what():
-    scope = domain.TicketScope(owner="health-duty", department="health", grid_id="G1", building_id="B01", resident_id="R1")
+    scope = domain.TicketScope(
+        owner="health-duty", department="health", grid_id="G1", building_id="B01", resident_id="R1"
+    )
     see = lambda role, sub="x", **kw: domain.can_see(domain.Actor(sub, role, **kw), scope)
     assert see("command") and see("resident", "R1") and not see("resident", "R2")
     assert see("partner", department="health") and not see("partner", department="police")
@@ -309,7 +357,9 @@ def test_where_a_ticket_may_be_handed_over():
     people = CONFIG.people
     staff, health = domain.Actor("cmd-duty", "command"), domain.Actor("h-1", "partner", department="health")
     domain.ensure_can_hand_over(staff, "fever", people["health-lead"])
-    domain.ensure_can_hand_over(staff, "fever", people["cmd-lead"])  # the community's own departments may hold health data
+    domain.ensure_can_hand_over(
+        staff, "fever", people["cmd-lead"]
+    )  # the community's own departments may hold health data
     domain.ensure_can_hand_over(health, "fever", people["health-lead"])
     domain.ensure_can_hand_over(staff, "public_order", people["police-duty"])
     for kind, to in (("fever", "police-duty"), ("health_concern", "property-duty")):
@@ -327,7 +377,12 @@ def test_a_partner_outside_health_sees_a_health_ticket_without_health_data():
     assert not domain.withholds_health(domain.Actor("h-1", "partner", department="health"), "fever")
     assert not domain.withholds_health(domain.Actor("cmd-duty", "command"), "fever")
     shown = domain.without_health(ticket, "police")
-    assert (shown["kind"], shown["title"], shown["building_id"], shown["owner"]) == ("public_order", "public_order: Disinfect B01", "B01", "police-duty")
+    assert (shown["kind"], shown["title"], shown["building_id"], shown["owner"]) == (
+        "public_order",
+        "public_order: Disinfect B01",
+        "B01",
+        "police-duty",
+    )
     assert "38.6" not in str(shown) and "R1" not in str(shown) and "cough" not in str(shown)
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from command import defaults, domain
 from common.errors import Conflict, Forbidden, Invalid
 from common.events.checkin import CheckInMissed
@@ -45,7 +46,12 @@ def test_acknowledging_moves_to_responding_and_the_next_check_to_the_resolve_dea
     assert change.fields == {"stage": "responding", "acknowledged_at": NOW, "acknowledged_by": "gw-G1",
                              "next_check_at": TICKET.resolve_by, "updated_at": NOW}  # fmt: skip
     assert isinstance(change.event, TicketAcknowledged)
-    assert (change.event.stage, change.event.owner, change.event.by, change.event.at) == ("responding", "gw-G1", "gw-G1", NOW)
+    assert (change.event.stage, change.event.owner, change.event.by, change.event.at) == (
+        "responding",
+        "gw-G1",
+        "gw-G1",
+        NOW,
+    )
     assert change.log == domain.LogLine("acknowledge", "discovered", "responding", "gw-G1", NOW, "gw-G1", "on my way")
     assert change.counted_as == "acknowledge"
 
@@ -73,7 +79,9 @@ def test_resolving_needs_words_and_a_responding_ticket():
 
 def test_good_feedback_closes_and_frees_the_problem_for_a_new_ticket():
     change = domain.feedback(replace(TICKET, stage="resolved"), RESIDENT, NOW, 4, "thanks", CONFIG, TZ)
-    assert change.fields["stage"] == "closed" and change.fields["open_key"] is None and change.fields["closed_at"] == NOW
+    assert (
+        change.fields["stage"] == "closed" and change.fields["open_key"] is None and change.fields["closed_at"] == NOW
+    )
     assert isinstance(change.event, TicketClosed) and (change.event.satisfaction, change.event.comment) == (4, "thanks")
     assert (change.log.action, change.log.note, change.log.satisfaction) == ("feedback", "thanks", 4)
     assert change.counted_as == "feedback_closed"
@@ -84,8 +92,16 @@ def test_bad_feedback_reopens_with_fresh_deadlines_from_the_first_level():
     change = domain.feedback(escalated, STAFF, NOW, 2, None, CONFIG, TZ)
     due = domain.deadlines(CONFIG.sla_for("followup", "normal"), NOW, TZ)
     assert change.fields["stage"] == "reopened"
-    assert (change.fields["respond_by"], change.fields["resolve_by"], change.fields["next_check_at"]) == (due.respond_by, due.resolve_by, due.respond_by)
-    assert (change.fields["reopen_count"], change.fields["escalation_level"], change.fields["acknowledged_at"]) == (2, 0, None)
+    assert (change.fields["respond_by"], change.fields["resolve_by"], change.fields["next_check_at"]) == (
+        due.respond_by,
+        due.resolve_by,
+        due.respond_by,
+    )
+    assert (change.fields["reopen_count"], change.fields["escalation_level"], change.fields["acknowledged_at"]) == (
+        2,
+        0,
+        None,
+    )
     assert isinstance(change.event, TicketReopened) and change.event.reason == "satisfaction 2: not solved"
     assert change.log.note == "recorded on the resident's behalf:"  # staff record it for the resident
     assert change.counted_as == "feedback_reopened"
@@ -101,7 +117,9 @@ def test_feedback_comes_from_the_resident_or_on_their_behalf_and_only_when_resol
 
 
 def test_an_event_on_a_resolved_ticket_reopens_it():
-    change = domain.reopen(replace(TICKET, stage="resolved", priority="high"), "checkin", NOW, "event:CheckInMissed", "E-1", CONFIG, TZ)
+    change = domain.reopen(
+        replace(TICKET, stage="resolved", priority="high"), "checkin", NOW, "event:CheckInMissed", "E-1", CONFIG, TZ
+    )
     due = domain.deadlines(CONFIG.sla_for("followup", "high"), NOW, TZ)
     assert (change.fields["stage"], change.fields["respond_by"]) == ("reopened", due.respond_by)
     assert change.event.reason == "CheckInMissed again after it was resolved"
@@ -131,7 +149,10 @@ def test_an_escalation_hands_the_ticket_up_with_its_priority_and_next_check():
     change = domain.escalated(TICKET, escalation, late)
     assert change.fields == {"owner": "grid-lead", "priority": "high", "escalation_level": 1,
                              "next_check_at": late + timedelta(hours=1), "updated_at": late}  # fmt: skip
-    assert isinstance(change.event, TicketEscalated) and (change.event.level, change.event.previous_owner) == (1, "gw-G1")
+    assert isinstance(change.event, TicketEscalated) and (change.event.level, change.event.previous_owner) == (
+        1,
+        "gw-G1",
+    )
     assert (change.log.by, change.log.note) == ("escalation", "missed respond_by; level 1 to grid-lead")
 
 
@@ -142,8 +163,22 @@ def test_a_new_ticket_is_discovered_owned_and_due_and_says_so():
     routing = domain.route(report, CONFIG)
     due = domain.deadlines(CONFIG.sla_for(routing.kind, routing.priority), NOW, TZ)
     row, event = domain.opened("T-1", report, routing, due, NOW, "checkin", ["E-1"])
-    assert (row["stage"], row["owner"], row["priority"], row["open_key"]) == ("discovered", "gw-G1", "high", "followup:R1")
-    assert (row["respond_by"], row["next_check_at"], row["reopen_count"], row["escalation_level"]) == (due.respond_by, due.respond_by, 0, 0)
+    assert (row["stage"], row["owner"], row["priority"], row["open_key"]) == (
+        "discovered",
+        "gw-G1",
+        "high",
+        "followup:R1",
+    )
+    assert (row["respond_by"], row["next_check_at"], row["reopen_count"], row["escalation_level"]) == (
+        due.respond_by,
+        due.respond_by,
+        0,
+        0,
+    )
     assert (row["opened_by"], row["opened_owner"], row["source_event_ids"]) == ("checkin", "gw-G1", ["E-1"])
     assert "acknowledged_at" not in row  # what starts empty is left to the column's default
-    assert isinstance(event, TicketOpened) and (event.ticket_id, event.owner, event.resolve_by) == ("T-1", "gw-G1", due.resolve_by)
+    assert isinstance(event, TicketOpened) and (event.ticket_id, event.owner, event.resolve_by) == (
+        "T-1",
+        "gw-G1",
+        due.resolve_by,
+    )

@@ -32,7 +32,10 @@ async def test_autocommit_statements_commit_alone_and_a_dropped_connection_is_re
                     await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
                 await victim.fetchval("SELECT 1")
         async with db.autocommit() as one, db.autocommit() as two:  # every pooled connection at once
-            assert pid not in {await one.fetchval("SELECT pg_backend_pid()"), await two.fetchval("SELECT pg_backend_pid()")}
+            assert pid not in {
+                await one.fetchval("SELECT pg_backend_pid()"),
+                await two.fetchval("SELECT pg_backend_pid()"),
+            }
             assert await one.fetchval("SELECT count(*) FROM note") == 1
     finally:
         await db.dispose()

@@ -32,7 +32,9 @@ async def test_only_rows_not_there_are_inserted_and_the_new_ones_are_named(datab
             again = ["n0", "x1", "x2"]  # small: one statement
             assert await insert_missing(session, table, rows(again), ["name", "kind"], returning="name") == {"x1", "x2"}
             big = [f"m{i}" for i in range(COPY_PAYS_FROM)] + ["n1"]  # big, with one known: the copy gives way
-            assert await insert_missing(session, table, rows(big), ["name", "kind"], returning="name") == set(big) - {"n1"}
+            assert await insert_missing(session, table, rows(big), ["name", "kind"], returning="name") == set(big) - {
+                "n1"
+            }
             await insert_missing(session, table, rows(["y"]), ["name", "kind"])
             await session.commit()
             names = set((await session.execute(select(Known.name))).scalars())

@@ -27,9 +27,14 @@ async def test_timestamps_round_trip_exactly_and_naive_ones_are_refused(database
             for instant in INSTANTS:
                 back = await connection.fetchval("SELECT $1::timestamptz", instant)
                 assert back == instant and back.tzinfo is UTC
-                as_text = await connection.fetchval("SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')", instant)
+                as_text = await connection.fetchval(
+                    "SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')", instant
+                )
                 u = instant.astimezone(UTC)
-                assert as_text == f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
+                assert (
+                    as_text
+                    == f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
+                )
             assert await connection.fetchval("SELECT 'infinity'::timestamptz") == datetime.max  # as asyncpg gives them
             assert await connection.fetchval("SELECT '-infinity'::timestamptz") == datetime.min
             with pytest.raises(Exception, match="naive datetime"):

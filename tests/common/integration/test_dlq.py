@@ -35,11 +35,25 @@ async def test_dead_letters_are_listed_and_replayed_onto_their_origin_topic(data
     settings = ServiceSettings(service="dlqtest", database_url=database_url, kafka_bootstrap_servers=kafka,
                                kafka_principal="operator", jobs_interval_s=0, start_consumers=False)  # fmt: skip
     runtime = Runtime(settings)
-    runner = runtime.consume(Consumer(name=unique("dlqtest"), topics=[origin], handlers={}, dead_letter_topic=topics.dlq("command")))
+    runner = runtime.consume(
+        Consumer(name=unique("dlqtest"), topics=[origin], handlers={}, dead_letter_topic=topics.dlq("command"))
+    )
     await runtime.start()
     try:
         await wait_for(lambda: runtime.broker_connected, what="connected")
-        record = ConsumerRecord(origin, 0, 7, 0, 0, b"R-dlq", value, None, 5, len(value), [("content-type", b"application/cloudevents+json")])
+        record = ConsumerRecord(
+            origin,
+            0,
+            7,
+            0,
+            0,
+            b"R-dlq",
+            value,
+            None,
+            5,
+            len(value),
+            [("content-type", b"application/cloudevents+json")],
+        )
         await runner.dead_letter(record, "rejected for the test", "rejected")
     finally:
         await runtime.stop()

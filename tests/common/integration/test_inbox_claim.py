@@ -44,7 +44,9 @@ async def test_a_batch_applies_each_new_event_once_whether_or_not_it_holds_old_o
     settings = ServiceSettings(service="claimtest", database_url=database_url, kafka_enabled=False, start_consumers=False,
                                jobs_interval_s=0)  # fmt: skip
     runtime = Runtime(settings)
-    runner = runtime.consume(Consumer(name="claimtest", topics=["t"], handlers={CheckInMissed: on_missed}, dead_letter_topic="t.dlq"))
+    runner = runtime.consume(
+        Consumer(name="claimtest", topics=["t"], handlers={CheckInMissed: on_missed}, dead_letter_topic="t.dlq")
+    )
     await runtime.db.create_all()
     calls.clear()
     try:

@@ -63,7 +63,11 @@ async def test_each_service_runs_the_purge_as_a_job_and_counts_it(database_url):
         assert runtime.registry.get_sample_value("firstline_outbox_purged_total", {"service": "purgetest"}) == 3
     finally:
         await runtime.db.dispose()
-    kept = Runtime(ServiceSettings(service="keeper", database_url=database_url, outbox_retention_hours=0, kafka_principal="operator"))
+    kept = Runtime(
+        ServiceSettings(
+            service="keeper", database_url=database_url, outbox_retention_hours=0, kafka_principal="operator"
+        )
+    )
     try:
         with pytest.raises(KeyError, match="no job 'outbox-purge'"):  # retention 0 keeps sent rows
             await kept.run_job("outbox-purge")

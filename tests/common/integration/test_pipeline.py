@@ -42,7 +42,9 @@ async def on_missed(event: CheckInMissed, _envelope, uow) -> None:
 
 
 def missed(resident_id: str, days: int = 1) -> CheckInMissed:
-    return CheckInMissed(resident_id=resident_id, date=date(2026, 11, 21), consecutive_days=days, grid_id="G1", building_id="B1")
+    return CheckInMissed(
+        resident_id=resident_id, date=date(2026, 11, 21), consecutive_days=days, grid_id="G1", building_id="B1"
+    )
 
 
 async def new_topics(bootstrap: str, *names: str) -> None:
@@ -56,8 +58,15 @@ async def new_topics(bootstrap: str, *names: str) -> None:
 
 def runtime_for(database_url: str, kafka: str, **overrides) -> Runtime:
     settings = ServiceSettings(
-        service="pipetest", database_url=database_url, kafka_bootstrap_servers=kafka, jobs_interval_s=0, kafka_principal="operator",
-        outbox_poll_interval_s=0.1, consumer_retry_backoff_s=0.01, consumer_max_attempts=3, **overrides,
+        service="pipetest",
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        jobs_interval_s=0,
+        kafka_principal="operator",
+        outbox_poll_interval_s=0.1,
+        consumer_retry_backoff_s=0.01,
+        consumer_max_attempts=3,
+        **overrides,
     )
     return Runtime(settings)
 
@@ -149,7 +158,9 @@ async def test_consumer_applies_once_dead_letters_what_it_cannot_and_carries_on(
     runner = replay.runners[0]
     from aiokafka import AIOKafkaConsumer
 
-    reader = AIOKafkaConsumer(topic, **kafka_client(bootstrap_servers=kafka), group_id=None, auto_offset_reset="earliest")
+    reader = AIOKafkaConsumer(
+        topic, **kafka_client(bootstrap_servers=kafka), group_id=None, auto_offset_reset="earliest"
+    )
     await reader.start()
     try:
         records = []

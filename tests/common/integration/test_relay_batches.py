@@ -12,10 +12,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from test_pipeline import new_topics
 
 from common.transport import PRODUCER_CONFIG, murmur2, send_in_batches
 from support import TopicReader, kafka_client, wait_for
-from test_pipeline import new_topics
 
 
 def test_murmur2_is_the_default_partitioners_hash():

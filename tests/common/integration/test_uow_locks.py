@@ -32,7 +32,14 @@ async def test_the_second_writer_waits_and_reads_the_first_one_s_write(database_
     try:
         await db.create_all()
         async with db.session() as session:
-            values = {"event_id": "e-1", "event_type": "Counter", "topic": "t", "key": "k", "value": "0", "created_at": NOW}
+            values = {
+                "event_id": "e-1",
+                "event_type": "Counter",
+                "topic": "t",
+                "key": "k",
+                "value": "0",
+                "created_at": NOW,
+            }
             await session.execute(insert(COUNTER), [values])
             await session.commit()
 
@@ -61,7 +68,15 @@ async def test_insert_is_the_database_s_own_and_knows_on_conflict(database_url) 
     db = Database(database_url)
     try:
         await db.create_all()
-        values = {"seq": 7, "event_id": "e-7", "event_type": "X", "topic": "t", "key": "k", "value": "{}", "created_at": NOW}
+        values = {
+            "seq": 7,
+            "event_id": "e-7",
+            "event_type": "X",
+            "topic": "t",
+            "key": "k",
+            "value": "{}",
+            "created_at": NOW,
+        }
         async with UnitOfWork(db, ManualClock(NOW)) as uow:
             statement = uow.insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["seq"])
             first = await uow.session.execute(statement.returning(OutboxMessage.seq))

@@ -23,7 +23,9 @@ def validate(*files: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_committed_documents_are_current():
-    check = subprocess.run([sys.executable, "-m", "common.cli", "asyncapi", "--check"], capture_output=True, text=True, cwd=ROOT)
+    check = subprocess.run(
+        [sys.executable, "-m", "common.cli", "asyncapi", "--check"], capture_output=True, text=True, cwd=ROOT
+    )
     assert check.returncode == 0, check.stderr
 
 

@@ -20,10 +20,14 @@ def clean_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FIRSTLINE_ENV_FILE", str(tmp_path / "absent.env"))
 
 
-@pytest.mark.parametrize(("environment", "host"), [("development", "0.0.0.0"), ("production", "127.0.0.1"), ("test", "10.1.2.3")])
+@pytest.mark.parametrize(
+    ("environment", "host"), [("development", "0.0.0.0"), ("production", "127.0.0.1"), ("test", "10.1.2.3")]
+)
 def test_no_chosen_token_issuer_stops_the_service_outside_a_loopback_development_stack(environment, host):
     with pytest.raises(ValidationError) as refused:
-        CheckinSettings(FIRSTLINE_ENV=environment, host=host, database_url="postgresql+asyncpg://x/y", kafka_enabled=False)
+        CheckinSettings(
+            FIRSTLINE_ENV=environment, host=host, database_url="postgresql+asyncpg://x/y", kafka_enabled=False
+        )
     assert "FIRSTLINE_PORTAL_URL" in str(refused.value)
 
 

@@ -47,7 +47,7 @@ def test_idle_subjects_are_forgotten_when_the_table_is_full():
     assert len(limiter._buckets) == 1
 
 
-@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1"])
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1"])
 def test_formula_prefixes_are_neutralised(text):
     assert neutralised(text).startswith("'")
 
@@ -59,5 +59,7 @@ def test_links_and_markup_do_not_survive():
 
 
 def test_validation_errors_keep_where_and_what_but_not_the_input():
-    errors = validation_errors([{"loc": ("body", "x"), "msg": "bad", "type": "t", "input": "SECRET", "ctx": {"v": "SECRET"}}])
+    errors = validation_errors(
+        [{"loc": ("body", "x"), "msg": "bad", "type": "t", "input": "SECRET", "ctx": {"v": "SECRET"}}]
+    )
     assert errors == [{"loc": ["body", "x"], "msg": "bad", "type": "t"}]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from common.metrics import LoopHistogram
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.metrics import LoopHistogram
+
 
 def samples(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
     (family,) = [f for f in text_string_to_metric_families(generate_latest(registry).decode()) if f.name == name]
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples if not s.name.endswith("_created")}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples if not s.name.endswith("_created")
+    }
 
 
 def test_it_exposes_what_prometheus_clients_histogram_would():

@@ -79,14 +79,23 @@ def test_tokens_round_trip_and_expire(tmp_path):
     key = Keyring.ensure(tmp_path / "keys").current()
     verifier = Verifier("checkin", jwks_url="")
     verifier.use_jwks(Keyring(tmp_path / "keys").jwks())
-    token = issue_token(key, sub="gw-1", role=Role.grid_worker, audience="checkin", now=datetime.now(UTC), grid_ids=["G1"])
+    token = issue_token(
+        key, sub="gw-1", role=Role.grid_worker, audience="checkin", now=datetime.now(UTC), grid_ids=["G1"]
+    )
     principal = verifier.verify(token)
     assert principal == Principal(sub="gw-1", role=Role.grid_worker, grid_ids=["G1"])
     assert principal.can_see_grid("G1") and not principal.can_see_grid("G2")
     stranger = Keyring.ensure(tmp_path / "other").current()
     with pytest.raises(InvalidToken, match="invalid"):
         verifier.verify(issue_token(stranger, sub="x", role="admin", audience="checkin", now=datetime.now(UTC)))
-    old = issue_token(key, sub="x", role="admin", audience="checkin", now=datetime.now(UTC) - timedelta(days=2), ttl=timedelta(minutes=10))
+    old = issue_token(
+        key,
+        sub="x",
+        role="admin",
+        audience="checkin",
+        now=datetime.now(UTC) - timedelta(days=2),
+        ttl=timedelta(minutes=10),
+    )
     with pytest.raises(InvalidToken, match="expired"):
         verifier.verify(old)
 
@@ -100,7 +109,10 @@ def test_production_refuses_sqlite(monkeypatch, tmp_path):
     monkeypatch.setenv("KAFKA_SSL_CAFILE", "")
     with pytest.raises(ValidationError, match="PostgreSQL"):
         ServiceSettings(service="x", _env_file=None)
-    assert ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None).environment == "production"
+    assert (
+        ServiceSettings(service="x", database_url="postgresql+asyncpg://u:p@h/db", _env_file=None).environment
+        == "production"
+    )
 
 
 def test_development_defaults(monkeypatch):

@@ -31,7 +31,7 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
     consumer = AIOKafkaConsumer(**kafka_client(bootstrap_servers=bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - partitions_for_topic reads it
+        await consumer._client.force_metadata_update()
         partitions = [TopicPartition(t, p) for t in TOPICS for p in consumer.partitions_for_topic(t) or ()]
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
@@ -73,17 +73,31 @@ async def test_applies_real_events_ignores_redelivery_and_dead_letters_garbage(l
     volunteer = await live.volunteer(volunteer_name)
 
     async def send(topic: str, value: bytes, key: bytes) -> None:
-        await producer.send_and_wait(topic, value, key=key, partition=0, headers=[("content-type", ce.CONTENT_TYPE.encode())])
+        await producer.send_and_wait(
+            topic, value, key=key, partition=0, headers=[("content-type", ce.CONTENT_TYPE.encode())]
+        )
 
     def wrap(event):
         return ce.wrap(event, at=live.clock.now())
 
-    registered = ResidentRegistered(resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", tags=["elderly"], lat=31.2320, lon=121.4750)
+    registered = ResidentRegistered(
+        resident_id=resident,
+        community_id="C1",
+        grid_id="G1",
+        building_id="B01",
+        tags=["elderly"],
+        lat=31.2320,
+        lon=121.4750,
+    )
     await send(CHECKIN_RESIDENTS, ce.encode(wrap(registered)), resident.encode())
 
     async def known():
         try:
-            return await live.client.post("/requests", json={"resident_id": resident, "category": "groceries", "items": [{"item_id": "rice", "quantity": 1}]}, headers=live.as_("resident", resident))
+            return await live.client.post(
+                "/requests",
+                json={"resident_id": resident, "category": "groceries", "items": [{"item_id": "rice", "quantity": 1}]},
+                headers=live.as_("resident", resident),
+            )
         except Exception:  # noqa: BLE001
             return None
 
@@ -94,18 +108,33 @@ async def test_applies_real_events_ignores_redelivery_and_dead_letters_garbage(l
     request = (await wait_for(raised_for_resident, what="the resident learnt from checkin.residents.v1")).json()
     assert request["status"] == "awaiting_stock"
 
-    async with TopicReader(live.runtime.settings.kafka_bootstrap_servers, dlq("dispatch")) as dead, TopicReader(
-        live.runtime.settings.kafka_bootstrap_servers, DISPATCH_EVENTS
-    ) as published:
+    async with (
+        TopicReader(live.runtime.settings.kafka_bootstrap_servers, dlq("dispatch")) as dead,
+        TopicReader(live.runtime.settings.kafka_bootstrap_servers, DISPATCH_EVENTS) as published,
+    ):
         redemption_request = unique("TB")
-        redeemed = wrap(HoursRedeemed(member_id=unique("M"), hours=1, reason="groceries", request_id=redemption_request, redemption_id=unique("RD"), for_member_id=resident, purpose="groceries"))
+        redeemed = wrap(
+            HoursRedeemed(
+                member_id=unique("M"),
+                hours=1,
+                reason="groceries",
+                request_id=redemption_request,
+                redemption_id=unique("RD"),
+                for_member_id=resident,
+                purpose="groceries",
+            )
+        )
         await send(TIMEBANK_EVENTS, ce.encode(redeemed), redeemed.subject.encode())
         await send(TIMEBANK_EVENTS, ce.encode(redeemed), redeemed.subject.encode())  # redelivered: same event id
-        other = wrap(CheckInSubmitted(resident_id=resident, date=live.clock.now().date(), temperature_c=36.6, channel="self"))
+        other = wrap(
+            CheckInSubmitted(resident_id=resident, date=live.clock.now().date(), temperature_c=36.6, channel="self")
+        )
         await send(CHECKIN_EVENTS, ce.encode(other), resident.encode())  # not ours: ignored
         garbage_key = uuid.uuid4().hex.encode()
         await send(SUPPLIES_EVENTS, b"\x00not json at all", garbage_key)
-        reserved = wrap(StockReserved(request_id=request["request_id"], lines=[ReservationLine(item_id="rice", quantity=1)]))
+        reserved = wrap(
+            StockReserved(request_id=request["request_id"], lines=[ReservationLine(item_id="rice", quantity=1)])
+        )
         await send(SUPPLIES_EVENTS, ce.encode(reserved), request["request_id"].encode())
 
         async def both_assigned():

@@ -24,18 +24,36 @@ async def test_a_request_is_prioritised_and_assigned_at_once(dispatch):
 
 async def test_bad_input_is_refused_and_changes_nothing(dispatch):
     await dispatch.resident("R1")
-    bad = await dispatch.client.post("/requests", json={"resident_id": "R1", "category": "food"}, headers=dispatch.as_("resident", "R1"))
+    bad = await dispatch.client.post(
+        "/requests", json={"resident_id": "R1", "category": "food"}, headers=dispatch.as_("resident", "R1")
+    )
     assert bad.status_code == 422 and "unknown category 'food'" in bad.json()["detail"]
-    unknown = await dispatch.client.post("/requests", json={"resident_id": "R9", "category": "groceries"}, headers=dispatch.dispatcher)
+    unknown = await dispatch.client.post(
+        "/requests", json={"resident_id": "R9", "category": "groceries"}, headers=dispatch.dispatcher
+    )
     assert unknown.status_code == 404 and "unknown resident 'R9'" in unknown.json()["detail"]
-    other = await dispatch.client.post("/requests", json={"resident_id": "R1", "category": "groceries"}, headers=dispatch.as_("resident", "R2"))
+    other = await dispatch.client.post(
+        "/requests", json={"resident_id": "R1", "category": "groceries"}, headers=dispatch.as_("resident", "R2")
+    )
     assert other.status_code == 403
     window = {"start": "2026-11-23T12:00:00+08:00", "end": "2026-11-23T10:00:00+08:00"}
-    backwards = await dispatch.client.post("/requests", json={"resident_id": "R1", "category": "groceries", "window": window}, headers=dispatch.dispatcher)
+    backwards = await dispatch.client.post(
+        "/requests", json={"resident_id": "R1", "category": "groceries", "window": window}, headers=dispatch.dispatcher
+    )
     assert backwards.status_code == 422 and "before it starts" in backwards.json()["detail"]
-    volunteer = await dispatch.client.post("/volunteers", json={"name": "X", "group": "cooks", "lat": 31.2, "lon": 121.4, "capacity": 3, "phone": "139"}, headers=dispatch.dispatcher)
+    volunteer = await dispatch.client.post(
+        "/volunteers",
+        json={"name": "X", "group": "cooks", "lat": 31.2, "lon": 121.4, "capacity": 3, "phone": "139"},
+        headers=dispatch.dispatcher,
+    )
     assert volunteer.status_code == 422 and "unknown group 'cooks'" in volunteer.json()["detail"]
-    assert (await dispatch.client.post("/volunteers", json={"name": "X", "group": "errands", "lat": 31.2, "lon": 121.4, "capacity": 3, "phone": "139"}, headers=dispatch.as_("resident", "R1"))).status_code == 403
+    assert (
+        await dispatch.client.post(
+            "/volunteers",
+            json={"name": "X", "group": "errands", "lat": 31.2, "lon": 121.4, "capacity": 3, "phone": "139"},
+            headers=dispatch.as_("resident", "R1"),
+        )
+    ).status_code == 403
     assert await dispatch.outbox() == []
     assert (await dispatch.client.get("/requests", headers=dispatch.dispatcher)).json() == []
 
@@ -66,25 +84,48 @@ async def test_request_reserved_assigned_planned_fulfilled(dispatch):
     assert (await dispatch.outbox("RequestRaised"))[0]["data"]["items"] == [{"item_id": "insulin", "quantity": 2.0}]
     assert await dispatch.outbox("RequestAssigned") == []
 
-    await dispatch.deliver(StockReserved(request_id=rid, lines=[ReservationLine(item_id="insulin", quantity=2, depot_id="D1")]))
+    await dispatch.deliver(
+        StockReserved(request_id=rid, lines=[ReservationLine(item_id="insulin", quantity=2, depot_id="D1")])
+    )
     assert (await dispatch.get(rid))["status"] == "assigned"
 
     plan = (await dispatch.client.post("/runs/plan", json={}, headers=dispatch.dispatcher)).json()
     assert [s["request_id"] for s in plan["runs"][0]["stops"]] == [rid]
     run_id = plan["runs"][0]["run_id"]
     planned = (await dispatch.outbox("DeliveryPlanned"))[0]["data"]
-    assert planned["run_id"] == run_id and planned["stops"] == [rid] and planned["distance_m"] > 0 and len(planned["etas"]) == 1
-    sheet = await dispatch.client.get(f"/runs/{run_id}", headers={**dispatch.as_("volunteer", wang), "Accept": "text/plain"})
+    assert (
+        planned["run_id"] == run_id
+        and planned["stops"] == [rid]
+        and planned["distance_m"] > 0
+        and len(planned["etas"]) == 1
+    )
+    sheet = await dispatch.client.get(
+        f"/runs/{run_id}", headers={**dispatch.as_("volunteer", wang), "Accept": "text/plain"}
+    )
     assert sheet.status_code == 200 and "insulin x2" in sheet.text and "Resident R1" in sheet.text
-    assert (await dispatch.client.get(f"/runs/{run_id}", headers=dispatch.as_("volunteer", "V-other"))).status_code == 403
+    assert (
+        await dispatch.client.get(f"/runs/{run_id}", headers=dispatch.as_("volunteer", "V-other"))
+    ).status_code == 403
 
-    intruder = await dispatch.client.post(f"/requests/{rid}/fulfil", json={"volunteer_id": "V-other", "service_minutes": 10}, headers=dispatch.as_("volunteer", "V-other"))
+    intruder = await dispatch.client.post(
+        f"/requests/{rid}/fulfil",
+        json={"volunteer_id": "V-other", "service_minutes": 10},
+        headers=dispatch.as_("volunteer", "V-other"),
+    )
     assert intruder.status_code == 403 and "assigned to" in intruder.json()["detail"]
-    done = await dispatch.client.post(f"/requests/{rid}/fulfil", json={"volunteer_id": wang, "service_minutes": 25, "note": "left with neighbour"}, headers=dispatch.as_("volunteer", wang))
+    done = await dispatch.client.post(
+        f"/requests/{rid}/fulfil",
+        json={"volunteer_id": wang, "service_minutes": 25, "note": "left with neighbour"},
+        headers=dispatch.as_("volunteer", wang),
+    )
     assert done.status_code == 200 and done.json()["status"] == "fulfilled"
     fulfilled = (await dispatch.outbox("RequestFulfilled"))[0]["data"]
     assert fulfilled["volunteer_id"] == wang and fulfilled["service_minutes"] == 25
-    again = await dispatch.client.post(f"/requests/{rid}/fulfil", json={"volunteer_id": wang, "service_minutes": 25}, headers=dispatch.as_("volunteer", wang))
+    again = await dispatch.client.post(
+        f"/requests/{rid}/fulfil",
+        json={"volunteer_id": wang, "service_minutes": 25},
+        headers=dispatch.as_("volunteer", wang),
+    )
     assert again.status_code == 422 and len(await dispatch.outbox("RequestFulfilled")) == 1
 
 
@@ -92,7 +133,9 @@ async def test_rejected_reservation_waits_and_resumes_when_stock_is_back(dispatc
     await dispatch.resident("R1")
     await dispatch.volunteer("Wang")
     rid = (await dispatch.raise_("R1", "groceries", items=[{"item_id": "rice", "quantity": 5}]))["request_id"]
-    await dispatch.deliver(ReservationRejected(request_id=rid, shortages=[Shortage(item_id="rice", requested=5, available=1)]))
+    await dispatch.deliver(
+        ReservationRejected(request_id=rid, shortages=[Shortage(item_id="rice", requested=5, available=1)])
+    )
     waiting = await dispatch.get(rid)
     assert waiting["status"] == "waiting_for_stock" and waiting["shortages"][0]["item_id"] == "rice"
     assert "waiting for stock: rice (1 of 5)" in waiting["history"][-1]["note"]
@@ -111,7 +154,15 @@ async def test_rejected_reservation_waits_and_resumes_when_stock_is_back(dispatc
 async def test_hours_redeemed_raise_the_request_once_or_cancel_for_a_refund(dispatch):
     await dispatch.resident("R1", tags=["elderly"])
     await dispatch.volunteer("Wang")
-    redeemed = HoursRedeemed(member_id="M7", hours=2, reason="groceries for R1", request_id="TB-1", redemption_id="RD-1", for_member_id="R1", purpose="groceries")
+    redeemed = HoursRedeemed(
+        member_id="M7",
+        hours=2,
+        reason="groceries for R1",
+        request_id="TB-1",
+        redemption_id="RD-1",
+        for_member_id="R1",
+        purpose="groceries",
+    )
     envelopes = await dispatch.deliver(redeemed)
     request = await dispatch.get("TB-1")
     assert request["resident_id"] == "R1" and request["source"] == "timebank" and request["status"] == "assigned"
@@ -119,7 +170,9 @@ async def test_hours_redeemed_raise_the_request_once_or_cancel_for_a_refund(disp
     await dispatch.deliver(redeemed)  # the same redemption published twice
     assert len(await dispatch.outbox("RequestRaised")) == 1
 
-    stranger = HoursRedeemed(member_id="M8", hours=1, reason="help", request_id="TB-2", redemption_id="RD-2", purpose="tech_help")
+    stranger = HoursRedeemed(
+        member_id="M8", hours=1, reason="help", request_id="TB-2", redemption_id="RD-2", purpose="tech_help"
+    )
     await dispatch.deliver(stranger)
     cancelled = (await dispatch.outbox("RequestCancelled"))[0]["data"]
     assert cancelled["request_id"] == "TB-2" and cancelled["redemption_id"] == "RD-2" and "M8" in cancelled["reason"]
@@ -146,7 +199,11 @@ async def test_a_failed_delivery_records_why_and_goes_back_in_the_queue(dispatch
     await dispatch.resident("R1")
     wang = await dispatch.volunteer("Wang")
     rid = (await dispatch.raise_("R1"))["request_id"]
-    failed = await dispatch.client.post(f"/requests/{rid}/fail", json={"volunteer_id": wang, "reason": "nobody home"}, headers=dispatch.as_("volunteer", wang))
+    failed = await dispatch.client.post(
+        f"/requests/{rid}/fail",
+        json={"volunteer_id": wang, "reason": "nobody home"},
+        headers=dispatch.as_("volunteer", wang),
+    )
     assert failed.status_code == 200
     body = failed.json()
     assert body["failed_attempts"] == 1 and any("nobody home" in (h["note"] or "") for h in body["history"])
@@ -181,7 +238,12 @@ async def test_green_channel_raises_refills_ahead_once(dispatch, clock):
     await dispatch.resident("R1", tags=["chronic"])
     await dispatch.resident("R2")
     await dispatch.volunteer("Wang")
-    body = {"resident_id": "R1", "items": [{"item_id": "metformin", "quantity": 1}], "every_days": 30, "first_due": (clock.now() + timedelta(days=5)).isoformat()}
+    body = {
+        "resident_id": "R1",
+        "items": [{"item_id": "metformin", "quantity": 1}],
+        "every_days": 30,
+        "first_due": (clock.now() + timedelta(days=5)).isoformat(),
+    }
     created = await dispatch.client.post("/recurrences", json=body, headers=dispatch.as_("resident", "R1"))
     assert created.status_code == 201, created.text
     assert await dispatch.outbox("RequestRaised") == []  # not yet: raised two days ahead
@@ -190,7 +252,9 @@ async def test_green_channel_raises_refills_ahead_once(dispatch, clock):
     assert await dispatch.service.raise_refills() == 0
     raised = (await dispatch.outbox("RequestRaised"))[0]["data"]
     assert raised["source"] == "green_channel" and raised["priority"] == "urgent" and raised["category"] == "medicine"
-    refused = await dispatch.client.post("/recurrences", json={**body, "resident_id": "R2"}, headers=dispatch.dispatcher)
+    refused = await dispatch.client.post(
+        "/recurrences", json={**body, "resident_id": "R2"}, headers=dispatch.dispatcher
+    )
     assert refused.status_code == 422 and "not tagged chronic" in refused.json()["detail"]
 
 
@@ -210,7 +274,9 @@ async def test_demand_stats_and_a_surge_with_its_suggested_action(dispatch, cloc
     surge = (await dispatch.outbox("DemandSurge"))[0]["data"]
     assert surge["category"] == "groceries" and surge["count"] == 10 and surge["baseline"] < 1
     assert "supermarket" in surge["suggested_action"] and surge["p_value"] < 0.01
-    stats = (await dispatch.client.get("/stats/demand", params={"bucket": "day"}, headers=dispatch.as_("command", "c1"))).json()
+    stats = (
+        await dispatch.client.get("/stats/demand", params={"bucket": "day"}, headers=dispatch.as_("command", "c1"))
+    ).json()
     assert stats["totals"]["groceries"] == 16
     assert sum(c["groceries"] for c in stats["by_grid"].values()) == 16 and set(stats["by_grid"]) == {"G1", "G2"}
     assert stats["surges"][0]["category"] == "groceries"

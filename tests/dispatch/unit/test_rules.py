@@ -62,7 +62,10 @@ def test_bad_windows_are_refused(start, end, message):
 
 def test_who_may_raise_for_whom():
     assert domain.source_for(domain.Actor("R1", Role.resident), "R1", "G1", "B1") == "resident"
-    assert domain.source_for(domain.Actor("L1", Role.building_lead, building_ids=("B1",)), "R1", "G1", "B1") == "building_lead"
+    assert (
+        domain.source_for(domain.Actor("L1", Role.building_lead, building_ids=("B1",)), "R1", "G1", "B1")
+        == "building_lead"
+    )
     with pytest.raises(Forbidden):
         domain.source_for(domain.Actor("R2", Role.resident), "R1", "G1", "B1")
     with pytest.raises(Forbidden):
@@ -191,7 +194,12 @@ def _grid_stops(n: int) -> list[routing.Stop]:
 
 def test_routes_start_and_end_at_the_depot_and_respect_capacity():
     stops = _grid_stops(20)
-    problem = routing.Problem((31.2304, 121.4737), stops, [routing.Vehicle("a", 8), routing.Vehicle("b", 8), routing.Vehicle("c", 8)], 3 * 3600)
+    problem = routing.Problem(
+        (31.2304, 121.4737),
+        stops,
+        [routing.Vehicle("a", 8), routing.Vehicle("b", 8), routing.Vehicle("c", 8)],
+        3 * 3600,
+    )
     plan = routing.solve(problem, time_limit_s=1)
     served = [k for r in plan.routes for k in r.stops]
     assert sorted(served) == sorted(s.key for s in stops) and not plan.dropped

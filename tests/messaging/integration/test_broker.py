@@ -22,7 +22,15 @@ from common import envelope as ce
 from common.clock import ManualClock
 from common.events.checkin import ResidentRegistered
 from common.events.command import TicketResolved
-from common.topics import CHECKIN_EVENTS, CHECKIN_RESIDENTS, COMMAND_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS
+from common.topics import (
+    CHECKIN_EVENTS,
+    CHECKIN_RESIDENTS,
+    COMMAND_EVENTS,
+    DISPATCH_EVENTS,
+    MESSAGING_EVENTS,
+    SUPPLIES_EVENTS,
+    TIMEBANK_EVENTS,
+)
 from conftest import Harness, settings_for
 from messaging.main import create_app
 from support import bearer, kafka_client, start_groups_at_the_end, unique, wait_for
@@ -40,7 +48,9 @@ def _free_port() -> int:
 @pytest.fixture
 async def command(kafka, tmp_path) -> AsyncIterator[str]:
     port, group = _free_port(), unique("command-test")
-    await start_groups_at_the_end(kafka, {group: [CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS]})
+    await start_groups_at_the_end(
+        kafka, {group: [CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS]}
+    )
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, "FIRSTLINE_ENV_FILE": str(tmp_path / "none.env"),
            "COMMAND_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/command.db", "COMMAND_CONSUMER_GROUP": group,
            "COMMAND_JOBS_INTERVAL_S": "0", "COMMAND_OUTBOX_POLL_INTERVAL_S": "0.1"}  # fmt: skip
@@ -68,7 +78,9 @@ async def command(kafka, tmp_path) -> AsyncIterator[str]:
 @pytest.fixture
 async def live(kafka, gateway, tmp_path) -> AsyncIterator[Harness]:
     group = unique("messaging-test")
-    await start_groups_at_the_end(kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS, CHECKIN_RESIDENTS]})
+    await start_groups_at_the_end(
+        kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS, CHECKIN_RESIDENTS]}
+    )
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path}/messaging.db", gateway, kafka_enabled=True, start_consumers=True,
                             kafka_bootstrap_servers=kafka, consumer_group=group, outbox_poll_interval_s=0.1,
                             quiet_hours_start=time(0), quiet_hours_end=time(0))  # fmt: skip  # the wall clock's hour, whatever it is
@@ -87,17 +99,25 @@ async def test_a_2_reopens_and_a_5_closes_through_the_broker(kafka, command, liv
     producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
-        registered = ResidentRegistered(resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", name="王芳", phone=phone)
+        registered = ResidentRegistered(
+            resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", name="王芳", phone=phone
+        )
         await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=now)), key=resident.encode())
 
         async with httpx.AsyncClient(base_url=command, timeout=20) as c:
-            opened = await c.post("/tickets", json={"category": "complaint", "description": "楼道灯坏了"}, headers=bearer("resident", resident))
+            opened = await c.post(
+                "/tickets",
+                json={"category": "complaint", "description": "楼道灯坏了"},
+                headers=bearer("resident", resident),
+            )
             assert opened.status_code == 201, opened.text
             ticket = opened.json()["ticket_id"]
 
             async def resolve() -> None:
                 assert (await c.post(f"/tickets/{ticket}/acknowledge", headers=staff)).status_code == 200
-                assert (await c.post(f"/tickets/{ticket}/resolve", json={"resolution": "换了灯泡"}, headers=staff)).status_code == 200
+                assert (
+                    await c.post(f"/tickets/{ticket}/resolve", json={"resolution": "换了灯泡"}, headers=staff)
+                ).status_code == 200
 
             async def invitations() -> list:
                 await live.runtime.run_job("messages-send")
@@ -107,7 +127,7 @@ async def test_a_2_reopens_and_a_5_closes_through_the_broker(kafka, command, liv
                 return (await c.get(f"/tickets/{ticket}", headers=staff)).json()["stage"]
 
             await resolve()
-            [first] = await wait_for(invitations, timeout=30, what="the feedback invitation at the gateway")
+            [_first] = await wait_for(invitations, timeout=30, what="the feedback invitation at the gateway")
             reply_id = unique("gw")
             assert (await live.reply("2", phone, reply_id)).json()["outcome"] == "feedback"
             await wait_for(lambda: _is(stage, "reopened"), timeout=30, what="command to reopen the ticket")
@@ -127,15 +147,21 @@ async def test_a_2_reopens_and_a_5_closes_through_the_broker(kafka, command, liv
         for value in (ce.encode(envelope), ce.encode(envelope)):
             await producer.send_and_wait(COMMAND_EVENTS, value, key=ticket.encode())
         await _redelivered_once(live, producer, sentinel_resident)
-        assert len(live.gateway.to(resident, "feedback_invitation")) == 3  # two from command, one from the replayed event
+        assert (
+            len(live.gateway.to(resident, "feedback_invitation")) == 3
+        )  # two from command, one from the replayed event
     finally:
         await producer.stop()
 
 
 async def _redelivered_once(live, producer, sentinel: str) -> None:
     """Wait until messaging has applied everything sent before a sentinel (a resident it must learn)."""
-    registered = ResidentRegistered(resident_id=sentinel, community_id="C1", grid_id="G1", building_id="B01", phone="13800000399")
-    await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=datetime.now(UTC))), key=sentinel.encode())
+    registered = ResidentRegistered(
+        resident_id=sentinel, community_id="C1", grid_id="G1", building_id="B01", phone="13800000399"
+    )
+    await producer.send_and_wait(
+        CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=datetime.now(UTC))), key=sentinel.encode()
+    )
 
     async def known() -> bool:
         await live.runtime.run_job("messages-send")

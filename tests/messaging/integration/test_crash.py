@@ -39,7 +39,9 @@ def _free_port() -> int:
 
 async def test_a_kill_between_send_and_record_reaches_the_resident_once(kafka, gateway, tmp_path):
     group = unique("messaging-crash")
-    await start_groups_at_the_end(kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS, CHECKIN_RESIDENTS]})
+    await start_groups_at_the_end(
+        kafka, {group: [DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS, CHECKIN_EVENTS, CHECKIN_RESIDENTS]}
+    )
     database = f"sqlite+aiosqlite:///{tmp_path}/messaging.db"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, "FIRSTLINE_ENV_FILE": str(tmp_path / "none.env"),
            "MESSAGING_DATABASE_URL": database, "MESSAGING_CONSUMER_GROUP": group, "MESSAGING_GATEWAY_SECRET": SECRET,
@@ -65,15 +67,26 @@ async def test_a_kill_between_send_and_record_reaches_the_resident_once(kafka, g
                 return (await session.execute(select(Contact).where(Contact.person_id == resident))).first() is not None
         except Exception:  # noqa: BLE001 - the tables are not there yet
             return False
+
     now = datetime.now(UTC)
     producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
     await producer.start()
     try:
-        registered = ResidentRegistered(resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", phone=phone)
+        registered = ResidentRegistered(
+            resident_id=resident, community_id="C1", grid_id="G1", building_id="B01", phone=phone
+        )
         await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=now)), key=resident.encode())
-        await wait_for(known, timeout=60, what="messaging to learn the resident's phone")  # before their request, as in life
+        await wait_for(
+            known, timeout=60, what="messaging to learn the resident's phone"
+        )  # before their request, as in life
         for topic, key, event in (
-            (DISPATCH_EVENTS, request, RequestRaised(request_id=request, resident_id=resident, category="groceries", priority="normal", due_by=now)),
+            (
+                DISPATCH_EVENTS,
+                request,
+                RequestRaised(
+                    request_id=request, resident_id=resident, category="groceries", priority="normal", due_by=now
+                ),
+            ),
             (DISPATCH_EVENTS, request, RequestFulfilled(request_id=request, volunteer_id="V1", service_minutes=20)),
         ):
             await producer.send_and_wait(topic, ce.encode(ce.wrap(event, at=now)), key=key.encode())
@@ -94,7 +107,9 @@ async def test_a_kill_between_send_and_record_reaches_the_resident_once(kafka, g
                 row = (await session.execute(select(Message).where(Message.recipient_id == resident))).scalar_one()
             return row if row.status == "accepted" else None
 
-        after = await wait_for(recorded, timeout=60, what=f"the resend after restart (log: {tmp_path / 'messaging-2.log'})")
+        after = await wait_for(
+            recorded, timeout=60, what=f"the resend after restart (log: {tmp_path / 'messaging-2.log'})"
+        )
         calls = [c for c in gateway.calls if c.body["to"]["id"] == resident]
         assert len(calls) == 2  # sent, killed before recording, sent again ...
         assert {c.webhook_id for c in calls} == {after.message_id}  # ... with the same webhook-id

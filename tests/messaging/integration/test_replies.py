@@ -22,7 +22,9 @@ async def invited(messaging, resident: str, owner: str = "gw-G1") -> str:
 async def test_unsigned_or_wrongly_signed_replies_are_refused(messaging):
     resident = await messaging.resident(unique("R"), "13800000101")
     await invited(messaging, resident)
-    unsigned = await messaging.client.post("/inbound/sms", json={"message_id": "m1", "from": "13800000101", "text": "5"})
+    unsigned = await messaging.client.post(
+        "/inbound/sms", json={"message_id": "m1", "from": "13800000101", "text": "5"}
+    )
     assert unsigned.status_code == 401 and "unsigned" in unsigned.json()["detail"]
     wrong = await messaging.reply("5", "13800000101", unique("m"), secret="not-the-secret")
     assert wrong.status_code == 401 and "does not match" in wrong.json()["detail"]
@@ -36,7 +38,11 @@ async def test_a_rating_is_feedback_once_however_often_the_gateway_posts_it(mess
     ticket = await invited(messaging, resident)
     reply_id = unique("gw")
     first = await messaging.reply("2 菜还没送到", "13800000102", reply_id)
-    assert first.status_code == 200 and first.json() == {"reply_id": reply_id, "outcome": "feedback", "duplicate": False}
+    assert first.status_code == 200 and first.json() == {
+        "reply_id": reply_id,
+        "outcome": "feedback",
+        "duplicate": False,
+    }
     again = await messaging.reply("2 菜还没送到", "13800000102", reply_id)
     assert again.json() == {"reply_id": reply_id, "outcome": "feedback", "duplicate": True}
     [event] = await messaging.outbox("FeedbackReceived")
@@ -54,7 +60,9 @@ async def test_a_rating_is_feedback_once_however_often_the_gateway_posts_it(mess
 
 
 async def test_an_owner_acknowledges_by_replying_shou_dao(messaging):
-    await messaging.client.put("/contacts/gw-G1", json={"role": "grid_worker", "name": "网格员 Li"}, headers=messaging.staff)
+    await messaging.client.put(
+        "/contacts/gw-G1", json={"role": "grid_worker", "name": "网格员 Li"}, headers=messaging.staff
+    )
     resident = await messaging.resident(unique("R"), "13800000103")
     ticket = unique("T")
     now = messaging.clock.now()
@@ -63,7 +71,11 @@ async def test_an_owner_acknowledges_by_replying_shou_dao(messaging):
     response = await messaging.reply("收到", "gw-G1", unique("chat"), channel="chat")
     assert response.json()["outcome"] == "acknowledged"
     [event] = await messaging.outbox("AcknowledgementReceived")
-    assert event["data"]["ticket_id"] == ticket and event["data"]["person_id"] == "gw-G1" and event["data"]["channel"] == "chat"
+    assert (
+        event["data"]["ticket_id"] == ticket
+        and event["data"]["person_id"] == "gw-G1"
+        and event["data"]["channel"] == "chat"
+    )
 
 
 async def test_a_check_in_by_reply_and_a_reply_nobody_understands(messaging):
@@ -71,7 +83,11 @@ async def test_a_check_in_by_reply_and_a_reply_nobody_understands(messaging):
     checked = await messaging.reply("打卡 36.6", "13800000104", unique("gw"))
     assert checked.json()["outcome"] == "check_in"
     [event] = await messaging.outbox("CheckInReceived")
-    assert event["subject"] == resident and event["data"]["temperature_c"] == 36.6 and event["data"]["date"] == "2026-11-21"
+    assert (
+        event["subject"] == resident
+        and event["data"]["temperature_c"] == 36.6
+        and event["data"]["date"] == "2026-11-21"
+    )
     puzzled = await messaging.reply("家里没菜了，能帮忙吗", "13800000104", unique("gw"))
     assert puzzled.json()["outcome"] == "not_understood"
     [ticket] = await messaging.outbox("ReplyNotUnderstood")
@@ -90,14 +106,20 @@ async def test_an_unanswered_invitation_becomes_a_call_task_once(messaging):
     await invited(messaging, answering)
     await messaging.reply("4", "13800000107", unique("gw"))
     # Staff recorded the second one's feedback by hand.
-    await messaging.deliver(TicketClosed(ticket_id=closed_ticket, stage="closed", owner="gw-G1", at=messaging.clock.now(), satisfaction=4))
+    await messaging.deliver(
+        TicketClosed(ticket_id=closed_ticket, stage="closed", owner="gw-G1", at=messaging.clock.now(), satisfaction=4)
+    )
     messaging.clock.advance(hours=23)
     assert await messaging.runtime.run_job("feedback-follow-ups") == 0
     messaging.clock.advance(hours=2)
     assert await messaging.runtime.run_job("feedback-follow-ups") == 1
     assert await messaging.runtime.run_job("feedback-follow-ups") == 0
     [task] = await messaging.outbox("FeedbackUnanswered")
-    assert task["data"]["ticket_id"] == quiet_ticket and task["data"]["resident_id"] == quiet and task["data"]["grid_id"] == "G1"
+    assert (
+        task["data"]["ticket_id"] == quiet_ticket
+        and task["data"]["resident_id"] == quiet
+        and task["data"]["grid_id"] == "G1"
+    )
 
 
 async def test_the_record_is_scoped_like_tickets(messaging):
@@ -114,10 +136,17 @@ async def test_the_record_is_scoped_like_tickets(messaging):
     assert await seen(messaging.as_("resident", mine)) == {mine}
     assert await seen(messaging.as_("resident", mine), recipient=other) == set()
     assert await seen(messaging.as_("grid_worker", "gw-G1", grid_ids=["G1"]), kind="feedback_invitation") == {mine}
-    assert await seen(messaging.as_("building_lead", "lead", building_ids=["B01"]), kind="feedback_invitation") == {mine, other}
+    assert await seen(messaging.as_("building_lead", "lead", building_ids=["B01"]), kind="feedback_invitation") == {
+        mine,
+        other,
+    }
     assert await seen(messaging.staff, kind="feedback_invitation") == {mine, other}
     assert await seen(messaging.staff, ticket_id=ticket) == {mine, "gw-G1"}
-    [record] = (await messaging.client.get("/messages", params={"ticket_id": ticket, "kind": "feedback_invitation"}, headers=messaging.staff)).json()
+    [record] = (
+        await messaging.client.get(
+            "/messages", params={"ticket_id": ticket, "kind": "feedback_invitation"}, headers=messaging.staff
+        )
+    ).json()
     assert record["status"] == "accepted" and record["channel"] == "sms" and record["text"].startswith("【第一道防线】")
     assert (await messaging.client.get("/messages")).status_code == 401
 
@@ -125,10 +154,20 @@ async def test_the_record_is_scoped_like_tickets(messaging):
 async def test_preferences_and_metrics(messaging):
     resident = await messaging.resident(unique("R"), "13800000110")
     own = messaging.as_("resident", resident)
-    assert (await messaging.client.put(f"/contacts/{resident}/preferences", json={"preferred_channel": "voice"}, headers=own)).status_code == 200
-    forbidden = await messaging.client.put(f"/contacts/{resident}/preferences", json={"preferred_channel": "sms"}, headers=messaging.as_("resident", "someone-else"))
+    assert (
+        await messaging.client.put(
+            f"/contacts/{resident}/preferences", json={"preferred_channel": "voice"}, headers=own
+        )
+    ).status_code == 200
+    forbidden = await messaging.client.put(
+        f"/contacts/{resident}/preferences",
+        json={"preferred_channel": "sms"},
+        headers=messaging.as_("resident", "someone-else"),
+    )
     assert forbidden.status_code == 403
-    bad = await messaging.client.put(f"/contacts/{resident}/preferences", json={"preferred_channel": "pigeon"}, headers=own)
+    bad = await messaging.client.put(
+        f"/contacts/{resident}/preferences", json={"preferred_channel": "pigeon"}, headers=own
+    )
     assert bad.status_code == 422
     await invited(messaging, resident)
     assert [c.channel for c in messaging.gateway.to(resident)] == ["voice"]
@@ -151,10 +190,17 @@ async def test_alertmanager_alerts_reach_the_staff_group_once(database_url, cloc
                  "startsAt": "2026-11-21T01:00:00Z"}  # fmt: skip
         body = {"version": "4", "status": "firing", "alerts": [alert]}
         assert (await messaging.client.post("/alerts", json=body)).status_code == 401
-        assert (await messaging.client.post("/alerts", json=body, headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (
+            await messaging.client.post("/alerts", json=body, headers={"Authorization": "Bearer wrong"})
+        ).status_code == 401
         auth = {"Authorization": "Bearer alerts-token-0123456789"}
         assert (await messaging.client.post("/alerts", json=body, headers=auth)).json() == {"queued": 1}
-        assert (await messaging.client.post("/alerts", json=body, headers=auth)).json() == {"queued": 0}  # repeated by Alertmanager
+        assert (await messaging.client.post("/alerts", json=body, headers=auth)).json() == {
+            "queued": 0
+        }  # repeated by Alertmanager
         await messaging.runtime.run_job("messages-send")
         [call] = messaging.gateway.to("staff-group", "alert")
-        assert call.channel == "chat" and call.body["text"] == "【告警】断货 Stock out: 口罩 at D1\nAlert (firing): Receive stock or transfer it"
+        assert (
+            call.channel == "chat"
+            and call.body["text"] == "【告警】断货 Stock out: 口罩 at D1\nAlert (firing): Receive stock or transfer it"
+        )

@@ -38,7 +38,11 @@ class Service(AppHarness):
             envelope = item if isinstance(item, ce.CloudEvent) else ce.wrap(item, at=self.clock.now())
             envelopes.append(envelope)
             value, key = ce.encode(envelope), envelope.subject.encode()
-            records.append(ConsumerRecord("messaging.events.v1", 0, next(_offsets), 0, 0, key, value, None, len(key), len(value), []))
+            records.append(
+                ConsumerRecord(
+                    "messaging.events.v1", 0, next(_offsets), 0, 0, key, value, None, len(key), len(value), []
+                )
+            )
         await self.runtime.runners[0].handle(records)
         return envelopes
 
@@ -69,7 +73,11 @@ def reply(clock, **fields) -> dict:
 
 
 async def resolved_complaint(command: Service, resident: str) -> str:
-    opened = await command.client.post("/tickets", json={"category": "complaint", "description": "楼道灯坏了"}, headers=command.as_("resident", resident))
+    opened = await command.client.post(
+        "/tickets",
+        json={"category": "complaint", "description": "楼道灯坏了"},
+        headers=command.as_("resident", resident),
+    )
     assert opened.status_code == 201, opened.text
     ticket = opened.json()["ticket_id"]
     await resolve(command, ticket)
@@ -91,12 +99,18 @@ async def stage(command: Service, ticket: str) -> str:
 async def test_a_2_reopens_and_a_5_closes_applied_once(command):
     resident = unique("R")
     ticket = await resolved_complaint(command, resident)
-    [two] = await command.deliver(FeedbackReceived(**reply(command.clock), ticket_id=ticket, resident_id=resident, satisfaction=2, comment="还是黑的"))
+    [two] = await command.deliver(
+        FeedbackReceived(
+            **reply(command.clock), ticket_id=ticket, resident_id=resident, satisfaction=2, comment="还是黑的"
+        )
+    )
     assert await stage(command, ticket) == "reopened"
     await command.deliver(two)  # redelivered: nothing more
     assert len(await command.outbox("TicketReopened")) == 1
     await resolve(command, ticket)
-    await command.deliver(FeedbackReceived(**reply(command.clock), ticket_id=ticket, resident_id=resident, satisfaction=5))
+    await command.deliver(
+        FeedbackReceived(**reply(command.clock), ticket_id=ticket, resident_id=resident, satisfaction=5)
+    )
     assert await stage(command, ticket) == "closed"
     [closed] = await command.outbox("TicketClosed")
     assert closed["data"]["satisfaction"] == 5 and closed["data"]["by"] == resident
@@ -104,10 +118,14 @@ async def test_a_2_reopens_and_a_5_closes_applied_once(command):
 
 async def test_an_owner_acknowledges_by_reply(command):
     resident = unique("R")
-    opened = await command.client.post("/tickets", json={"category": "complaint", "description": "噪音"}, headers=command.as_("resident", resident))
+    opened = await command.client.post(
+        "/tickets", json={"category": "complaint", "description": "噪音"}, headers=command.as_("resident", resident)
+    )
     ticket = opened.json()["ticket_id"]
     owner = opened.json()["owner"]
-    await command.deliver(AcknowledgementReceived(**reply(command.clock, channel="chat"), ticket_id=ticket, person_id=owner))
+    await command.deliver(
+        AcknowledgementReceived(**reply(command.clock, channel="chat"), ticket_id=ticket, person_id=owner)
+    )
     assert await stage(command, ticket) == "responding"
 
 
@@ -116,7 +134,9 @@ async def test_replies_nobody_understands_and_unanswered_invitations_become_grid
     await command.deliver(ReplyNotUnderstood(**reply(command.clock), sender_id=resident, resident_id=resident, text="我发烧了 38.5",
                                              grid_id="G1", building_id="B01"))  # fmt: skip
     ticket = unique("T")
-    await command.deliver(FeedbackUnanswered(ticket_id=ticket, resident_id=resident, invited_at=command.clock.now(), grid_id="G1"))
+    await command.deliver(
+        FeedbackUnanswered(ticket_id=ticket, resident_id=resident, invited_at=command.clock.now(), grid_id="G1")
+    )
     opened = {e["data"]["kind"]: e["data"] for e in await command.outbox("TicketOpened")}
     assert opened["message_reply"]["owner"] == "gw-G1" and opened["feedback_call"]["owner"] == "gw-G1"
     assert "38.5" not in opened["message_reply"]["title"]  # the words are on the ticket, never in its title
@@ -127,11 +147,18 @@ async def test_a_check_in_by_reply(checkin):
     body = {"name": "王芳", "phone": "13800000201", "grid_id": "G1", "building_id": "B01", "unit": "1", "room": "101"}
     registered = await checkin.client.post("/residents", json=body, headers=checkin.as_("admin", "admin-1"))
     resident = registered.json()["resident_id"]
-    event = CheckInReceived(**reply(checkin.clock), resident_id=resident, date=checkin.clock.now().date(), temperature_c=36.6)
+    event = CheckInReceived(
+        **reply(checkin.clock), resident_id=resident, date=checkin.clock.now().date(), temperature_c=36.6
+    )
     await checkin.deliver(event)
     [submitted] = await checkin.outbox("CheckInSubmitted")
     assert submitted["data"]["resident_id"] == resident and submitted["data"]["channel"] == "self"
     assert submitted["data"]["temperature_c"] == 36.6
-    voice = CheckInReceived(**reply(checkin.clock, channel="voice"), resident_id=resident, date=checkin.clock.now().date(), temperature_c=37.5)
+    voice = CheckInReceived(
+        **reply(checkin.clock, channel="voice"),
+        resident_id=resident,
+        date=checkin.clock.now().date(),
+        temperature_c=37.5,
+    )
     await checkin.deliver(voice)  # a second check-in the same day: as POST /checkins treats it
     assert [e["data"]["channel"] for e in await checkin.outbox("CheckInSubmitted")][-1] in ("self", "voice_call")

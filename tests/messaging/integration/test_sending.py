@@ -5,7 +5,6 @@ reach each new owner."""
 
 from __future__ import annotations
 
-
 from common.events.checkin import CheckInSubmitted
 from common.events.command import TicketEscalated, TicketOpened, TicketResolved
 from common.events.dispatch import RequestFulfilled, RequestRaised
@@ -13,7 +12,9 @@ from messaging.gateway import sign, verify
 from support import unique
 
 
-def opened(ticket_id: str, resident_id: str | None, now, priority: str = "normal", owner: str = "gw-G1") -> TicketOpened:
+def opened(
+    ticket_id: str, resident_id: str | None, now, priority: str = "normal", owner: str = "gw-G1"
+) -> TicketOpened:
     return TicketOpened(ticket_id=ticket_id, kind="complaint", priority=priority, owner=owner, department="command",
                         respond_by=now, resolve_by=now, resident_id=resident_id, grid_id="G1")  # fmt: skip
 
@@ -22,7 +23,9 @@ async def test_the_same_event_delivered_twice_sends_one_message(messaging):
     resident = await messaging.resident(unique("R"), "13800000001")
     ticket = unique("T")
     await messaging.deliver(opened(ticket, resident, messaging.clock.now()))
-    [resolved] = await messaging.deliver(TicketResolved(ticket_id=ticket, stage="resolved", owner="gw-G1", at=messaging.clock.now()))
+    [resolved] = await messaging.deliver(
+        TicketResolved(ticket_id=ticket, stage="resolved", owner="gw-G1", at=messaging.clock.now())
+    )
     await messaging.deliver(resolved)  # redelivered: the inbox knows it
     await messaging.deliver(resolved, resolved)  # and twice in one batch
     await messaging.runtime.run_job("messages-send")
@@ -59,12 +62,29 @@ async def test_outbound_calls_are_signed_as_standard_webhooks(messaging):
     # The gateway verifies every call; a call it could not verify would be counted here.
     resident = await messaging.resident(unique("R"), "13800000002")
     request = unique("Q")
-    await messaging.deliver(RequestRaised(request_id=request, resident_id=resident, category="groceries", priority="normal", due_by=messaging.clock.now()))
+    await messaging.deliver(
+        RequestRaised(
+            request_id=request,
+            resident_id=resident,
+            category="groceries",
+            priority="normal",
+            due_by=messaging.clock.now(),
+        )
+    )
     await messaging.deliver(RequestFulfilled(request_id=request, volunteer_id="V1", service_minutes=20))
     await messaging.runtime.run_job("messages-send")
     assert messaging.gateway.to(resident, "request_fulfilled") and messaging.gateway.bad_signatures == 0
     body, stamp = b'{"a":1}', 1_700_000_000
-    assert verify("k", {"webhook-id": "m1", "webhook-timestamp": str(stamp), "webhook-signature": sign("k", "m1", stamp, body)}, body, stamp, 60) == "m1"
+    assert (
+        verify(
+            "k",
+            {"webhook-id": "m1", "webhook-timestamp": str(stamp), "webhook-signature": sign("k", "m1", stamp, body)},
+            body,
+            stamp,
+            60,
+        )
+        == "m1"
+    )
 
 
 async def test_a_failed_sms_to_an_elderly_resident_becomes_a_voice_call(messaging):
@@ -74,7 +94,9 @@ async def test_a_failed_sms_to_an_elderly_resident_becomes_a_voice_call(messagin
     for resident in (elderly, younger):
         ticket = unique("T")
         await messaging.deliver(opened(ticket, resident, messaging.clock.now()))
-        await messaging.deliver(TicketResolved(ticket_id=ticket, stage="resolved", owner="gw-G1", at=messaging.clock.now()))
+        await messaging.deliver(
+            TicketResolved(ticket_id=ticket, stage="resolved", owner="gw-G1", at=messaging.clock.now())
+        )
     attempts = messaging.runtime.settings.send_max_attempts
     for _ in range(attempts):
         await messaging.runtime.run_job("messages-send")
@@ -85,7 +107,10 @@ async def test_a_failed_sms_to_an_elderly_resident_becomes_a_voice_call(messagin
     assert call.channel == "voice"
     assert messaging.gateway.to(younger) == []  # no voice for them: the grid worker follows up instead
     [voice] = await messaging.messages(kind="feedback_invitation", channel="voice")
-    assert voice.fallback_of == next(m.message_id for m in failed if m.recipient_id == elderly) and voice.status == "accepted"
+    assert (
+        voice.fallback_of == next(m.message_id for m in failed if m.recipient_id == elderly)
+        and voice.status == "accepted"
+    )
     # The elderly resident answers the call (a keypress); the younger one never answers.
     assert (await messaging.reply("4", "13800000003", unique("gw"), channel="voice")).json()["outcome"] == "feedback"
     messaging.clock.advance(hours=25)
@@ -130,7 +155,15 @@ async def test_a_person_gets_at_most_the_hourly_limit(messaging):
     limit = messaging.runtime.settings.rate_limit_per_hour
     for _ in range(limit + 2):
         request = unique("Q")
-        await messaging.deliver(RequestRaised(request_id=request, resident_id=resident, category="groceries", priority="normal", due_by=messaging.clock.now()))
+        await messaging.deliver(
+            RequestRaised(
+                request_id=request,
+                resident_id=resident,
+                category="groceries",
+                priority="normal",
+                due_by=messaging.clock.now(),
+            )
+        )
         await messaging.deliver(RequestFulfilled(request_id=request, volunteer_id="V1", service_minutes=20))
     await messaging.runtime.run_job("messages-send")
     assert len(messaging.gateway.to(resident)) == limit
@@ -151,7 +184,9 @@ async def test_the_checkin_reminder_goes_once_a_day_by_voice_to_the_elderly(mess
     await messaging.runtime.run_job("messages-send")
     assert [c.channel for c in messaging.gateway.to(elderly, "checkin_reminder")] == ["voice"]
     assert [c.channel for c in messaging.gateway.to(plain, "checkin_reminder")] == ["sms"]
-    assert "王芳" in messaging.gateway.to(plain)[0].body["text"] and "10:00" in messaging.gateway.to(plain)[0].body["text"]
+    assert (
+        "王芳" in messaging.gateway.to(plain)[0].body["text"] and "10:00" in messaging.gateway.to(plain)[0].body["text"]
+    )
     assert messaging.gateway.to(done) == []
     messaging.clock.advance(hours=1)  # 10:05: past the cutoff, the sweep's turn
     assert await messaging.runtime.run_job("checkin-reminders") is None

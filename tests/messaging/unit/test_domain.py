@@ -26,7 +26,18 @@ def test_no_template_can_carry_a_health_value():
     for kind, template in CATALOG.items():
         assert not template.facts & HEALTH_FACTS, f"{kind} names a health fact: {template.facts & HEALTH_FACTS}"
         text = template.render({**poisoned, **{f: "x" for f in template.facts}})
-        for value in ("38.9", "咳嗽", "cough", "chronic", "psychological", "抑郁", "发烧", "hospitalised", "insulin", "胸闷"):
+        for value in (
+            "38.9",
+            "咳嗽",
+            "cough",
+            "chronic",
+            "psychological",
+            "抑郁",
+            "发烧",
+            "hospitalised",
+            "insulin",
+            "胸闷",
+        ):
             assert value not in text, f"{kind} leaks {value!r}"
 
 
@@ -53,7 +64,10 @@ def test_who_hears_of_a_request():
     assert [(d.kind, d.recipient_id) for d in drafts] == [("volunteer_assigned", "V1"), ("request_assigned", "R1")]
     assert "medicine" not in drafts[0].text() and "https://portal.example/volunteer/tasks/Q1" in drafts[0].text()
     planned = DeliveryPlanned(run_id="RUN1", volunteer_id="V1", stops=["Q1", "Q2"], distance_m=2300, etas=[NOW])
-    kinds = [(d.kind, d.recipient_id) for d in domain.plan(planned, wording=WORDING, request_resident={"Q1": "R1", "Q2": "R2"})]
+    kinds = [
+        (d.kind, d.recipient_id)
+        for d in domain.plan(planned, wording=WORDING, request_resident={"Q1": "R1", "Q2": "R2"})
+    ]
     assert kinds == [("volunteer_route", "V1"), ("request_planned", "R1"), ("request_planned", "R2")]
     fulfilled = RequestFulfilled(request_id="Q1", volunteer_id="V1", service_minutes=30, resident_id="R1")
     assert [d.kind for d in domain.plan(fulfilled, wording=WORDING)] == ["request_fulfilled"]
@@ -62,7 +76,9 @@ def test_who_hears_of_a_request():
 def test_feedback_is_asked_only_of_a_ticket_about_a_resident():
     resolved = TicketResolved(ticket_id="T1", stage="resolved", owner="gw-G1", at=NOW)
     about = domain.TicketRef("T1", "complaint", "cmd-duty", resident_id="R1")
-    assert [(d.kind, d.recipient_id) for d in domain.plan(resolved, wording=WORDING, ticket=about)] == [("feedback_invitation", "R1")]
+    assert [(d.kind, d.recipient_id) for d in domain.plan(resolved, wording=WORDING, ticket=about)] == [
+        ("feedback_invitation", "R1")
+    ]
     stock = domain.TicketRef("T1", "stock_shortage", "supplies-officer")
     assert domain.plan(resolved, wording=WORDING, ticket=stock) == []
     escalated = TicketEscalated(ticket_id="T1", stage="discovered", owner="cmd-lead", at=NOW, level=2)
@@ -79,8 +95,13 @@ def test_channels():
     assert domain.channel_for("feedback_invitation", domain.Contact("R3")) == "page"  # no phone
     assert domain.channel_for("feedback_invitation", None) == "page"
     assert domain.channel_for("ticket_opened", None) == "chat"
-    assert domain.channel_for("feedback_invitation", domain.Contact("R4", phone="137", preferred_channel="voice")) == "voice"
-    assert domain.channel_for("feedback_invitation", domain.Contact("R5", preferred_channel="sms")) == "page"  # no phone to text
+    assert (
+        domain.channel_for("feedback_invitation", domain.Contact("R4", phone="137", preferred_channel="voice"))
+        == "voice"
+    )
+    assert (
+        domain.channel_for("feedback_invitation", domain.Contact("R5", preferred_channel="sms")) == "page"
+    )  # no phone to text
     assert domain.fallback_channel("sms", elderly) == "voice"
     assert domain.fallback_channel("sms", plain) is None
     assert domain.fallback_channel("voice", elderly) is None

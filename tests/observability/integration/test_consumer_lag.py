@@ -32,7 +32,13 @@ async def topic(kafka):
 
 async def test_lag_is_what_the_group_has_not_committed(kafka, topic, tmp_path) -> None:
     group = f"obs-lag-{uuid.uuid4().hex[:8]}"
-    settings = ServiceSettings(service="obs", database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", kafka_bootstrap_servers=kafka, start_consumers=False, kafka_principal="operator")
+    settings = ServiceSettings(
+        service="obs",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db",
+        kafka_bootstrap_servers=kafka,
+        start_consumers=False,
+        kafka_principal="operator",
+    )
     runtime = Runtime(settings)
     runtime.consume(Consumer(name=group, topics=[topic], handlers={}, dead_letter_topic="obs.dlq.v1"))
     producer = AIOKafkaProducer(**kafka_client(bootstrap_servers=kafka))
@@ -44,7 +50,7 @@ async def test_lag_is_what_the_group_has_not_committed(kafka, topic, tmp_path) -
         await producer.stop()
 
     assert await runtime.measure_consumer_lag() == {}  # not connected to Kafka yet: nothing to say
-    await runtime._connect()  # noqa: SLF001 - what start() does in the background
+    await runtime._connect()
     try:
         assert await runtime.measure_consumer_lag() == {group: {topic: 5}}  # nothing committed: all of it
         reader = AIOKafkaConsumer(**kafka_client(bootstrap_servers=kafka), group_id=group, enable_auto_commit=False)
@@ -55,6 +61,6 @@ async def test_lag_is_what_the_group_has_not_committed(kafka, topic, tmp_path) -
         finally:
             await reader.stop()
         assert await runtime.measure_consumer_lag() == {group: {topic: 1}}
-        assert runtime.metrics.consumer_lag.labels("obs", group, topic)._value.get() == 1  # noqa: SLF001
+        assert runtime.metrics.consumer_lag.labels("obs", group, topic)._value.get() == 1
     finally:
         await runtime.stop()

@@ -13,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "deploy/prometheus/alertmanager.yml"
 AMTOOL = shutil.which("amtool")
-needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool (Debian's prometheus-alertmanager package) is not installed")
+needs_amtool = pytest.mark.skipif(
+    AMTOOL is None, reason="amtool (Debian's prometheus-alertmanager package) is not installed"
+)
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess:
@@ -27,7 +29,10 @@ def test_the_configuration_passes_amtool() -> None:
 
 
 @needs_amtool
-@pytest.mark.parametrize("labels", [["severity=critical", "alertname=FirstLineStockOut"], ["severity=warning", "alertname=FirstLineTicketsOverdue"]])
+@pytest.mark.parametrize(
+    "labels",
+    [["severity=critical", "alertname=FirstLineStockOut"], ["severity=warning", "alertname=FirstLineTicketsOverdue"]],
+)
 def test_every_alert_reaches_the_staff_chat(labels: list[str]) -> None:
     result = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
     assert result.returncode == 0 and result.stdout.strip() == "staff-chat", result.stdout + result.stderr

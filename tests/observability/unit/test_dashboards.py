@@ -25,9 +25,15 @@ def test_committed_dashboards_are_what_build_py_writes() -> None:
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     rendered = build.render()
-    assert set(rendered) == set(boards()) == {"overview.json", "checkin.json", "supplies.json", "dispatch.json", "timebank.json", "pipeline.json"}
+    assert (
+        set(rendered)
+        == set(boards())
+        == {"overview.json", "checkin.json", "supplies.json", "dispatch.json", "timebank.json", "pipeline.json"}
+    )
     for name, text in rendered.items():
-        assert (GRAFANA / "dashboards" / name).read_text(encoding="utf-8") == text, f"{name}: run deploy/grafana/build.py"
+        assert (GRAFANA / "dashboards" / name).read_text(encoding="utf-8") == text, (
+            f"{name}: run deploy/grafana/build.py"
+        )
 
 
 def test_every_panel_queries_the_provisioned_datasource() -> None:
@@ -46,7 +52,9 @@ def test_every_panel_queries_the_provisioned_datasource() -> None:
                 continue
             assert CJK.search(panel["title"]), panel["title"]
             assert panel["datasource"]["uid"] == source["uid"], (name, panel["title"])
-            assert panel["targets"] and all(t["expr"].strip() and t["datasource"]["uid"] == source["uid"] for t in panel["targets"])
+            assert panel["targets"] and all(
+                t["expr"].strip() and t["datasource"]["uid"] == source["uid"] for t in panel["targets"]
+            )
             assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
 
 

@@ -95,5 +95,10 @@ def test_a_service_registry_exports_its_process_beside_its_own_figures() -> None
     registry = CollectorRegistry()
     PipelineMetrics(registry, "supplies")
     names = {name for name, _ in samples(registry)}
-    assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "python_info", "python_gc_collections_total"} <= names
+    assert {
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "python_info",
+        "python_gc_collections_total",
+    } <= names
     assert any(name.startswith("firstline_outbox") for name in names)

@@ -26,7 +26,9 @@ from common.outbox import UnitOfWork
 def restore_logging():
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    uvicorn = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate) for name in logs.UVICORN_LOGGERS}
+    uvicorn = {
+        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate) for name in logs.UVICORN_LOGGERS
+    }
     yield
     root.handlers[:], level = saved
     root.setLevel(level)
@@ -76,14 +78,19 @@ async def test_an_http_request_s_lines_carry_its_id(capsys) -> None:
 
 def test_a_consumed_event_s_lines_carry_its_correlation_id(capsys) -> None:
     logs.configure("timebank", "INFO", as_json=True)
-    envelope = ce.wrap(RequestCancelled(request_id="RQ-1", reason="moved away"), at=datetime.now(UTC), correlation_id="corr-42")
+    envelope = ce.wrap(
+        RequestCancelled(request_id="RQ-1", reason="moved away"), at=datetime.now(UTC), correlation_id="corr-42"
+    )
     uow = UnitOfWork(db=None, clock=None)  # type: ignore[arg-type]  # no transaction is opened here
     uow.cause = envelope  # as the consumer runner does around each handler
     logging.getLogger("timebank.redemptions").info("refunding")
     uow.cause = None
     logging.getLogger("timebank").info("batch committed")
     entries = lines(capsys.readouterr().err)
-    assert [(e["message"], e.get("correlation_id")) for e in entries] == [("refunding", "corr-42"), ("batch committed", None)]
+    assert [(e["message"], e.get("correlation_id")) for e in entries] == [
+        ("refunding", "corr-42"),
+        ("batch committed", None),
+    ]
 
 
 def test_text_mode_appends_the_context(capsys) -> None:

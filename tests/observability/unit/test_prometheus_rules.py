@@ -35,7 +35,9 @@ def test_configs_are_valid(config: str) -> None:
 
 
 def test_every_alert_has_a_unit_test_and_words_for_ops() -> None:
-    rules = [r for f in (PROM / "rules").glob("*.yml") for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]]
+    rules = [
+        r for f in (PROM / "rules").glob("*.yml") for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
+    ]
     alerts = {r["alert"] for r in rules if "alert" in r}
     tested = {
         case["alertname"]

@@ -69,7 +69,9 @@ def stack(kafka, tmp_path_factory) -> Iterator[Stack]:
     # The stack's consumers start at the topics' ends: what these journeys cause, not the broker's history.
     asyncio.run(start_groups_at_the_end(kafka, {group: CONSUMING[svc] for svc, group in stack.groups.items()}))
     try:
-        result = subprocess.run([str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True)
+        result = subprocess.run(
+            [str(ROOT / "deploy/stack.sh"), "up"], env=stack.env, cwd=ROOT, capture_output=True, text=True
+        )
         if result.returncode != 0:
             pytest.fail(f"deploy/stack.sh up failed:\n{result.stdout}\n{result.stderr}")
         yield stack
@@ -82,11 +84,24 @@ def phone() -> Iterator[webdriver.Chrome]:
     profile = tempfile.mkdtemp(prefix="firstline-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--window-size=360,640",
-                 f"--user-agent={WECHAT}", "--lang=zh-CN"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=360,640",
+        f"--user-agent={WECHAT}",
+        "--lang=zh-CN",
+    ):
         options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 360, "height": 640, "pixelRatio": 2.0}, "userAgent": WECHAT})
+    options.add_experimental_option(
+        "mobileEmulation", {"deviceMetrics": {"width": 360, "height": 640, "pixelRatio": 2.0}, "userAgent": WECHAT}
+    )
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     driver.set_page_load_timeout(30)
     try:

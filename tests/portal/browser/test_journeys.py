@@ -21,7 +21,17 @@ pytestmark = pytest.mark.e2e
 
 def register(stack, name: str, building: str, room: str) -> str:
     with stack.admin() as checkin:
-        response = checkin.post("/residents", json={"name": name, "phone": "13800000000", "grid_id": "G1", "building_id": building, "unit": "1", "room": room})
+        response = checkin.post(
+            "/residents",
+            json={
+                "name": name,
+                "phone": "13800000000",
+                "grid_id": "G1",
+                "building_id": building,
+                "unit": "1",
+                "room": room,
+            },
+        )
         assert response.status_code == 201, response.text
         return response.json()["resident_id"]
 
@@ -108,7 +118,9 @@ def test_scan_check_in_with_a_fever_ask_for_groceries_and_rate_the_resolved_tick
     building = unique("B")
     resident = register(stack, "陈静", building, "401")
     phone.get(link(stack, resident))
-    form = WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'form.checkin[data-member="{resident}"]')))
+    form = WebDriverWait(phone, 20).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, f'form.checkin[data-member="{resident}"]'))
+    )
     form.find_element(By.NAME, "temperature_c").send_keys("38.2")
     form.find_element(By.CSS_SELECTOR, "button[name=none]").click()
     wait_until(lambda: status_of(stack, resident)["status"] == "needs_attention", "the fever check-in")
@@ -129,7 +141,12 @@ def test_scan_check_in_with_a_fever_ask_for_groceries_and_rate_the_resolved_tick
 
     with stack.admin("command") as command:
         assert command.post(f"/tickets/{opened['ticket_id']}/acknowledge", json={}).status_code == 200
-        assert command.post(f"/tickets/{opened['ticket_id']}/resolve", json={"resolution": "医生已上门，体温已正常"}).status_code == 200
+        assert (
+            command.post(
+                f"/tickets/{opened['ticket_id']}/resolve", json={"resolution": "医生已上门，体温已正常"}
+            ).status_code
+            == 200
+        )
     phone.refresh()
     WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".feedback")))
     phone.find_element(By.CSS_SELECTOR, '.stars button[value="5"]').click()
@@ -143,7 +160,9 @@ def test_the_building_lead_checks_in_for_a_neighbour(stack, phone):
     elder = register(stack, "张大爷", building, "301")
     register(stack, "刘阿姨", building, "302")
     with stack.admin("portal") as portal:
-        invitation = portal.post("/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}).json()["url"]
+        invitation = portal.post(
+            "/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}
+        ).json()["url"]
     phone.get(invitation)
     WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))
     assert "今天已打卡 0/2 人" in phone.page_source
@@ -158,12 +177,18 @@ def test_the_household_page_hears_at_once_that_the_lead_checked_in_for_grandma(s
     grandma = register(stack, "钱奶奶", building, "801")
     register(stack, "钱小明", building, "801")
     phone.get(link(stack, grandma))
-    WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, f'form.checkin[data-member="{grandma}"]')))
+    WebDriverWait(phone, 20).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, f'form.checkin[data-member="{grandma}"]'))
+    )
     with stack.admin("portal") as portal:
-        invitation = portal.post("/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}).json()["url"]
+        invitation = portal.post(
+            "/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}
+        ).json()["url"]
     with httpx.Client(timeout=30) as lead:
         lead.get(invitation)  # signed in as the lead (cookie kept)
-        done = lead.post(stack.url("portal", "/lead/checkins"), data={"resident_id": grandma, "temperature_c": "36.4", "none": "1"})
+        done = lead.post(
+            stack.url("portal", "/lead/checkins"), data={"resident_id": grandma, "temperature_c": "36.4", "none": "1"}
+        )
         assert done.status_code == 303 and "error" not in done.headers["location"]
     status = phone.find_element(By.CSS_SELECTOR, f'.member[data-member="{grandma}"] [data-status]')
     wait_until(lambda: status.text == "已打卡", "the household page to show grandma checked in, without reloading")
@@ -178,10 +203,15 @@ def serious_violations(phone) -> list[str]:
     if not AXE.exists():
         pytest.fail(f"{AXE} missing: run `make browser-install`")
     phone.execute_script(AXE.read_text())
-    result = phone.execute_async_script("const done = arguments[arguments.length - 1]; axe.run(document).then(done, e => done({error: String(e)}));")
+    result = phone.execute_async_script(
+        "const done = arguments[arguments.length - 1]; axe.run(document).then(done, e => done({error: String(e)}));"
+    )
     assert "error" not in result, result
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def test_the_pages_have_no_serious_accessibility_problem(stack, phone):
@@ -194,7 +224,9 @@ def test_the_pages_have_no_serious_accessibility_problem(stack, phone):
         phone.get(stack.url("portal", path))
         found[path] = serious_violations(phone)
     with stack.admin("portal") as portal:
-        invitation = portal.post("/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}).json()["url"]
+        invitation = portal.post(
+            "/admin/invitations", json={"role": "building_lead", "sub": unique("lead"), "building_ids": [building]}
+        ).json()["url"]
     phone.delete_all_cookies()
     phone.get(invitation)
     WebDriverWait(phone, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".summary")))

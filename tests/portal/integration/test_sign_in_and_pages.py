@@ -22,7 +22,7 @@ async def sign_in_household(portal, client, household_id: str) -> None:
 
 async def test_a_household_link_opens_the_household_page_and_checks_in_a_member(portal):
     wang = await portal.register("王芳", "101")
-    li = await portal.register("李强", "101")
+    await portal.register("李强", "101")
     await portal.register("赵敏", "102")
     async with portal.browser() as phone:
         await sign_in_household(portal, phone, wang)  # a resident's id names their household
@@ -31,7 +31,9 @@ async def test_a_household_link_opens_the_household_page_and_checks_in_a_member(
         assert "王芳" in page.text and "李强" in page.text and "赵敏" not in page.text  # only the household
         assert "今天还有 2 人没打卡" in page.text
 
-        checked = await phone.post("/home/checkins", data={"resident_id": wang, "temperature_c": "36.5", "none": "1", "key": "k1"})
+        checked = await phone.post(
+            "/home/checkins", data={"resident_id": wang, "temperature_c": "36.5", "none": "1", "key": "k1"}
+        )
         assert checked.status_code == 303 and "done=" in checked.headers["location"]
         page = await phone.get("/home")
         assert "今天还有 1 人没打卡" in page.text
@@ -88,7 +90,9 @@ async def test_phone_code_sign_in_answers_the_same_whether_the_number_exists(por
         code = re.search(r"\d{6}", sent["text"]).group()
         assert sent["to"] == "13900000001"
 
-        wrong = await browser.post("/signin", data={"phone": "13900000001", "code": "000000" if code != "000000" else "111111"})
+        wrong = await browser.post(
+            "/signin", data={"phone": "13900000001", "code": "000000" if code != "000000" else "111111"}
+        )
         assert wrong.status_code == 401 and "验证码不对" in wrong.text
         right = await browser.post("/signin", data={"phone": "13900000001", "code": code})
         assert right.status_code == 303 and right.headers["location"] == "/lead"
@@ -149,7 +153,9 @@ async def test_the_lead_checks_in_for_a_neighbour_and_sees_no_health_facts(porta
 
 async def test_a_lead_of_another_building_sees_nothing_of_this_one(portal):
     await portal.register("王芳", "101", building="B01")
-    response = await portal.checkin.client.get("/households", params={"building_id": "B01"}, headers=bearer("building_lead", "lead-9", building_ids=["B02"]))
+    response = await portal.checkin.client.get(
+        "/households", params={"building_id": "B01"}, headers=bearer("building_lead", "lead-9", building_ids=["B02"])
+    )
     assert response.status_code == 403
 
 
@@ -199,7 +205,9 @@ async def test_the_qr_sheet_is_an_a4_pdf_with_chinese_fonts_for_an_admin_or_that
         sheet = await client.get("/admin/buildings/B01/qr.pdf", headers=bearer("admin", "admin-1"))
         assert sheet.status_code == 200 and sheet.content.startswith(b"%PDF")
         assert b"NotoSansCJK" in sheet.content  # the Chinese font is embedded
-        assert (await client.get("/admin/buildings/B01/qr.pdf", headers=bearer("building_lead", "l", building_ids=["B01"]))).status_code == 403
+        assert (
+            await client.get("/admin/buildings/B01/qr.pdf", headers=bearer("building_lead", "l", building_ids=["B01"]))
+        ).status_code == 403
     async with portal.browser() as lead:
         await lead.get(path_of(await portal.invite("building_lead", "lead-7", building_ids=["B02"])))
         assert (await lead.get("/buildings/B01/qr.pdf")).status_code == 403  # another building's lead

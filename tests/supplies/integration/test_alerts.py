@@ -17,7 +17,13 @@ async def test_stock_low_once_per_crossing_stock_out_at_zero_and_a_clearing_even
     low = await supplies.outbox("StockLow")
     assert len(low) == 1
     data = low[0]["data"]
-    assert (data["item_id"], data["depot_id"], data["on_hand"], data["threshold"], data["reason"]) == (item, depot, 15, 20, "threshold")
+    assert (data["item_id"], data["depot_id"], data["on_hand"], data["threshold"], data["reason"]) == (
+        item,
+        depot,
+        15,
+        20,
+        "threshold",
+    )
     assert low[0]["subject"] == f"{item}:{depot}"
     await supplies.issue(item, depot, 9)  # 0
     await supplies.issue(item, depot, 1, expect=409)
@@ -79,7 +85,9 @@ async def test_reservations_count_against_the_line(supplies):
     item = await supplies.item("MASK", threshold=10)
     depot = await supplies.depot("Station")
     await supplies.receive(item, depot, 15)
-    held = await supplies.post("/reservations", {"request_id": "REQ-1", "lines": [{"item_id": item, "quantity": 8}]}, 200)
+    held = await supplies.post(
+        "/reservations", {"request_id": "REQ-1", "lines": [{"item_id": item, "quantity": 8}]}, 200
+    )
     assert held["status"] == "held"
     position = await supplies.position(item, depot)
     assert (position["on_hand"], position["reserved"], position["available"], position["state"]) == (15, 8, 7, "low")

@@ -14,14 +14,16 @@ from aiokafka import AIOKafkaProducer
 from common import envelope as ce
 from common.events.dispatch import ItemLine, RequestAssigned, RequestFulfilled, RequestRaised
 from common.topics import DISPATCH_EVENTS, SUPPLIES_EVENTS, dlq
-from support import TopicReader, bearer, kafka_client, wait_for
 from supplies.main import create_app
 from supplies.settings import SuppliesSettings
+from support import TopicReader, bearer, kafka_client, wait_for
 
 pytestmark = pytest.mark.kafka
 
 
-async def test_dispatch_events_from_kafka_reserve_and_issue_garbage_is_dead_lettered_redelivery_ignored(kafka, tmp_path):
+async def test_dispatch_events_from_kafka_reserve_and_issue_garbage_is_dead_lettered_redelivery_ignored(
+    kafka, tmp_path
+):
     settings = SuppliesSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/supplies.db",
         kafka_bootstrap_servers=kafka,
@@ -38,9 +40,21 @@ async def test_dispatch_events_from_kafka_reserve_and_issue_garbage_is_dead_lett
         runtime = app.state.runtime
         await wait_for(lambda: runtime.broker_connected, timeout=30, what="supplies connected to Kafka")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://supplies") as client:
-            item = (await client.post("/items", json={"sku": f"MASK-{run}", "name": "N95", "unit": "box", "category": "protective", "threshold": 8}, headers=officer)).json()["item_id"]
-            depot = (await client.post("/depots", json={"name": f"Station {run}", "lat": 31.2, "lon": 121.4}, headers=officer)).json()["depot_id"]
-            response = await client.post("/stock/receipts", json={"item_id": item, "depot_id": depot, "quantity": 10}, headers=officer)
+            item = (
+                await client.post(
+                    "/items",
+                    json={"sku": f"MASK-{run}", "name": "N95", "unit": "box", "category": "protective", "threshold": 8},
+                    headers=officer,
+                )
+            ).json()["item_id"]
+            depot = (
+                await client.post(
+                    "/depots", json={"name": f"Station {run}", "lat": 31.2, "lon": 121.4}, headers=officer
+                )
+            ).json()["depot_id"]
+            response = await client.post(
+                "/stock/receipts", json={"item_id": item, "depot_id": depot, "quantity": 10}, headers=officer
+            )
             assert response.status_code == 201, response.text
 
             raised = ce.wrap(

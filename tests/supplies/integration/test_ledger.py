@@ -104,7 +104,9 @@ async def test_bad_input_gets_a_4xx_that_says_why_and_changes_nothing(supplies, 
 async def test_catalog_rules(supplies):
     await supplies.item("MASK")
     duplicate = await supplies.client.post(
-        "/items", json={"sku": "mask", "name": "again", "unit": "box", "category": "protective"}, headers=supplies.officer
+        "/items",
+        json={"sku": "mask", "name": "again", "unit": "box", "category": "protective"},
+        headers=supplies.officer,
     )
     assert duplicate.status_code == 409 and "MASK" in duplicate.json()["detail"]
     unknown = await supplies.client.post(

@@ -21,7 +21,9 @@ operations = st.lists(
         st.tuples(st.just("receive"), depot, quantity, st.one_of(st.none(), st.integers(0, 6))),
         st.tuples(st.just("issue"), depot, quantity),
         st.tuples(st.just("transfer"), depot, quantity),
-        st.tuples(st.just("adjust"), depot, quantity, st.sampled_from(["loss", "damage", "expiry", "count_correction"])),
+        st.tuples(
+            st.just("adjust"), depot, quantity, st.sampled_from(["loss", "damage", "expiry", "count_correction"])
+        ),
         st.tuples(st.just("count"), depot, quantity),
         st.tuples(st.just("reserve"), quantity),
         st.tuples(st.just("release"), st.integers(0, 9)),
@@ -38,7 +40,9 @@ operations = st.lists(
 async def test_on_hand_is_the_sum_of_movements_and_never_negative(supplies, ops):
     service = supplies.service
     run = uuid.uuid4().hex[:8]
-    item = (await service.create_item("prop", sku=f"P-{run}", name="kit", unit="kit", category="testing", threshold=5)).item_id
+    item = (
+        await service.create_item("prop", sku=f"P-{run}", name="kit", unit="kit", category="testing", threshold=5)
+    ).item_id
     depots = [(await service.create_depot("prop", name=f"{run}-{n}", lat=31, lon=121)).depot_id for n in range(2)]
     requests: list[str] = []
 
@@ -53,15 +57,21 @@ async def test_on_hand_is_the_sum_of_movements_and_never_negative(supplies, ops)
                 case ("receive", d, q, days):
                     expires = None if days is None else service.today() + timedelta(days=days)
                     batch = None if days is None else f"B{days}"
-                    await service.receive("prop", depot_id=depots[d], item_id=item, quantity=q, batch=batch, expires_on=expires)
+                    await service.receive(
+                        "prop", depot_id=depots[d], item_id=item, quantity=q, batch=batch, expires_on=expires
+                    )
                 case ("issue", d, q):
                     await service.issue("prop", depot_id=depots[d], item_id=item, quantity=q)
                 case ("transfer", d, q):
-                    await service.transfer("prop", item_id=item, from_depot_id=depots[d], to_depot_id=depots[1 - d], quantity=q)
+                    await service.transfer(
+                        "prop", item_id=item, from_depot_id=depots[d], to_depot_id=depots[1 - d], quantity=q
+                    )
                 case ("adjust", d, q, reason):
                     await service.adjust("prop", depot_id=depots[d], item_id=item, quantity=-q, reason=reason)
                 case ("count", d, q):
-                    await service.adjust("prop", depot_id=depots[d], item_id=item, quantity=q, reason="count_correction")
+                    await service.adjust(
+                        "prop", depot_id=depots[d], item_id=item, quantity=q, reason="count_correction"
+                    )
                 case ("reserve", q):
                     requests.append(f"{run}-R{len(requests)}")
                     await service.reserve(requests[-1], [(item, q)], "prop")

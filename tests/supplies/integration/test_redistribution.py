@@ -35,7 +35,13 @@ async def test_a_transfer_is_suggested_once_and_carrying_it_out_closes_it(suppli
 
     await supplies.post(
         "/stock/transfers",
-        {"item_id": gel, "from_depot_id": b2, "to_depot_id": b1, "quantity": 56, "suggestion_id": suggestion["suggestion_id"]},
+        {
+            "item_id": gel,
+            "from_depot_id": b2,
+            "to_depot_id": b1,
+            "quantity": 56,
+            "suggestion_id": suggestion["suggestion_id"],
+        },
     )
     assert await supplies.get("/stock/transfers/suggestions") == []
     done = await supplies.get("/stock/transfers/suggestions", status="done")

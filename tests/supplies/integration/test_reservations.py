@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+
 from aiokafka import ConsumerRecord
 
 from common import envelope as ce
@@ -139,7 +140,9 @@ async def test_reservations_over_http_are_the_same_use_case(supplies):
         "/reservations", json={"request_id": "REQ-8", "lines": [{"item_id": mask, "quantity": -1}]}, headers=dispatcher
     )
     assert bad.status_code == 422 and "more than 0" in bad.json()["detail"]
-    released = await supplies.client.post("/reservations/REQ-7/release", json={"reason": "duplicate"}, headers=dispatcher)
+    released = await supplies.client.post(
+        "/reservations/REQ-7/release", json={"reason": "duplicate"}, headers=dispatcher
+    )
     assert released.json()["status"] == "released"
     assert (await supplies.position(mask, depot))["reserved"] == 0
 
@@ -182,7 +185,9 @@ async def test_a_cancellation_and_a_fulfilment_racing_act_once_and_the_same_requ
     depot = await supplies.depot("Station")
     await supplies.receive(mask, depot, 10)
     service = supplies.service
-    await asyncio.gather(*(service.reserve("REQ-TWICE", [(mask, 3)], "disp") for _ in range(5)), return_exceptions=False)
+    await asyncio.gather(
+        *(service.reserve("REQ-TWICE", [(mask, 3)], "disp") for _ in range(5)), return_exceptions=False
+    )
     assert (await supplies.position(mask, depot))["reserved"] == 3
     await service.reserve("REQ-RACE", [(mask, 4)], "disp")
     await asyncio.gather(service.release("REQ-RACE", "cancelled"), service.fulfil("REQ-RACE", "V-1"))

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 async def test_unknown_fields_are_refused_and_errors_do_not_echo_the_input(supplies):
     item = await supplies.client.post(
-        "/items", json={"sku": "MASK", "name": "口罩", "unit": "box", "category": "protective", "thresold": 5}, headers=supplies.officer
+        "/items",
+        json={"sku": "MASK", "name": "口罩", "unit": "box", "category": "protective", "thresold": 5},
+        headers=supplies.officer,
     )
     assert item.status_code == 422 and item.json()["detail"][0]["type"] == "extra_forbidden"
-    echoed = await supplies.client.post("/depots", json={"name": "SENTINEL-91", "lat": "SENTINEL-92"}, headers=supplies.officer)
+    echoed = await supplies.client.post(
+        "/depots", json={"name": "SENTINEL-91", "lat": "SENTINEL-92"}, headers=supplies.officer
+    )
     assert echoed.status_code == 422 and "SENTINEL" not in echoed.text
 
 
@@ -25,7 +29,8 @@ async def test_list_endpoints_answer_bounded_pages(supplies):
 
 async def test_a_body_over_the_service_limit_is_413(supplies):
     answer = await supplies.client.post(
-        "/depots", content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
+        "/depots",
+        content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
         headers={**supplies.officer, "Content-Type": "application/json"},
     )
     assert answer.status_code == 413

@@ -84,7 +84,12 @@ def test_states_out_low_by_minimum_low_by_days_of_cover_and_ok():
     assert (low.state, low.reason, low.threshold) == ("low", "threshold", 10)
     # 20 units at 10 a day cover 2 days, under a 3-day lead time
     cover = domain.assess(level(available=20, daily=10, lead=3))
-    assert (cover.state, cover.reason, cover.level.days_of_cover, cover.threshold) == ("low", "days_of_cover", 2.0, 30.0)
+    assert (cover.state, cover.reason, cover.level.days_of_cover, cover.threshold) == (
+        "low",
+        "days_of_cover",
+        2.0,
+        30.0,
+    )
     assert domain.assess(level(available=40, daily=10, lead=3, minimum=10)).state == "ok"
     assert domain.assess(level(available=40, daily=0, minimum=10)).level.days_of_cover is None
 
@@ -140,7 +145,9 @@ def test_a_reservation_pinned_to_a_depot_takes_only_from_it():
         st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(0, 50).map(float), max_size=3),
         max_size=3,
     ),
-    lines=st.lists(st.tuples(st.sampled_from(["i1", "i2", "i3", "i4"]), st.integers(1, 60).map(float)), min_size=1, max_size=5),
+    lines=st.lists(
+        st.tuples(st.sampled_from(["i1", "i2", "i3", "i4"]), st.integers(1, 60).map(float)), min_size=1, max_size=5
+    ),
 )
 @settings(max_examples=200, deadline=None)
 def test_reservation_plans_never_promise_what_is_not_there(available, lines):

@@ -49,30 +49,42 @@ async def producer(kafka) -> AsyncIterator[AIOKafkaProducer]:
 
 
 def raised(request_id: str, live) -> ce.CloudEvent:
-    event = RequestRaised(request_id=request_id, resident_id="R1", category="groceries", priority="normal",
-                          due_by=live.clock.now() + timedelta(hours=4))
+    event = RequestRaised(
+        request_id=request_id,
+        resident_id="R1",
+        category="groceries",
+        priority="normal",
+        due_by=live.clock.now() + timedelta(hours=4),
+    )
     return ce.wrap(event, at=live.clock.now())
 
 
 async def test_consumes_real_events_ignores_redelivery_and_dead_letters_garbage(live, producer):
     volunteer, sentinel = unique("V"), unique("V")
     request_id = unique("REQ")
-    fulfilled = ce.wrap(RequestFulfilled(request_id=request_id, volunteer_id=volunteer, service_minutes=60), at=live.clock.now())
+    fulfilled = ce.wrap(
+        RequestFulfilled(request_id=request_id, volunteer_id=volunteer, service_minutes=60), at=live.clock.now()
+    )
     garbage_key = uuid.uuid4().hex.encode()
 
     async def send(value: bytes, key: bytes) -> None:
         # One partition, so the sentinel is applied only after everything sent before it.
-        await producer.send_and_wait(DISPATCH_EVENTS, value, key=key, partition=0, headers=[("content-type", ce.CONTENT_TYPE.encode())])
+        await producer.send_and_wait(
+            DISPATCH_EVENTS, value, key=key, partition=0, headers=[("content-type", ce.CONTENT_TYPE.encode())]
+        )
 
-    async with TopicReader(live.runtime.settings.kafka_bootstrap_servers, dlq("timebank")) as dead, TopicReader(
-        live.runtime.settings.kafka_bootstrap_servers, TIMEBANK_EVENTS
-    ) as published:
+    async with (
+        TopicReader(live.runtime.settings.kafka_bootstrap_servers, dlq("timebank")) as dead,
+        TopicReader(live.runtime.settings.kafka_bootstrap_servers, TIMEBANK_EVENTS) as published,
+    ):
         await send(ce.encode(raised(request_id, live)), request_id.encode())  # only raised requests earn
         await send(ce.encode(fulfilled), request_id.encode())
         await send(ce.encode(fulfilled), request_id.encode())  # redelivered: same event id
         await send(b"\x00not json at all", garbage_key)
         last_request = unique("REQ")
-        last = ce.wrap(RequestFulfilled(request_id=last_request, volunteer_id=sentinel, service_minutes=30), at=live.clock.now())
+        last = ce.wrap(
+            RequestFulfilled(request_id=last_request, volunteer_id=sentinel, service_minutes=30), at=live.clock.now()
+        )
         await send(ce.encode(raised(last_request, live)), b"sentinel")
         await send(ce.encode(last), b"sentinel")
 
@@ -116,7 +128,9 @@ async def test_a_redemption_reaches_kafka_and_a_cancellation_from_kafka_refunds_
     await live.credit(member, 2)
     async with TopicReader(live.runtime.settings.kafka_bootstrap_servers, TIMEBANK_EVENTS) as published:
         response = await live.client.post(
-            "/redemptions", json={"member_id": member, "hours": 1.5, "purpose": "groceries"}, headers=live.as_("volunteer", member)
+            "/redemptions",
+            json={"member_id": member, "hours": 1.5, "purpose": "groceries"},
+            headers=live.as_("volunteer", member),
         )
         assert response.status_code == 201, response.text
         redemption = response.json()
@@ -128,8 +142,12 @@ async def test_a_redemption_reaches_kafka_and_a_cancellation_from_kafka_refunds_
         [event] = await wait_for(redeemed, what="HoursRedeemed on Kafka")
         assert event["data"]["request_id"] == redemption["request_id"]
 
-        cancelled = RequestCancelled(request_id=redemption["request_id"], reason="no stock", redemption_id=redemption["redemption_id"])
-        await producer.send_and_wait(DISPATCH_EVENTS, ce.encode(ce.wrap(cancelled, at=live.clock.now())), key=redemption["request_id"].encode())
+        cancelled = RequestCancelled(
+            request_id=redemption["request_id"], reason="no stock", redemption_id=redemption["redemption_id"]
+        )
+        await producer.send_and_wait(
+            DISPATCH_EVENTS, ce.encode(ce.wrap(cancelled, at=live.clock.now())), key=redemption["request_id"].encode()
+        )
 
         async def refunded() -> bool:
             return (await live.service.balance(member))["hours"] == 2.0

@@ -25,7 +25,9 @@ async def test_a_coupon_scanned_at_two_tills_at_once_is_redeemed_once(timebank):
     await timebank.credit("V1", 1)
     await timebank.client.post("/merchants", json={"merchant_id": "SHOP", "name": "shop"}, headers=timebank.staff)
     offer = await timebank.client.post(
-        "/merchants/SHOP/offers", json={"title": "tea", "unit": "points", "price": 5, "quantity": 3}, headers=timebank.staff
+        "/merchants/SHOP/offers",
+        json={"title": "tea", "unit": "points", "price": 5, "quantity": 3},
+        headers=timebank.staff,
     )
     coupon = await timebank.client.post(
         "/coupons", json={"member_id": "V1", "offer_id": offer.json()["offer_id"]}, headers=timebank.staff
@@ -48,7 +50,9 @@ async def test_concurrent_credits_and_spending_keep_the_books_balanced(timebank)
         codes = []
         for _ in range(3):
             credit = timebank.client.post(
-                "/credits", json={"member_id": member, "hours": 0.5, "activity": "patrol", "reason": "night patrol"}, headers=timebank.staff
+                "/credits",
+                json={"member_id": member, "hours": 0.5, "activity": "patrol", "reason": "night patrol"},
+                headers=timebank.staff,
             )
             spend = timebank.client.post(
                 "/redemptions", json={"member_id": member, "hours": 1, "purpose": "other"}, headers=timebank.staff

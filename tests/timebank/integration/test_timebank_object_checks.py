@@ -10,13 +10,17 @@ async def test_a_token_of_another_role_whose_subject_equals_a_member_id_cannot_a
     await timebank.member("V1")
     await timebank.credit("V1", 2)
     impostor = timebank.as_(role, "V1")
-    spend = await timebank.client.post("/redemptions", json={"member_id": "V1", "hours": 1, "purpose": "groceries"}, headers=impostor)
+    spend = await timebank.client.post(
+        "/redemptions", json={"member_id": "V1", "hours": 1, "purpose": "groceries"}, headers=impostor
+    )
     assert spend.status_code == 403, spend.text
     assert (await timebank.client.get("/members/V1/balance", headers=impostor)).status_code == 403
     assert (await timebank.client.get("/members/V1/ledger", headers=impostor)).status_code == 403
     assert (await timebank.balance("V1"))["hours"] == 2
     # the member's own volunteer token still spends
     own = await timebank.client.post(
-        "/redemptions", json={"member_id": "V1", "hours": 1, "purpose": "groceries"}, headers=timebank.as_("volunteer", "V1")
+        "/redemptions",
+        json={"member_id": "V1", "hours": 1, "purpose": "groceries"},
+        headers=timebank.as_("volunteer", "V1"),
     )
     assert own.status_code == 201, own.text

@@ -52,7 +52,10 @@ async def dispatch(kafka, tmp_path) -> AsyncIterator[str]:
     log = open(tmp_path / "dispatch.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "dispatch.main:app_from_env", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -101,8 +104,17 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
     await producer.start()
     try:
         registered = ResidentRegistered(
-            resident_id=parent, community_id="C1", grid_id="G1", building_id="B01", tags=["elderly"],
-            unit="1", room="101", name="Mum", phone="13800000000", lat=31.2305, lon=121.4738,
+            resident_id=parent,
+            community_id="C1",
+            grid_id="G1",
+            building_id="B01",
+            tags=["elderly"],
+            unit="1",
+            room="101",
+            name="Mum",
+            phone="13800000000",
+            lat=31.2305,
+            lon=121.4738,
         )
         await producer.send_and_wait(CHECKIN_RESIDENTS, ce.encode(ce.wrap(registered, at=now)), key=parent.encode())
     finally:
@@ -111,13 +123,23 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
     async with httpx.AsyncClient(base_url=dispatch, timeout=20) as d:
         joined = await d.post(
             "/volunteers",
-            json={"volunteer_id": volunteer, "name": "Xiao Li", "group": "errands", "lat": 31.2306, "lon": 121.4739, "capacity": 5, "phone": "13900000000"},
+            json={
+                "volunteer_id": volunteer,
+                "name": "Xiao Li",
+                "group": "errands",
+                "lat": 31.2306,
+                "lon": 121.4739,
+                "capacity": 5,
+                "phone": "13900000000",
+            },
             headers=staff,
         )
         assert joined.status_code == 201, joined.text
 
         async def raised():
-            response = await d.post("/requests", json={"resident_id": parent, "category": "groceries", "details": "rice"}, headers=staff)
+            response = await d.post(
+                "/requests", json={"resident_id": parent, "category": "groceries", "details": "rice"}, headers=staff
+            )
             return response.json() if response.status_code == 201 else None
 
         request = await wait_for(raised, timeout=60, interval=0.5, what="dispatch to know the resident from Kafka")
@@ -139,11 +161,19 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
 
         # The volunteer spends half an hour on groceries for their parent.
         await tb.member(parent, kind="resident", name="Mum")
-        linked = await tb.client.post(f"/members/{volunteer}/family", json={"relative_id": parent, "relation": "parent"}, headers=tb.staff)
+        linked = await tb.client.post(
+            f"/members/{volunteer}/family", json={"relative_id": parent, "relation": "parent"}, headers=tb.staff
+        )
         assert linked.status_code == 201, linked.text
         spent = await tb.client.post(
             "/redemptions",
-            json={"member_id": volunteer, "hours": 0.5, "purpose": "groceries", "details": "oil and flour", "for_member_id": parent},
+            json={
+                "member_id": volunteer,
+                "hours": 0.5,
+                "purpose": "groceries",
+                "details": "oil and flour",
+                "for_member_id": parent,
+            },
             headers=bearer("volunteer", volunteer),
         )
         assert spent.status_code == 201, spent.text
@@ -154,10 +184,14 @@ async def test_fulfil_credits_and_a_cancelled_redemption_is_refunded(kafka, disp
             response = await d.get(f"/requests/{redemption['request_id']}", headers=staff)
             return response.json() if response.status_code == 200 else None
 
-        raised_for_parent = await wait_for(raised_in_dispatch, timeout=30, what="dispatch to raise the redeemed request")
+        raised_for_parent = await wait_for(
+            raised_in_dispatch, timeout=30, what="dispatch to raise the redeemed request"
+        )
         assert raised_for_parent["resident_id"] == parent
 
-        cancelled = await d.post(f"/requests/{redemption['request_id']}/cancel", json={"reason": "shop closed"}, headers=staff)
+        cancelled = await d.post(
+            f"/requests/{redemption['request_id']}/cancel", json={"reason": "shop closed"}, headers=staff
+        )
         assert cancelled.status_code == 200, cancelled.text
 
     async def refunded():

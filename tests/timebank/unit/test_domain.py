@@ -41,7 +41,10 @@ def test_negative_minutes_are_refused():
         domain.credit_units(-5, step_minutes=15, rounding="up", max_hours=8)
 
 
-@pytest.mark.parametrize(("amount", "message"), [(-1, "positive"), (0, "positive"), (0.005, "multiple of 0.01"), ("x", "number"), (float("inf"), "finite")])
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [(-1, "positive"), (0, "positive"), (0.005, "multiple of 0.01"), ("x", "number"), (float("inf"), "finite")],
+)
 def test_amounts_must_be_positive_and_not_finer_than_a_unit(amount, message):
     with pytest.raises(Invalid, match=message):
         domain.to_units(amount, "hours")
@@ -81,7 +84,7 @@ def test_members_cannot_go_below_their_overdraft_but_the_pool_issues_freely():
         domain.check_funds(member, 100, -151)
     no_overdraft = domain.account_spec("points:member:V1", member_overdraft=50)
     assert no_overdraft.overdraft == 0  # points never go below zero
-    domain.check_funds(domain.account_spec("hours:pool"), -10**9, -10**6)
+    domain.check_funds(domain.account_spec("hours:pool"), -(10**9), -(10**6))
     assert domain.account_spec("hours:merchant:M1").owner_id == "M1"
     with pytest.raises(Invalid):
         domain.account_spec("gold:pool")

@@ -23,7 +23,7 @@ class SuppliesEvent(Event):
 
     @property
     def stock_key(self) -> str:
-        return f"{getattr(self, 'item_id')}:{getattr(self, 'depot_id')}"
+        return f"{self.item_id}:{self.depot_id}"
 
 
 class ReservationLine(BaseModel):

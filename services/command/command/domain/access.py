@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from command.domain.config import HEALTH_KINDS, NEUTRAL_KIND, Person
 from common.errors import Forbidden, Invalid
 from common.events.partner import (
     HealthTicketShared,
@@ -14,8 +15,6 @@ from common.events.partner import (
     PropertyTicketShared,
 )
 from common.vocabulary import STAFF_ROLES, Role
-
-from command.domain.config import HEALTH_KINDS, NEUTRAL_KIND, Person
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,17 @@ class Actor:
 
 ROLE_DEPARTMENT = {"supplies_officer": "supplies", "dispatcher": "dispatch"}
 REPORTER_ROLES = frozenset(
-    {"resident", "building_lead", "grid_worker", "volunteer", "supplies_officer", "dispatcher", "command", "admin", "partner"}
+    {
+        "resident",
+        "building_lead",
+        "grid_worker",
+        "volunteer",
+        "supplies_officer",
+        "dispatcher",
+        "command",
+        "admin",
+        "partner",
+    }
 )
 
 
@@ -89,9 +98,13 @@ def ensure_can_hand_over(actor: Actor, kind: str, to: Person) -> None:
     """Where a ticket may go: a partner hands over within its own department, and a health
     ticket never goes to a partner that must not see health data (property, police)."""
     if actor.role == "partner" and to.department != actor.department:
-        raise Forbidden(f"a partner hands tickets over within its own department ({actor.department}); command staff may move them elsewhere")
+        raise Forbidden(
+            f"a partner hands tickets over within its own department ({actor.department}); command staff may move them elsewhere"
+        )
     if kind in HEALTH_KINDS and to.department in NEUTRAL_KIND:
-        raise Invalid(f"a {kind} ticket carries health data: it may go to health or the community's own departments, not to {to.department}")
+        raise Invalid(
+            f"a {kind} ticket carries health data: it may go to health or the community's own departments, not to {to.department}"
+        )
 
 
 def withholds_health(actor: Actor, kind: str) -> bool:
@@ -117,7 +130,9 @@ def ensure_can_give_feedback(actor: Actor, ticket: TicketScope) -> str:
         raise Forbidden("residents give feedback only on tickets about themselves")
     if actor.role in STAFF_ROLES or (actor.role == "grid_worker" and can_see(actor, ticket)):
         return "on_behalf"
-    raise Forbidden(f"role {actor.role!r} may not record feedback; the resident, a grid worker of the grid or staff may")
+    raise Forbidden(
+        f"role {actor.role!r} may not record feedback; the resident, a grid worker of the grid or staff may"
+    )
 
 
 # What each partner may see of a ticket's facts: nothing else leaves the command center.

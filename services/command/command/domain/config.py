@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import Invalid
-
 from command.domain.tickets import OWNER_BY, PRIORITIES, higher
+from common.errors import Invalid
 
 
 @dataclass(frozen=True)
@@ -144,10 +143,17 @@ class Config:
         department = self.departments.get(department_id)
         if department and department.default_owner in self.people:
             return self.people[department.default_owner]
-        members = sorted((p for p in self.people.values() if p.department == department_id and p.active), key=lambda p: p.person_id)
+        members = sorted(
+            (p for p in self.people.values() if p.department == department_id and p.active), key=lambda p: p.person_id
+        )
         if members:
             return members[0]
-        return Person(person_id=f"{department_id}-duty", name=f"{department_id} duty", role="duty_officer", department=department_id)
+        return Person(
+            person_id=f"{department_id}-duty",
+            name=f"{department_id} duty",
+            role="duty_officer",
+            department=department_id,
+        )
 
 
 def check_rule(rule: Rule, departments: Iterable[str]) -> Rule:
@@ -159,7 +165,9 @@ def check_rule(rule: Rule, departments: Iterable[str]) -> Rule:
     if rule.department not in departments:
         raise Invalid(f"unknown department {rule.department!r}; known: {', '.join(sorted(departments))}")
     if rule.kind in HEALTH_KINDS and rule.department in NEUTRAL_KIND:
-        raise Invalid(f"a {rule.kind} ticket carries health data: {rule.department} may be told of it (also_share), not own it")
+        raise Invalid(
+            f"a {rule.kind} ticket carries health data: {rule.department} may be told of it (also_share), not own it"
+        )
     if rule.owner_by not in OWNER_BY:
         raise Invalid(f"owner_by {rule.owner_by!r} is not one of {', '.join(OWNER_BY)}")
     for priority in (rule.priority, *(r.priority for r in rule.raise_priority)):

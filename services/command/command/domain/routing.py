@@ -12,11 +12,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from common.errors import Invalid
-from common.events.base import Event
-
 from command.domain.config import Config, Person
 from command.domain.tickets import PRIORITIES, higher
+from common.errors import Invalid
+from common.events.base import Event
 
 
 # Report and Routing are made per event and never changed; not frozen, because a frozen

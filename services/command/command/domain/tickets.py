@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from common.errors import Conflict, Invalid
-from common.vocabulary import PRIORITIES, STAGES
+from common.vocabulary import PRIORITIES
+from common.vocabulary import STAGES as STAGES  # re-exported as command.domain.STAGES
 
 if TYPE_CHECKING:
     from command.domain.config import Sla

@@ -9,18 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from common.errors import Invalid
-from common.events.command import (
-    TicketAcknowledged,
-    TicketOpened,
-    TicketClosed,
-    TicketEscalated,
-    TicketReassigned,
-    TicketReopened,
-    TicketResolved,
-    TicketTransition,
-)
-
 from command.domain.access import (
     Actor,
     TicketScope,
@@ -32,6 +20,17 @@ from command.domain.access import (
 from command.domain.config import Config, Person
 from command.domain.routing import Report, Routing
 from command.domain.tickets import Deadlines, after_feedback, deadlines, next_check, overdue, raised, transition
+from common.errors import Invalid
+from common.events.command import (
+    TicketAcknowledged,
+    TicketClosed,
+    TicketEscalated,
+    TicketOpened,
+    TicketReassigned,
+    TicketReopened,
+    TicketResolved,
+    TicketTransition,
+)
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,9 @@ def resolve(ticket: TicketState, actor: Actor, now: datetime, resolution: str) -
     text = resolution_text(resolution)
     ensure_can_work(actor, ticket.scope, "resolve")
     stage = transition(ticket.stage, "resolve")
-    fields = dict(stage=stage, resolved_at=now, resolved_by=actor.sub, resolution=text, next_check_at=None, updated_at=now)
+    fields = dict(
+        stage=stage, resolved_at=now, resolved_by=actor.sub, resolution=text, next_check_at=None, updated_at=now
+    )
     return _change(ticket, fields, "resolve", actor.sub, now, TicketResolved, note=resolution, resolution=text)
 
 
@@ -148,20 +149,37 @@ def reopened_fields(ticket: TicketState, priority: str, config: Config, now: dat
 
 
 def feedback(
-    ticket: TicketState, actor: Actor, now: datetime, satisfaction: int, comment: str | None, config: Config, tz: ZoneInfo
+    ticket: TicketState,
+    actor: Actor,
+    now: datetime,
+    satisfaction: int,
+    comment: str | None,
+    config: Config,
+    tz: ZoneInfo,
 ) -> Change:
     """Feedback on a resolved ticket: 3–5 closes it, 1–2 reopens it with fresh deadlines."""
     who = ensure_can_give_feedback(actor, ticket.scope)
     outcome = after_feedback(ticket.stage, satisfaction)
     note = comment if who == "resident" else f"recorded on the resident's behalf: {comment or ''}".strip()
-    fields: dict[str, Any] = dict(satisfaction=satisfaction, feedback_comment=comment, feedback_by=actor.sub, updated_at=now)
+    fields: dict[str, Any] = dict(
+        satisfaction=satisfaction, feedback_comment=comment, feedback_by=actor.sub, updated_at=now
+    )
     common = dict(note=note, satisfaction=satisfaction, counted_as=f"feedback_{outcome}", comment=comment)
     if outcome == "closed":
         # open_key cleared: the next event about this subject opens a new ticket
         fields.update(stage="closed", closed_at=now, open_key=None, next_check_at=None)
         return _change(ticket, fields, "feedback", actor.sub, now, TicketClosed, **common)
     fields.update(stage="reopened", **reopened_fields(ticket, ticket.priority, config, now, tz))
-    return _change(ticket, fields, "feedback", actor.sub, now, TicketReopened, reason=f"satisfaction {satisfaction}: not solved", **common)
+    return _change(
+        ticket,
+        fields,
+        "feedback",
+        actor.sub,
+        now,
+        TicketReopened,
+        reason=f"satisfaction {satisfaction}: not solved",
+        **common,
+    )
 
 
 def reopen(
@@ -181,7 +199,9 @@ def assignee(config: Config, owner: str) -> Person:
     return person
 
 
-def reassign(ticket: TicketState, actor: Actor, now: datetime, to: Person, reason: str | None, config: Config) -> Change:
+def reassign(
+    ticket: TicketState, actor: Actor, now: datetime, to: Person, reason: str | None, config: Config
+) -> Change:
     ensure_can_reassign(actor, ticket.scope)
     ensure_can_hand_over(actor, ticket.kind, to)
     transition(ticket.stage, "reassign")
@@ -190,8 +210,13 @@ def reassign(ticket: TicketState, actor: Actor, now: datetime, to: Person, reaso
     fields: dict[str, Any] = dict(owner=to.person_id, department=to.department, updated_at=now)
     department = config.departments.get(to.department)
     if department is not None and department.partner and department.department_id not in ticket.shares:
-        fields["shares"] = {**ticket.shares, department.department_id: ticket.action}  # its topic hears of it from now on
-    return _change(ticket, fields, "reassign", actor.sub, now, TicketReassigned, note=reason, previous_owner=ticket.owner)
+        fields["shares"] = {
+            **ticket.shares,
+            department.department_id: ticket.action,
+        }  # its topic hears of it from now on
+    return _change(
+        ticket, fields, "reassign", actor.sub, now, TicketReassigned, note=reason, previous_owner=ticket.owner
+    )
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,15 @@ Revision ID: e09cd1d39cf6
 Revises: 8814169f69f2
 Create Date: 2026-11-28 09:45:00.000000
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from common.migration_steps import outbox_unsent_index_downgrade, outbox_unsent_index_upgrade
 
-
-revision: str = 'e09cd1d39cf6'
-down_revision: Union[str, None] = '8814169f69f2'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "e09cd1d39cf6"
+down_revision: str | None = "8814169f69f2"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -4,15 +4,15 @@ Revision ID: 88fcc85798c4
 Revises: 800ef0885da8
 Create Date: 2026-11-28 09:45:00.000000
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from common.migration_steps import outbox_unsent_index_downgrade, outbox_unsent_index_upgrade
 
-
-revision: str = '88fcc85798c4'
-down_revision: Union[str, None] = '800ef0885da8'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "88fcc85798c4"
+down_revision: str | None = "800ef0885da8"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

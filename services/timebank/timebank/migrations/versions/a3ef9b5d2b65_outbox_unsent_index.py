@@ -4,15 +4,15 @@ Revision ID: a3ef9b5d2b65
 Revises: 46d080d81bbd
 Create Date: 2026-11-28 09:45:00.000000
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from common.migration_steps import outbox_unsent_index_downgrade, outbox_unsent_index_upgrade
 
-
-revision: str = 'a3ef9b5d2b65'
-down_revision: Union[str, None] = '46d080d81bbd'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "a3ef9b5d2b65"
+down_revision: str | None = "46d080d81bbd"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
