@@ -13,7 +13,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 PROM = ROOT / "deploy/prometheus"
 PROMTOOL = shutil.which("promtool")
-PORTS = {"portal": 8000, "checkin": 8001, "supplies": 8002, "dispatch": 8003, "timebank": 8004, "command": 8005, "messaging": 8006}
+PORTS = {
+    "portal": 8000,
+    "checkin": 8001,
+    "supplies": 8002,
+    "dispatch": 8003,
+    "timebank": 8004,
+    "command": 8005,
+    "messaging": 8006,
+}
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed")
 
 
