@@ -1,0 +1,1 @@
+"""The portal routes, one module per area; portal.api includes them."""
