@@ -1,0 +1,214 @@
+"""Messaging use cases that hear people: replies from the gateways, feedback invitations left
+unanswered, and the daily check-in reminder (what `MessagingService` does besides queueing and
+sending)."""
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import aliased
+
+from common.clock import local_date
+from common.errors import Invalid
+from common.events.messaging import (
+    AcknowledgementReceived,
+    CheckInReceived,
+    FeedbackReceived,
+    FeedbackUnanswered,
+    ReplyNotUnderstood,
+)
+from common.outbox import UnitOfWork
+from messaging import domain
+from messaging.catalog import CATALOG
+from messaging.models import CheckinDay, Contact, InboundReply, Message, TicketRef
+
+log = logging.getLogger(__name__)
+
+AWAITING_REPLY = tuple(kind for kind, template in CATALOG.items() if template.awaits_reply)
+REMINDER_CHUNK = 1000
+
+
+class Replies:
+    """Mixed into `MessagingService`, whose runtime, settings and queue these use."""
+
+    async def receive_reply(self, channel: str, reply_id: str, sender: str, text: str) -> dict[str, Any]:
+        """A reply posted by a gateway, applied once per (channel, reply_id): its meaning is
+        published on messaging.events.v1 for the service that owns what it changes."""
+        domain.check_channel(channel)
+        if not reply_id.strip() or not sender.strip():
+            raise Invalid("message_id and from must not be empty")
+        now = self.clock.now()
+        async with self.runtime.work() as uow:
+            insert = self.runtime.db.insert(InboundReply)
+            new = (
+                await uow.session.execute(
+                    insert.values(
+                        channel=channel,
+                        reply_id=reply_id,
+                        sender=sender,
+                        text=text[:2000],
+                        outcome="received",
+                        received_at=now,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(InboundReply.reply_id)
+                )
+            ).first()
+            if new is None:  # the gateway posted it again: applied already
+                earlier = await uow.session.get(InboundReply, (channel, reply_id))
+                return {"reply_id": reply_id, "outcome": earlier.outcome if earlier else "received", "duplicate": True}
+            contact = (
+                await uow.session.execute(
+                    select(Contact).where(or_(Contact.phone == sender, Contact.person_id == sender)).limit(1)
+                )
+            ).scalar_one_or_none()
+            outcome, answered = await self._apply_reply(uow, channel, reply_id, contact, text, now)
+            await uow.session.execute(
+                update(InboundReply)
+                .where(InboundReply.channel == channel, InboundReply.reply_id == reply_id)
+                .values(outcome=outcome, person_id=contact.person_id if contact else None, in_reply_to=answered)
+            )
+        return {"reply_id": reply_id, "outcome": outcome, "duplicate": False}
+
+    async def _apply_reply(self, uow: UnitOfWork, channel: str, reply_id: str, contact: Contact | None, text: str,
+                           now: datetime) -> tuple[str, str | None]:  # fmt: skip
+        if contact is None:
+            return "unknown_sender", None
+        awaiting = (
+            await uow.session.execute(
+                select(Message)
+                .where(Message.recipient_id == contact.person_id, Message.kind.in_(AWAITING_REPLY),
+                       Message.created_at >= now - timedelta(days=self.settings.reply_window_days))
+                .order_by(Message.created_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()  # fmt: skip
+        meaning = domain.interpret(
+            text, awaiting.kind if awaiting else None, awaiting is not None and awaiting.status == "replied"
+        )
+        common = {
+            "reply_id": reply_id,
+            "channel": channel,
+            "received_at": now,
+            "in_reply_to": awaiting.message_id if awaiting else None,
+        }
+        match meaning:
+            case domain.Feedback(satisfaction, comment):
+                uow.emit(FeedbackReceived(**common, ticket_id=awaiting.ticket_id, resident_id=contact.person_id,
+                                          satisfaction=satisfaction, comment=comment))  # fmt: skip
+                outcome = "feedback"
+            case domain.Acknowledge():
+                uow.emit(AcknowledgementReceived(**common, ticket_id=awaiting.ticket_id, person_id=contact.person_id))
+                outcome = "acknowledged"
+            case domain.CheckIn(temperature_c):
+                uow.emit(
+                    CheckInReceived(
+                        **common,
+                        resident_id=contact.person_id,
+                        date=local_date(now, self.tz),
+                        temperature_c=temperature_c,
+                    )
+                )
+                outcome = "check_in"
+            case domain.AlreadyAnswered():
+                return "already_answered", awaiting.message_id if awaiting else None
+            case _:
+                resident = contact.person_id if contact.role == "resident" else None
+                uow.emit(ReplyNotUnderstood(**common, sender_id=contact.person_id, text=text[:1000], resident_id=resident,
+                                            grid_id=contact.grid_id, building_id=contact.building_id))  # fmt: skip
+                return "not_understood", None
+        answered = (
+            awaiting
+            if awaiting is not None and (outcome != "check_in" or awaiting.kind == "checkin_reminder")
+            else None
+        )
+        if answered is not None:
+            await uow.session.execute(
+                update(Message)
+                .where(Message.message_id == answered.message_id)
+                .values(status="replied", replied_at=now)
+            )
+        return outcome, answered.message_id if answered else None
+
+    # -- periodic work ------------------------------------------------------------------
+
+    async def follow_up_unanswered(self) -> int:
+        """Feedback invitations unanswered after the wait: a call task for the grid worker
+        (FeedbackUnanswered), once each; the claim is the row's followed_up_at."""
+        now = self.clock.now()
+        since = now - timedelta(hours=self.settings.feedback_wait_hours)
+        fallback = aliased(Message)  # the voice call an elderly resident answered instead of the SMS
+        async with self.runtime.work() as uow:
+            claimed = (
+                await uow.session.execute(
+                    update(Message)
+                    .where(Message.kind == "feedback_invitation", Message.status != "replied", Message.created_at <= since,
+                           Message.followed_up_at.is_(None), Message.fallback_of.is_(None),
+                           ~exists().where(fallback.fallback_of == Message.message_id, fallback.status == "replied"))
+                    .values(followed_up_at=now)
+                    .returning(Message.ticket_id, Message.recipient_id, Message.created_at)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()  # fmt: skip
+            tickets = {
+                row.ticket_id: row
+                for row in (
+                    await uow.session.execute(select(TicketRef).where(TicketRef.ticket_id.in_({c[0] for c in claimed})))
+                ).scalars()
+            }
+            emitted = 0
+            for ticket_id, resident_id, invited_at in claimed:
+                ticket = tickets.get(ticket_id)
+                if ticket is not None and ticket.closed_at is not None:
+                    continue  # answered another way (staff recorded the feedback)
+                uow.emit(FeedbackUnanswered(ticket_id=ticket_id, resident_id=resident_id, invited_at=invited_at,
+                                            grid_id=ticket.grid_id if ticket else None,
+                                            building_id=ticket.building_id if ticket else None))  # fmt: skip
+                emitted += 1
+        return emitted
+
+    async def remind_before_cutoff(self) -> int | None:
+        day = domain.reminder_due(self.clock.now(), self.tz, self.settings.reminder_time, self.settings.cutoff_time)
+        return None if day is None else await self.send_reminders(day)
+
+    async def send_reminders(self, day: date) -> int:
+        """Queue the day's check-in reminder for each resident who has not checked in (once
+        per resident and day, whichever replica runs it)."""
+        queued = 0
+        after = ""
+        while True:
+            async with self.runtime.work() as uow:
+                key = "checkin_reminder:" + Contact.person_id + f":{day.isoformat()}"
+                rows = (
+                    await uow.session.execute(
+                        select(Contact)
+                        .where(Contact.role == "resident", Contact.person_id > after,
+                               ~exists().where(CheckinDay.resident_id == Contact.person_id, CheckinDay.day == day),
+                               ~exists().where(Message.idempotency_key == key))
+                        .order_by(Contact.person_id)
+                        .limit(REMINDER_CHUNK)
+                    )
+                ).scalars().all()  # fmt: skip
+                if not rows:
+                    return queued
+                now = self.clock.now()
+                batch = [
+                    self._row(domain.checkin_reminder(_contact(row), self.settings.cutoff_time), _contact(row),
+                              f"checkin_reminder:{row.person_id}:{day.isoformat()}", now)
+                    for row in rows
+                ]  # fmt: skip
+                insert = self.runtime.db.insert(Message)
+                result = await uow.session.execute(
+                    insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id),
+                    batch,
+                )
+                queued += len(result.all())
+                after = rows[-1].person_id
+
+    # -- reading and preferences --------------------------------------------------------
+
+
+def _contact(row: Contact) -> domain.Contact:
+    return domain.Contact(row.person_id, row.role, row.name, row.phone, tuple(row.tags or ()), row.grid_id, row.building_id,
+                          row.preferred_channel)  # fmt: skip
