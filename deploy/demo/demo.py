@@ -112,24 +112,21 @@ class Demo:
 
     async def play_check_ins(self) -> None:
         heading("08:00–10:00: residents check in (some through their building lead)")
-        from checkin.domain import draft_resident  # the same stable id the service gives
-
         started = step("2,000 residents: most check in, a few have a fever or a cough, some forget")
+        # Resident ids are random: learn them from the register, building by building.
+        ids: dict[tuple[str, str, str, str], str] = {}
+        for building in sorted({row["address"].split("-")[0] for row in self.rows}):
+            answer = await self.call("GET", "checkin", "/households", params={"building_id": building})
+            for household in answer.json()["households"]:
+                for member in household["members"]:
+                    ids[(building, household["unit"], household["room"], member["name"])] = member["resident_id"]
         semaphore = asyncio.Semaphore(8)
         counts = {"ok": 0, "fever": 0, "symptom": 0, "forgot": 0, "lead": 0}
         self.resident_ids = []
 
         async def one(row: dict) -> None:
             building, unit, room = row["address"].split("-")
-            rid = draft_resident(
-                name=row["name"],
-                phone=row["phone"],
-                community_id="C1",
-                grid_id=row["grid"],
-                building_id=building,
-                unit=unit,
-                room=room,
-            ).resident_id
+            rid = ids[(building, unit, room, row["name"])]
             self.resident_ids.append((rid, row))
             roll = RNG.random()
             if roll < 0.06:
