@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from messaging.gateway import BadSignature, verify
+from support import wait_for
 
 
 @dataclass
@@ -81,10 +82,13 @@ class LocalGateway:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
+
+        def started() -> bool:
             if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
+                self.task.result()  # it failed to start: raise why
+            return self.server.started
+
+        await wait_for(started, timeout=10, interval=0.01, what="the local gateway to listen")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
