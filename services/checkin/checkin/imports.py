@@ -28,6 +28,7 @@ class Imports(UseCases):
         super().__init__(runtime, settings)
         self.registry = registry
         self._running: set[asyncio.Task] = set()  # held so the loop does not drop them
+        self._stopping = asyncio.Event()
 
     async def start(
         self, filename: str, rows: Sequence[tuple[int, dict]], allowed_grids: set[str] | None, by: str
@@ -57,11 +58,21 @@ class Imports(UseCases):
             raise NotFound(f"no import job {job_id!r} of yours")
         return job
 
-    async def stop(self) -> None:
-        """Stop the imports running here; each is recorded as interrupted."""
-        for task in list(self._running):
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop the imports running here; each is recorded as interrupted.
+
+        A job stops between chunks, after its last chunk committed, so no transaction is cut
+        in the middle (on SQLite a cancelled commit can hold the write lock and the job's own
+        "interrupted" record would then wait for it). A job that does not reach its next
+        chunk within the grace period is cancelled."""
+        self._stopping.set()
+        running = list(self._running)
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace_seconds)
+        for task in late:
             task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def fail_interrupted(self) -> int:
         """The periodic job: a job silent for CHECKIN_IMPORT_STALE_MINUTES lost its replica
@@ -89,7 +100,10 @@ class Imports(UseCases):
             report = await self.registry.import_residents(
                 rows, allowed_grids, progress=lambda report: self._progress(job_id, report)
             )
-        except asyncio.CancelledError:  # the process is stopping: say so now rather than at the stale check
+        except _Stopped:  # the process is stopping: say so now rather than at the stale check
+            await self._record(job_id, status="failed", error=INTERRUPTED, finished_at=self.clock.now())
+            return
+        except asyncio.CancelledError:
             await self._record(job_id, status="failed", error=INTERRUPTED, finished_at=self.clock.now())
             raise
         except Exception as exc:
@@ -100,12 +114,18 @@ class Imports(UseCases):
 
     async def _progress(self, job_id: str, report: domain.ImportReport) -> None:
         await self._record(job_id, **_counts(report))
+        if self._stopping.is_set():
+            raise _Stopped
 
     async def _record(self, job_id: str, **values) -> None:
         async with self.runtime.work() as uow:
             await uow.session.execute(
                 update(ImportJob).where(ImportJob.job_id == job_id).values(**values, updated_at=self.clock.now())
             )
+
+
+class _Stopped(Exception):
+    """Raised between chunks of an import when the process is stopping."""
 
 
 def _counts(report: domain.ImportReport) -> dict:
