@@ -1,4 +1,7 @@
-"""Every text a page shows comes from a message catalog: Chinese first, English second."""
+"""Every text a page shows comes from a message catalog: Chinese first, English second.
+
+The catalog of a language is `messages/<lang>.json` plus one file per area of the portal,
+`messages/<area>.<lang>.json` (e.g. `grid.zh.json`); a key defined in two files is an error."""
 
 from __future__ import annotations
 
@@ -13,7 +16,16 @@ CATALOGS = Path(__file__).parent / "messages"
 
 @cache
 def catalog(lang: str) -> dict[str, str]:
-    return json.loads((CATALOGS / f"{lang}.json").read_text(encoding="utf-8"))
+    merged: dict[str, str] = {}
+    for path in sorted(CATALOGS.glob(f"*{lang}.json")):
+        if path.name != f"{lang}.json" and not path.name.endswith(f".{lang}.json"):
+            continue
+        part = json.loads(path.read_text(encoding="utf-8"))
+        twice = merged.keys() & part.keys()
+        if twice:
+            raise ValueError(f"{path.name} defines keys another catalog file defines: {sorted(twice)}")
+        merged.update(part)
+    return merged
 
 
 class Translator:

@@ -98,12 +98,16 @@ def signed_in(response: Response, request: Request, signed: SignedIn) -> Respons
     return response
 
 
+# Where each role lands after signing in: its main page (a role without one: "/me").
+LANDING: dict[str, str] = {
+    Role.building_lead.value: "/lead",
+}
+
+
 def home_of(session: PortalSession) -> str:
     if session.household_id:
         return "/home"
-    if session.role == Role.building_lead.value:
-        return "/lead"
-    return "/me"
+    return LANDING.get(session.role, "/me")
 
 
 async def session_or_none(request: Request) -> PortalSession | None:
