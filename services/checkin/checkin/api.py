@@ -153,6 +153,12 @@ class ResidentIn(RequestModel):
     lat: float | None = None
     lon: float | None = None
     registered_on: dt.date | None = Field(default=None, description="from the community's register; default today")
+    household: str | None = Field(
+        default=None,
+        max_length=40,
+        description="the register's household when it is not the room: `unit-room` joins that room's household, "
+        "another label (letters, digits, - or _) is a household of its own in the building",
+    )
 
 
 class ResidentOut(BaseModel):
@@ -167,6 +173,7 @@ class ResidentOut(BaseModel):
     tags: list[str]
     lat: float | None
     lon: float | None
+    household_id: str | None
     registered_at: datetime
 
 

@@ -57,13 +57,16 @@ class CheckIns(UseCases):
         channel: str | None = None,
         day: date | None = None,
         idempotency_key: str | None = None,
+        uow: UnitOfWork | None = None,
     ) -> dict:
         """Record a resident's check-in for a local date; answers the day's record.
 
         Concurrent check-ins are written together (group commit, see group_commit.py): the
         reading is checked here, the resident and the actor's right in the batch. With an
         idempotency key, a repeat of the same check-in by the same caller gets the first
-        answer and changes nothing; the same key for another check-in is refused."""
+        answer and changes nothing; the same key for another check-in is refused. Given a
+        unit of work (a consumer's), the check-in is written in it instead, alone: it commits
+        with what else that unit writes (the consumer's claim of the event), or not at all."""
         key = None
         if idempotency_key is not None:
             request_hash = _request_hash(resident_id, temperature_c, symptoms, channel, day)
@@ -71,6 +74,14 @@ class CheckIns(UseCases):
         assessment = domain.assess(temperature_c, symptoms)
         day = domain.check_date(day, self.today())
         request = _CheckInRequest(actor, resident_id, day, temperature_c, assessment, channel, self.clock.now(), key)
+        if uow is not None:
+            if key is not None:
+                raise Invalid("an idempotency key is for HTTP callers: a consumer's event is applied once by its inbox")
+            async with daily_writes(self.runtime, uow) as writes:
+                (outcome,) = await self._write(writes, [request])
+            if isinstance(outcome, DomainError):
+                raise outcome
+            return outcome
         if key is None:
             return await self._check_ins.submit(request)
         return await self._keyed_check_ins.submit(request)

@@ -198,7 +198,12 @@ class ResidentDraft:
     lat: float | None = None
     lon: float | None = None
     registered_on: date | None = None  # from the community's register; None: now
+    household: str | None = None  # the register's household, when it is not the room (see household_of)
     resident_id: str = field(default_factory=lambda: new_resident_id(), compare=False)
+
+    @property
+    def household_id(self) -> str:
+        return household_of(self.building_id, self.unit, self.room, self.household)
 
     @property
     def home(self) -> tuple[str, str, str, str, str]:
@@ -255,6 +260,7 @@ def draft_resident(
     lon: float | str | None = None,
     registered_on: date | str | None = None,
     today: date | None = None,
+    household: str | None = None,
 ) -> ResidentDraft:
     """Validate what a form or a spreadsheet row says about a resident."""
     missing = [
@@ -287,7 +293,35 @@ def draft_resident(
         lat=_coordinate(lat, "lat", -90, 90),
         lon=_coordinate(lon, "lon", -180, 180),
         registered_on=_registration_date(registered_on, today),
+        household=check_household(household),
     )
+
+
+HOUSEHOLD_PREFIX = "H."
+_HOUSEHOLD = re.compile(r"^[\w\-]{1,40}$")  # letters (any script), digits, - and _: no dot, slash or space
+_UNIT_ROOM = re.compile(r"^([^\-]+)-([^\-]+)$")
+
+
+def check_household(label: str | None) -> str | None:
+    if label is None or str(label).strip() == "":
+        return None
+    label = str(label).strip()
+    if not _HOUSEHOLD.match(label):
+        raise Invalid(f"household {label!r} must be letters, digits, - or _ (at most 40), e.g. 2-401 or wang")
+    return label
+
+
+def household_of(building_id: str, unit: str, room: str, label: str | None = None) -> str:
+    """A resident's household id. Everyone at one building-unit-room is one household
+    (`H.<building>.<unit>.<room>`) unless the register says otherwise: a label `unit-room`
+    joins that room's household (a family across two flats), any other label is a household
+    of its own in the building (`H.<building>.<label>`: two households sharing a flat)."""
+    if label:
+        if (m := _UNIT_ROOM.match(label)) is not None:
+            unit, room = m.groups()
+        else:
+            return f"{HOUSEHOLD_PREFIX}{building_id}.{label}"
+    return f"{HOUSEHOLD_PREFIX}{building_id}.{unit}.{room}"
 
 
 def _registration_date(value: date | str | None, today: date | None) -> date | None:

@@ -20,11 +20,12 @@ REPLY_CHANNELS = {"sms": "self", "chat": "self", "page": "self", "voice": "voice
 
 def consumer(service: CheckinService) -> Consumer:
     async def on_check_in_reply(event: CheckInReceived, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
-        if uow.db.is_sqlite:  # one writer at a time: commit the batch's claim before the check-in's own write
-            await uow.commit()
+        # Written in the consumer's unit of work, not through the group commit: the check-in
+        # and the inbox's record of the event commit together (on SQLite, whose one writer the
+        # consumer's transaction holds, a second transaction could not write at all).
         resident = domain.Actor(sub=event.resident_id, role="resident")
         await service.check_in(resident, event.resident_id, event.temperature_c, list(event.symptoms),
-                               channel=REPLY_CHANNELS[event.channel], day=event.date)  # fmt: skip
+                               channel=REPLY_CHANNELS[event.channel], day=event.date, uow=uow)  # fmt: skip
 
     return Consumer(
         name=service.settings.consumer_group,

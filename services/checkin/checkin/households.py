@@ -1,8 +1,10 @@
-"""Households: everyone registered at one building-unit-room, with today's check-in status.
+"""Households: everyone registered at one building-unit-room unless the register says
+otherwise, with today's check-in status.
 
-A household's id names its home: `H.<building_id>.<unit>.<room>`. The portal's household
-sign-in codes and the building lead's page read households from here; the check-in
-service owns the register, so it is the one that knows who lives together.
+A household's id names its home, `H.<building_id>.<unit>.<room>`, or the register's own
+household, `H.<building_id>.<label>` (domain.household_of). The portal's household sign-in
+codes and the building lead's page read households from here; the check-in service owns
+the register, so it is the one that knows who lives together.
 """
 
 from __future__ import annotations
@@ -12,26 +14,19 @@ from datetime import date
 
 from sqlalchemy import select
 
+from checkin import domain
 from checkin.models import Absence, DailyCheckIn, Resident
 from common.auth import Principal, Role
 from common.errors import Forbidden, Invalid, NotFound
 from common.runtime import Runtime
 
-PREFIX = "H."
+PREFIX = domain.HOUSEHOLD_PREFIX
 # Today's status of a member, as a building lead may see it: no temperature or symptom.
 CHECKED_IN, NEEDS_ATTENTION, MISSING, AWAY = "checked_in", "needs_attention", "missing", "away"
 
 
-def household_id_of(building_id: str, unit: str, room: str) -> str:
-    return f"{PREFIX}{building_id}.{unit}.{room}"
-
-
-def home_of(household_id: str) -> tuple[str, str, str]:
-    """(building, unit, room) of a household id; unit and room carry no dot, a building may."""
-    if not household_id.startswith(PREFIX) or household_id.count(".") < 3:
-        raise Invalid(f"{household_id!r} is not a household id (H.<building>.<unit>.<room>)")
-    building_id, unit, room = household_id[len(PREFIX) :].rsplit(".", 2)
-    return building_id, unit, room
+def household_id_of(resident: Resident) -> str:
+    return resident.household_id or domain.household_of(resident.building_id, resident.unit, resident.room)
 
 
 def member_status(checkin: DailyCheckIn | None, away: bool) -> str:
@@ -52,13 +47,14 @@ class Households:
             resident = await session.get(Resident, household_or_resident_id)
         if resident is None:
             raise NotFound(f"no household or resident {household_or_resident_id!r}")
-        return household_id_of(resident.building_id, resident.unit, resident.room)
+        return household_id_of(resident)
 
     async def household(self, user: Principal, household_id: str, day: date) -> dict:
-        building_id, unit, room = home_of(household_id)
-        households = await self._read(
-            day, Resident.building_id == building_id, Resident.unit == unit, Resident.room == room
-        )
+        if not household_id.startswith(PREFIX) or household_id.count(".") < 2:
+            raise Invalid(
+                f"{household_id!r} is not a household id (H.<building>.<unit>.<room> or H.<building>.<label>)"
+            )
+        households = await self._read(day, Resident.household_id == household_id)
         if not households:
             raise NotFound(f"no household {household_id!r}")
         household = households[0]
@@ -120,7 +116,7 @@ class Households:
             )
         households: dict[str, _Household] = {}
         for resident in residents:
-            hid = household_id_of(resident.building_id, resident.unit, resident.room)
+            hid = household_id_of(resident)
             household = households.setdefault(
                 hid, _Household(hid, resident.building_id, resident.unit, resident.room, resident.grid_id, [])
             )

@@ -1,6 +1,6 @@
 """Reading the resident spreadsheets communities already keep (CSV or XLSX).
 
-Headers may be English or Chinese (姓名, 楼栋-单元-房号, 电话, 网格, 标签, 纬度, 经度);
+Headers may be English or Chinese (姓名, 楼栋-单元-房号, 电话, 网格, 标签, 纬度, 经度, 户);
 the address may be one column ("B03-2-401") or three (楼栋, 单元, 房号). Row numbers are
 the ones the spreadsheet shows (the header is row 1).
 """
@@ -31,6 +31,7 @@ HEADERS = {
     "lat": ("lat", "latitude", "纬度"),
     "lon": ("lon", "lng", "longitude", "经度"),
     "registered_on": ("registered_on", "registration_date", "登记日期"),
+    "household": ("household", "户", "户号", "家庭"),  # when a household is not one room (see domain.household_of)
 }
 _ALIASES = {alias.lower(): field for field, aliases in HEADERS.items() for alias in aliases}
 

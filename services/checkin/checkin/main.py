@@ -18,6 +18,7 @@ from common.events.checkin import (
     CheckInMissed,
     CheckInSubmitted,
     HealthAnomalyReported,
+    ResidentAway,
     ResidentRegistered,
     SamplingLagging,
 )
@@ -25,7 +26,7 @@ from common.limits import RateLimiter
 from common.runtime import Runtime
 from common.web import create_http_app
 
-PUBLISHES = (ResidentRegistered, CheckInSubmitted, CheckInMissed, HealthAnomalyReported, SamplingLagging)
+PUBLISHES = (ResidentRegistered, ResidentAway, CheckInSubmitted, CheckInMissed, HealthAnomalyReported, SamplingLagging)
 
 DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, the grid worker's
 follow-up list, completion figures and sampling rounds (核酸).

@@ -32,6 +32,8 @@ class Resident(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     lat: float | None = None
     lon: float | None = None
+    # Everyone at one building-unit-room unless the register says otherwise (domain.household_of).
+    household_id: str | None = Field(default=None, max_length=120, index=True)
     registered_at: datetime = Field(sa_column=utc_column())
 
 

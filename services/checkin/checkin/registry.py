@@ -12,7 +12,7 @@ from checkin.models import Absence, Resident
 from checkin.usecases import UseCases
 from common.clock import day_bounds
 from common.errors import Conflict, Invalid
-from common.events.checkin import ResidentRegistered
+from common.events.checkin import ResidentAway, ResidentRegistered
 from common.outbox import UnitOfWork
 
 Progress = Callable[[domain.ImportReport], Awaitable[None]]  # told the report after each chunk is saved
@@ -118,6 +118,9 @@ class Registry(UseCases):
                 recorded_at=self.clock.now(),
             )
             uow.session.add(absence)
+            await uow.session.flush()  # its id keys the event
+            uow.emit(ResidentAway(absence_id=f"A-{absence.absence_id}", resident_id=resident_id, from_date=from_date,
+                                  to_date=to_date))  # fmt: skip
         return absence
 
 
@@ -145,6 +148,7 @@ def _resident_row(draft: domain.ResidentDraft, registered_at: datetime) -> dict:
         "tags": list(draft.tags),
         "lat": draft.lat,
         "lon": draft.lon,
+        "household_id": draft.household_id,
         "registered_at": registered_at,
     }
 

@@ -162,3 +162,31 @@ async def test_a_check_in_by_reply(checkin):
     )
     await checkin.deliver(voice)  # a second check-in the same day: as POST /checkins treats it
     assert [e["data"]["channel"] for e in await checkin.outbox("CheckInSubmitted")][-1] in ("self", "voice_call")
+
+
+async def test_check_ins_by_reply_are_written_with_the_claim_of_their_event(checkin):
+    # The check-in is written in the consumer's unit of work (no commit before it, no second
+    # transaction): redelivered, it changes nothing; two in one batch are both applied.
+    residents = []
+    for room in ("301", "302"):
+        body = {
+            "name": "李伟",
+            "phone": "13800000211",
+            "grid_id": "G1",
+            "building_id": "B01",
+            "unit": "3",
+            "room": room,
+        }
+        registered = await checkin.client.post("/residents", json=body, headers=checkin.as_("admin", "admin-1"))
+        residents.append(registered.json()["resident_id"])
+    today = checkin.clock.now().date()
+    first, second = (
+        CheckInReceived(**reply(checkin.clock), resident_id=r, date=today, temperature_c=36.5) for r in residents
+    )
+    envelopes = await checkin.deliver(first, second)
+    await checkin.deliver(*envelopes, envelopes[0])  # redelivered, one of them twice in the batch
+    submitted = await checkin.outbox("CheckInSubmitted")
+    assert sorted(e["data"]["resident_id"] for e in submitted) == sorted(residents)
+    household = await checkin.client.get(f"/households/{residents[0]}", headers=checkin.as_("admin", "admin-1"))
+    [member] = household.json()["members"]
+    assert member["status"] == "checked_in" and member["channel"] == "self"

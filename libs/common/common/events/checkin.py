@@ -33,6 +33,24 @@ class ResidentRegistered(CheckinEvent):
     phone: str | None = None
     lat: float | None = None
     lon: float | None = None
+    # The household the resident belongs to: the register's, or everyone at one building-unit-room.
+    household_id: str | None = None
+
+
+@register
+class ResidentAway(CheckinEvent):
+    """A resident is away (or in hospital: the reason stays in check-in) on these dates: not
+    expected to check in, so nobody reminds them."""
+
+    topic: ClassVar[str] = CHECKIN_RESIDENTS  # with the register: its readers need no health data
+    # The registry's topic is compacted by resident id: an absence has a key of its own, so
+    # it never replaces the resident's registration.
+    key_field: ClassVar[str] = "absence_id"
+
+    absence_id: str
+    resident_id: str
+    from_date: date
+    to_date: date
 
 
 @register
@@ -95,6 +113,7 @@ __all__ = [
     "CheckInMissed",
     "CheckInSubmitted",
     "HealthAnomalyReported",
+    "ResidentAway",
     "ResidentRegistered",
     "SamplingLagging",
     "Tag",
