@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from common.auth import CurrentUser, Principal, Role, require
 from messaging.gateway import BadSignature, verify
+from messaging.notices import NoticeDraft
 from messaging.service import MessagingService
 
 router = APIRouter()
@@ -94,12 +95,7 @@ class ReplyIn(BaseModel):
 async def inbound(channel: Literal["sms", "voice", "chat"], request: Request, service: Service) -> dict:
     """A reply from a gateway, signed with MESSAGING_GATEWAY_SECRET (webhook-id,
     webhook-timestamp, webhook-signature). Body: {"message_id", "from", "text"}."""
-    body = await request.body()
-    settings = service.settings
-    try:
-        verify(settings.gateway_secret, request.headers, body, time.time(), settings.signature_tolerance_s)
-    except BadSignature as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
+    body = await _signed_body(request, service)
     try:
         reply = ReplyIn.model_validate(json.loads(body))
     except (ValueError, ValidationError) as exc:
@@ -107,6 +103,17 @@ async def inbound(channel: Literal["sms", "voice", "chat"], request: Request, se
             status.HTTP_422_UNPROCESSABLE_CONTENT, f'body must be JSON {{"message_id", "from", "text"}}: {exc}'
         ) from exc
     return await service.receive_reply(channel, reply.message_id, reply.from_, reply.text)
+
+
+async def _signed_body(request: Request, service: MessagingService) -> bytes:
+    """The body of a gateway's call, once its Standard Webhooks signature is checked (401 if not)."""
+    body = await request.body()
+    settings = service.settings
+    try:
+        verify(settings.gateway_secret, request.headers, body, time.time(), settings.signature_tolerance_s)
+    except BadSignature as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
+    return body
 
 
 class AlertmanagerIn(BaseModel):
@@ -159,6 +166,93 @@ async def put_preferences(person_id: str, body: PreferenceIn, user: CurrentUser,
         raise HTTPException(status.HTTP_403_FORBIDDEN, "you may set only your own preferences")
     await service.contact(person_id)  # 404 for someone messaging does not know
     return contact_out(await service.save_contact(person_id, preferred_channel=body.preferred_channel))
+
+
+class ReceiptIn(BaseModel):
+    message_id: str = Field(min_length=1, max_length=32, description="our message_id, as the outbound call carried it")
+    status: Literal["delivered", "failed"]
+    error: str | None = Field(None, max_length=500)
+
+
+@router.post("/receipts/{channel}", tags=["replies"], openapi_extra={"security": []})
+async def receipt(channel: Literal["sms", "voice", "chat"], request: Request, service: Service) -> dict:
+    """A gateway's delivery receipt, signed like a reply: {"message_id", "status":
+    "delivered" | "failed", "error"}. A failed SMS to an elderly resident becomes a call."""
+    body = await _signed_body(request, service)
+    try:
+        given = ReceiptIn.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f'body must be JSON {{"message_id", "status", "error"}}: {exc}'
+        ) from exc
+    return await service.record_receipt(channel, given.message_id, given.status, given.error)
+
+
+# -- notices (宣传) -----------------------------------------------------------------------
+
+
+class NoticeIn(BaseModel):
+    headline_zh: str = Field(min_length=1, max_length=30, description="the headline, Chinese")
+    body_zh: str = Field(min_length=1, max_length=300, description="what residents should know or do, Chinese")
+    headline_en: str | None = Field(None, max_length=80)
+    body_en: str | None = Field(None, max_length=800)
+    building_ids: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=500)
+    grid_ids: list[Annotated[str, Field(max_length=50)]] = Field(default_factory=list, max_length=100)
+    tags: list[Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=list, max_length=20, description="residents carrying any of these tags (none: all)"
+    )
+    channels: list[Literal["text", "voice"]] = Field(
+        default_factory=lambda: ["text"],
+        min_length=1,
+        description="text: SMS (the page without a phone); voice: a call",
+    )
+    urgent: bool = Field(False, description="passes quiet hours and the rate limit")
+
+
+def notice_out(n) -> dict:
+    return {"notice_id": n.notice_id, "headline_zh": n.headline_zh, "headline_en": n.headline_en, "body_zh": n.body_zh,
+            "body_en": n.body_en, "building_ids": n.building_ids, "grid_ids": n.grid_ids, "tags": n.tags,
+            "channels": n.channels, "urgent": n.urgent, "sent_by": n.sent_by, "recipients": n.recipients,
+            "households": n.households, "created_at": n.created_at, "poster": f"/notices/{n.notice_id}/poster",
+            "reach": f"/notices/{n.notice_id}/reach"}  # fmt: skip
+
+
+@router.post("/notices", status_code=status.HTTP_201_CREATED, tags=["notices"])
+async def send_notice(body: NoticeIn, user: Staff, service: Service) -> dict:
+    """Send a notice to the residents of buildings or grids (either), carrying any of the
+    tags (if given), by text and/or voice; its poster is at `poster`, its reach at `reach`."""
+    draft = NoticeDraft(body.headline_zh.strip(), body.body_zh.strip(), body.headline_en, body.body_en,
+                        tuple(body.building_ids), tuple(body.grid_ids), tuple(body.tags), tuple(dict.fromkeys(body.channels)),
+                        body.urgent)  # fmt: skip
+    return notice_out(await service.send_notice(user, draft))
+
+
+@router.get("/notices", tags=["notices"])
+async def list_notices(user: CurrentUser, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list:
+    """The latest notices, for staff and building leads."""
+    _may_see_notices(user)
+    return [notice_out(n) for n in await service.notices(limit)]
+
+
+@router.get("/notices/{notice_id}/reach", tags=["notices"])
+async def notice_reach(notice_id: str, user: CurrentUser, service: Service, building_id: str | None = None) -> dict:
+    """The notice's households, how many were reached and the ones not reached yet (with
+    their members' names): staff see every building; a building lead only their own."""
+    return await service.reach(user, notice_id, building_id)
+
+
+@router.get("/notices/{notice_id}/poster", response_class=HTMLResponse, tags=["notices"])
+async def notice_poster(notice_id: str, user: CurrentUser, service: Service) -> HTMLResponse:
+    """The notice as an A4 poster to print (HTML with print CSS): for staff and building leads."""
+    _may_see_notices(user)
+    notice = await service.notice(notice_id)
+    html = PAGES.get_template("poster.html").render(notice=notice, day=notice.created_at.astimezone(service.tz))
+    return HTMLResponse(html)
+
+
+def _may_see_notices(user: Principal) -> None:
+    if not (user.is_staff or user.role == Role.building_lead):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "notices are for staff and building leads")
 
 
 @router.get("/outbox", response_class=HTMLResponse, tags=["development"], include_in_schema=False)

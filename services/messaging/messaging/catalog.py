@@ -68,8 +68,9 @@ CATALOG: dict[str, Template] = {
         ),
         Template(
             "request_fulfilled", "resident",
-            "【第一道防线】您的求助已完成。有问题请直接回复本短信。",
-            "FirstLine: your request has been completed. Reply to this message if anything is wrong.",
+            "【第一道防线】您的求助已完成。请回复数字评价志愿者：5 很满意 … 1 很不满意，可附一句话转告志愿者（如：5 谢谢）；有问题请直接回复。",
+            "FirstLine: your request has been completed. Reply 1–5 for the volunteer (5 very satisfied), optionally with a few words for them (e.g. \"5 thank you\"); reply if anything is wrong.",
+            awaits_reply=True,
         ),
         Template(
             "request_failed", "resident",
@@ -112,6 +113,17 @@ CATALOG: dict[str, Template] = {
             "ticket_opened", "owner",
             "【工单】{priority_zh}：{kind_zh}，请在{respond_by}前响应。回复“收到”确认。{link}",
             "Ticket ({priority}): {kind_en}; respond by {respond_by}. Reply \"收到\" to acknowledge. {link}",
+            awaits_reply=True,
+        ),
+        Template(
+            "ticket_digest", "owner",
+            "【工单】您有{count}张新工单：{summary_zh}。最早须在{respond_by}前响应。{link}",
+            "Tickets: {count} new for you ({summary_en}); the first must be answered by {respond_by}. {link}",
+        ),
+        Template(
+            "notice", "resident",
+            "【社区通知】{headline_zh}：{body_zh}（回复“收到”表示已知悉）",
+            "Notice: {headline_en}: {body_en} (reply \"收到\" to confirm you have read it)",
             awaits_reply=True,
         ),
         Template(

@@ -37,6 +37,7 @@ class Contact:
     grid_id: str | None = None
     building_id: str | None = None
     preferred_channel: str | None = None
+    household_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Draft:
     ticket_id: str | None = None
     request_id: str | None = None
     urgent: bool = False
+    notice_id: str | None = None
+    not_before: datetime | None = None  # held until then (a thank-you waiting for the resident's comment)
 
     def text(self) -> str:
         return CATALOG[self.kind].render(self.facts)
@@ -120,8 +123,7 @@ def plan(event: Event, *, wording: Wording, ticket: TicketRef | None = None,
             resident = residents.get(event.request_id)
             return [Draft("request_cancelled", resident, {}, request_id=event.request_id)] if resident else []
         case HoursCredited():
-            return [Draft("volunteer_thanks", event.member_id, {"hours": f"{event.hours:g}", "comment_zh": "", "comment_en": ""},
-                          request_id=event.request_id)]  # fmt: skip
+            return [Draft("volunteer_thanks", event.member_id, thanks_facts(event.hours), request_id=event.request_id)]
         case TicketOpened():
             zh, en = kind_label(event.kind)
             facts = {"priority": event.priority, "priority_zh": PRIORITY_ZH.get(event.priority, event.priority),
@@ -144,6 +146,105 @@ def plan(event: Event, *, wording: Wording, ticket: TicketRef | None = None,
                 return []  # no resident to ask (a stock or sampling ticket)
             return [Draft("feedback_invitation", ticket.resident_id, {}, ticket_id=event.ticket_id)]
     return []
+
+
+def ticket_opened_facts(wording: Wording, ticket_id: str, kind: str, priority: str, respond_by: datetime) -> dict:
+    zh, en = kind_label(kind)
+    return {"priority": priority, "priority_zh": PRIORITY_ZH.get(priority, priority), "kind_zh": zh, "kind_en": en,
+            "respond_by": wording.when(respond_by), "link": wording.link(f"/tickets/{ticket_id}")}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A non-urgent ticket waiting for its owner's digest."""
+
+    ticket_id: str
+    kind: str
+    priority: str
+    respond_by: datetime
+
+
+def digest(owner: str, pending: list[Pending], wording: Wording) -> Draft:
+    """One message telling an owner of the tickets opened for them since their last digest:
+    a single ticket reads as its own notice (so "收到" acknowledges it); several as a count
+    by kind, the earliest deadline and the link to the owner's tickets."""
+    if len(pending) == 1:
+        p = pending[0]
+        return Draft("ticket_opened", owner, ticket_opened_facts(wording, p.ticket_id, p.kind, p.priority, p.respond_by),
+                     ticket_id=p.ticket_id)  # fmt: skip
+    counts: dict[tuple[str, str], int] = {}
+    for p in pending:
+        label = kind_label(p.kind)
+        counts[label] = counts.get(label, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    facts = {"count": len(pending), "summary_zh": "，".join(f"{zh}×{n}" for (zh, _), n in ordered),
+             "summary_en": ", ".join(f"{en} ×{n}" for (_, en), n in ordered),
+             "respond_by": wording.when(min(p.respond_by for p in pending)), "link": wording.link("/tickets?mine=1")}  # fmt: skip
+    return Draft("ticket_digest", owner, facts)
+
+
+# -- the volunteer's thank-you and the resident's words ----------------------------------
+
+COMMENT_MAX = 60  # characters of the resident's words the volunteer reads
+# Words that would tell the volunteer something of the resident's health: a comment holding
+# any of them is not passed on (the thank-you goes without it).
+HEALTH_WORDS = re.compile(
+    r"发烧|发热|咳|喉|嗓子|头疼|头痛|腹泻|拉肚子|呕吐|乏力|胸闷|气短|呼吸|味觉|嗅觉|阳性|阴性|核酸|抗原|确诊|隔离|"
+    r"感染|病|药|医|住院|体温|度数|血压|血糖|症状|不舒服|难受|\d+(?:\.\d+)?\s*(?:度|℃|°)|"
+    r"fever|cough|sick|ill\b|flu|covid|positive|negative|symptom|medic|drug|pill|hospital|doctor|temperature|pain",
+    re.I,
+)
+PHONE_LIKE = re.compile(r"\+?\d[\d\s\-]{6,}\d")
+CONTROL = re.compile(r"[\x00-\x1f\x7f<>{}\\]")
+
+
+def neutral_comment(text: str | None) -> str | None:
+    """The resident's words as the volunteer may read them: one plain line of at most
+    COMMENT_MAX characters, no phone number, and nothing at all if it speaks of health."""
+    if not text:
+        return None
+    line = " ".join(CONTROL.sub(" ", text).split())
+    if not line or HEALTH_WORDS.search(line):
+        return None
+    line = PHONE_LIKE.sub("…", line)
+    return line if len(line) <= COMMENT_MAX else line[: COMMENT_MAX - 1] + "…"
+
+
+def thanks_facts(hours: float, comment: str | None = None) -> dict[str, str]:
+    return {
+        "hours": f"{hours:g}",
+        "comment_zh": f"居民留言：“{comment}”" if comment else "",
+        "comment_en": f"The resident wrote: “{comment}”" if comment else "",
+    }
+
+
+# -- notices (宣传) ---------------------------------------------------------------------
+
+
+def in_audience(contact: Contact, building_ids: frozenset[str], grid_ids: frozenset[str], tags: frozenset[str]) -> bool:
+    """A notice reaches residents in any of its buildings or grids (everywhere when it names
+    neither) who carry any of its tags (everyone when it names none)."""
+    if contact.role != "resident":
+        return False
+    placed = not (building_ids or grid_ids) or contact.building_id in building_ids or contact.grid_id in grid_ids
+    return placed and (not tags or bool(tags.intersection(contact.tags)))
+
+
+def notice_channels(wanted: tuple[str, ...], contact: Contact) -> list[str]:
+    """The channels a notice reaches a resident on: "text" is their channel for a text (SMS,
+    or their page without a phone); "voice" a call, when they have a phone."""
+    out = []
+    if "text" in wanted:
+        out.append(channel_for("notice", contact))
+    if "voice" in wanted and contact.phone and "voice" not in out:
+        out.append("voice")
+    return out
+
+
+def reached(status: str, channel: str) -> bool:
+    """A notice message that reached its household: delivered (by the gateway's receipt) or
+    replied to. One shown only on the page proves nothing: nobody said they read it."""
+    return status == "replied" or (status == "delivered" and channel != "page")
 
 
 def checkin_reminder(contact: Contact, cutoff: time) -> Draft:
@@ -232,6 +333,19 @@ class CheckIn:
 
 
 @dataclass(frozen=True)
+class RequestFeedback:
+    """A resident's 1–5 (and words) on a fulfilled request: the words go to the volunteer."""
+
+    satisfaction: int
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class NoticeRead:
+    """ "收到" after a notice: its household is reached."""
+
+
+@dataclass(frozen=True)
 class AlreadyAnswered:
     """A second answer to a message already answered: nothing more to apply."""
 
@@ -241,7 +355,7 @@ class NotUnderstood:
     pass
 
 
-Meaning = Feedback | Acknowledge | CheckIn | AlreadyAnswered | NotUnderstood
+Meaning = Feedback | Acknowledge | CheckIn | RequestFeedback | NoticeRead | AlreadyAnswered | NotUnderstood
 
 RATING = re.compile(r"^\s*([1-5])(?:\s*[,，.。:：\s]\s*(.*))?\s*$", re.S)
 CHECK_IN = re.compile(r"^\s*打卡\s*[:：]?\s*(\d{2}(?:\.\d{1,2})?)\s*(?:度|℃|°C)?\s*$")
@@ -259,8 +373,15 @@ def interpret(text: str, answering: str | None, answered: bool) -> Meaning:
             return AlreadyAnswered()
         comment = (m.group(2) or "").strip() or None
         return Feedback(int(m.group(1)), comment[:500] if comment else None)
+    if answering == "request_fulfilled" and (m := RATING.match(body)) is not None:
+        if answered:
+            return AlreadyAnswered()
+        comment = (m.group(2) or "").strip() or None
+        return RequestFeedback(int(m.group(1)), comment[:500] if comment else None)
     if answering in ("ticket_opened", "ticket_escalated") and body in ACK_WORDS:
         return AlreadyAnswered() if answered else Acknowledge()
+    if answering == "notice" and body in ACK_WORDS:
+        return AlreadyAnswered() if answered else NoticeRead()
     return NotUnderstood()
 
 

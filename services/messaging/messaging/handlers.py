@@ -9,7 +9,7 @@ from __future__ import annotations
 from common import envelope as ce
 from common import topics
 from common.bus import Consumer
-from common.events.checkin import CheckInSubmitted, ResidentRegistered
+from common.events.checkin import CheckInSubmitted, ResidentAway, ResidentRegistered
 from common.events.command import (
     TicketClosed,
     TicketEscalated,
@@ -56,6 +56,9 @@ def consumer(service: MessagingService) -> Consumer:
     async def on_resident(event: ResidentRegistered, _: ce.CloudEvent, uow: UnitOfWork) -> None:
         await service.learn_resident(event, uow)
 
+    async def on_away(event: ResidentAway, _: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.note_away(event, uow)
+
     async def on_check_in(event: CheckInSubmitted, _: ce.CloudEvent, uow: UnitOfWork) -> None:
         await service.note_check_in(event, uow)
 
@@ -65,7 +68,7 @@ def consumer(service: MessagingService) -> Consumer:
     handlers = {cls: on_notifying for cls in NOTIFYING}
     handlers.update(
         {TicketOpened: on_ticket_notifying, TicketEscalated: on_ticket_notifying, TicketReassigned: on_ticket,
-         TicketClosed: on_ticket, TicketReopened: on_ticket, ResidentRegistered: on_resident,
+         TicketClosed: on_ticket, TicketReopened: on_ticket, ResidentRegistered: on_resident, ResidentAway: on_away,
          CheckInSubmitted: on_check_in, RequestRaised: on_request}
     )  # fmt: skip
     return Consumer(

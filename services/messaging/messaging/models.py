@@ -25,6 +25,7 @@ class Message(SQLModel, table=True):
         Index("ix_message_recipient", "recipient_id", "created_at"),
         Index("ix_message_ticket", "ticket_id"),
         Index("ix_message_request", "request_id"),
+        Index("ix_message_notice", "notice_id", "household_id"),
     )
 
     message_id: str = Field(primary_key=True, max_length=32)
@@ -38,6 +39,10 @@ class Message(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     ticket_id: str | None = Field(default=None, max_length=100)
     request_id: str | None = Field(default=None, max_length=100)
+    notice_id: str | None = Field(default=None, max_length=32)
+    household_id: str | None = Field(
+        default=None, max_length=120
+    )  # the recipient's when it was queued: a notice's reach
     urgent: bool = False
     status: str = Field(default="queued", max_length=10)
     attempts: int = 0
@@ -84,6 +89,9 @@ class Contact(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     grid_id: str | None = Field(default=None, max_length=50)
     building_id: str | None = Field(default=None, max_length=50)
+    unit: str | None = Field(default=None, max_length=20)
+    room: str | None = Field(default=None, max_length=20)
+    household_id: str | None = Field(default=None, max_length=120)  # from the register (ResidentRegistered)
     preferred_channel: str | None = Field(default=None, max_length=10)
     updated_at: datetime = Field(sa_column=utc_column())
 
@@ -110,6 +118,9 @@ class RequestRef(SQLModel, table=True):
 
     request_id: str = Field(primary_key=True, max_length=100)
     resident_id: str = Field(max_length=100)
+    # The resident's words for the volunteer (their reply to "request fulfilled"), neutralised.
+    comment: str | None = Field(default=None, max_length=200)
+    hours: float | None = None  # credited to the volunteer, while their thank-you waits for the comment
 
 
 class CheckinDay(SQLModel, table=True):
@@ -119,3 +130,52 @@ class CheckinDay(SQLModel, table=True):
 
     resident_id: str = Field(primary_key=True, max_length=100)
     day: date = Field(primary_key=True)
+
+
+class Away(SQLModel, table=True):
+    """A resident away on these dates (from ResidentAway): no check-in reminder for them."""
+
+    __tablename__ = "resident_away"
+    __table_args__ = (Index("ix_resident_away_resident", "resident_id", "from_date"),)
+
+    absence_id: str = Field(primary_key=True, max_length=60)
+    resident_id: str = Field(max_length=100)
+    from_date: date
+    to_date: date
+
+
+class TicketNotice(SQLModel, table=True):
+    """A non-urgent ticket its owner has not heard of yet: told in the owner's next digest
+    (`MESSAGING_TICKET_DIGEST_MINUTES`), kept here so a restart loses none."""
+
+    __tablename__ = "ticket_notice"
+    __table_args__ = (Index("ix_ticket_notice_pending", "owner", "created_at", postgresql_where=text("digested_at IS NULL"),
+                            sqlite_where=text("digested_at IS NULL")),)  # fmt: skip
+
+    ticket_id: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=100)
+    respond_by: datetime = Field(sa_column=utc_column())
+    created_at: datetime = Field(sa_column=utc_column())
+    digested_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class Notice(SQLModel, table=True):
+    """A notice (宣传) a staff member sent to buildings, grids or tags: by text, by voice and
+    as a printable poster. Its messages carry its id; their households are its reach."""
+
+    __tablename__ = "notice"
+
+    notice_id: str = Field(primary_key=True, max_length=32)
+    headline_zh: str = Field(max_length=60)
+    headline_en: str | None = Field(default=None, max_length=120)
+    body_zh: str = Field(sa_column=Column(Text, nullable=False))
+    body_en: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    building_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    grid_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    urgent: bool = False
+    sent_by: str = Field(max_length=100)
+    recipients: int = 0
+    households: int = 0
+    created_at: datetime = Field(sa_column=utc_column())

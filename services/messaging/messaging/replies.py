@@ -10,7 +10,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from common.clock import local_date
-from common.errors import Invalid
+from common.errors import Invalid, NotFound
 from common.events.messaging import (
     AcknowledgementReceived,
     CheckInReceived,
@@ -21,12 +21,13 @@ from common.events.messaging import (
 from common.outbox import UnitOfWork
 from messaging import domain
 from messaging.catalog import CATALOG
-from messaging.models import CheckinDay, Contact, InboundReply, Message, TicketRef
+from messaging.models import Away, CheckinDay, Contact, InboundReply, Message, RequestRef, TicketRef
 
 log = logging.getLogger(__name__)
 
 AWAITING_REPLY = tuple(kind for kind, template in CATALOG.items() if template.awaits_reply)
 REMINDER_CHUNK = 1000
+SATISFIED_FROM = 3  # a request rated 3–5 thanks the volunteer; 1–2 is a call back for the grid worker
 
 
 class Replies:
@@ -111,12 +112,29 @@ class Replies:
                     )
                 )
                 outcome = "check_in"
+            case domain.RequestFeedback(satisfaction, comment):
+                if satisfaction < SATISFIED_FROM:  # not a thank-you: the grid worker calls them back
+                    uow.emit(ReplyNotUnderstood(**common, sender_id=contact.person_id, text=text[:1000],
+                                                resident_id=contact.person_id, grid_id=contact.grid_id,
+                                                building_id=contact.building_id))  # fmt: skip
+                else:
+                    await self._release_thanks(uow, awaiting.request_id, domain.neutral_comment(comment), now)
+                outcome = "request_feedback"
+            case domain.NoticeRead():
+                outcome = "notice_read"
             case domain.AlreadyAnswered():
                 return "already_answered", awaiting.message_id if awaiting else None
             case _:
                 resident = contact.person_id if contact.role == "resident" else None
                 uow.emit(ReplyNotUnderstood(**common, sender_id=contact.person_id, text=text[:1000], resident_id=resident,
                                             grid_id=contact.grid_id, building_id=contact.building_id))  # fmt: skip
+                if awaiting is not None and awaiting.kind == "notice":  # whatever they said, the notice reached them
+                    await uow.session.execute(
+                        update(Message)
+                        .where(Message.message_id == awaiting.message_id, Message.status != "replied")
+                        .values(status="replied", replied_at=now)
+                    )
+                    return "not_understood", awaiting.message_id
                 return "not_understood", None
         answered = (
             awaiting
@@ -130,6 +148,52 @@ class Replies:
                 .values(status="replied", replied_at=now)
             )
         return outcome, answered.message_id if answered else None
+
+    async def _release_thanks(
+        self, uow: UnitOfWork, request_id: str | None, comment: str | None, now: datetime
+    ) -> None:
+        """The resident answered about their request: their (neutral) words are kept for the
+        volunteer's thank-you, and a thank-you held for them goes now, with them."""
+        request = await uow.session.get(RequestRef, request_id) if request_id else None
+        if request is None:
+            return
+        request.comment = comment
+        held = (
+            await uow.session.execute(
+                select(Message).where(Message.kind == "volunteer_thanks", Message.request_id == request_id,
+                                      Message.status == "queued", Message.attempts == 0)
+            )
+        ).scalars().all()  # fmt: skip
+        for message in held:
+            if request.hours is not None:
+                message.text = domain.Draft(message.kind, message.recipient_id,
+                                            domain.thanks_facts(request.hours, comment)).text()  # fmt: skip
+            message.next_attempt_at = domain.not_before(now, self.tz, self.settings.quiet_hours_start,
+                                                        self.settings.quiet_hours_end, urgent=False,
+                                                        channel=message.channel)  # fmt: skip
+
+    async def record_receipt(
+        self, channel: str, message_id: str, status: str, error: str | None = None
+    ) -> dict[str, Any]:
+        """A gateway's delivery receipt: `delivered`, or `failed` (then an elderly resident's
+        SMS becomes a voice call, as when sending fails). A receipt for a message already
+        replied to, or repeated, changes nothing."""
+        domain.check_channel(channel)
+        if status not in ("delivered", "failed"):
+            raise Invalid("status must be delivered or failed")
+        now = self.clock.now()
+        async with self.runtime.work() as uow:
+            message = await uow.session.get(Message, message_id)
+            if message is None or message.channel != channel:
+                raise NotFound(f"no {channel} message {message_id!r}")
+            if message.status not in ("sent", "accepted"):
+                return {"message_id": message_id, "status": message.status, "changed": False}
+            if status == "delivered":
+                message.status, message.delivered_at = "delivered", now
+            else:
+                message.status, message.failed_at, message.last_error = "failed", now, (error or "failed")[:500]
+                await self._fall_back(uow, [(message, message.last_error)], now)
+        return {"message_id": message_id, "status": status, "changed": True}
 
     # -- periodic work ------------------------------------------------------------------
 
@@ -185,6 +249,8 @@ class Replies:
                         select(Contact)
                         .where(Contact.role == "resident", Contact.person_id > after,
                                ~exists().where(CheckinDay.resident_id == Contact.person_id, CheckinDay.day == day),
+                               ~exists().where(Away.resident_id == Contact.person_id, Away.from_date <= day,
+                                               Away.to_date >= day),
                                ~exists().where(Message.idempotency_key == key))
                         .order_by(Contact.person_id)
                         .limit(REMINDER_CHUNK)
@@ -211,4 +277,4 @@ class Replies:
 
 def _contact(row: Contact) -> domain.Contact:
     return domain.Contact(row.person_id, row.role, row.name, row.phone, tuple(row.tags or ()), row.grid_id, row.building_id,
-                          row.preferred_channel)  # fmt: skip
+                          row.preferred_channel, row.household_id)  # fmt: skip

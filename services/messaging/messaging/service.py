@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,14 +21,16 @@ from sqlalchemy import exists, func, or_, select, update
 from common.auth import Principal, Role
 from common.errors import Invalid, NotFound
 from common.events.base import Event
-from common.events.checkin import CheckInSubmitted, ResidentRegistered
+from common.events.checkin import CheckInSubmitted, ResidentAway, ResidentRegistered
 from common.events.command import TicketClosed, TicketEscalated, TicketOpened, TicketReassigned, TicketReopened
 from common.events.dispatch import RequestRaised
+from common.events.timebank import HoursCredited
 from common.outbox import UnitOfWork
 from common.runtime import Runtime
 from messaging import domain
 from messaging.gateway import Gateway, GatewayFailed, Outgoing
-from messaging.models import CheckinDay, Contact, InboundReply, Message, RequestRef, TicketRef
+from messaging.models import Away, CheckinDay, Contact, InboundReply, Message, RequestRef, TicketNotice, TicketRef
+from messaging.notices import Notices
 from messaging.replies import Replies, _contact
 from messaging.settings import MessagingSettings
 
@@ -46,9 +48,10 @@ class _Batch:
     tickets: dict[str, domain.TicketRef | None] = field(default_factory=dict)
     residents: dict[str, str] = field(default_factory=dict)
     drafts: list[tuple[str, domain.Draft]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)  # non-urgent tickets for their owners' digests
 
 
-class MessagingService(Replies):
+class MessagingService(Replies, Notices):
     def __init__(self, runtime: Runtime, settings: MessagingSettings, gateway: Gateway) -> None:
         self.runtime = runtime
         self.settings = settings
@@ -63,13 +66,27 @@ class MessagingService(Replies):
     # -- what other services tell us ----------------------------------------------------
 
     async def learn_resident(self, event: ResidentRegistered, uow: UnitOfWork | None = None) -> None:
+        household = event.household_id or (
+            f"H.{event.building_id}.{event.unit}.{event.room}" if event.unit and event.room else None
+        )  # registered before the register named households: everyone at one room
         values = {"role": "resident", "name": event.name, "phone": event.phone, "tags": list(event.tags),
-                  "grid_id": event.grid_id, "building_id": event.building_id, "updated_at": self.clock.now()}  # fmt: skip
+                  "grid_id": event.grid_id, "building_id": event.building_id, "unit": event.unit, "room": event.room,
+                  "household_id": household, "updated_at": self.clock.now()}  # fmt: skip
         async with self.runtime.work(uow) as uow:
             insert = self.runtime.db.insert(Contact)
             await uow.session.execute(
                 insert.values(person_id=event.resident_id, **values).on_conflict_do_update(
                     index_elements=["person_id"], set_=values
+                )
+            )
+
+    async def note_away(self, event: ResidentAway, uow: UnitOfWork | None = None) -> None:
+        async with self.runtime.work(uow) as uow:
+            insert = self.runtime.db.insert(Away)
+            values = {"resident_id": event.resident_id, "from_date": event.from_date, "to_date": event.to_date}
+            await uow.session.execute(
+                insert.values(absence_id=event.absence_id, **values).on_conflict_do_update(
+                    index_elements=["absence_id"], set_=values
                 )
             )
 
@@ -130,10 +147,45 @@ class MessagingService(Replies):
                 ticket = await self._ticket(uow, ticket_id)
                 residents = await self._request_residents(uow, request_ids)
             drafts = domain.plan(event, wording=self.wording, ticket=ticket, request_resident=residents)
+            if (
+                isinstance(event, TicketOpened)
+                and event.priority != "urgent"
+                and self.settings.ticket_digest_minutes > 0
+            ):
+                await self._hold_for_digest(uow, event, batch)
+                drafts = []
+            elif isinstance(event, HoursCredited) and event.request_id:
+                drafts = await self._thanks(uow, event, drafts)
             if batch is not None:  # inserted with the batch's others by `flush`
                 batch.drafts.extend((self._key(cause_id, d), d) for d in drafts)
                 return len(drafts)
             return await self.queue(uow, drafts, cause_id)
+
+    async def _hold_for_digest(self, uow: UnitOfWork, event: TicketOpened, batch: _Batch | None) -> None:
+        """A non-urgent ticket: its owner hears of it in their next digest (`send_digests`)."""
+        row = {"ticket_id": event.ticket_id, "owner": event.owner, "respond_by": event.respond_by,
+               "created_at": self.clock.now(), "digested_at": None}  # fmt: skip
+        if batch is not None:
+            batch.pending.append(row)
+        else:
+            await self._insert_pending(uow, [row])
+
+    async def _insert_pending(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+        insert = self.runtime.db.insert(TicketNotice)
+        await uow.session.execute(insert.on_conflict_do_nothing(index_elements=["ticket_id"]), rows)
+
+    async def _thanks(self, uow: UnitOfWork, event: HoursCredited, drafts: list[domain.Draft]) -> list[domain.Draft]:
+        """The volunteer's thank-you carries the resident's words about the request: sent at
+        once when they are known, otherwise held up to MESSAGING_THANKS_WAIT_MINUTES for the
+        resident's reply to "request fulfilled" (which releases it with their words)."""
+        request = await uow.session.get(RequestRef, event.request_id)
+        if request is None:
+            return drafts  # no resident known to answer: thanks at once
+        if request.comment:
+            return [replace(d, facts=domain.thanks_facts(event.hours, request.comment)) for d in drafts]
+        request.hours = event.hours
+        wait = timedelta(minutes=self.settings.thanks_wait_minutes)
+        return [replace(d, not_before=self.clock.now() + wait) for d in drafts]
 
     async def prefetch(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
         """Before a consumer applies a batch: the tickets and requests it names, in two queries."""
@@ -152,6 +204,8 @@ class MessagingService(Replies):
         batch = uow.memo.pop(BATCH, None)
         if batch is not None and batch.drafts:
             await self._insert(uow, batch.drafts)
+        if batch is not None and batch.pending:
+            await self._insert_pending(uow, batch.pending)
 
     @staticmethod
     def _key(cause_id: str, draft: domain.Draft) -> str:
@@ -174,6 +228,52 @@ class MessagingService(Replies):
                 insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.message_id), rows
             )
             return len(result.all())
+
+    async def send_digests(self) -> int:
+        """Each owner's non-urgent tickets in one message, at most one per owner every
+        MESSAGING_TICKET_DIGEST_MINUTES: an owner's digest goes once their oldest waiting ticket
+        has waited that long. Claimed with an update, so replicas never send one twice; a
+        ticket closed or handed to someone else meanwhile is left out."""
+        now = self.clock.now()
+        due = now - timedelta(minutes=self.settings.ticket_digest_minutes)
+        async with self.runtime.work() as uow:
+            owners = (
+                select(TicketNotice.owner)
+                .where(TicketNotice.digested_at.is_(None))
+                .group_by(TicketNotice.owner)
+                .having(func.min(TicketNotice.created_at) <= due)
+            )
+            claimed = (
+                await uow.session.execute(
+                    update(TicketNotice)
+                    .where(TicketNotice.digested_at.is_(None), TicketNotice.owner.in_(owners.scalar_subquery()))
+                    .values(digested_at=now)
+                    .returning(TicketNotice.ticket_id, TicketNotice.owner, TicketNotice.respond_by)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            if not claimed:
+                return 0
+            tickets = {
+                row.ticket_id: row
+                for row in (
+                    await uow.session.execute(select(TicketRef).where(TicketRef.ticket_id.in_({c[0] for c in claimed})))
+                ).scalars()
+            }
+            by_owner: dict[str, list[domain.Pending]] = {}
+            for ticket_id, owner, respond_by in claimed:
+                ticket = tickets.get(ticket_id)
+                if ticket is None or ticket.closed_at is not None or ticket.owner != owner:
+                    continue  # closed, or someone else's now (they were told by the escalation)
+                by_owner.setdefault(owner, []).append(
+                    domain.Pending(ticket_id, ticket.kind, ticket.priority, respond_by)
+                )
+            drafts = [
+                (f"digest:{owner}:{now.isoformat()}", domain.digest(owner, sorted(pending, key=lambda p: p.respond_by),
+                                                                    self.wording))
+                for owner, pending in by_owner.items()
+            ]  # fmt: skip
+            return await self._insert(uow, drafts)
 
     async def _ticket(self, uow: UnitOfWork, ticket_id: str | None) -> domain.TicketRef | None:
         if ticket_id is None:
@@ -209,8 +309,9 @@ class MessagingService(Replies):
              channel: str | None = None, fallback_of: str | None = None) -> dict[str, Any]:  # fmt: skip
         channel = channel or domain.channel_for(draft.kind, contact)
         on_page = channel == "page"  # nothing to send: the person reads it on their page
+        earliest = max(now, draft.not_before) if draft.not_before and not on_page else now
         when = domain.not_before(
-            now,
+            earliest,
             self.tz,
             self.settings.quiet_hours_start,
             self.settings.quiet_hours_end,
@@ -220,7 +321,8 @@ class MessagingService(Replies):
         return {
             "message_id": uuid.uuid4().hex, "idempotency_key": key, "kind": draft.kind, "channel": channel,
             "recipient_id": draft.recipient_id, "phone": contact.phone if contact else None, "text": draft.text(),
-            "ticket_id": draft.ticket_id, "request_id": draft.request_id, "urgent": draft.urgent,
+            "ticket_id": draft.ticket_id, "request_id": draft.request_id, "notice_id": draft.notice_id,
+            "household_id": contact.household_id if contact else None, "urgent": draft.urgent,
             "status": "delivered" if on_page else "queued", "attempts": 0, "last_error": None, "fallback_of": fallback_of,
             "created_at": now, "next_attempt_at": when, "lease_until": None, "sent_at": now if on_page else None,
             "accepted_at": None, "delivered_at": now if on_page else None, "failed_at": None, "replied_at": None,
@@ -347,7 +449,8 @@ class MessagingService(Replies):
             channel = domain.fallback_channel(message.channel, contact)
             if channel is None:
                 continue
-            row = self._row(domain.Draft(message.kind, message.recipient_id, {}, message.ticket_id, message.request_id, True),
+            row = self._row(domain.Draft(message.kind, message.recipient_id, {}, message.ticket_id, message.request_id, True,
+                                         notice_id=message.notice_id),
                             contact, f"fallback:{message.message_id}", now, channel=channel, fallback_of=message.message_id)  # fmt: skip
             row["text"] = message.text  # the same words, spoken
             rows.append(row)

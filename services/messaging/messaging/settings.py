@@ -37,6 +37,11 @@ class MessagingSettings(ServiceSettings):
     # Check-in reminders (local times, as checkin's cutoff)
     reminder_time: time = time(9, 0)
     cutoff_time: time = time(10, 0)
+    # A non-urgent ticket's owner hears of it in a digest, at most one per owner this often
+    # (urgent tickets at once); 0: every ticket at once.
+    ticket_digest_minutes: float = Field(15.0, ge=0)
+    # A volunteer's thank-you waits this long for the resident's words about the request.
+    thanks_wait_minutes: float = Field(120.0, ge=0)
     # Feedback invitations unanswered this long become a call task for the grid worker.
     feedback_wait_hours: float = Field(24.0, gt=0)
     reply_window_days: int = Field(7, ge=1)  # a reply answers the last message awaiting one, sent this recently

@@ -34,7 +34,11 @@ async def test_the_same_event_delivered_twice_sends_one_message(messaging):
     assert invitation.body["text"].startswith("【第一道防线】") and "Reply 1–5" in invitation.body["text"]
     [record] = await messaging.messages(kind="feedback_invitation")
     assert record.status == "accepted" and record.accepted_at is not None and record.ticket_id == ticket
-    # The owner heard of the ticket in the staff group.
+    # The owner hears of the (non-urgent) ticket in their digest, in the staff group.
+    assert not messaging.gateway.to("gw-G1")
+    messaging.clock.advance(minutes=15)
+    assert await messaging.runtime.run_job("ticket-digests") == 1
+    await messaging.runtime.run_job("messages-send")
     assert [c.channel for c in messaging.gateway.to("gw-G1", "ticket_opened")] == ["chat"]
     # Sent once: another pass finds nothing due.
     assert await messaging.runtime.run_job("messages-send") == {}

@@ -157,3 +157,59 @@ def test_reminder_window():
 )
 def test_what_a_reply_means(text, answering, answered, meaning):
     assert domain.interpret(text, answering, answered) == meaning
+
+
+@pytest.mark.parametrize(
+    ("said", "passed_on"),
+    [
+        ("谢谢小王，辛苦了！", "谢谢小王，辛苦了！"),
+        ("  谢谢\n\t小王  ", "谢谢 小王"),
+        ("有事打我电话 138-1234-5678 谢谢", "有事打我电话 … 谢谢"),
+        ("谢谢<script>alert(1)</script>", "谢谢 script alert(1) /script"),
+        ("谢谢，我烧到38.5度了", None),
+        ("药很及时，谢谢", None),
+        ("thanks, the cough is better", None),
+        ("37度的天气还跑来，谢谢", None),
+        ("", None),
+        ("很" * 100, "很" * 59 + "…"),
+    ],
+)
+def test_what_a_volunteer_may_read_of_the_residents_words(said, passed_on):
+    assert domain.neutral_comment(said) == passed_on
+
+
+def test_a_digest_counts_an_owners_tickets_by_kind_without_health_kinds():
+    pending = [domain.Pending("T1", "followup", "normal", NOW), domain.Pending("T2", "fever", "high", NOW),
+               domain.Pending("T3", "followup", "normal", NOW)]  # fmt: skip
+    draft = domain.digest("gw-1", pending, WORDING)
+    assert draft.kind == "ticket_digest" and draft.ticket_id is None and not draft.urgent
+    text = draft.text()
+    assert "3张新工单" in text and "未打卡随访×2" in text and "待处理工单×1" in text and "fever" not in text
+    single = domain.digest("gw-1", pending[:1], WORDING)
+    assert single.kind == "ticket_opened" and single.ticket_id == "T1" and "收到" in single.text()
+
+
+def test_who_a_notice_reaches():
+    elderly = domain.Contact("R1", tags=("elderly",), grid_id="G1", building_id="B1", phone="1")
+    other = domain.Contact("R2", grid_id="G2", building_id="B2")
+    volunteer = domain.Contact("V1", role="volunteer", grid_id="G1", building_id="B1", phone="1")
+    b1, g2, old = frozenset({"B1"}), frozenset({"G2"}), frozenset({"elderly"})
+    assert domain.in_audience(elderly, b1, frozenset(), frozenset()) and not domain.in_audience(
+        other, b1, frozenset(), frozenset()
+    )
+    assert domain.in_audience(other, b1, g2, frozenset())  # buildings or grids
+    assert domain.in_audience(elderly, frozenset(), frozenset(), old) and not domain.in_audience(
+        other, frozenset(), g2, old
+    )
+    assert not domain.in_audience(volunteer, b1, frozenset(), frozenset())
+    assert domain.notice_channels(("text", "voice"), elderly) == ["sms", "voice"]
+    assert domain.notice_channels(("text", "voice"), other) == ["page"]  # no phone: no call either
+    assert domain.reached("delivered", "sms") and domain.reached("replied", "voice")
+    assert not domain.reached("delivered", "page") and not domain.reached("accepted", "sms")
+
+
+def test_replies_to_a_fulfilled_request_and_to_a_notice():
+    assert domain.interpret("5 谢谢", "request_fulfilled", False) == domain.RequestFeedback(5, "谢谢")
+    assert domain.interpret("4", "request_fulfilled", True) == domain.AlreadyAnswered()
+    assert domain.interpret("收到", "notice", False) == domain.NoticeRead()
+    assert domain.interpret("什么时候？", "notice", False) == domain.NotUnderstood()
