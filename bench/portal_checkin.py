@@ -31,6 +31,15 @@ from common.auth import operator_token  # noqa: E402
 PORTS = {"portal": 8230, "checkin": 8231, "supplies": 8232, "dispatch": 8233, "timebank": 8234, "command": 8235}
 
 
+def portal_pid(var: Path) -> int:
+    """The portal's process, as the stack's supervisor knows it."""
+    conf = var / "supervisor/supervisord.conf"
+    answer = subprocess.run(
+        ["supervisorctl", "-c", str(conf), "pid", "portal"], capture_output=True, text=True, check=True
+    )
+    return int(answer.stdout.strip())
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -86,7 +95,7 @@ async def run(var: Path, households: int, concurrency: int) -> None:
             )
 
         direct_s = await timed([post_direct(r) for r in direct], concurrency)
-        pid = int((var / "run/portal.pid").read_text())
+        pid = portal_pid(var)
         cpu_before = cpu_seconds(pid)
         portal_s = await timed([post_portal(r) for r in through], concurrency)
         cpu = cpu_seconds(pid) - cpu_before
