@@ -26,6 +26,7 @@ from messaging.models import Away, CheckinDay, Contact, InboundReply, Message, R
 log = logging.getLogger(__name__)
 
 AWAITING_REPLY = tuple(kind for kind, template in CATALOG.items() if template.awaits_reply)
+AWAITING_RATING = tuple(kind for kind in AWAITING_REPLY if kind != "notice")
 REMINDER_CHUNK = 1000
 SATISFIED_FROM = 3  # a request rated 3–5 thanks the volunteer; 1–2 is a call back for the grid worker
 
@@ -76,10 +77,12 @@ class Replies:
                            now: datetime) -> tuple[str, str | None]:  # fmt: skip
         if contact is None:
             return "unknown_sender", None
+        # A rating answers a feedback invitation or a fulfilled request, never a notice sent since.
+        kinds = AWAITING_RATING if domain.RATING.match(text or "") else AWAITING_REPLY
         awaiting = (
             await uow.session.execute(
                 select(Message)
-                .where(Message.recipient_id == contact.person_id, Message.kind.in_(AWAITING_REPLY),
+                .where(Message.recipient_id == contact.person_id, Message.kind.in_(kinds),
                        Message.created_at >= now - timedelta(days=self.settings.reply_window_days))
                 .order_by(Message.created_at.desc())
                 .limit(1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from test_replies import invited
+
 from common.events.checkin import ResidentRegistered
 from conftest import SECRET
 from messaging.gateway import sign
@@ -131,3 +133,17 @@ async def test_bad_notices_and_receipts_are_refused(messaging):
     wrongly = await receipt(messaging, "sms", "x", secret="not-the-gateway-secret-0123456789-abcdef")
     assert wrongly.status_code == 401
     assert (await receipt(messaging, "sms", "no-such-message")).status_code == 404
+
+
+async def test_a_rating_after_a_notice_still_answers_the_feedback_invitation(messaging):
+    resident = await messaging.resident(unique("R"), "13800000521")
+    ticket = await invited(messaging, resident)
+    messaging.clock.advance(minutes=5)  # the notice is the latest message awaiting a reply
+    await messaging.client.post(
+        "/notices", json={"headline_zh": "停水通知", "body_zh": "明天9点到12点停水。", "building_ids": ["B01"]},
+        headers=messaging.staff,
+    )  # fmt: skip
+    answer = await messaging.reply("5", "13800000521", unique("gw"))
+    assert answer.json()["outcome"] == "feedback"
+    [feedback] = await messaging.outbox("FeedbackReceived")
+    assert feedback["data"]["ticket_id"] == ticket
