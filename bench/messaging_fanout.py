@@ -3,8 +3,8 @@ accepted by a local gateway (its own process, verifying every signature), agains
 consumer reading the same 10,000 events in the same run.
 
 Messaging runs in-process on PostgreSQL with its consumer, relay and sender. First the
-residents (ResidentRegistered) and their tickets (TicketOpened, whose owner notices are
-sent too) are applied and drained; then the TicketResolved are produced and the clock runs
+residents (ResidentRegistered) and their tickets (TicketOpened, whose owner hears of them in
+a digest) are applied and drained; then the TicketResolved are produced and the clock runs
 until the gateway has accepted every invitation.
 
     flock /tmp/firstline-heavy.lock .venv/bin/python bench/messaging_fanout.py [--events 10000]

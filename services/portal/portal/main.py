@@ -23,7 +23,7 @@ from portal import api
 from portal.clients import ServiceError, Services
 from portal.live import LiveFeed
 from portal.metrics import PortalMetrics
-from portal.service import PortalService
+from portal.service import ENDINGS_POLL_S, PortalService
 from portal.settings import PortalSettings
 
 DESCRIPTION = """The front door: household QR codes, phone sign-in, and the pages residents
@@ -81,6 +81,7 @@ def create_app(
     runtime.live = LiveFeed(client_kwargs(settings, "portal")) if settings.live_updates else None
     notifier = notifier or notifier_for(settings.notifier_url, token=settings.notifier_token)
     portal = PortalService(runtime, settings, notifier)
+    runtime.every("forget-ended-sessions", portal.forget_ended_sessions, ENDINGS_POLL_S)
     metrics = PortalMetrics(runtime.registry)
     services = Services(
         settings, portal, transport, on_call=lambda service, status: metrics.service_calls.labels(service, status).inc()
