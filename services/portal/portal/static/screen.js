@@ -13,12 +13,15 @@
     };
   }
   function values(max) {
-    return { type: "value", max: max, axisLabel: { color: TEXT }, splitLine: { lineStyle: { color: GRID } } };
+    // room above the tallest bar for its label (and for a line drawn at the top)
+    var roomy = function (extent) { return Math.max(1, Math.ceil(extent.max * 1.25)); };
+    return { type: "value", max: max || roomy, minInterval: 1, axisLabel: { color: TEXT },
+             splitLine: { lineStyle: { color: GRID } } };
   }
   function base(labels, max) {
     return {
       animation: false, backgroundColor: "transparent", textStyle: { color: TEXT },
-      grid: { left: 48, right: 16, top: 32, bottom: labels.length > 6 ? 72 : 32 },
+      grid: { left: 44, right: 12, top: 28, bottom: labels.length > 6 ? 64 : 24 },
       tooltip: { trigger: "axis" }, legend: { textStyle: { color: TEXT }, top: 0 },
       xAxis: axis(labels), yAxis: values(max)
     };
@@ -37,10 +40,10 @@
     if (f.stock && f.stock.labels.length) {
       var s = f.stock, o = base(s.labels);
       o.series = [
-        { name: names.available, type: "bar", data: s.available.map(function (v, i) {
+        { name: names.available, type: "bar", itemStyle: { color: GREEN }, data: s.available.map(function (v, i) {
             return { value: v, itemStyle: { color: s.low[i] ? RED : GREEN } };
           }) },
-        { name: names.threshold, type: "line", data: s.threshold, symbol: "rect", symbolSize: [22, 3],
+        { name: names.threshold, type: "line", data: s.threshold, symbol: "rect", symbolSize: [36, 4],
           lineStyle: { opacity: 0 }, itemStyle: { color: AMBER } }
       ];
       draw("chart-stock", o);
@@ -57,7 +60,8 @@
           return { value: v, itemStyle: { color: p.low[i] ? RED : GREEN } };
         }), label: { show: true, position: "top", color: TEXT, formatter: "{c}%" },
         markLine: { symbol: "none", data: [{ yAxis: p.line, name: names.line }],
-                    lineStyle: { color: AMBER, type: "dashed" }, label: { color: TEXT, formatter: names.line + " {c}%" } } }];
+                    lineStyle: { color: AMBER, type: "dashed" },
+                    label: { color: TEXT, position: "insideEndTop", formatter: names.line + " {c}%" } } }];
       draw("chart-sampling", op);
     }
     if (f.demand && f.demand.labels.length) {
