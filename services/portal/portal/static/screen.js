@@ -56,7 +56,7 @@
     }
     if (f.sampling && f.sampling.labels.length) {
       var p = f.sampling, op = base(p.labels, 100);
-      op.series = [{ name: names.rate, type: "bar", data: p.rates.map(function (v, i) {
+      op.series = [{ name: names.rate, type: "bar", itemStyle: { color: GREEN }, data: p.rates.map(function (v, i) {
           return { value: v, itemStyle: { color: p.low[i] ? RED : GREEN } };
         }), label: { show: true, position: "top", color: TEXT, formatter: "{c}%" },
         markLine: { symbol: "none", data: [{ yAxis: p.line, name: names.line }],
