@@ -267,7 +267,7 @@ async def test_only_partner_desks_have_a_desk_and_only_staff_the_screen(workbenc
         await workbench.sign_in(lead, "building_lead", "lead-1", building_ids=["B01"])
         assert (await lead.get("/desk")).status_code == 403
         assert (await lead.get("/screen")).status_code == 403
-        assert (await lead.get("/desk/inbox.json")).json() == {"open": 0, "urgent": [], "alert": ""}
+        assert (await lead.get("/desk/inbox.json")).status_code == 403
         assert (await lead.post("/desk/tickets/T-1/acknowledge")).status_code == 403
     async with workbench.browser() as desk:
         await workbench.sign_in(desk, "partner", "police-duty", department="police")

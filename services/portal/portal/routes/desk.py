@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from common.auth import Role
 from portal.clients import ServiceError
@@ -88,10 +88,10 @@ async def desk(
 
 
 @router.get("/desk/inbox.json", include_in_schema=False)
-async def desk_poll(request: Request, session: DeskSession) -> dict:
+async def desk_poll(request: Request, session: DeskSession):
     """What the page's script asks every few seconds: the open tickets and the urgent ones waiting."""
     if not _is_desk(session):
-        return {"open": 0, "urgent": [], "alert": ""}
+        return JSONResponse({"detail": "only a partner desk has an inbox"}, status_code=403)
     entries = await _inbox(request, session)
     urgent = _urgent(entries)
     t = translator(request)
