@@ -1,7 +1,8 @@
 """Desktop journeys in Debian's Chromium against the stack: a police desk signs in by its
 invitation, sees the urgent alert, takes and resolves the ticket (command's API shows it
 done), hears of a new urgent ticket without reloading; the figures screen draws its charts
-with the services' real figures and reads them again by itself. axe-core on each page;
+with the services' real figures and reads them again by itself; a property desk told of a
+fever in its building has no health value in its live DOM. axe-core on each page;
 screenshots to docs/screenshots/partner_desk.png and data_screen.png."""
 
 from __future__ import annotations
@@ -232,3 +233,46 @@ def test_the_screen_draws_the_services_figures_and_reads_them_again(stack, deskt
         checkin.post(f"/sampling/rounds/{seeded['round_id']}/samples", json={"resident_ids": seeded["residents"]})
     wait_until(lambda: screen_figures(desktop)["sampling"]["rates"] == [100.0], "the screen to refresh", timeout=60)
     assert desktop.find_elements(By.CSS_SELECTOR, "#chart-sampling canvas")
+
+
+def test_a_property_desk_shown_a_fever_in_its_building_has_no_health_value_in_its_dom(stack, desktop):
+    building = unique("B")
+    with stack.admin() as checkin:
+        resident = checkin.post(
+            "/residents",
+            json={"name": "王哨兵", "phone": "13899990000", "grid_id": "G1", "building_id": building, "unit": "哨9",
+                  "room": "S909", "tags": ["pregnant"]},
+        )  # fmt: skip
+        assert resident.status_code == 201, resident.text
+        checked = checkin.post(
+            "/checkins",
+            json={"resident_id": resident.json()["resident_id"], "temperature_c": 39.87,
+                  "symptoms": ["loss_of_smell_or_taste"]},
+        )  # fmt: skip
+        assert checked.status_code in (200, 201), checked.text
+    desk = bearer("partner", "property-duty", department="property")
+
+    def told() -> bool:  # command opened the fever ticket and shared it with property
+        with httpx.Client(base_url=stack.url("command"), headers=desk, timeout=10) as command:
+            return any(e["data"]["building_id"] == building for e in command.get("/partner/tickets").json())
+
+    wait_until(told, "the fever to reach the property desk's topic", timeout=60)
+    desktop.get(invite(stack, "partner", unique("property"), department="property"))
+    WebDriverWait(desktop, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".tickets")))
+    card = next(c for c in desktop.find_elements(By.CSS_SELECTOR, ".ticket") if building in c.text)
+    assert "楼栋防疫措施" in card.text and not card.find_elements(By.CSS_SELECTOR, "form")  # told, not owner
+    dom = desktop.execute_script("return document.documentElement.outerHTML")
+    for sentinel in (
+        "39.87",
+        "王哨兵",
+        "13899990000",
+        "S909",
+        "哨9",
+        "闻不到味",
+        "pregnant",
+        "体温",
+        "症状",
+        "°C",
+        "发热",
+    ):
+        assert sentinel not in dom, sentinel
