@@ -791,6 +791,24 @@ class Demo:
         ).json()
         print(f"  building lead of B01 (one-time link): {invitation['url']}")
         print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
+        for department in ("health", "police", "property"):  # partner desks: their inbox, no Kafka consumer
+            desk = (
+                await self.call(
+                    "POST", "portal", "/admin/invitations", headers=portal_admin,
+                    json={"role": "partner", "sub": f"{department}-duty", "department": department},
+                )
+            ).json()  # fmt: skip
+            print(f"  {department} desk (one-time link): {desk['url']}")
+        staff = (
+            await self.call(
+                "POST",
+                "portal",
+                "/admin/invitations",
+                headers=portal_admin,
+                json={"role": "command", "sub": "cmd-lead"},
+            )
+        ).json()
+        print(f"  figures screen 数据大屏: sign in with {staff['url']} then open {URLS['portal']}/screen")
 
     async def where_next(self) -> None:
         heading("Where to look next")

@@ -407,6 +407,12 @@ async def record_samples(round_id: str, body: SamplesIn, user: Registrar, servic
     return await service.record_samples(round_id, body.resident_ids, actor(user))
 
 
+@router.get("/sampling/rounds", tags=["sampling"])
+async def latest_rounds(_: Staff, service: Service, limit: Annotated[int, Query(ge=1, le=50)] = 5) -> list[dict]:
+    """The latest sampling rounds, newest first, each with its completion by building."""
+    return await service.sampling_rounds(limit)
+
+
 @router.get("/sampling/rounds/{round_id}", tags=["sampling"])
 async def round_status(round_id: str, _: Registrar, service: Service) -> dict:
     return await service.round_status(round_id)

@@ -94,16 +94,17 @@ class Sampling(UseCases):
             if sampling is None:
                 raise NotFound(f"no sampling round {round_id!r}")
             per_building = await _round_completion(session, sampling)
-        return {
-            "round_id": sampling.round_id,
-            "name": sampling.name,
-            "deadline": sampling.deadline,
-            "min_completion_rate": sampling.min_completion_rate,
-            "buildings": [
-                {"building_id": b, "sampled": s, "expected": e, "rate": domain.completion_rate(s, e)}
-                for b, (s, e) in per_building.items()
-            ],
-        }
+        return _status(sampling, per_building)
+
+    async def rounds(self, limit: int) -> list[dict]:
+        """The latest rounds, newest first, each with its completion by building."""
+        async with self.runtime.db.session() as session:
+            latest = (
+                await session.execute(
+                    select(SamplingRound).order_by(SamplingRound.created_at.desc(), SamplingRound.round_id).limit(limit)
+                )
+            ).scalars()
+            return [_status(sampling, await _round_completion(session, sampling)) for sampling in latest.all()]
 
     async def evaluate_rounds(self) -> int:
         """At each round's deadline, flag buildings below its rate (SamplingLagging, once)."""
@@ -174,3 +175,16 @@ async def _round_completion(session: AsyncSession, sampling: SamplingRound) -> d
         .group_by(Resident.building_id)
     )
     return {b: (sampled, expected) for b, expected, sampled in rows}
+
+
+def _status(sampling: SamplingRound, per_building: dict[str, tuple[int, int]]) -> dict:
+    return {
+        "round_id": sampling.round_id,
+        "name": sampling.name,
+        "deadline": sampling.deadline,
+        "min_completion_rate": sampling.min_completion_rate,
+        "buildings": [
+            {"building_id": b, "sampled": s, "expected": e, "rate": domain.completion_rate(s, e)}
+            for b, (s, e) in per_building.items()
+        ],
+    }

@@ -52,6 +52,7 @@ class CheckinService(UseCases):
         self.open_round = self.sampling.open_round
         self.record_samples = self.sampling.record_samples
         self.round_status = self.sampling.round_status
+        self.sampling_rounds = self.sampling.rounds
         self.evaluate_rounds = self.sampling.evaluate_rounds
         self.followups = self.reading.followups
         self.buildings_of_lead = self.reading.buildings_of_lead

@@ -10,11 +10,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from command import agenda as agenda_md
-from command import defaults, domain
+from command import changes, defaults, domain
 from command.models import Ticket, TicketLog
 from command.service import CommandService
 from common.auth import CurrentUser, Principal, Role, require
-from common.errors import Invalid
+from common.errors import Forbidden, Invalid
 from common.vocabulary import Priority
 
 router = APIRouter()
@@ -201,6 +201,43 @@ async def feedback(ticket_id: str, body: FeedbackIn, user: CurrentUser, service:
 async def reassign(ticket_id: str, body: ReassignIn, user: CurrentUser, service: Service):
     """Give the ticket to another person in the directory (their department follows)."""
     return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service, user)
+
+
+class SharedOut(BaseModel):
+    type: str = Field(description="the message type on partner.<department>.v1, e.g. PropertyTicketShared")
+    data: dict[str, Any] = Field(description="the latest message's data: exactly the fields the topic carries")
+    allowed: list[str] = Field(description="what you may do next: acknowledge, resolve (your department's own tickets)")
+
+
+@router.get("/partner/tickets", response_model=list[SharedOut], tags=["partners"])
+async def partner_tickets(
+    user: Annotated[Principal, Depends(require(Role.partner, Role.command))],
+    service: Service,
+    department: Annotated[str | None, Query(description="staff: whose inbox; a partner reads its own")] = None,
+    finished: Annotated[bool, Query(description="resolved and closed tickets instead of open ones")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+):
+    """A partner desk's inbox without a Kafka consumer: each ticket its topic
+    `partner.<department>.v1` tells of, as the topic's latest message about it says (the
+    same minimised fields; property and police never get a health field), open ones most
+    urgent first. Tickets only shared with the department are information: nothing is allowed."""
+    if user.role == Role.partner:
+        if department not in (None, user.department):
+            raise Forbidden("a partner reads its own department's inbox")
+        department = user.department
+    if not department:
+        raise Invalid("give department: health, property or police")
+    me = actor(user)
+    out = []
+    for ticket in await service.shared_with(department, finished=finished, limit=limit):
+        message = changes.partner_message(ticket, department, ticket.updated_at)
+        if message is None:
+            continue
+        workable = domain.can_see(me, changes.scope(ticket)) and domain.can_work(me, changes.scope(ticket))
+        next_steps = domain.TRANSITIONS.get(ticket.stage, {})
+        allowed = [a for a in ("acknowledge", "resolve") if workable and a in next_steps]
+        out.append({"type": type(message).__name__, "data": message.model_dump(mode="json"), "allowed": allowed})
+    return out
 
 
 # -- meeting, figures, heat map -------------------------------------------------------------

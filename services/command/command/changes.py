@@ -8,6 +8,7 @@ from datetime import datetime
 from command import domain
 from command.models import Ticket
 from command.store import Store, TicketRow
+from common.events.partner import PartnerEvent
 from common.outbox import UnitOfWork
 
 # What a partner message reads of a ticket (domain.partner_event).
@@ -45,11 +46,16 @@ def apply(uow: UnitOfWork, store: Store, ticket: TicketRow, change: domain.Chang
 
 def share(uow: UnitOfWork, ticket: TicketRow | Ticket, now: datetime) -> None:
     """Tell each partner department the ticket concerns, minimised (partner.<dept>.v1)."""
-    if not ticket.shares:
-        return
-    snapshot = {name: getattr(ticket, name) for name in SHARED_FIELDS}
-    snapshot["at"] = now
-    for department, action in ticket.shares.items():
-        message = domain.partner_event(department, snapshot, action)
+    for department in ticket.shares or {}:
+        message = partner_message(ticket, department, now)
         if message is not None:
             uow.emit(message, at=now)
+
+
+def partner_message(ticket: TicketRow | Ticket, department: str, at: datetime) -> PartnerEvent | None:
+    """What partner.<department>.v1 says of the ticket as it stands at `at` (None: not shared)."""
+    if department not in (ticket.shares or {}):
+        return None
+    snapshot = {name: getattr(ticket, name) for name in SHARED_FIELDS}
+    snapshot["at"] = at
+    return domain.partner_event(department, snapshot, ticket.shares[department])

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 import h3
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select
 
 from command import changes, domain
 from command.directory import Directory
@@ -87,6 +87,24 @@ class Reading:
         query = query.order_by(Ticket.opened_at.desc(), Ticket.ticket_id).limit(limit).offset(offset)
         async with self.runtime.db.session() as session:
             return list((await session.execute(query)).scalars().all())
+
+    async def shared_with(self, department: str, *, finished: bool = False, limit: int = 200) -> list[Ticket]:
+        """The tickets partner.<department>.v1 tells of (the department's own and those shared
+        with it): the open ones, most urgent first, or with `finished` the resolved and closed
+        ones, latest first."""
+        stages = ("resolved", "closed") if finished else tuple(domain.ACTIVE_STAGES)
+        query = (
+            select(Ticket)
+            # a first cut in the database; `shares` is JSON on every dialect, the key is checked below
+            .where(Ticket.stage.in_(stages), cast(Ticket.shares, String).like(f'%"{department}":%'))
+            .order_by(Ticket.updated_at.desc(), Ticket.ticket_id)
+            .limit(limit)
+        )
+        async with self.runtime.db.session() as session:
+            rows = [t for t in (await session.execute(query)).scalars().all() if department in (t.shares or {})]
+        if not finished:
+            rows.sort(key=lambda t: (-PRIORITY_ORDER[t.priority], t.respond_by, t.ticket_id))
+        return rows
 
     def overdue_now(self, ticket: Ticket) -> str | None:
         return domain.overdue(ticket.stage, ticket.respond_by, ticket.resolve_by, self.clock.now())
@@ -187,7 +205,7 @@ class Reading:
             )  # fmt: skip
             followups = (
                 await session.execute(
-                    select(Ticket.stage, Ticket.resolved_at, Ticket.closed_at).where(
+                    select(Ticket.stage, Ticket.facts).where(
                         Ticket.kind == "followup", Ticket.opened_at >= start, Ticket.opened_at < end
                     )
                 )
@@ -229,7 +247,10 @@ class Reading:
             )
         checked_in, missed = facts.get("checked_in", 0), facts.get("missed", 0)
         expected = max(registered, checked_in + missed)
-        followups_done = sum(1 for stage, *_ in followups if stage in ("resolved", "closed"))
+        followups_done = sum(1 for stage, _ in followups if stage in ("resolved", "closed"))
+        # 重点人群: residents with a special-population tag (elderly, living alone, chronic, ...)
+        key = [stage for stage, facts in followups if (facts or {}).get("tags")]
+        key_done = sum(1 for stage in key if stage in ("resolved", "closed"))
         return {
             "date": day,
             "checkin": {
@@ -242,6 +263,11 @@ class Reading:
                 "opened": len(followups),
                 "resolved": followups_done,
                 "resolution_rate": domain.rate(followups_done, len(followups)),
+                "key_population": {
+                    "opened": len(key),
+                    "resolved": key_done,
+                    "resolution_rate": domain.rate(key_done, len(key)),
+                },
             },
             "median_minutes_to_respond": domain.median_minutes(at - opened for at, opened in responded),
             "median_minutes_to_resolve": domain.median_minutes(at - opened for at, opened in resolved),

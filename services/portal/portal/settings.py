@@ -33,6 +33,8 @@ class PortalSettings(ServiceSettings):
     cookie_secure: bool = False  # set behind HTTPS
     chromium: str = "/usr/bin/chromium"  # prints the QR sheet to PDF
     live_updates: bool = True  # pages hear of check-ins at once (server-sent events fed from Kafka)
+    desk_poll_s: float = 15.0  # a partner desk's page asks for new urgent tickets this often
+    screen_refresh_s: float = 30.0  # the figures screen (数据大屏) reads the figures again this often
 
     @property
     def dev_outbox_on(self) -> bool:

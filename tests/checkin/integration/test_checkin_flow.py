@@ -350,6 +350,10 @@ async def test_sampling_round_flags_lagging_buildings_once(checkin):
     assert lag["data"] | {"round_id": round_id, "building_id": "B08", "completion_rate": 0.0} == lag["data"]
     status = (await checkin.client.get(f"/sampling/rounds/{round_id}", headers=checkin.admin)).json()
     assert {b["building_id"]: b["rate"] for b in status["buildings"]} == {"B07": 1.0, "B08": 0.0}
+    [latest] = (await checkin.client.get("/sampling/rounds", headers=checkin.admin)).json()
+    assert latest == status  # the latest rounds, each as its own status reads
+    worker = checkin.as_("grid_worker", "W", grid_ids=["G1"])
+    assert (await checkin.client.get("/sampling/rounds", headers=worker)).status_code == 403
 
 
 async def test_register_twice_is_a_conflict(checkin):

@@ -376,7 +376,10 @@ async def test_agenda_figures_come_from_consumed_events(command):
 
     figures = (await command.client.get("/kpis", params={"date": str(DAY)}, headers=command.staff)).json()
     assert figures["checkin"] == {"expected": 4, "checked_in": 2, "missed": 2, "completion_rate": 0.5}
-    assert figures["followups"] == {"opened": 2, "resolved": 1, "resolution_rate": 0.5}
+    assert figures["followups"] == {
+        "opened": 2, "resolved": 1, "resolution_rate": 0.5,
+        "key_population": {"opened": 0, "resolved": 0, "resolution_rate": None},
+    }  # fmt: skip
     assert figures["median_minutes_to_respond"] == 15.0  # 10 and 20 minutes
     assert figures["median_minutes_to_resolve"] == 50.0
     assert figures["satisfaction"]["average"] == 5
