@@ -71,6 +71,9 @@ class TicketOut(BaseModel):
     satisfaction: int | None
     feedback_comment: str | None
     reopen_count: int
+    reference: str | None = Field(
+        default=None, description="for property and police: their reference to the ticket, as on their topic"
+    )
 
 
 class TransitionOut(BaseModel):
@@ -93,13 +96,15 @@ def _out(ticket: Ticket, service: CommandService, user: Principal) -> dict[str, 
     data["overdue"] = service.overdue_now(ticket)
     data["allowed"] = [a for a in domain.HTTP_ACTIONS if a in domain.TRANSITIONS.get(ticket.stage, {})]
     data["partners"] = sorted(ticket.shares)
-    if domain.withholds_health(actor(user), ticket.kind):
-        return domain.without_health(data, user.department)
-    return data
+    who = actor(user)
+    if domain.withholds_health(who) and user.department:  # the reference its topic carries
+        data["reference"] = domain.reference(service.settings.reference_key, user.department, ticket.ticket_id)
+    return domain.view(who, data, domain.sensitive(ticket.trigger, ticket.facts, ticket.description))
 
 
 def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dict[str, Any]]:
-    notes = not domain.withholds_health(actor(user), ticket.kind)  # what was said may be health data
+    sensitive = domain.sensitive(ticket.trigger, ticket.facts, ticket.description)
+    notes = domain.shows_notes(actor(user), sensitive)  # what was said may be health data
     return [{**r.model_dump(), **({} if notes else {"note": None})} for r in rows]
 
 
@@ -231,7 +236,9 @@ async def kpis(_: Staff, service: Service, day: Annotated[date | None, Query(ali
 
 @router.get("/heatmap", tags=["meeting"])
 async def heatmap(
-    _: Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.dispatcher, Role.supplies_officer))],
+    user: Annotated[
+        Principal, Depends(require(Role.command, Role.grid_worker, Role.dispatcher, Role.supplies_officer))
+    ],
     service: Service,
     since: AwareDatetime | None = None,
     kind: Annotated[
@@ -240,10 +247,13 @@ async def heatmap(
     resolution: Annotated[int | None, Query(description="H3 resolution, at most COMMAND_H3_RESOLUTION")] = None,
 ) -> dict:
     """GeoJSON FeatureCollection of H3 cells with counts of problems since `since`
-    (default: the last 24 hours), so staff see where problems cluster."""
+    (default: the last 24 hours, at most COMMAND_HEATMAP_MAX_DAYS back), so staff see where
+    problems cluster. A grid worker sees the cells of their grids; health kinds are shown to
+    command staff and grid workers only, and a cell with fewer than COMMAND_HEATMAP_MIN_COUNT
+    of a health kind is left out."""
     since = since or service.clock.now() - timedelta(days=1)
-    kinds = [k.strip() for k in kind.split(",") if k.strip()] if kind else None
-    return await service.heatmap(since, kinds, resolution)
+    kinds = [k.strip() for k in kind.split(",") if k.strip()][:50] if kind else None
+    return await service.heatmap(since, kinds, resolution, actor(user))
 
 
 @router.post("/escalations/run", tags=["meeting"])
@@ -322,15 +332,17 @@ class PersonIn(BaseModel):
 
 @router.get("/directory/people", tags=["configuration"])
 async def people(
-    _: Annotated[
+    user: Annotated[
         Principal,
         Depends(require(Role.command, Role.grid_worker, Role.partner, Role.dispatcher, Role.supplies_officer)),
     ],
     service: Service,
 ) -> list[dict]:
-    """The owner directory: people, roles, departments, grids, supervisors."""
+    """The owner directory: people, roles, departments, grids, supervisors. Partners see it
+    without phone numbers."""
     config = await service.config()
-    return [_person_out(p) for p in sorted(config.people.values(), key=lambda p: p.person_id)]
+    phones = user.role != Role.partner
+    return [_person_out(p, phones) for p in sorted(config.people.values(), key=lambda p: p.person_id)]
 
 
 @router.put("/directory/people/{person_id}", tags=["configuration"])
@@ -379,5 +391,8 @@ def _rule_out(rule: domain.Rule) -> dict:
     }  # fmt: skip
 
 
-def _person_out(person: domain.Person) -> dict:
-    return {**vars(person), "grid_ids": list(person.grid_ids), "building_ids": list(person.building_ids)}
+def _person_out(person: domain.Person, phones: bool = True) -> dict:
+    out = {**vars(person), "grid_ids": list(person.grid_ids), "building_ids": list(person.building_ids)}
+    if not phones:
+        out["phone"] = None
+    return out

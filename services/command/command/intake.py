@@ -81,7 +81,7 @@ class Intake:
         row, event = domain.opened(ticket_id, report, routing, due, now, by, event_ids)
         ticket = await store.add_ticket(row)  # its history's "open" entry is told by the ticket (reading.opening)
         uow.emit(event, at=now)
-        changes.share(uow, ticket, now)
+        changes.share(uow, ticket, now, self.settings.reference_key)
         opened = self._opened_by_kind.get(ticket.kind)
         if opened is None:
             opened = self._opened_by_kind[ticket.kind] = self._opened.labels(ticket.kind)
@@ -105,7 +105,7 @@ class Intake:
         event_id = event_ids[0] if event_ids else None
         if stage == "reopened":
             change = domain.reopen(changes.state(ticket), by, now, report.trigger, event_id, config, self.tz)
-            changes.apply(uow, store, ticket, change)
+            changes.apply(uow, store, ticket, change, self.settings.reference_key)
             return
         if raised:
             fresh = domain.deadlines(config.sla_for(ticket.kind, priority), now, self.tz)
@@ -122,7 +122,7 @@ class Intake:
             at=now,
         )  # fmt: skip
         if raised:
-            changes.share(uow, ticket, now)
+            changes.share(uow, ticket, now, self.settings.reference_key)
 
     async def _locate(self, store: Store, report: domain.Report) -> domain.Report:
         """Fill in the grid, building and coordinates the command center has learned."""
