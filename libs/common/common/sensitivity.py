@@ -55,12 +55,12 @@ def _present(value: Any) -> bool:
 # driver or a validator echoes.
 _SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s*(\(|\[|$))", re.DOTALL)
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.DOTALL)
-_DETAIL_KEY = re.compile(r"(DETAIL:\s+Key \(.*?\)=)\(.*?\)", re.DOTALL)
+_DETAIL = re.compile(r"(DETAIL:)[^\n]*")  # PostgreSQL's: "Key (id)=(…)", "Failing row contains (…)"
 
 
 def redact(text: str) -> str:
-    """Error text without the values it quotes: SQL parameters, validated input, the key of
-    a unique violation. The statement, the field and the reason stay."""
+    """Error text without the values it quotes: SQL parameters, validated input, PostgreSQL's
+    DETAIL line (a violated key, a failing row). The statement, the field and the reason stay."""
     text = _SQL_PARAMETERS.sub("[parameters hidden]", text)
     text = _INPUT_VALUE.sub("input_value=<hidden>", text)
-    return _DETAIL_KEY.sub(r"\1(<hidden>)", text)
+    return _DETAIL.sub(r"\1 <hidden>", text)

@@ -103,9 +103,12 @@ def _out(ticket: Ticket, service: CommandService, user: Principal) -> dict[str, 
 
 
 def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dict[str, Any]]:
-    sensitive = domain.sensitive(ticket.trigger, ticket.facts, ticket.description)
-    notes = domain.shows_notes(actor(user), sensitive)  # what was said may be health data
-    return [{**r.model_dump(), **({} if notes else {"note": None})} for r in rows]
+    who = actor(user)
+    notes = domain.shows_notes(who)  # what was said may be health data
+    hidden = {ticket.resident_id, ticket.reported_by} - {None} if domain.withholds_health(who) else set()
+    return [
+        {**r.model_dump(), **({} if notes else {"note": None}), **({"by": "—"} if r.by in hidden else {})} for r in rows
+    ]
 
 
 class TicketIn(BaseModel):

@@ -123,16 +123,14 @@ def view(actor: Actor, ticket: Mapping[str, Any], sensitive: bool) -> dict[str, 
         department = actor.department or ""
         action = (ticket.get("shares") or {}).get(department)
         return privacy.withheld_view(ticket, department, sensitive, action)
-    if actor.role == "building_lead" and sensitive:
-        return privacy.needs_attention_view(ticket)
+    if actor.role == "building_lead":
+        return privacy.building_lead_view(ticket, sensitive)
     return dict(ticket)
 
 
-def shows_notes(actor: Actor, sensitive: bool) -> bool:
-    """Whether the history's notes (what people wrote) are shown: they may be health data."""
-    if withholds_health(actor):
-        return False
-    return not (actor.role == "building_lead" and sensitive)
+def shows_notes(actor: Actor) -> bool:
+    """Whether the history's notes (what people wrote) are shown: free text may be health data."""
+    return not (withholds_health(actor) or actor.role == "building_lead")
 
 
 def ensure_can_give_feedback(actor: Actor, ticket: TicketScope) -> str:

@@ -149,13 +149,14 @@ def withheld_view(ticket: Mapping[str, Any], department: str, is_sensitive: bool
     return shown
 
 
-def needs_attention_view(ticket: Mapping[str, Any]) -> dict[str, Any]:
-    """A sensitive ticket as a building lead sees it: that someone in their building needs
-    attention, and who owns it; none of the health facts, free text or contact details."""
-    shown = dict(ticket)
-    shown.update(kind=NEEDS_ATTENTION, category=None, title=f"{NEEDS_ATTENTION}: {ticket.get('building_id') or ''}".strip(),
-                 description=None, facts={}, resolution=None, feedback_comment=None, action=None,
-                 source_event_ids=[])  # fmt: skip
+def building_lead_view(ticket: Mapping[str, Any], is_sensitive: bool) -> dict[str, Any]:
+    """A ticket as a building lead sees it: never what people wrote (free text may be anyone's
+    health); a sensitive ticket only as someone in their building who needs attention, and
+    who owns it, without its facts."""
+    shown = {**ticket, "description": None, "resolution": None, "feedback_comment": None}
+    if is_sensitive:
+        shown.update(kind=NEEDS_ATTENTION, category=None, title=f"{NEEDS_ATTENTION}: {ticket.get('building_id') or ''}".strip(),
+                     facts={}, action=None, source_event_ids=[])  # fmt: skip
     return shown
 
 
