@@ -15,6 +15,7 @@ from command.models import Ticket, TicketLog
 from command.service import CommandService
 from common.auth import CurrentUser, Principal, Role, require
 from common.errors import Invalid
+from common.limits import RequestModel
 from common.vocabulary import Priority
 
 router = APIRouter()
@@ -111,23 +112,28 @@ def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dic
     ]
 
 
-class TicketIn(BaseModel):
+class TicketIn(RequestModel):
     category: str = Field(
-        description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)"
+        max_length=40,
+        description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)",
     )
     description: str = Field(min_length=1, max_length=2000)
-    resident_id: str | None = None
-    building_id: str | None = None
-    grid_id: str | None = None
+    resident_id: str | None = Field(default=None, max_length=40)
+    building_id: str | None = Field(default=None, max_length=40)
+    grid_id: str | None = Field(default=None, max_length=40)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     priority: Priority | None = None
 
 
 @router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut, tags=["tickets"])
-async def report_problem(body: TicketIn, user: CurrentUser, service: Service):
+async def report_problem(body: TicketIn, user: CurrentUser, service: Service, request: Request):
     """A problem reported by hand (a complaint, an isolated household's difficulty, ...),
-    routed by the same rules as events. A resident's report is about themselves."""
+    routed by the same rules as events. A resident's report is about themselves; a named
+    resident is placed where the register says they live. At most
+    COMMAND_REPORT_RATE_PER_MINUTE a minute per reporter (429 with Retry-After)."""
+    if user.role != Role.admin:
+        request.app.state.report_rate.check(user.sub)
     ticket = await service.report_by_hand(actor(user), **body.model_dump())
     return _out(ticket, service, user)
 
@@ -168,21 +174,21 @@ async def get_ticket(ticket_id: str, user: CurrentUser, service: Service):
     return {**_out(ticket, service, user), "history": _history(ticket, history, user)}
 
 
-class AcknowledgeIn(BaseModel):
+class AcknowledgeIn(RequestModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class ResolveIn(BaseModel):
+class ResolveIn(RequestModel):
     resolution: str = Field(min_length=1, max_length=2000)
 
 
-class FeedbackIn(BaseModel):
+class FeedbackIn(RequestModel):
     satisfaction: int = Field(ge=1, le=5, description="1–5; 1 or 2 reopens the ticket")
     comment: str | None = Field(default=None, max_length=2000)
 
 
-class ReassignIn(BaseModel):
-    owner: str = Field(min_length=1, description="a person id from GET /directory/people")
+class ReassignIn(RequestModel):
+    owner: str = Field(min_length=1, max_length=60, description="a person id from GET /directory/people")
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -268,22 +274,22 @@ async def run_escalations(_: Staff, service: Service) -> dict:
 # -- configuration an admin edits ---------------------------------------------------------
 
 
-class PriorityRaiseIn(BaseModel):
-    field: str
+class PriorityRaiseIn(RequestModel):
+    field: str = Field(max_length=60)
     priority: Priority
     at_least: float | None = None
-    any_of: list[str] = Field(default_factory=list)
+    any_of: list[str] = Field(default_factory=list, max_length=50)
 
 
-class RuleIn(BaseModel):
-    kind: str
-    department: str
+class RuleIn(RequestModel):
+    kind: str = Field(max_length=40)
+    department: str = Field(max_length=40)
     owner_by: Literal["grid", "building", "department"]
     priority: Priority
     title: str = Field(min_length=1, max_length=300)
     action: str | None = Field(default=None, max_length=500)
-    raise_priority: list[PriorityRaiseIn] = Field(default_factory=list)
-    also_share: dict[str, str] = Field(default_factory=dict)
+    raise_priority: list[PriorityRaiseIn] = Field(default_factory=list, max_length=20)
+    also_share: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=10)
     enabled: bool = True
 
 
@@ -302,9 +308,9 @@ async def put_rule(trigger: str, body: RuleIn, user: Admin, service: Service) ->
     return _rule_out(rule)
 
 
-class SlaIn(BaseModel):
-    respond_minutes: int = Field(gt=0)
-    resolve_minutes: int = Field(gt=0)
+class SlaIn(RequestModel):
+    respond_minutes: int = Field(gt=0, le=525_600)
+    resolve_minutes: int = Field(gt=0, le=525_600)
     resolve_same_day: bool = False
 
 
@@ -322,14 +328,14 @@ async def put_sla(kind: str, priority: str, body: SlaIn, _: Admin, service: Serv
     return vars(entry)
 
 
-class PersonIn(BaseModel):
+class PersonIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     role: str = Field(min_length=1, max_length=40, description="grid_worker owns the tickets of its grids")
-    department: str
+    department: str = Field(max_length=40)
     phone: str | None = Field(default=None, max_length=30)
-    supervisor_id: str | None = None
-    grid_ids: list[str] = Field(default_factory=list)
-    building_ids: list[str] = Field(default_factory=list)
+    supervisor_id: str | None = Field(default=None, max_length=60)
+    grid_ids: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=200)
+    building_ids: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=1000)
     active: bool = True
 
 
@@ -355,10 +361,10 @@ async def put_person(person_id: str, body: PersonIn, _: Admin, service: Service)
     return _person_out(person)
 
 
-class DepartmentIn(BaseModel):
+class DepartmentIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     partner: bool = False
-    default_owner: str | None = None
+    default_owner: str | None = Field(default=None, max_length=60)
 
 
 @router.get("/directory/departments", tags=["configuration"])

@@ -70,7 +70,7 @@ class Lifecycle:
                 Ticket, ticket_id
             )  # two people acting at once: the second sees the first's change
             if ticket is None:
-                raise NotFound(f"no ticket {ticket_id!r}")
+                raise NotFound("no such ticket that you may see")  # as for one you may not see
             change = decide(changes.state(ticket))
             changes.apply(uow, self.stores.of(uow), ticket, change, self.reference_key)
         self._transitions.labels(change.counted_as).inc()

@@ -40,7 +40,7 @@ class Reading:
         async with self.runtime.db.session() as session:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None or not domain.can_see(actor, changes.scope(ticket)):
-                raise NotFound(f"no ticket {ticket_id!r} that you may see")
+                raise NotFound("no such ticket that you may see")
             history = (
                 (
                     await session.execute(

@@ -34,6 +34,9 @@ class CommandSettings(ServiceSettings):
     # key derived per department): property's and police's topics cannot be joined with
     # partner.health.v1 or with each other without it. Changing it changes every reference.
     partner_reference_key: str = DEV_PARTNER_REFERENCE_KEY
+    # Reports by hand per reporter (a token bucket: burst at once, refilled per minute; 0: off).
+    report_rate_per_minute: float = Field(60.0, ge=0)
+    report_rate_burst: int = Field(120, ge=1)
     heatmap_max_days: int = Field(14, ge=1, le=366)  # how far back the heat map may look
     heatmap_min_count: int = Field(5, ge=1)  # a health kind's cell with fewer is not shown (k-anonymity)
 

@@ -14,13 +14,13 @@ from command.settings import CommandSettings
 from common.events.checkin import CheckInMissed, HealthAnomalyReported, ResidentRegistered
 
 DAY = date(2026, 11, 21)
-HEALTH_VALUES = ("39.1", "13911112222", "李四", "cough", "301")
+HEALTH_VALUES = ("39.17", "13911112222", "李四", "cough", "室301号")
 
 
 def fever(resident="R1", building="B01", grid="G1", lat=31.2304, lon=121.4737) -> HealthAnomalyReported:
     return HealthAnomalyReported(
-        resident_id=resident, date=DAY, temperature_c=39.1, symptoms=["cough"], grid_id=grid, building_id=building,
-        fever=True, name="李四", phone="13911112222", unit="1", room="301", lat=lat, lon=lon,
+        resident_id=resident, date=DAY, temperature_c=39.17, symptoms=["cough"], grid_id=grid, building_id=building,
+        fever=True, name="李四", phone="13911112222", unit="1", room="室301号", lat=lat, lon=lon,
     )  # fmt: skip
 
 
@@ -60,7 +60,7 @@ async def test_an_admin_rule_that_names_health_facts_for_police_or_property_is_r
     assert leaks(await command.outbox(topic="partner.property.v1")) == []
     assert await command.outbox(topic="partner.police.v1") == []
     (health,) = await command.outbox(topic="partner.health.v1")
-    assert health["data"]["action"] == "Call 13911112222" and health["data"]["temperature_c"] == 39.1
+    assert health["data"]["action"] == "Call 13911112222" and health["data"]["temperature_c"] == 39.17
 
 
 async def test_reassigning_a_tagged_residents_ticket_to_police_shows_police_no_tags(command):
@@ -141,7 +141,7 @@ async def test_the_default_fever_title_carries_no_health_value_on_the_bus_in_the
 
     # Resolution and feedback text stay in the ticket's history, off command.events.v1.
     tid = opened["data"]["ticket_id"]
-    for action, body in (("acknowledge", None), ("resolve", {"resolution": "39.1 at the visit, cough"}),
+    for action, body in (("acknowledge", None), ("resolve", {"resolution": "39.17 at the visit, cough"}),
                          ("feedback", {"satisfaction": 4, "comment": "call 13911112222 next time"})):  # fmt: skip
         assert (
             await command.client.post(f"/tickets/{tid}/{action}", json=body, headers=command.staff)
@@ -230,3 +230,56 @@ def test_the_reference_key_fails_closed_outside_a_loopback_development_stack(hos
         CommandSettings(host=host, partner_reference_key="short")
     assert CommandSettings(host=host, partner_reference_key="k" * 32).reference_key == b"k" * 32
     assert CommandSettings(host="127.0.0.1").partner_reference_key  # the development default, on loopback only
+
+
+async def test_a_report_by_hand_names_only_residents_the_reporter_may_act_for_placed_by_the_register(command):
+    await command.deliver(
+        ResidentRegistered(resident_id="R1", community_id="C1", grid_id="G1", building_id="B01", lat=31.23, lon=121.47),
+        ResidentRegistered(resident_id="R3", community_id="C1", grid_id="G3", building_id="B03"),
+    )  # fmt: skip
+    body = {"category": "health_concern", "description": "feels unwell", "resident_id": "R1", "priority": "urgent"}
+    volunteer = command.as_("volunteer", "V-1")
+    assert (await command.client.post("/tickets", json=body, headers=volunteer)).status_code == 403  # no priority
+    about_r1 = await command.client.post("/tickets", json={**body, "priority": None}, headers=volunteer)
+    about_nobody = await command.client.post(
+        "/tickets", json={**body, "priority": None, "resident_id": "R-nobody"}, headers=volunteer
+    )
+    assert about_r1.status_code == about_nobody.status_code == 404
+    assert about_r1.json()["detail"].replace("R1", "X") == about_nobody.json()["detail"].replace("R-nobody", "X")
+    lead = command.as_("building_lead", "BL-3", building_ids=["B03"])
+    other_building = await command.client.post("/tickets", json={**body, "priority": None}, headers=lead)
+    assert other_building.status_code == 404 and "B01" not in other_building.text and "G1" not in other_building.text
+    theirs = await command.client.post("/tickets", json={**body, "priority": None, "resident_id": "R3"}, headers=lead)
+    assert theirs.status_code == 201 and theirs.json()["building_id"] == "B03"
+
+    # A resident's report is placed where the register says they live, whatever the body says.
+    resident = command.as_("resident", "R1")
+    placed = await command.client.post(
+        "/tickets", json={"category": "complaint", "description": "noise", "building_id": "B03", "grid_id": "G3"},
+        headers=resident,
+    )  # fmt: skip
+    assert placed.status_code == 201 and (placed.json()["building_id"], placed.json()["grid_id"]) == ("B01", "G1")
+
+
+async def test_reports_by_hand_are_bounded_and_rate_limited(command):
+    from common.limits import RateLimiter
+
+    unknown_field = await command.client.post(
+        "/tickets", json={"category": "complaint", "description": "x", "sneaky": "13911112222"}, headers=command.staff
+    )
+    assert unknown_field.status_code == 422 and "13911112222" not in unknown_field.text  # never echoes the input
+    too_long = await command.client.post(
+        "/tickets", json={"category": "complaint", "description": "x", "resident_id": "R" * 41}, headers=command.staff
+    )
+    assert too_long.status_code == 422
+    rule = {"kind": "k", "department": "command", "owner_by": "department", "priority": "normal", "title": "t",
+            "also_share": {f"d{n}": "x" for n in range(11)}}  # fmt: skip
+    assert (await command.client.put("/rules/category:k", json=rule, headers=command.admin)).status_code == 422
+
+    command.app.state.report_rate = RateLimiter("reports", per_minute=1, burst=2)
+    resident = command.as_("resident", "R-rate")
+    answers = [
+        await command.client.post("/tickets", json={"category": "complaint", "description": "x"}, headers=resident)
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 429] and int(answers[-1].headers["retry-after"]) > 0

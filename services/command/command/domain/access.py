@@ -10,7 +10,7 @@ from typing import Any
 
 from command.domain import privacy
 from command.domain.config import Person
-from common.errors import Forbidden, Invalid
+from common.errors import Forbidden, Invalid, NotFound
 from common.events.partner import (
     HealthTicketShared,
     PartnerEvent,
@@ -82,9 +82,37 @@ def can_work(actor: Actor, ticket: TicketScope) -> bool:
 
 def ensure_can_work(actor: Actor, ticket: TicketScope, action: str) -> None:
     if not can_see(actor, ticket):
-        raise Forbidden("you may not see this ticket")
+        raise NotFound("no such ticket that you may see")  # as for one that does not exist
     if not can_work(actor, ticket):
         raise Forbidden(f"role {actor.role!r} may not {action} tickets; the owner, their department or staff may")
+
+
+# Who may name a resident in a report by hand, and set its priority.
+REPORTS_ABOUT_ANYONE = frozenset({"command", "admin", "dispatcher", "supplies_officer"})
+SETS_PRIORITY = frozenset({"command", "admin", "grid_worker", "dispatcher", "supplies_officer"})
+
+
+def ensure_can_report_about(
+    actor: Actor, resident_id: str, grid_id: str | None, building_id: str | None, known: bool
+) -> None:
+    """A report by hand names a resident the reporter may act for: staff any, a grid worker
+    their grids', a building lead their buildings', a resident themselves. Any other answers
+    as a resident who does not exist would, naming no building or grid."""
+    if actor.role == "resident" and resident_id == actor.sub:
+        return
+    if actor.role in REPORTS_ABOUT_ANYONE:
+        return
+    allowed = known and (
+        (actor.role == "grid_worker" and grid_id in actor.grid_ids)
+        or (actor.role == "building_lead" and building_id in actor.building_ids)
+    )
+    if not allowed:
+        raise NotFound(f"no resident {resident_id!r} among those you may act for")
+
+
+def ensure_can_set_priority(actor: Actor, priority: str | None) -> None:
+    if priority is not None and actor.role not in SETS_PRIORITY:
+        raise Forbidden(f"role {actor.role!r} may not set a priority: the rule decides it")
 
 
 def ensure_can_reassign(actor: Actor, ticket: TicketScope) -> None:
