@@ -144,6 +144,16 @@ def test_reassigning_moves_owner_and_department_and_tells_a_partner_from_then_on
         domain.assignee(CONFIG, "nobody")
 
 
+def test_an_escalation_of_a_sensitive_ticket_never_climbs_into_property_or_police():
+    health_lead = replace(CONFIG.people["health-lead"], supervisor_id="police-duty")
+    config = replace(CONFIG, people={**CONFIG.people, "health-lead": health_lead})
+    late = NOW + timedelta(hours=3)
+    args = dict(stage="discovered", owner="health-lead", priority="urgent", level=1, respond_by=TICKET.respond_by,
+                resolve_by=TICKET.resolve_by, now=late, config=config, repeat=timedelta(hours=1), max_level=3)  # fmt: skip
+    assert domain.escalate(**args).owner.person_id == "police-duty"  # no health data: the chain as written
+    assert domain.escalate(**args, sensitive=True).owner.person_id == config.default_owner("command").person_id
+
+
 def test_an_escalation_hands_the_ticket_up_with_its_priority_and_next_check():
     late = NOW + timedelta(hours=3)
     args = dict(stage="discovered", owner="gw-G1", priority="normal", level=0, respond_by=TICKET.respond_by,
