@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from command import domain
 from command.handlers import TOPICS
 from command.main import create_app
-from command.settings import DEV_PARTNER_REFERENCE_KEY, CommandSettings
+from command.settings import CommandSettings
 from common import envelope as ce
 from common.bus import H_KIND, H_OFFSET, H_PARTITION, H_TOPIC
 from common.events.checkin import CheckInMissed, HealthAnomalyReported
@@ -144,7 +144,7 @@ async def test_real_events_become_tickets_garbage_is_dead_lettered_redelivery_ig
                 await readers[topic].poll()
                 return [e for e in readers[topic].events() if e["subject"] == subject]
 
-            key = DEV_PARTNER_REFERENCE_KEY.encode()
+            key = settings.reference_key
 
             health = await wait_for(lambda: shared_with("partner.health.v1"), what="the health message")
             assert health[0]["type"] == "HealthTicketShared"
