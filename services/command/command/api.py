@@ -107,9 +107,13 @@ def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dic
     who = actor(user)
     notes = domain.shows_notes(who)  # what was said may be health data
     hidden = {ticket.resident_id, ticket.reported_by} - {None} if domain.withholds_health(who) else set()
+    # A building lead is not told who holds a sensitive ticket (it would say what it is about).
+    anonymous = who.role == "building_lead" and domain.sensitive(ticket.trigger, ticket.facts, ticket.description)
     return [
-        {**r.model_dump(), **({} if notes else {"note": None}), **({"by": "—"} if r.by in hidden else {})} for r in rows
-    ]
+        {**r.model_dump(), **({} if notes else {"note": None}), **({"by": "—"} if r.by in hidden else {}),
+         **({"by": "—", "owner": "—"} if anonymous else {})}
+        for r in rows
+    ]  # fmt: skip
 
 
 class TicketIn(RequestModel):

@@ -16,7 +16,7 @@ from command.directory import Directory
 from command.models import CheckinFact, EscalationRow, KnownBuilding, KnownResident, Signal, Ticket, TicketLog
 from command.settings import CommandSettings
 from common.clock import day_bounds, local_date
-from common.errors import Invalid, NotFound
+from common.errors import Forbidden, Invalid, NotFound
 from common.runtime import Runtime
 
 PRIORITY_ORDER = {p: i for i, p in enumerate(domain.PRIORITIES)}
@@ -67,6 +67,12 @@ class Reading:
         offset: int = 0,
     ) -> list[Ticket]:
         now = self.clock.now()
+        masked = actor.role == "building_lead" or domain.withholds_health(actor)
+        if masked and (
+            kind or (actor.role == "building_lead" and (department or owner not in (None, "me", actor.sub)))
+        ):
+            # What they are shown of a sensitive ticket hides these: a filter on them would not.
+            raise Forbidden(f"role {actor.role!r} may not filter tickets by kind, department or owner")
         query = select(Ticket)
         if stage:
             if stage not in domain.STAGES and stage != "open":

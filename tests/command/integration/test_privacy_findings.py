@@ -156,7 +156,10 @@ async def test_a_building_lead_sees_needs_attention_never_the_temperature_phone_
     detail = (await command.client.get(f"/tickets/{seen['ticket_id']}", headers=lead)).json()
     for shown in (seen, detail):
         assert leaks(shown) == [] and shown["kind"] == "needs_attention" and shown["facts"] == {}
-    assert detail["building_id"] == "B01" and detail["owner"] == "health-duty"
+    assert detail["building_id"] == "B01" and (detail["owner"], detail["department"]) == ("—", "—")
+    assert "health" not in json.dumps(detail) and all(h["note"] is None for h in detail["history"])
+    for oracle in ({"kind": "fever"}, {"department": "health"}, {"owner": "health-duty"}):
+        assert (await command.client.get("/tickets", params=oracle, headers=lead)).status_code == 403
 
 
 async def test_metrics_carry_no_per_cell_health_count_and_the_heat_map_is_scoped_bounded_and_k_anonymous(command):

@@ -151,12 +151,13 @@ def withheld_view(ticket: Mapping[str, Any], department: str, is_sensitive: bool
 
 def building_lead_view(ticket: Mapping[str, Any], is_sensitive: bool) -> dict[str, Any]:
     """A ticket as a building lead sees it: never what people wrote (free text may be anyone's
-    health); a sensitive ticket only as someone in their building who needs attention, and
-    who owns it, without its facts."""
+    health); a sensitive ticket only as someone in their building who needs attention, where
+    it stands and by when, without its facts or who holds it."""
     shown = {**ticket, "description": None, "resolution": None, "feedback_comment": None}
-    if is_sensitive:
+    if is_sensitive:  # which department or person holds it would say what it is about
         shown.update(kind=NEEDS_ATTENTION, category=None, title=f"{NEEDS_ATTENTION}: {ticket.get('building_id') or ''}".strip(),
-                     facts={}, action=None, source_event_ids=[])  # fmt: skip
+                     facts={}, action=None, source_event_ids=[], department="—", owner="—", partners=[],
+                     acknowledged_by=None, resolved_by=None)  # fmt: skip
     return shown
 
 
