@@ -217,7 +217,7 @@ class Demo:
                 "department": "command",
                 "owner_by": "department",
                 "priority": "normal",
-                "title": "演练 Drill: {description}",
+                "title": "演练 Drill: {kind}",
                 "action": "Acknowledge within the deadline, or it escalates.",
             },
         )

@@ -42,6 +42,7 @@ from common.events.base import Event
 from common.gc import collector_paused
 from common.metrics import PipelineMetrics
 from common.outbox import InboxMessage, UnitOfWork
+from common.sensitivity import redact
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,9 @@ class ConsumerRunner:
                     outages += 1
                     await self._wait_out(exc, outages)
                     continue
-                log.info("%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), exc)
+                log.info(
+                    "%s: batch of %d failed (%s); applying one by one", self.consumer.name, len(valid), redact(str(exc))
+                )
                 for item in valid:
                     await self._apply_with_retries(*item)
             else:
@@ -192,7 +195,7 @@ class ConsumerRunner:
         """Hold the batch (its offsets do not move) until the outage ends; cancellable, so a
         stopping service does not wait for the database."""
         if self.healthy:
-            log.error("%s: paused, %s: %s", self.consumer.name, type(exc).__name__, exc)
+            log.error("%s: paused, %s: %s", self.consumer.name, type(exc).__name__, redact(str(exc)))
         self.healthy = False
         await self._pause(min(self.consumer.retry_backoff_s * 2 ** min(outages, 10), OUTAGE_BACKOFF_MAX_S))
 
@@ -284,13 +287,16 @@ class ConsumerRunner:
                         record, f"failed after {attempt} attempts: {type(exc).__name__}: {exc}", "failed"
                     )
                     return
-                log.warning("%s: %s failed (attempt %d): %s", self.consumer.name, envelope.id, attempt, exc)
+                log.warning(
+                    "%s: %s failed (attempt %d): %s", self.consumer.name, envelope.id, attempt, redact(str(exc))
+                )
                 await asyncio.sleep(self.consumer.retry_backoff_s * 2 ** (attempt - 1))
                 attempt += 1
 
     async def dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:
         """Publish the record to the DLQ with its own headers plus why and whence; a record
         that cannot be published whole becomes a stub, so the consumer never wedges on it."""
+        reason = redact(reason)  # no value quoted by a driver or validator leaves in a header or a log
         origin = {
             H_REASON: reason[:1000],
             H_KIND: kind,

@@ -1,6 +1,7 @@
 """Structured logs: one JSON object a line in production, readable lines in development.
 
-Every record, uvicorn's own included, goes through the one handler `configure` installs, and
+Every record, uvicorn's own included, goes through the one handler `configure` installs,
+without the values a database driver or a validator quotes (`sensitivity.redact`), and
 carries what it was working on: the HTTP request's id (`RequestContext`) or the correlation
 id of the event a consumer is applying (set by the unit of work, `outbox.UnitOfWork.cause`).
 """
@@ -14,6 +15,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.sensitivity import redact
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
@@ -44,14 +47,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for name in CONTEXT:
             value = getattr(record, name, None)
             if value:
                 entry[name] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -60,7 +63,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = redact(super().format(record))  # with its traceback: no value a driver quoted
         context = " ".join(f"{name}={getattr(record, name)}" for name in CONTEXT if getattr(record, name, None))
         return f"{line} [{context}]" if context else line
 

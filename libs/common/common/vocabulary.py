@@ -13,6 +13,8 @@ from typing import Literal, get_args
 # A resident's tags, as check-in registers them; some raise a request's priority.
 Tag = Literal["elderly", "living_alone", "chronic", "pregnant", "disabled", "mental_health"]
 TAGS: tuple[Tag, ...] = get_args(Tag)
+# Tags that are health data: a record carrying one of them is health-sensitive (DESIGN.md §6).
+HEALTH_TAGS: frozenset[str] = frozenset({"chronic", "pregnant", "disabled", "mental_health"})
 
 # How a check-in arrived.
 Channel = Literal["self", "building_lead", "hotline", "voice_call"]
@@ -29,6 +31,8 @@ STAGES: tuple[Stage, ...] = get_args(Stage)
 # What a service request is for; the time bank's redemptions name the same purposes.
 Category = Literal["groceries", "medicine", "medical_visit", "psychological", "tech_help", "other"]
 CATEGORIES: tuple[Category, ...] = get_args(Category)
+# Requests that say something about a person's health by what they are for.
+HEALTH_CATEGORIES: frozenset[str] = frozenset({"medicine", "medical_visit", "psychological"})
 
 
 class Role(StrEnum):

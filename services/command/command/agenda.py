@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.limits import neutralised  # titles carry other services' text: no links or markup in chat
+
 STAGE_NAMES = {"discovered": "发现 discovered", "responding": "处置中 responding", "resolved": "已解决 resolved",
                "reopened": "重新打开 reopened"}  # fmt: skip
 
@@ -18,7 +20,7 @@ def markdown(agenda: dict[str, Any], tz: ZoneInfo) -> str:
         late = f" **逾期 overdue ({t['overdue']})**" if t["overdue"] else ""
         level = f" ⬆L{t['escalation_level']}" if t["escalation_level"] else ""
         return (
-            f"- `{t['ticket_id']}` [{t['priority']}] {t['title']} — {t['owner_name']} ({t['department']}), "
+            f"- `{t['ticket_id']}` [{t['priority']}] {neutralised(t['title'])} — {neutralised(t['owner_name'])} ({t['department']}), "
             f"respond by {at(t['respond_by'])}, resolve by {at(t['resolve_by'])}{late}{level}"
         )
 

@@ -15,6 +15,7 @@ from command.models import Ticket, TicketLog
 from command.service import CommandService
 from common.auth import CurrentUser, Principal, Role, require
 from common.errors import Forbidden, Invalid
+from common.limits import RequestModel
 from common.vocabulary import Priority
 
 router = APIRouter()
@@ -71,6 +72,9 @@ class TicketOut(BaseModel):
     satisfaction: int | None
     feedback_comment: str | None
     reopen_count: int
+    reference: str | None = Field(
+        default=None, description="for property and police: their reference to the ticket, as on their topic"
+    )
 
 
 class TransitionOut(BaseModel):
@@ -93,33 +97,47 @@ def _out(ticket: Ticket, service: CommandService, user: Principal) -> dict[str, 
     data["overdue"] = service.overdue_now(ticket)
     data["allowed"] = [a for a in domain.HTTP_ACTIONS if a in domain.TRANSITIONS.get(ticket.stage, {})]
     data["partners"] = sorted(ticket.shares)
-    if domain.withholds_health(actor(user), ticket.kind):
-        return domain.without_health(data, user.department)
-    return data
+    who = actor(user)
+    if domain.withholds_health(who) and user.department:  # the reference its topic carries
+        data["reference"] = domain.reference(service.settings.reference_key, user.department, ticket.ticket_id)
+    return domain.view(who, data, domain.sensitive(ticket.trigger, ticket.facts, ticket.description))
 
 
 def _history(ticket: Ticket, rows: list[TicketLog], user: Principal) -> list[dict[str, Any]]:
-    notes = not domain.withholds_health(actor(user), ticket.kind)  # what was said may be health data
-    return [{**r.model_dump(), **({} if notes else {"note": None})} for r in rows]
+    who = actor(user)
+    notes = domain.shows_notes(who)  # what was said may be health data
+    hidden = {ticket.resident_id, ticket.reported_by} - {None} if domain.withholds_health(who) else set()
+    # A building lead is not told who holds a sensitive ticket (it would say what it is about).
+    anonymous = who.role == "building_lead" and domain.sensitive(ticket.trigger, ticket.facts, ticket.description)
+    return [
+        {**r.model_dump(), **({} if notes else {"note": None}), **({"by": "—"} if r.by in hidden else {}),
+         **({"by": "—", "owner": "—"} if anonymous else {})}
+        for r in rows
+    ]  # fmt: skip
 
 
-class TicketIn(BaseModel):
+class TicketIn(RequestModel):
     category: str = Field(
-        description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)"
+        max_length=40,
+        description="routes the ticket: complaint, isolation_difficulty, health_concern, building_maintenance, public_order (GET /rules)",
     )
     description: str = Field(min_length=1, max_length=2000)
-    resident_id: str | None = None
-    building_id: str | None = None
-    grid_id: str | None = None
+    resident_id: str | None = Field(default=None, max_length=40)
+    building_id: str | None = Field(default=None, max_length=40)
+    grid_id: str | None = Field(default=None, max_length=40)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     priority: Priority | None = None
 
 
 @router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut, tags=["tickets"])
-async def report_problem(body: TicketIn, user: CurrentUser, service: Service):
+async def report_problem(body: TicketIn, user: CurrentUser, service: Service, request: Request):
     """A problem reported by hand (a complaint, an isolated household's difficulty, ...),
-    routed by the same rules as events. A resident's report is about themselves."""
+    routed by the same rules as events. A resident's report is about themselves; a named
+    resident is placed where the register says they live. At most
+    COMMAND_REPORT_RATE_PER_MINUTE a minute per reporter (429 with Retry-After)."""
+    if user.role != Role.admin:
+        request.app.state.report_rate.check(user.sub)
     ticket = await service.report_by_hand(actor(user), **body.model_dump())
     return _out(ticket, service, user)
 
@@ -160,21 +178,21 @@ async def get_ticket(ticket_id: str, user: CurrentUser, service: Service):
     return {**_out(ticket, service, user), "history": _history(ticket, history, user)}
 
 
-class AcknowledgeIn(BaseModel):
+class AcknowledgeIn(RequestModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class ResolveIn(BaseModel):
+class ResolveIn(RequestModel):
     resolution: str = Field(min_length=1, max_length=2000)
 
 
-class FeedbackIn(BaseModel):
+class FeedbackIn(RequestModel):
     satisfaction: int = Field(ge=1, le=5, description="1–5; 1 or 2 reopens the ticket")
     comment: str | None = Field(default=None, max_length=2000)
 
 
-class ReassignIn(BaseModel):
-    owner: str = Field(min_length=1, description="a person id from GET /directory/people")
+class ReassignIn(RequestModel):
+    owner: str = Field(min_length=1, max_length=60, description="a person id from GET /directory/people")
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -230,7 +248,7 @@ async def partner_tickets(
     me = actor(user)
     out = []
     for ticket in await service.shared_with(department, finished=finished, limit=limit):
-        message = changes.partner_message(ticket, department, ticket.updated_at)
+        message = changes.partner_message(ticket, department, ticket.updated_at, service.settings.reference_key)
         if message is None:
             continue
         workable = domain.can_see(me, changes.scope(ticket)) and domain.can_work(me, changes.scope(ticket))
@@ -268,7 +286,9 @@ async def kpis(_: Staff, service: Service, day: Annotated[date | None, Query(ali
 
 @router.get("/heatmap", tags=["meeting"])
 async def heatmap(
-    _: Annotated[Principal, Depends(require(Role.command, Role.grid_worker, Role.dispatcher, Role.supplies_officer))],
+    user: Annotated[
+        Principal, Depends(require(Role.command, Role.grid_worker, Role.dispatcher, Role.supplies_officer))
+    ],
     service: Service,
     since: AwareDatetime | None = None,
     kind: Annotated[
@@ -277,10 +297,13 @@ async def heatmap(
     resolution: Annotated[int | None, Query(description="H3 resolution, at most COMMAND_H3_RESOLUTION")] = None,
 ) -> dict:
     """GeoJSON FeatureCollection of H3 cells with counts of problems since `since`
-    (default: the last 24 hours), so staff see where problems cluster."""
+    (default: the last 24 hours, at most COMMAND_HEATMAP_MAX_DAYS back), so staff see where
+    problems cluster. A grid worker sees the cells of their grids; health kinds are shown to
+    command staff and grid workers only, and a cell with fewer than COMMAND_HEATMAP_MIN_COUNT
+    of a health kind is left out."""
     since = since or service.clock.now() - timedelta(days=1)
-    kinds = [k.strip() for k in kind.split(",") if k.strip()] if kind else None
-    return await service.heatmap(since, kinds, resolution)
+    kinds = [k.strip() for k in kind.split(",") if k.strip()][:50] if kind else None
+    return await service.heatmap(since, kinds, resolution, actor(user))
 
 
 @router.post("/escalations/run", tags=["meeting"])
@@ -292,22 +315,22 @@ async def run_escalations(_: Staff, service: Service) -> dict:
 # -- configuration an admin edits ---------------------------------------------------------
 
 
-class PriorityRaiseIn(BaseModel):
-    field: str
+class PriorityRaiseIn(RequestModel):
+    field: str = Field(max_length=60)
     priority: Priority
     at_least: float | None = None
-    any_of: list[str] = Field(default_factory=list)
+    any_of: list[str] = Field(default_factory=list, max_length=50)
 
 
-class RuleIn(BaseModel):
-    kind: str
-    department: str
+class RuleIn(RequestModel):
+    kind: str = Field(max_length=40)
+    department: str = Field(max_length=40)
     owner_by: Literal["grid", "building", "department"]
     priority: Priority
     title: str = Field(min_length=1, max_length=300)
     action: str | None = Field(default=None, max_length=500)
-    raise_priority: list[PriorityRaiseIn] = Field(default_factory=list)
-    also_share: dict[str, str] = Field(default_factory=dict)
+    raise_priority: list[PriorityRaiseIn] = Field(default_factory=list, max_length=20)
+    also_share: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=10)
     enabled: bool = True
 
 
@@ -326,9 +349,9 @@ async def put_rule(trigger: str, body: RuleIn, user: Admin, service: Service) ->
     return _rule_out(rule)
 
 
-class SlaIn(BaseModel):
-    respond_minutes: int = Field(gt=0)
-    resolve_minutes: int = Field(gt=0)
+class SlaIn(RequestModel):
+    respond_minutes: int = Field(gt=0, le=525_600)
+    resolve_minutes: int = Field(gt=0, le=525_600)
     resolve_same_day: bool = False
 
 
@@ -346,28 +369,30 @@ async def put_sla(kind: str, priority: str, body: SlaIn, _: Admin, service: Serv
     return vars(entry)
 
 
-class PersonIn(BaseModel):
+class PersonIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     role: str = Field(min_length=1, max_length=40, description="grid_worker owns the tickets of its grids")
-    department: str
+    department: str = Field(max_length=40)
     phone: str | None = Field(default=None, max_length=30)
-    supervisor_id: str | None = None
-    grid_ids: list[str] = Field(default_factory=list)
-    building_ids: list[str] = Field(default_factory=list)
+    supervisor_id: str | None = Field(default=None, max_length=60)
+    grid_ids: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=200)
+    building_ids: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=1000)
     active: bool = True
 
 
 @router.get("/directory/people", tags=["configuration"])
 async def people(
-    _: Annotated[
+    user: Annotated[
         Principal,
         Depends(require(Role.command, Role.grid_worker, Role.partner, Role.dispatcher, Role.supplies_officer)),
     ],
     service: Service,
 ) -> list[dict]:
-    """The owner directory: people, roles, departments, grids, supervisors."""
+    """The owner directory: people, roles, departments, grids, supervisors. Partners see it
+    without phone numbers."""
     config = await service.config()
-    return [_person_out(p) for p in sorted(config.people.values(), key=lambda p: p.person_id)]
+    phones = user.role != Role.partner
+    return [_person_out(p, phones) for p in sorted(config.people.values(), key=lambda p: p.person_id)]
 
 
 @router.put("/directory/people/{person_id}", tags=["configuration"])
@@ -377,10 +402,10 @@ async def put_person(person_id: str, body: PersonIn, _: Admin, service: Service)
     return _person_out(person)
 
 
-class DepartmentIn(BaseModel):
+class DepartmentIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     partner: bool = False
-    default_owner: str | None = None
+    default_owner: str | None = Field(default=None, max_length=60)
 
 
 @router.get("/directory/departments", tags=["configuration"])
@@ -416,5 +441,8 @@ def _rule_out(rule: domain.Rule) -> dict:
     }  # fmt: skip
 
 
-def _person_out(person: domain.Person) -> dict:
-    return {**vars(person), "grid_ids": list(person.grid_ids), "building_ids": list(person.building_ids)}
+def _person_out(person: domain.Person, phones: bool = True) -> dict:
+    out = {**vars(person), "grid_ids": list(person.grid_ids), "building_ids": list(person.building_ids)}
+    if not phones:
+        out["phone"] = None
+    return out

@@ -74,6 +74,7 @@ class Escalations:
                 respond_by=ticket.respond_by, resolve_by=ticket.resolve_by, now=now, config=config,
                 repeat=timedelta(minutes=self.settings.escalation_repeat_minutes),
                 max_level=self.settings.escalation_max_level,
+                sensitive=domain.sensitive(ticket.trigger, ticket.facts, ticket.description),
             )  # fmt: skip
             if escalation is None:  # acknowledged meanwhile, or at the top: look again at the next deadline
                 following = domain.next_check(ticket.stage, ticket.respond_by, ticket.resolve_by)
@@ -88,5 +89,6 @@ class Escalations:
             )  # fmt: skip
             if not claimed:
                 return None  # another replica escalated it
-            changes.apply(uow, self.stores.of(uow), ticket, domain.escalated(changes.state(ticket), escalation, now))
+            change = domain.escalated(changes.state(ticket), escalation, now)
+            changes.apply(uow, self.stores.of(uow), ticket, change, self.settings.reference_key)
         return escalation

@@ -19,7 +19,7 @@ from command.models import Ticket
 from command.settings import CommandSettings
 from command.store import NewTicket, Store, Stores, TicketRow
 from common import envelope as ce
-from common.errors import Forbidden, Invalid
+from common.errors import Forbidden, Invalid, NotFound
 from common.events.command import TicketUpdated
 from common.metrics import LoopHistogram
 from common.outbox import UnitOfWork
@@ -81,7 +81,7 @@ class Intake:
         row, event = domain.opened(ticket_id, report, routing, due, now, by, event_ids)
         ticket = await store.add_ticket(row)  # its history's "open" entry is told by the ticket (reading.opening)
         uow.emit(event, at=now)
-        changes.share(uow, ticket, now)
+        changes.share(uow, ticket, now, self.settings.reference_key)
         opened = self._opened_by_kind.get(ticket.kind)
         if opened is None:
             opened = self._opened_by_kind[ticket.kind] = self._opened.labels(ticket.kind)
@@ -105,7 +105,7 @@ class Intake:
         event_id = event_ids[0] if event_ids else None
         if stage == "reopened":
             change = domain.reopen(changes.state(ticket), by, now, report.trigger, event_id, config, self.tz)
-            changes.apply(uow, store, ticket, change)
+            changes.apply(uow, store, ticket, change, self.settings.reference_key)
             return
         if raised:
             fresh = domain.deadlines(config.sla_for(ticket.kind, priority), now, self.tz)
@@ -122,7 +122,7 @@ class Intake:
             at=now,
         )  # fmt: skip
         if raised:
-            changes.share(uow, ticket, now)
+            changes.share(uow, ticket, now, self.settings.reference_key)
 
     async def _locate(self, store: Store, report: domain.Report) -> domain.Report:
         """Fill in the grid, building and coordinates the command center has learned."""
@@ -170,6 +170,11 @@ class Intake:
             if resident_id and resident_id != actor.sub:
                 raise Invalid("residents report problems about themselves: leave resident_id out or use your own")
             resident_id = actor.sub
+        domain.ensure_can_set_priority(actor, priority)
+        if actor.role == "building_lead" and building_id is not None and building_id not in actor.building_ids:
+            raise NotFound(f"no building {building_id!r} among those you may act for")
+        if actor.role == "grid_worker" and grid_id is not None and grid_id not in actor.grid_ids:
+            raise NotFound(f"no grid {grid_id!r} among those you may act for")
         config = await self.directory.config()
         trigger = f"category:{category}"
         if config.rule(trigger) is None:
@@ -193,6 +198,16 @@ class Intake:
             priority=priority,
         )
         async with self.runtime.work() as uow:
+            if resident_id is not None:  # where they live is the register's word, not the body's
+                known = await self.stores.of(uow).resident(resident_id)
+                domain.ensure_can_report_about(
+                    actor, resident_id, known and known.grid_id, known and known.building_id, known is not None
+                )
+                if known is not None:
+                    report = replace(report, grid_id=known.grid_id, building_id=known.building_id, lat=known.lat,
+                                     lon=known.lon)  # fmt: skip
+                elif actor.role == "resident":
+                    report = replace(report, grid_id=None, building_id=None, lat=None, lon=None)
             opened = await self.take_report(report, uow=uow)
             ticket = await uow.session.get(Ticket, opened.ticket_id)  # the row as routes show it
         return ticket

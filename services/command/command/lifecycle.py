@@ -23,6 +23,7 @@ class Lifecycle:
     def __init__(self, runtime: Runtime, settings: CommandSettings, directory: Directory, stores: Stores) -> None:
         self.runtime = runtime
         self.tz = settings.tz
+        self.reference_key = settings.reference_key
         self.directory = directory
         self.stores = stores
         self._transitions = Counter(
@@ -69,8 +70,8 @@ class Lifecycle:
                 Ticket, ticket_id
             )  # two people acting at once: the second sees the first's change
             if ticket is None:
-                raise NotFound(f"no ticket {ticket_id!r}")
+                raise NotFound("no such ticket that you may see")  # as for one you may not see
             change = decide(changes.state(ticket))
-            changes.apply(uow, self.stores.of(uow), ticket, change)
+            changes.apply(uow, self.stores.of(uow), ticket, change, self.reference_key)
         self._transitions.labels(change.counted_as).inc()
         return ticket

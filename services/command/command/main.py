@@ -31,6 +31,7 @@ from common.events.partner import (
     PoliceTicketShared,
     PropertyTicketShared,
 )
+from common.limits import RateLimiter
 from common.runtime import Runtime
 from common.web import create_http_app
 
@@ -64,7 +65,12 @@ def create_app(settings: CommandSettings | None = None, *, clock: Clock | None =
         title="FirstLine command center",
         description=DESCRIPTION,
         routers=[api.router],
-        state={"service": service},
+        state={
+            "service": service,
+            "report_rate": RateLimiter(
+                "reports", per_minute=settings.report_rate_per_minute, burst=settings.report_rate_burst
+            ),
+        },
     )
     started = app.router.lifespan_context
 

@@ -3,8 +3,9 @@ service's tickets by a periodic refresh: tickets by stage, department and priori
 overdue, time to respond and to resolve, satisfaction, and where problems are (H3 cells).
 Tickets opened, transitions and escalations are counted where they happen (intake.py,
 lifecycle.py, escalation.py).
-Labels are kinds, stages, departments, priorities and map cells: bounded; never a resident
-or an owner.
+Labels are kinds, stages, departments, priorities, grids and map cells: bounded; never a
+resident or an owner. Health kinds are counted per grid, never per cell: per-cell health
+figures are for signed-in staff through the heat map, k-anonymous (reading.heatmap).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from command.domain import ACTIVE_STAGES
 from command.models import Signal, Ticket
+from command.reading import health_kinds
 from command.service import CommandService
 from common.metrics import DomainMetrics, Family, Values
 from common.runtime import Runtime
@@ -59,8 +61,13 @@ class CommandMetrics:
         )
         self.cells = m.gauge(
             "firstline_command_signals_by_cell",
-            "Located problems in the last 24 h per H3 cell, with the cell's centre: the heat map",
+            "Located problems in the last 24 h per H3 cell, with the cell's centre, health kinds left out",
             ("h3_cell", "lat", "lon", "kind"),
+        )
+        self.health_by_grid = m.gauge(
+            "firstline_command_health_signals_by_grid",
+            "Located health problems (fevers, health concerns) in the last 24 h per grid: no finer than a grid",
+            ("grid_id", "kind"),
         )
 
     def schedule(self) -> None:
@@ -106,11 +113,20 @@ class CommandMetrics:
                     select(T.satisfaction, func.count()).where(T.satisfaction.is_not(None)).group_by(T.satisfaction)
                 )
             ).all()
+            health = list(health_kinds(await self.service.config()))
             cells = (
                 await session.execute(
                     select(Signal.h3_cell, Signal.kind, func.count())
-                    .where(Signal.at >= since)
+                    .where(Signal.at >= since, Signal.kind.not_in(health))
                     .group_by(Signal.h3_cell, Signal.kind)
+                )
+            ).all()
+            by_grid = (
+                await session.execute(
+                    select(Ticket.grid_id, Signal.kind, func.count())
+                    .join(Ticket, Ticket.ticket_id == Signal.ticket_id, isouter=True)
+                    .where(Signal.at >= since, Signal.kind.in_(health))
+                    .group_by(Ticket.grid_id, Signal.kind)
                 )
             ).all()
 
@@ -135,6 +151,7 @@ class CommandMetrics:
             self.satisfaction: {(d,): float(avg) for d, avg in satisfaction},
             self.feedback: {(str(s),): n for s, n in feedback},
             self.cells: heat,
+            self.health_by_grid: {(grid or "unknown", kind): n for grid, kind, n in by_grid},
         }
 
 

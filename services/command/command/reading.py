@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import h3
@@ -13,10 +13,10 @@ from sqlalchemy import String, and_, cast, func, or_, select
 
 from command import changes, domain
 from command.directory import Directory
-from command.models import CheckinFact, EscalationRow, KnownResident, Signal, Ticket, TicketLog
+from command.models import CheckinFact, EscalationRow, KnownBuilding, KnownResident, Signal, Ticket, TicketLog
 from command.settings import CommandSettings
 from common.clock import day_bounds, local_date
-from common.errors import Invalid, NotFound
+from common.errors import Forbidden, Invalid, NotFound
 from common.runtime import Runtime
 
 PRIORITY_ORDER = {p: i for i, p in enumerate(domain.PRIORITIES)}
@@ -40,7 +40,7 @@ class Reading:
         async with self.runtime.db.session() as session:
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None or not domain.can_see(actor, changes.scope(ticket)):
-                raise NotFound(f"no ticket {ticket_id!r} that you may see")
+                raise NotFound("no such ticket that you may see")
             history = (
                 (
                     await session.execute(
@@ -67,6 +67,12 @@ class Reading:
         offset: int = 0,
     ) -> list[Ticket]:
         now = self.clock.now()
+        masked = actor.role == "building_lead" or domain.withholds_health(actor)
+        if masked and (
+            kind or (actor.role == "building_lead" and (department or owner not in (None, "me", actor.sub)))
+        ):
+            # What they are shown of a sensitive ticket hides these: a filter on them would not.
+            raise Forbidden(f"role {actor.role!r} may not filter tickets by kind, department or owner")
         query = select(Ticket)
         if stage:
             if stage not in domain.STAGES and stage != "open":
@@ -169,10 +175,13 @@ class Reading:
         }
 
     def _brief(self, t: Ticket, config: domain.Config, now: datetime) -> dict[str, Any]:
+        # The agenda is printed and pasted into group chats: a sensitive ticket shows by its
+        # kind and place, whatever title an older rule gave it.
+        sensitive = domain.sensitive(t.trigger, t.facts, t.description)
         return {
             "ticket_id": t.ticket_id,
             "kind": t.kind,
-            "title": t.title,
+            "title": domain.public_title(t.kind, t.building_id, t.grid_id) if sensitive else t.title,
             "stage": t.stage,
             "priority": t.priority,
             "department": t.department,
@@ -284,12 +293,22 @@ class Reading:
 
     # -- the heat map -------------------------------------------------------------------
 
-    async def heatmap(self, since: datetime, kinds: Sequence[str] | None, resolution: int | None) -> dict[str, Any]:
+    async def heatmap(
+        self, since: datetime, kinds: Sequence[str] | None, resolution: int | None, actor: domain.Actor | None = None
+    ) -> dict[str, Any]:
+        """Counts per H3 cell since `since` (at most COMMAND_HEATMAP_MAX_DAYS back). A grid
+        worker sees their grids' cells; health kinds go to command staff and grid workers only,
+        and only in cells where at least COMMAND_HEATMAP_MIN_COUNT of them are."""
         resolution = self.settings.h3_resolution if resolution is None else resolution
         if not 0 <= resolution <= self.settings.h3_resolution:
             raise Invalid(
                 f"resolution must be 0–{self.settings.h3_resolution} (cells are recorded at {self.settings.h3_resolution})"
             )
+        earliest = self.clock.now() - timedelta(days=self.settings.heatmap_max_days)
+        if since < earliest:
+            raise Invalid(f"since may be at most {self.settings.heatmap_max_days} days ago (COMMAND_HEATMAP_MAX_DAYS)")
+        health = health_kinds(await self.directory.config())
+        staff = actor is None or actor.role in domain.STAFF_ROLES
         query = (
             select(Signal.h3_cell, Signal.kind, func.count())
             .where(Signal.at >= since)
@@ -297,13 +316,22 @@ class Reading:
         )
         if kinds:
             query = query.where(Signal.kind.in_(kinds))
+        if not staff and actor.role != "grid_worker":
+            query = query.where(Signal.kind.not_in(list(health)))
         async with self.runtime.db.session() as session:
+            if not staff and actor.role == "grid_worker":
+                mine = await _grid_cells(session, actor.grid_ids, self.settings.h3_resolution)
+                query = query.where(self.runtime.db.any_of(Signal.h3_cell, mine) if mine else Signal.h3_cell.is_(None))
             rows = (await session.execute(query)).all()
         cells: dict[str, Tally] = {}
         for cell, kind, count in rows:
             if resolution != self.settings.h3_resolution:
                 cell = h3.cell_to_parent(cell, resolution)
             cells.setdefault(cell, Tally())[kind] += count
+        for counts in cells.values():  # a few fevers in a cell point at a household: not shown
+            for kind in [k for k, n in counts.items() if k in health and n < self.settings.heatmap_min_count]:
+                del counts[kind]
+        cells = {cell: counts for cell, counts in cells.items() if counts}
         features = []
         for cell, counts in sorted(cells.items(), key=lambda kv: -sum(kv[1].values())):
             boundary = [[lng, lat] for lat, lng in h3.cell_to_boundary(cell)]
@@ -323,6 +351,27 @@ class Reading:
             "kinds": list(kinds or []),
             "features": features,
         }
+
+
+def health_kinds(config: domain.Config) -> frozenset[str]:
+    """Heat-map kinds that count health problems: fevers, and the kinds of health rules."""
+    ruled = {r.kind for r in config.rules.values() if domain.health_trigger(r.trigger)}
+    return frozenset({"fever", *domain.HEALTH_KINDS, *ruled})
+
+
+async def _grid_cells(session, grid_ids: Sequence[str], resolution: int) -> list[str]:
+    """The heat-map cells of a grid's buildings and residents, where the command center knows them."""
+    if not grid_ids:
+        return []
+    places = [
+        *(await session.execute(
+            select(KnownBuilding.lat, KnownBuilding.lon).where(KnownBuilding.grid_id.in_(grid_ids), KnownBuilding.lat.is_not(None))
+        )).all(),
+        *(await session.execute(
+            select(KnownResident.lat, KnownResident.lon).where(KnownResident.grid_id.in_(grid_ids), KnownResident.lat.is_not(None))
+        )).all(),
+    ]  # fmt: skip
+    return sorted({h3.latlng_to_cell(lat, lon, resolution) for lat, lon in places if lon is not None})
 
 
 def _overdue_clause(now: datetime):

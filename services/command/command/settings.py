@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import time
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import ServiceSettings, env_files
+from common.settings import LOOPBACK_HOSTS, ServiceSettings, env_files
+
+DEV_PARTNER_REFERENCE_KEY = "firstline-development-partner-reference-key"
 
 
 class CommandSettings(ServiceSettings):
@@ -28,3 +30,27 @@ class CommandSettings(ServiceSettings):
     escalation_max_level: int = Field(3, ge=1)
     escalation_batch: int = 200
     h3_resolution: int = Field(9, ge=0, le=15)  # ~0.1 km² cells: a few buildings each
+    # Keys each partner department's reference to a ticket (an HMAC of the ticket id under a
+    # key derived per department): property's and police's topics cannot be joined with
+    # partner.health.v1 or with each other without it. Changing it changes every reference.
+    partner_reference_key: str = DEV_PARTNER_REFERENCE_KEY
+    # Reports by hand per reporter (a token bucket: burst at once, refilled per minute; 0: off).
+    report_rate_per_minute: float = Field(60.0, ge=0)
+    report_rate_burst: int = Field(120, ge=1)
+    heatmap_max_days: int = Field(14, ge=1, le=366)  # how far back the heat map may look
+    heatmap_min_count: int = Field(5, ge=1)  # a health kind's cell with fewer is not shown (k-anonymity)
+
+    @property
+    def reference_key(self) -> bytes:
+        return self.partner_reference_key.encode()
+
+    @model_validator(mode="after")
+    def _reference_key_is_real_outside_development(self) -> CommandSettings:
+        loopback_development = self.environment != "production" and self.host in LOOPBACK_HOSTS
+        weak = self.partner_reference_key == DEV_PARTNER_REFERENCE_KEY or len(self.partner_reference_key) < 32
+        if weak and not loopback_development:
+            raise ValueError(
+                f"command listens on {self.host} ({self.environment}): set COMMAND_PARTNER_REFERENCE_KEY to a secret "
+                "of at least 32 characters (it keys partner departments' ticket references)"
+            )
+        return self

@@ -147,8 +147,8 @@ def test_demand_surge_carries_the_suggested_action():
         ),
         ("{{literal}} braces and {resident_id}", "{literal} braces and R1"),
         ("no facts at all", "no facts at all"),
-        ("{days:>3} days", "  2 days"),  # a format spec: str.format's own way, on the shown text
-        ("{resident_id!r}", "'R1'"),
+        ("{days:>999999999} days", "{days:>999999999} days"),  # a format spec is never run: shown as written
+        ("{resident_id!r}", "{resident_id!r}"),
         ("{} or {0} or {resident_id.x}", "{} or {0} or {resident_id.x}"),  # not fact names: left as written
         ("broken {resident_id", "broken {resident_id"),
         ("", ""),
@@ -307,7 +307,7 @@ def test_nothing_escalates_before_its_deadline_or_after_resolution():
 def _ticket(**extra):
     return {"ticket_id": "T-1", "kind": "fever", "stage": "discovered", "priority": "urgent", "respond_by": NOW,
             "resolve_by": NOW, "at": NOW, "resident_id": "R1", "building_id": "B01", "description": None,
-            "facts": fever().model_dump(mode="json"), **extra}  # fmt: skip
+            "trigger": "event:HealthAnomalyReported", "facts": fever().model_dump(mode="json"), **extra}  # fmt: skip
 
 
 HEALTH_WORDS = ("temperature", "symptom", "phone", "name", "resident", "room", "unit")
@@ -324,16 +324,18 @@ def test_health_gets_what_it_needs_property_and_police_get_no_health_data():
         ["cough"],
     )
     for department, cls in (("property", PropertyTicketShared), ("police", PoliceTicketShared)):
-        message = domain.partner_event(department, _ticket(), "Disinfect")
-        assert isinstance(message, cls)
+        message = domain.partner_event(department, _ticket(), "Disinfect", f"ref-{department}")
+        assert isinstance(message, cls) and message.ticket_id == f"ref-{department}"  # never the ticket's own id
         fields = message.model_dump(mode="json")
         assert fields["building_id"] == "B01"
         assert not [f for f in fields if any(w in f for w in HEALTH_WORDS)], fields
         assert "38.4" not in message.model_dump_json() and "13800000000" not in message.model_dump_json()
         assert "fever" not in message.model_dump_json()  # the kind itself would say "a fever case here"
     assert domain.partner_event("fire", _ticket(), None) is None
-    public_order = domain.partner_event("police", _ticket(kind="public_order", description="crowd at the gate"), None)
-    assert (public_order.kind, public_order.summary) == ("public_order", "crowd at the gate")
+    public_order = domain.partner_event(
+        "police", _ticket(kind="public_order", trigger="category:public_order", description="crowd at the gate",
+                          facts={"category": "public_order"}), None, "ref-p")  # fmt: skip
+    assert (public_order.kind, public_order.summary) == ("public_order", None)  # what was said stays with staff
 
 
 def test_who_sees_what():
@@ -356,27 +358,27 @@ def test_who_sees_what():
 def test_where_a_ticket_may_be_handed_over():
     people = CONFIG.people
     staff, health = domain.Actor("cmd-duty", "command"), domain.Actor("h-1", "partner", department="health")
-    domain.ensure_can_hand_over(staff, "fever", people["health-lead"])
-    domain.ensure_can_hand_over(
-        staff, "fever", people["cmd-lead"]
-    )  # the community's own departments may hold health data
-    domain.ensure_can_hand_over(health, "fever", people["health-lead"])
-    domain.ensure_can_hand_over(staff, "public_order", people["police-duty"])
-    for kind, to in (("fever", "police-duty"), ("health_concern", "property-duty")):
+    domain.ensure_can_hand_over(staff, True, people["health-lead"])
+    domain.ensure_can_hand_over(staff, True, people["cmd-lead"])  # the community's own departments may hold health data
+    domain.ensure_can_hand_over(health, True, people["health-lead"])
+    domain.ensure_can_hand_over(staff, False, people["police-duty"])
+    domain.ensure_can_hand_over(staff, True, people["police-duty"], "police")  # within police: it is there already
+    for to in ("police-duty", "property-duty"):
         with pytest.raises(Invalid, match="carries health data"):
-            domain.ensure_can_hand_over(staff, kind, people[to])
+            domain.ensure_can_hand_over(staff, True, people[to], "health")
     with pytest.raises(Forbidden, match="own department"):
-        domain.ensure_can_hand_over(health, "fever", people["cmd-duty"])
+        domain.ensure_can_hand_over(health, True, people["cmd-duty"])
 
 
 def test_a_partner_outside_health_sees_a_health_ticket_without_health_data():
     ticket = {"ticket_id": "T-1", "kind": "fever", "title": "Fever 38.6 °C: R1", "action": "Disinfect B01", "building_id": "B01",
-              "facts": {"temperature_c": 38.6}, "resident_id": "R1", "subject_id": "R1", "description": "cough", "owner": "police-duty"}  # fmt: skip
+              "facts": {"temperature_c": 38.6}, "resident_id": "R1", "subject_id": "R1", "description": "cough", "owner": "police-duty",
+              "shares": {"police": "Disinfect B01"}}  # fmt: skip
     police = domain.Actor("p-1", "partner", department="police")
-    assert domain.withholds_health(police, "fever") and not domain.withholds_health(police, "public_order")
-    assert not domain.withholds_health(domain.Actor("h-1", "partner", department="health"), "fever")
-    assert not domain.withholds_health(domain.Actor("cmd-duty", "command"), "fever")
-    shown = domain.without_health(ticket, "police")
+    assert domain.withholds_health(police)
+    assert not domain.withholds_health(domain.Actor("h-1", "partner", department="health"))
+    assert not domain.withholds_health(domain.Actor("cmd-duty", "command"))
+    shown = domain.view(police, ticket, True)
     assert (shown["kind"], shown["title"], shown["building_id"], shown["owner"]) == (
         "public_order",
         "public_order: Disinfect B01",

@@ -2,9 +2,11 @@
 (`partner.<department>.v1`, key ticket_id), minimised to what that department needs.
 
 - health (卫健) gets what it needs to act on a fever: the resident, room, phone,
-  temperature and symptoms.
-- property management (物业) gets the building and the action, never health data.
-- police (公安) gets public-order matters only, never health data.
+  temperature and symptoms, and the ticket's own id.
+- property management (物业) and police (公安) get the building, the action asked and
+  their own reference to the ticket, nothing else: `ticket_id` on their topics is an HMAC
+  of the ticket id under a key of that department, so their messages cannot be joined with
+  partner.health.v1 or with each other.
 
 Each message carries the ticket's stage, so a partner sees the ticket open and move on;
 the classes have no field that could carry what a department must not see.
@@ -26,7 +28,7 @@ class PartnerEvent(Event):
     service: ClassVar[str] = "command"
     key_field: ClassVar[str] = "ticket_id"
 
-    ticket_id: str
+    ticket_id: str  # health: the ticket's id; property and police: their own reference to it
     kind: str
     stage: Stage
     priority: Priority
@@ -64,12 +66,12 @@ class PropertyTicketShared(PartnerEvent):
 
 @register
 class PoliceTicketShared(PartnerEvent):
-    """A public-order matter for the police: where and what happened, never health data."""
+    """A matter for the police: the building and the action asked, never health data."""
 
     topic: ClassVar[str] = PARTNER_POLICE
 
     building_id: str | None = None
-    summary: str | None = None
+    summary: str | None = None  # always null: what residents wrote stays with the command center
 
 
 __all__ = ["HealthTicketShared", "PartnerEvent", "PoliceTicketShared", "PropertyTicketShared"]

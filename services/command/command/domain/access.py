@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from command.domain.config import HEALTH_KINDS, NEUTRAL_KIND, Person
-from common.errors import Forbidden, Invalid
+from command.domain import privacy
+from command.domain.config import Person
+from common.errors import Forbidden, Invalid, NotFound
 from common.events.partner import (
     HealthTicketShared,
     PartnerEvent,
@@ -79,9 +82,37 @@ def can_work(actor: Actor, ticket: TicketScope) -> bool:
 
 def ensure_can_work(actor: Actor, ticket: TicketScope, action: str) -> None:
     if not can_see(actor, ticket):
-        raise Forbidden("you may not see this ticket")
+        raise NotFound("no such ticket that you may see")  # as for one that does not exist
     if not can_work(actor, ticket):
         raise Forbidden(f"role {actor.role!r} may not {action} tickets; the owner, their department or staff may")
+
+
+# Who may name a resident in a report by hand, and set its priority.
+REPORTS_ABOUT_ANYONE = frozenset({"command", "admin", "dispatcher", "supplies_officer"})
+SETS_PRIORITY = frozenset({"command", "admin", "grid_worker", "dispatcher", "supplies_officer"})
+
+
+def ensure_can_report_about(
+    actor: Actor, resident_id: str, grid_id: str | None, building_id: str | None, known: bool
+) -> None:
+    """A report by hand names a resident the reporter may act for: staff any, a grid worker
+    their grids', a building lead their buildings', a resident themselves. Any other answers
+    as a resident who does not exist would, naming no building or grid."""
+    if actor.role == "resident" and resident_id == actor.sub:
+        return
+    if actor.role in REPORTS_ABOUT_ANYONE:
+        return
+    allowed = known and (
+        (actor.role == "grid_worker" and grid_id in actor.grid_ids)
+        or (actor.role == "building_lead" and building_id in actor.building_ids)
+    )
+    if not allowed:
+        raise NotFound(f"no resident {resident_id!r} among those you may act for")
+
+
+def ensure_can_set_priority(actor: Actor, priority: str | None) -> None:
+    if priority is not None and actor.role not in SETS_PRIORITY:
+        raise Forbidden(f"role {actor.role!r} may not set a priority: the rule decides it")
 
 
 def ensure_can_reassign(actor: Actor, ticket: TicketScope) -> None:
@@ -94,32 +125,40 @@ def ensure_can_reassign(actor: Actor, ticket: TicketScope) -> None:
     raise Forbidden("only command staff, the owner, or the owning partner department may reassign a ticket")
 
 
-def ensure_can_hand_over(actor: Actor, kind: str, to: Person) -> None:
-    """Where a ticket may go: a partner hands over within its own department, and a health
-    ticket never goes to a partner that must not see health data (property, police)."""
+def ensure_can_hand_over(actor: Actor, sensitive: bool, to: Person, from_department: str | None = None) -> None:
+    """Where a ticket may go: a partner hands over within its own department, and a ticket
+    that carries health data never moves into a department that must not see it (property,
+    police)."""
     if actor.role == "partner" and to.department != actor.department:
         raise Forbidden(
             f"a partner hands tickets over within its own department ({actor.department}); command staff may move them elsewhere"
         )
-    if kind in HEALTH_KINDS and to.department in NEUTRAL_KIND:
+    if sensitive and to.department in privacy.WITHHELD and to.department != from_department:
         raise Invalid(
-            f"a {kind} ticket carries health data: it may go to health or the community's own departments, not to {to.department}"
+            f"this ticket carries health data: it may go to health or the community's own departments, not to {to.department}"
         )
 
 
-def withholds_health(actor: Actor, kind: str) -> bool:
-    """A partner outside health sees a health ticket as its topic shows it (no health data),
-    however the ticket reached it (as its owner after an escalation, say)."""
-    return actor.role == "partner" and actor.department != "health" and kind in HEALTH_KINDS
+def withholds_health(actor: Actor) -> bool:
+    """A partner outside health sees every ticket as its topic shows it (the building, the
+    action, a reference), however the ticket reached it."""
+    return actor.role == "partner" and actor.department != "health"
 
 
-def without_health(ticket: Mapping[str, Any], department: str | None) -> dict[str, Any]:
-    """A health ticket as shown to such a partner: the neutral kind, the building and the
-    action; nothing about the resident, their health or what was said about it."""
-    kind = NEUTRAL_KIND.get(department or "", "withheld")
-    return {**ticket, "kind": kind, "category": None, "title": f"{kind}: {ticket.get('action') or 'see the command center'}",
-            "description": None, "facts": {}, "subject_id": ticket["ticket_id"], "resident_id": None, "source_event_ids": [],
-            "reported_by": None, "resolution": None, "feedback_comment": None}  # fmt: skip
+def view(actor: Actor, ticket: Mapping[str, Any], sensitive: bool) -> dict[str, Any]:
+    """A ticket as `actor` may see it (the allowlist of their role and department)."""
+    if withholds_health(actor):
+        department = actor.department or ""
+        action = (ticket.get("shares") or {}).get(department)
+        return privacy.withheld_view(ticket, department, sensitive, action)
+    if actor.role == "building_lead":
+        return privacy.building_lead_view(ticket, sensitive)
+    return dict(ticket)
+
+
+def shows_notes(actor: Actor) -> bool:
+    """Whether the history's notes (what people wrote) are shown: free text may be health data."""
+    return not (withholds_health(actor) or actor.role == "building_lead")
 
 
 def ensure_can_give_feedback(actor: Actor, ticket: TicketScope) -> str:
@@ -135,14 +174,17 @@ def ensure_can_give_feedback(actor: Actor, ticket: TicketScope) -> str:
     )
 
 
-# What each partner may see of a ticket's facts: nothing else leaves the command center.
+# What the health department is shown of a ticket's facts: nothing else leaves the command center.
 HEALTH_FACTS = ("name", "unit", "room", "phone", "temperature_c", "symptoms", "date")
-# Kinds that are health data themselves ("a fever in building 5"): other partners see a neutral kind.
 
 
-def partner_event(department: str, ticket: Mapping[str, Any], action: str | None) -> PartnerEvent | None:
+def partner_event(
+    department: str, ticket: Mapping[str, Any], action: str | None, reference: str | None = None
+) -> PartnerEvent | None:
     """The minimised message for a partner department about a ticket, or None if the
-    department has no partner topic. Property and police messages have no health field."""
+    department has no partner topic. Property and police get the building, the action and
+    `reference` (their own reference to the ticket, which no other topic carries) as
+    `ticket_id`; a sensitive ticket shows to them under a neutral kind."""
     common = {
         "ticket_id": ticket["ticket_id"],
         "kind": ticket["kind"],
@@ -159,11 +201,20 @@ def partner_event(department: str, ticket: Mapping[str, Any], action: str | None
         return HealthTicketShared(
             **common, resident_id=ticket.get("resident_id"), building_id=ticket.get("building_id"), **shown
         )
-    if department in NEUTRAL_KIND and common["kind"] in HEALTH_KINDS:
-        common["kind"] = NEUTRAL_KIND[department]
+    if department not in privacy.WITHHELD:
+        return None
+    if reference is None:
+        raise ValueError(f"a message for {department} needs its reference to the ticket")
+    common["ticket_id"] = reference
+    if privacy.sensitive(ticket.get("trigger") or "", facts, ticket.get("description")):
+        common["kind"] = privacy.NEUTRAL_KIND[department]
     if department == "property":
         return PropertyTicketShared(**common, building_id=ticket.get("building_id"))
-    if department == "police":
-        summary = None if ticket["kind"] in HEALTH_KINDS else ticket.get("description")
-        return PoliceTicketShared(**common, building_id=ticket.get("building_id"), summary=summary)
-    return None
+    return PoliceTicketShared(**common, building_id=ticket.get("building_id"))
+
+
+def reference(key: bytes, department: str, ticket_id: str) -> str:
+    """A department's own reference to a ticket: an HMAC of the ticket id under a key of that
+    department, so no two departments' topics (nor partner.health.v1's ticket ids) join."""
+    department_key = hmac.new(key, department.encode(), hashlib.sha256).digest()
+    return "ref-" + hmac.new(department_key, ticket_id.encode(), hashlib.sha256).hexdigest()[:24]

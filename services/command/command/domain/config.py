@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from command.domain import privacy
 from command.domain.tickets import OWNER_BY, PRIORITIES, higher
 from common.errors import Invalid
 
@@ -164,9 +165,9 @@ def check_rule(rule: Rule, departments: Iterable[str]) -> Rule:
         raise Invalid(f"kind {rule.kind!r} must be lower_snake_case, at most 40 characters")
     if rule.department not in departments:
         raise Invalid(f"unknown department {rule.department!r}; known: {', '.join(sorted(departments))}")
-    if rule.kind in HEALTH_KINDS and rule.department in NEUTRAL_KIND:
+    if privacy.health_trigger(rule.trigger) and rule.department in privacy.WITHHELD:
         raise Invalid(
-            f"a {rule.kind} ticket carries health data: {rule.department} may be told of it (also_share), not own it"
+            f"{rule.trigger} tickets carry health data: {rule.department} may be told of them (also_share), not own them"
         )
     if rule.owner_by not in OWNER_BY:
         raise Invalid(f"owner_by {rule.owner_by!r} is not one of {', '.join(OWNER_BY)}")
@@ -179,6 +180,13 @@ def check_rule(rule: Rule, departments: Iterable[str]) -> Rule:
     for partner in rule.also_share:
         if partner not in departments:
             raise Invalid(f"also_share names unknown department {partner!r}")
+    # What each template may name, by who reads it (titles travel on command.events.v1).
+    privacy.check_template(rule.title, privacy.title_facts(rule.trigger), "title")
+    privacy.check_template(
+        rule.action, privacy.action_facts(rule.department, rule.trigger), f"action for {rule.department}"
+    )
+    for partner, action in rule.also_share.items():
+        privacy.check_template(action, privacy.action_facts(partner, rule.trigger), f"also_share action for {partner}")
     return rule
 
 
@@ -211,6 +219,6 @@ def check_person(person: Person, people: Mapping[str, Person], departments: Iter
     return person
 
 
-# Kinds that are health data themselves ("a fever in building 5"): other partners see a neutral kind.
+# Kinds of the default health rules: the heat map keeps their cells coarse (k-anonymous).
 HEALTH_KINDS = frozenset({"fever", "health_concern"})
-NEUTRAL_KIND = {"property": "building_action", "police": "public_order"}
+NEUTRAL_KIND = privacy.NEUTRAL_KIND

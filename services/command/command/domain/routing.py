@@ -3,15 +3,14 @@ a department, an owner and a priority; and the daily meeting's figures."""
 
 from __future__ import annotations
 
-import functools
 import statistics
-import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from command.domain import privacy
 from command.domain.config import Config, Person
 from command.domain.tickets import PRIORITIES, higher
 from common.errors import Invalid
@@ -71,63 +70,44 @@ def route(report: Report, config: Config) -> Routing | None:
         if report.priority not in PRIORITIES:
             raise Invalid(f"priority {report.priority!r} is not one of {', '.join(PRIORITIES)}")
         priority = higher(report.priority, priority)
-    shares = {d: fill(a, facts) for d, a in rule.also_share.items() if d != rule.department}
+    # Each template is filled with the facts its audience may see: an older rule naming more
+    # shows "?" where a refused fact would be (check_rule refuses such rules now).
+    trigger = rule.trigger
+    shares = {
+        d: fill(a, facts, privacy.action_facts(d, trigger)) for d, a in rule.also_share.items() if d != rule.department
+    }
+    action = fill(rule.action, facts, privacy.action_facts(rule.department, trigger)) if rule.action else None
     department = config.departments.get(rule.department)
     if department and department.partner:
-        shares = {rule.department: fill(rule.action or "", facts) or None, **shares}
+        shares = {rule.department: action or None, **shares}
     return Routing(
         kind=rule.kind,
         department=rule.department,
         owner=config.owner_for(rule, report.grid_id, report.building_id),
         priority=priority,
-        title=fill(rule.title, {"kind": rule.kind, **facts})[:300],
-        action=fill(rule.action, facts) if rule.action else None,
+        title=fill(rule.title, {"kind": rule.kind, **facts}, privacy.title_facts(trigger))[:300],
+        action=action,
         shares=shares,
         open_key=open_key(rule.kind, report.subject_id),
     )
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def fill(template: str | None, facts: Mapping[str, Any]) -> str:
-    """A rule's title or action with the facts filled in; an unknown fact shows as "?"."""
+def fill(template: str | None, facts: Mapping[str, Any], allowed: frozenset[str] | None = None) -> str:
+    """A rule's title or action with the facts filled in; an unknown fact, or one outside
+    `allowed` (None: any), shows as "?". A field that is more than a plain name is never
+    formatted: the template shows as written."""
     if not template:
         return ""
-    try:
-        parts = _parts(template)
-        if parts is None:  # format specs, conversions or indexes: str.format's own way
-            shown = _Blank({k: _show(facts[k]) for k in _placeholders(template) if facts.get(k) is not None})
-            return template.format_map(shown)
-    except (ValueError, IndexError, AttributeError):
+    parts = privacy.plain_parts(template)
+    if parts is None:
         return template
     out = []
     for literal, name in parts:
         out.append(literal)
         if name is not None:
-            value = facts.get(name)
+            value = facts.get(name) if allowed is None or name in allowed else None
             out.append("?" if value is None else _show(value))
     return "".join(out)
-
-
-@functools.lru_cache(maxsize=256)
-def _parts(template: str) -> tuple[tuple[str, str | None], ...] | None:
-    """A template as (text, fact name) pairs, parsed once (templates are few; a sweep fills
-    thousands); None when a field is more than a plain name."""
-    parts = []
-    for literal, name, spec, conversion in string.Formatter().parse(template):
-        if name is not None and (spec or conversion or not name.isidentifier()):
-            return None
-        parts.append((literal, name))
-    return tuple(parts)
-
-
-@functools.lru_cache(maxsize=256)
-def _placeholders(template: str) -> tuple[str, ...]:
-    """The fact names a template uses."""
-    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 def _show(value: Any) -> str:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from command.domain import privacy
 from command.domain.access import (
     Actor,
     TicketScope,
@@ -18,7 +19,7 @@ from command.domain.access import (
     ensure_can_work,
 )
 from command.domain.config import Config, Person
-from command.domain.routing import Report, Routing
+from command.domain.routing import Report, Routing, fill
 from command.domain.tickets import Deadlines, after_feedback, deadlines, next_check, overdue, raised, transition
 from common.errors import Invalid
 from common.events.command import (
@@ -50,6 +51,13 @@ class TicketState:
     shares: Mapping[str, str | None] = field(default_factory=dict)
     escalation_level: int = 0
     reopen_count: int = 0
+    trigger: str = ""
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+    @property
+    def sensitive(self) -> bool:
+        return privacy.sensitive(self.trigger, self.facts, self.description)
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,8 @@ def resolve(ticket: TicketState, actor: Actor, now: datetime, resolution: str) -
     fields = dict(
         stage=stage, resolved_at=now, resolved_by=actor.sub, resolution=text, next_check_at=None, updated_at=now
     )
-    return _change(ticket, fields, "resolve", actor.sub, now, TicketResolved, note=resolution, resolution=text)
+    # What was done stays in the history; command.events.v1 is told only that it was resolved.
+    return _change(ticket, fields, "resolve", actor.sub, now, TicketResolved, note=resolution)
 
 
 def reopened_fields(ticket: TicketState, priority: str, config: Config, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
@@ -164,7 +173,7 @@ def feedback(
     fields: dict[str, Any] = dict(
         satisfaction=satisfaction, feedback_comment=comment, feedback_by=actor.sub, updated_at=now
     )
-    common = dict(note=note, satisfaction=satisfaction, counted_as=f"feedback_{outcome}", comment=comment)
+    common = dict(note=note, satisfaction=satisfaction, counted_as=f"feedback_{outcome}")  # the comment: history only
     if outcome == "closed":
         # open_key cleared: the next event about this subject opens a new ticket
         fields.update(stage="closed", closed_at=now, open_key=None, next_check_at=None)
@@ -189,7 +198,7 @@ def reopen(
     stage = transition(ticket.stage, "update")
     fields = dict(stage=stage, **reopened_fields(ticket, ticket.priority, config, now, tz))
     return _change(ticket, fields, "reopen", by, now, TicketReopened, note=f"{trigger} again after resolution",
-                   event_id=event_id, reason=f"{trigger.removeprefix('event:')} again after it was resolved")  # fmt: skip
+                   event_id=event_id, reason="reported again after it was resolved")  # fmt: skip
 
 
 def assignee(config: Config, owner: str) -> Person:
@@ -203,17 +212,24 @@ def reassign(
     ticket: TicketState, actor: Actor, now: datetime, to: Person, reason: str | None, config: Config
 ) -> Change:
     ensure_can_reassign(actor, ticket.scope)
-    ensure_can_hand_over(actor, ticket.kind, to)
+    ensure_can_hand_over(actor, ticket.sensitive, to, ticket.department)
     transition(ticket.stage, "reassign")
     if ticket.owner == to.person_id:
         raise Invalid(f"{to.person_id} already owns {ticket.ticket_id}")
     fields: dict[str, Any] = dict(owner=to.person_id, department=to.department, updated_at=now)
     department = config.departments.get(to.department)
     if department is not None and department.partner and department.department_id not in ticket.shares:
-        fields["shares"] = {
-            **ticket.shares,
-            department.department_id: ticket.action,
-        }  # its topic hears of it from now on
+        # Its topic hears of it from now on, with the rule's action filled for that department.
+        rule = config.rules.get(ticket.trigger)
+        action = ticket.action
+        if rule is not None:
+            allowed = privacy.action_facts(department.department_id, ticket.trigger)
+            facts = {**ticket.facts, "building_id": ticket.scope.building_id, "grid_id": ticket.scope.grid_id,
+                     "resident_id": ticket.scope.resident_id}  # fmt: skip
+            action = fill(rule.action, facts, allowed) or None
+        elif department.department_id in privacy.WITHHELD:
+            action = None
+        fields["shares"] = {**ticket.shares, department.department_id: action}
     return _change(
         ticket, fields, "reassign", actor.sub, now, TicketReassigned, note=reason, previous_owner=ticket.owner
     )
@@ -241,6 +257,7 @@ def escalate(
     config: Config,
     repeat: timedelta,
     max_level: int,
+    sensitive: bool = False,
 ) -> Escalation | None:
     """The next escalation of a ticket, if it is due: one level up the supervisor chain and
     one step up in priority; the next check comes `repeat` later if nothing happens."""
@@ -250,6 +267,8 @@ def escalate(
     supervisor = config.supervisor_of(owner)
     current = config.people.get(owner) or Person(owner, owner, "unknown", "command")
     new_owner = supervisor or current
+    if sensitive and new_owner.department in privacy.WITHHELD and new_owner.department != current.department:
+        new_owner = config.default_owner("command")  # health data does not climb into property or police
     return Escalation(
         level=level + 1,
         owner=new_owner,
