@@ -25,13 +25,18 @@ def is_sensitive(facts: Mapping[str, Any], *, description: str | None = None) ->
     """Whether a record with these facts (and this free text) carries health data."""
     if description and description.strip():
         return True
-    for name in HEALTH_VALUE_FIELDS:
-        if _present(facts.get(name)):
-            return True
     for name in FREE_TEXT_FIELDS:
         value = facts.get(name)
         if isinstance(value, str) and value.strip():
             return True
+    return carries_health_values(facts)
+
+
+def carries_health_values(facts: Mapping[str, Any]) -> bool:
+    """Whether facts name health as such (a temperature, a symptom, a health tag or category),
+    apart from free text, which may or may not."""
+    if any(_present(facts.get(name)) for name in HEALTH_VALUE_FIELDS):
+        return True
     if health_tags(facts.get("tags")):
         return True
     return facts.get("category") in HEALTH_CATEGORIES

@@ -14,7 +14,7 @@ from command import changes, defaults, domain
 from command.models import Ticket, TicketLog
 from command.service import CommandService
 from common.auth import CurrentUser, Principal, Role, require
-from common.errors import Forbidden, Invalid
+from common.errors import Forbidden, Invalid, NotFound
 from common.limits import RequestModel
 from common.vocabulary import Priority
 
@@ -27,6 +27,20 @@ def get_service(request: Request) -> CommandService:
 
 Service = Annotated[CommandService, Depends(get_service)]
 Staff = Annotated[Principal, Depends(require(Role.command))]
+
+
+async def ticket_id_of(ticket_id: str, user: CurrentUser, service: Service) -> str:
+    """The ticket a route names. A property or police desk names it by the reference its
+    topic carries (`ref-…`, see docs/partners.md), the id it knows; anyone may use the id."""
+    if ticket_id.startswith("ref-") and user.department and domain.withholds_health(actor(user)):
+        found = await service.by_reference(user.department, ticket_id)
+        if found is None:
+            raise NotFound("no such ticket that you may see")
+        return found
+    return ticket_id
+
+
+TicketId = Annotated[str, Depends(ticket_id_of)]
 Admin = Annotated[Principal, Depends(require())]  # admin only
 
 
@@ -172,7 +186,7 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail, tags=["tickets"])
-async def get_ticket(ticket_id: str, user: CurrentUser, service: Service):
+async def get_ticket(ticket_id: TicketId, user: CurrentUser, service: Service):
     """One ticket with its history: every transition, who and when."""
     ticket, history = await service.ticket(actor(user), ticket_id)
     return {**_out(ticket, service, user), "history": _history(ticket, history, user)}
@@ -197,26 +211,26 @@ class ReassignIn(RequestModel):
 
 
 @router.post("/tickets/{ticket_id}/acknowledge", response_model=TicketOut, tags=["tickets"])
-async def acknowledge(ticket_id: str, user: CurrentUser, service: Service, body: AcknowledgeIn | None = None):
+async def acknowledge(ticket_id: TicketId, user: CurrentUser, service: Service, body: AcknowledgeIn | None = None):
     """discovered or reopened → responding. 409 (with what is allowed) from any other stage."""
     return _out(await service.acknowledge(actor(user), ticket_id, body.note if body else None), service, user)
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=TicketOut, tags=["tickets"])
-async def resolve(ticket_id: str, body: ResolveIn, user: CurrentUser, service: Service):
+async def resolve(ticket_id: TicketId, body: ResolveIn, user: CurrentUser, service: Service):
     """responding → resolved, with what was done."""
     return _out(await service.resolve(actor(user), ticket_id, body.resolution), service, user)
 
 
 @router.post("/tickets/{ticket_id}/feedback", response_model=TicketOut, tags=["tickets"])
-async def feedback(ticket_id: str, body: FeedbackIn, user: CurrentUser, service: Service):
+async def feedback(ticket_id: TicketId, body: FeedbackIn, user: CurrentUser, service: Service):
     """resolved → closed (satisfaction 3–5) or reopened (1–2). From the resident, or recorded
     on their behalf by a grid worker or staff."""
     return _out(await service.feedback(actor(user), ticket_id, body.satisfaction, body.comment), service, user)
 
 
 @router.post("/tickets/{ticket_id}/reassign", response_model=TicketOut, tags=["tickets"])
-async def reassign(ticket_id: str, body: ReassignIn, user: CurrentUser, service: Service):
+async def reassign(ticket_id: TicketId, body: ReassignIn, user: CurrentUser, service: Service):
     """Give the ticket to another person in the directory (their department follows)."""
     return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service, user)
 

@@ -3,6 +3,7 @@ and the heat map. Lists are filtered in the database by who may see what."""
 
 from __future__ import annotations
 
+import hmac
 from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -111,6 +112,17 @@ class Reading:
         if not finished:
             rows.sort(key=lambda t: (-PRIORITY_ORDER[t.priority], t.respond_by, t.ticket_id))
         return rows
+
+    async def by_reference(self, department: str, reference: str) -> str | None:
+        """The id of the ticket shared with `department` under `reference` (its topic's key)."""
+        query = select(Ticket.ticket_id, Ticket.shares).where(cast(Ticket.shares, String).like(f'%"{department}":%'))
+        async with self.runtime.db.session() as session:
+            for ticket_id, shares in (await session.execute(query)).all():
+                if department in (shares or {}) and hmac.compare_digest(
+                    domain.reference(self.settings.reference_key, department, ticket_id), reference
+                ):
+                    return ticket_id
+        return None
 
     def overdue_now(self, ticket: Ticket) -> str | None:
         return domain.overdue(ticket.stage, ticket.respond_by, ticket.resolve_by, self.clock.now())

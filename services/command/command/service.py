@@ -46,7 +46,7 @@ class CommandService:
         self.escalate_overdue = escalations.escalate_overdue
 
         self.ticket, self.tickets, self.overdue_now = reading.ticket, reading.tickets, reading.overdue_now
-        self.shared_with = reading.shared_with
+        self.shared_with, self.by_reference = reading.shared_with, reading.by_reference
         self.agenda, self.figures, self.heatmap, self.today = (
             reading.agenda,
             reading.figures,

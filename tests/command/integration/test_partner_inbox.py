@@ -60,7 +60,8 @@ async def test_each_desk_reads_what_its_topic_carries_and_nothing_more(command):
     (doctor,) = await inbox(command, health)
     assert (doctor["data"]["temperature_c"], doctor["allowed"]) == (39.87, ["acknowledge"])
     (gate,) = await inbox(command, police)
-    assert (gate["type"], gate["data"]["summary"], gate["allowed"]) == ("PoliceTicketShared", "Crowd at the gate", ["acknowledge"])  # fmt: skip
+    assert (gate["type"], gate["data"]["summary"], gate["allowed"]) == ("PoliceTicketShared", None, ["acknowledge"])  # fmt: skip
+    assert gate["data"]["ticket_id"].startswith("ref-")  # police's own reference, not the ticket id
 
 
 async def test_a_desk_acknowledges_and_resolves_and_its_inbox_follows_the_topic(command):
@@ -69,20 +70,24 @@ async def test_a_desk_acknowledges_and_resolves_and_its_inbox_follows_the_topic(
         json={"category": "public_order", "description": "Crowd at the gate", "building_id": "B02"},
         headers=command.staff,
     )
-    ticket_id = order.json()["ticket_id"]
     police = command.as_("partner", "po-1", department="police")
+    (told,) = await inbox(command, police)
+    reference = told["data"]["ticket_id"]  # what the desk knows of the ticket: its topic's reference
+    assert reference.startswith("ref-") and reference != order.json()["ticket_id"]
+    prop = command.as_("partner", "pr-1", department="property")
+    assert (await command.client.post(f"/tickets/{reference}/acknowledge", headers=prop)).status_code == 404
     command.clock.advance(minutes=3)
-    assert (await command.client.post(f"/tickets/{ticket_id}/acknowledge", headers=police)).status_code == 200
+    assert (await command.client.post(f"/tickets/{reference}/acknowledge", headers=police)).status_code == 200
     (entry,) = await inbox(command, police)
     assert (entry["data"]["stage"], entry["allowed"]) == ("responding", ["resolve"])
-    assert entry["data"] == (await latest_on_topic(command, "police"))[ticket_id]["data"]  # `at` included
+    assert entry["data"] == (await latest_on_topic(command, "police"))[reference]["data"]  # `at` included
 
     command.clock.advance(minutes=20)
-    done = await command.client.post(f"/tickets/{ticket_id}/resolve", json={"resolution": "dispersed"}, headers=police)
+    done = await command.client.post(f"/tickets/{reference}/resolve", json={"resolution": "dispersed"}, headers=police)
     assert done.status_code == 200
     assert await inbox(command, police) == []
     (finished,) = await inbox(command, police, finished="true")
-    assert finished["data"] == (await latest_on_topic(command, "police"))[ticket_id]["data"]
+    assert finished["data"] == (await latest_on_topic(command, "police"))[reference]["data"]
     assert finished["data"]["stage"] == "resolved" and finished["allowed"] == []
 
 

@@ -184,7 +184,7 @@ def partner_event(
     """The minimised message for a partner department about a ticket, or None if the
     department has no partner topic. Property and police get the building, the action and
     `reference` (their own reference to the ticket, which no other topic carries) as
-    `ticket_id`; a sensitive ticket shows to them under a neutral kind."""
+    `ticket_id`; a ticket whose kind would say something of health shows under a neutral kind."""
     common = {
         "ticket_id": ticket["ticket_id"],
         "kind": ticket["kind"],
@@ -206,7 +206,7 @@ def partner_event(
     if reference is None:
         raise ValueError(f"a message for {department} needs its reference to the ticket")
     common["ticket_id"] = reference
-    if privacy.sensitive(ticket.get("trigger") or "", facts, ticket.get("description")):
+    if privacy.kind_says_health(ticket.get("trigger") or "", facts):
         common["kind"] = privacy.NEUTRAL_KIND[department]
     if department == "property":
         return PropertyTicketShared(**common, building_id=ticket.get("building_id"))

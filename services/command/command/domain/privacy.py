@@ -16,7 +16,7 @@ from typing import Any
 
 from common.errors import Invalid
 from common.events.base import event_class
-from common.sensitivity import HEALTH_VALUE_FIELDS, is_sensitive
+from common.sensitivity import HEALTH_VALUE_FIELDS, carries_health_values, is_sensitive
 from common.vocabulary import HEALTH_CATEGORIES
 
 # Partner departments outside health: they get the building, the action asked and a
@@ -58,6 +58,13 @@ def health_trigger(trigger: str) -> bool:
 def sensitive(trigger: str, facts: Mapping[str, Any], description: str | None = None) -> bool:
     """Whether a ticket (its trigger, facts and description) carries health data."""
     return health_trigger(trigger) or is_sensitive(facts, description=description)
+
+
+def kind_says_health(trigger: str, facts: Mapping[str, Any]) -> bool:
+    """Whether a ticket's kind would tell property or police something about health: it comes
+    from a health trigger or holds health values. A ticket sensitive only for its free text
+    ("B01 电梯停了") keeps its kind; the text itself is withheld."""
+    return health_trigger(trigger) or carries_health_values(facts)
 
 
 # -- templates ------------------------------------------------------------------------------
@@ -141,8 +148,9 @@ WITHHELD_VIEW = frozenset(
 
 def withheld_view(ticket: Mapping[str, Any], department: str, is_sensitive: bool, action: str | None) -> dict[str, Any]:
     """A ticket as property or police see it: the allowlist above, the neutral kind for a
-    sensitive ticket, and a title made of the kind and the action."""
-    kind = NEUTRAL_KIND.get(department, "withheld") if is_sensitive else ticket["kind"]
+    ticket whose kind would say something of health, and a title made of the kind and the action."""
+    neutral = is_sensitive and kind_says_health(ticket.get("trigger") or "", ticket.get("facts") or {})
+    kind = NEUTRAL_KIND.get(department, "withheld") if neutral else ticket["kind"]
     shown = {k: (v if k in WITHHELD_VIEW else _empty(v)) for k, v in ticket.items()}
     shown.update(kind=kind, action=action, title=f"{kind}: {action or 'see the command center'}",
                  subject_id=ticket["ticket_id"], category=None)  # fmt: skip
