@@ -28,3 +28,8 @@ class CommandSettings(ServiceSettings):
     escalation_max_level: int = Field(3, ge=1)
     escalation_batch: int = 200
     h3_resolution: int = Field(9, ge=0, le=15)  # ~0.1 km² cells: a few buildings each
+    # Retention (docs/privacy.md), in days; 0 keeps for ever. Job "command-retention".
+    retention_closed_ticket_days: float = Field(default=180, ge=0)  # tickets after closing, with their history
+    retention_checkin_days: float = Field(default=28, ge=0)  # check-in facts and heat-map signals
+    retention_access_log_days: float = Field(default=365, ge=0)
+    retention_interval_s: float = Field(default=3600, gt=0)
