@@ -12,3 +12,4 @@ def schedule(runtime: Runtime, service: MessagingService) -> None:
     runtime.every("messages-send", service.send_due, service.settings.send_interval_s)
     runtime.every("checkin-reminders", service.remind_before_cutoff)
     runtime.every("feedback-follow-ups", service.follow_up_unanswered, FOLLOW_UP_INTERVAL_S)
+    runtime.every("messaging-retention", service.privacy.apply_retention, service.settings.retention_interval_s)

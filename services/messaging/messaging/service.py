@@ -29,6 +29,7 @@ from common.runtime import Runtime
 from messaging import domain
 from messaging.gateway import Gateway, GatewayFailed, Outgoing
 from messaging.models import CheckinDay, Contact, InboundReply, Message, RequestRef, TicketRef
+from messaging.privacy import Privacy
 from messaging.replies import Replies, _contact
 from messaging.settings import MessagingSettings
 
@@ -55,6 +56,7 @@ class MessagingService(Replies):
         self.gateway = gateway
         self.tz = settings.tz
         self.wording = domain.Wording(settings.tz, settings.portal_url)
+        self.privacy = Privacy(runtime, settings, self)  # erasing a resident, the retention job
 
     @property
     def clock(self):
