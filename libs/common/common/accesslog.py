@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Index, delete, select
+from sqlalchemy import Index, select
 from sqlmodel import Field, SQLModel
 
 from common.auth import Principal, Role, require
@@ -87,12 +87,6 @@ class AccessLog:
         query = query.order_by(AccessLogEntry.at.desc(), AccessLogEntry.entry_id.desc()).limit(limit).offset(offset)
         async with self.db.session() as session:
             return list((await session.execute(query)).scalars())
-
-    async def forget_before(self, before: datetime) -> int:
-        async with self.db.session() as session:
-            result = await session.execute(delete(AccessLogEntry).where(AccessLogEntry.at < before))
-            await session.commit()
-        return result.rowcount or 0
 
 
 def route_of(request: Request) -> str:

@@ -20,7 +20,7 @@ from command.models import CheckinFact, EscalationRow, KnownResident, Signal, Ti
 from command.settings import CommandSettings
 from command.store import Stores
 from common import retention
-from common.accesslog import AccessLog, route_of
+from common.accesslog import AccessLog, AccessLogEntry, route_of
 from common.auth import Principal
 from common.clock import local_date
 from common.events.checkin import ResidentErased
@@ -102,7 +102,8 @@ class Privacy:
                     (await session.execute(delete(Signal).where(Signal.at < before))).rowcount or 0
                 )
             if before := retention.cutoff(now, settings.retention_access_log_days):
-                deleted["access_log"] = await self.access_log.forget_before(before)
+                old = delete(AccessLogEntry).where(AccessLogEntry.at < before)
+                deleted["access_log"] = (await session.execute(old)).rowcount or 0
             await session.commit()
         return retention.report(self.runtime.registry, "command", "retention", deleted, {})
 
