@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+from aiokafka import ConsumerRecord
 from sqlalchemy import func, select, update
 
 from command.models import CheckinFact, KnownResident, Ticket, TicketLog
@@ -110,3 +111,11 @@ async def test_retention_deletes_exactly_the_tickets_closed_before_it(command):
     assert await count(command, Ticket) == 2
     assert await count(command, TicketLog, TicketLog.ticket_id == ids["R2"]) == 1
     assert (await command.runtime.run_job("command-retention"))["deleted"] == {}
+
+
+async def test_a_tombstone_on_the_registry_is_ignored_not_dead_lettered(command):
+    tombstone = ConsumerRecord("checkin.residents.v1", 0, 10**9, 0, 0, b"R1", None, None, 2, 0, [])
+    await command.runner.handle([tombstone])
+    labels = {"service": "command", "consumer": command.runner.consumer.name, "event_type": "tombstone",
+              "outcome": "ignored"}  # fmt: skip
+    assert command.runtime.registry.get_sample_value("firstline_events_consumed_total", labels) == 1
