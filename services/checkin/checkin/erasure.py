@@ -44,10 +44,17 @@ _HELD = (
 
 class Erasures(UseCases):
     async def erase(self, resident_id: str, by: str, uow: UnitOfWork | None = None) -> dict:
-        """Erase a resident; an erasure asked again answers the first one and changes nothing."""
+        """Erase a resident. Asked again, the same erasure: published once more while some
+        service has not confirmed it (one that was down past the registry's compaction hears
+        it then), nothing once all have."""
         async with self.runtime.work(uow) as uow:
             session = uow.session
-            if await session.get(ResidentErasure, resident_id) is None:
+            if (erasure := await session.get(ResidentErasure, resident_id)) is not None:
+                if not await self._all_confirmed(session, erasure.erasure_id):
+                    uow.emit(ResidentErased(resident_id=resident_id, erasure_id=erasure.erasure_id,
+                                            requested_at=erasure.requested_at))  # fmt: skip
+                    uow.tombstone(CHECKIN_RESIDENTS, resident_id)
+            else:
                 resident = await uow.get_for_update(Resident, resident_id)
                 if resident is None:
                     raise domain.unknown_resident(resident_id)
@@ -64,6 +71,10 @@ class Erasures(UseCases):
                 uow.tombstone(CHECKIN_RESIDENTS, resident_id)
                 retention.report(self.runtime.registry, "checkin", "erasure", records, {})
         return await self.status(resident_id)
+
+    async def _all_confirmed(self, session, erasure_id: str) -> bool:
+        query = select(ErasureConfirmation.service).where(ErasureConfirmation.erasure_id == erasure_id)
+        return set(self.settings.erasure_confirmers) <= set((await session.execute(query)).scalars())
 
     async def _forget_answers(self, session, resident_id: str) -> int:
         """Idempotency keys whose kept answer is this resident's check-in (a day's worth at most)."""
