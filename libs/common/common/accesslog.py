@@ -23,8 +23,6 @@ from common.clock import Clock
 from common.db import Database, bulk_insert, utc_column
 from common.limits import Paged
 
-MAX_IDS = 1000  # resident ids kept per row: a follow-up list is a grid's day, bounded by its size
-
 
 class AccessLogEntry(SQLModel, table=True):
     __tablename__ = "access_log"
@@ -56,13 +54,22 @@ class AccessLog:
     ) -> int:
         """Write one row per resident whose health data the caller read (one row with no
         resident when the record names none); returns how many."""
+        ids = list(dict.fromkeys(resident_ids)) or [None]
+        return await self.record_reads(user, record, route, [(record_id, resident_id) for resident_id in ids])
+
+    async def record_reads(
+        self, user: Principal, record: str, route: str, reads: Iterable[tuple[str | None, str | None]]
+    ) -> int:
+        """Write one row per (record id, resident id) read, all in one transaction: as many
+        as the answer held, which its own bounds (a page, a grid's day) keep finite."""
         at = self.clock.now()
-        ids = list(dict.fromkeys(resident_ids))[:MAX_IDS] or [None]
         rows = [
             {"at": at, "sub": user.sub[:60], "role": user.role.value, "record": record,
              "record_id": record_id, "resident_id": resident_id, "route": route[:200]}
-            for resident_id in ids
+            for record_id, resident_id in reads
         ]  # fmt: skip
+        if not rows:
+            return 0
         async with self.db.session() as session:
             await bulk_insert(session, AccessLogEntry.__table__, rows)
             await session.commit()

@@ -109,10 +109,8 @@ class Privacy:
 
     async def tickets_read(self, request: Request, user: Principal, answers: Iterable[dict]) -> None:
         """Write down a read of tickets whose answer carries health facts (docs/privacy.md)."""
-        for answer in answers:
-            if answer.get("facts"):
-                await self.access_log.record(user, "ticket", route_of(request), record_id=answer["ticket_id"],
-                                             resident_ids=[answer.get("resident_id")])  # fmt: skip
+        reads = [(a["ticket_id"], a.get("resident_id")) for a in answers if a.get("facts")]
+        await self.access_log.record_reads(user, "ticket", route_of(request), reads)
 
 
 async def _strip(session, ticket_ids: list[str]) -> int:
