@@ -221,8 +221,9 @@ def test_each_service_writes_only_its_own_topic_and_dead_letters(rendered):
         if service == "checkin":
             own |= {topics.CHECKIN_RESIDENTS}
         assert granted(acls, "topic", "Write") == granted(acls, "topic", "Create") == own, service
-        if service == "checkin":  # the replies it applies, nothing else
-            assert granted(acls, "topic", "Read") == {topics.MESSAGING_EVENTS}
+        if service == "checkin":  # the replies it applies and the confirmations of erasures, nothing else
+            confirming = {topics.DISPATCH_EVENTS, topics.COMMAND_EVENTS, topics.TIMEBANK_EVENTS}
+            assert granted(acls, "topic", "Read") == {topics.MESSAGING_EVENTS, *confirming}
         ops = {op for a in acls for op in a["operations"]}
         assert not ops & {"All", "Delete", "Alter", "AlterConfigs"}, service
         assert granted(acls, "cluster", "Alter") == set(), service

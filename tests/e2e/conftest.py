@@ -29,7 +29,7 @@ PORTS = {
 CONSUMING = {  # service: the topics its consumer group reads
     "supplies": ["dispatch.events.v1"],
     "dispatch": ["checkin.residents.v1", "supplies.events.v1", "timebank.events.v1"],
-    "timebank": ["dispatch.events.v1"],
+    "timebank": ["dispatch.events.v1", "checkin.residents.v1"],
     "command": [
         "checkin.events.v1",
         "checkin.residents.v1",
@@ -38,7 +38,7 @@ CONSUMING = {  # service: the topics its consumer group reads
         "timebank.events.v1",
         "messaging.events.v1",
     ],
-    "checkin": ["messaging.events.v1"],
+    "checkin": ["messaging.events.v1", "dispatch.events.v1", "command.events.v1", "timebank.events.v1"],
     "messaging": [
         "dispatch.events.v1",
         "command.events.v1",

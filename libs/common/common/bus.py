@@ -209,6 +209,9 @@ class ConsumerRunner:
     ) -> list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]]:
         valid: list[tuple[ConsumerRecord, ce.CloudEvent, Event, Handler]] = []
         for record in records:
+            if record.value is None:  # a tombstone on a compacted topic: nothing to apply
+                self.metrics.consumed(self.consumer.name, "tombstone", "ignored")
+                continue
             try:
                 envelope = ce.parse(record.value)
                 decoded = self._decode(envelope, record.topic)

@@ -87,6 +87,21 @@ PG_NEXT_BATCH = "SELECT seq, topic, key, value FROM outbox WHERE sent_at IS NULL
 PG_MARK_SENT = "UPDATE outbox SET sent_at = $1 WHERE seq = ANY($2::bigint[])"
 
 
+TOMBSTONE = "tombstone"  # the event_type of a staged tombstone (`UnitOfWork.tombstone`)
+
+
+async def delete_sent(session, keys: Iterable[str]) -> int:
+    """Delete the sent outbox rows keyed by any of `keys` (an erased resident's events):
+    Kafka has them, and the topic's retention or compaction removes them there. Unsent rows
+    stay: they go out first, in order, before the erasure that follows them."""
+    keys = list(keys)
+    if not keys:
+        return 0
+    table = OutboxMessage.__table__
+    result = await session.execute(delete(table).where(table.c.key.in_(keys), table.c.sent_at.is_not(None)))
+    return result.rowcount or 0
+
+
 class InboxMessage(SQLModel, table=True):
     __tablename__ = "inbox"
 
@@ -175,6 +190,13 @@ class UnitOfWork:
         self._staged.append(row)
         self._any_staged = True
         return row["event_id"]
+
+    def tombstone(self, topic: str, key: str) -> None:
+        """Stage a tombstone (a null value) for `key` on a compacted topic: once compacted, the
+        topic keeps nothing of the key. Stored with an empty value, published as null."""
+        self._staged.append({"event_id": ce.new_id(), "event_type": TOMBSTONE, "topic": topic, "key": key,
+                             "value": "", "created_at": self.clock.now()})  # fmt: skip
+        self._any_staged = True
 
     async def flush(self) -> None:
         """Write the events staged so far: a use case staging tens of thousands keeps its memory bounded."""
@@ -345,7 +367,7 @@ class OutboxRelay:
             if rows:
                 # The whole pass at once: the publisher batches records per partition.
                 pending = await self.publish(
-                    [(topic, key.encode(), value.encode()) for _, topic, key, value in rows], ce.headers()
+                    [(topic, key.encode(), value.encode() or None) for _, topic, key, value in rows], ce.headers()
                 )
                 await asyncio.wait_for(asyncio.gather(*pending), timeout=self.publish_timeout_s)
         await self._report(len(rows))
@@ -433,15 +455,21 @@ class OutboxRelay:
         published, self._unreported = self._unreported, 0
         self._on_pass(published, backlog, age)
 
-    async def purge_sent(self, older_than: timedelta, *, batch: int = 5000) -> int:
+    async def purge_sent(
+        self, older_than: timedelta, *, event_types: Iterable[str] | None = None, batch: int = 5000
+    ) -> int:
         """Delete rows sent more than `older_than` ago (Kafka keeps the events; the outbox only
         has to get them there), oldest first, `batch` rows a transaction; return how many.
-        Unsent rows stay however old they are. Each batch walks the primary key from the
-        oldest row left (sent_at is not indexed): an hourly job's last batch reads the rows
-        kept, a few days' events."""
+        Only rows of `event_types` when given (the health-carrying ones go sooner). Unsent
+        rows stay however old they are. Each batch walks the primary key from the oldest row
+        left (sent_at is not indexed): an hourly job's last batch reads the rows kept, a few
+        days' events."""
         table = OutboxMessage.__table__
         cutoff = self.clock.now() - older_than
-        oldest = select(table.c.seq).where(table.c.sent_at < cutoff).order_by(table.c.seq).limit(batch)
+        due = table.c.sent_at < cutoff
+        if event_types is not None:
+            due = due & table.c.event_type.in_(list(event_types))
+        oldest = select(table.c.seq).where(due).order_by(table.c.seq).limit(batch)
         purged = 0
         while True:
             async with self.db.session() as session:

@@ -29,6 +29,7 @@ from common.gc import settle_garbage_collector
 from common.kafka import broker_security, client_kwargs
 from common.metrics import PipelineMetrics, consumer_lag
 from common.outbox import OutboxRelay, UnitOfWork
+from common.retention import HEALTH_EVENT_TYPES
 from common.settings import ServiceSettings
 from common.topics import ensure_topics, produced_by
 from common.transport import PRODUCER_CONFIG, send_in_batches
@@ -112,6 +113,8 @@ class Runtime:
         self.description = description
         if settings.outbox_retention_hours > 0:
             self.every("outbox-purge", self.purge_outbox, OUTBOX_PURGE_INTERVAL_S)
+        if settings.outbox_health_retention_hours > 0:
+            self.every("outbox-health-purge", self.purge_health_outbox, OUTBOX_PURGE_INTERVAL_S)
 
     # -- wiring -----------------------------------------------------------------------
 
@@ -229,6 +232,16 @@ class Runtime:
                 purged,
                 self.settings.outbox_retention_hours,
             )
+        return purged
+
+    async def purge_health_outbox(self) -> int:
+        """Delete the sent outbox rows of health-carrying events (common/retention.py) sent
+        more than `outbox_health_retention_hours` ago."""
+        hours = self.settings.outbox_health_retention_hours
+        purged = await self.relay.purge_sent(timedelta(hours=hours), event_types=HEALTH_EVENT_TYPES)
+        self.metrics.outbox_purged(purged)
+        if purged:
+            log.info("%s: purged %d health-carrying outbox rows sent over %g h ago", self.service, purged, hours)
         return purged
 
     async def measure_consumer_lag(self) -> dict[str, dict[str, int]]:

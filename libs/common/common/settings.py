@@ -120,6 +120,8 @@ class ServiceSettings(StackSettings):
     # Sent rows are deleted this long after they were sent (hourly job "outbox-purge"; Kafka
     # keeps the events for their topic's retention); 0 keeps them for ever.
     outbox_retention_hours: float = 168.0
+    # Sent rows of events carrying health data (common/retention.py) go sooner; 0: as the others.
+    outbox_health_retention_hours: float = 24.0
     # Periodic jobs; 0 turns them off (tests drive jobs by hand)
     jobs_interval_s: float = 30.0
     start_consumers: bool = True

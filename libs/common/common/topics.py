@@ -108,11 +108,13 @@ CATALOG: tuple[Topic, ...] = (
 # What each service consumes: its principal is granted Read on these topics and nothing
 # else (a service that consumes nothing still writes its own topic). A new service adds
 # itself to SERVICES, its topic to CATALOG and a line here.
+# Check-in reads the topics of the services that confirm an erasure it asked for
+# (`ResidentErasedBy<Service>`); the time bank reads the registry for `ResidentErased`.
 CONSUMES: dict[str, tuple[str, ...]] = {
-    "checkin": (MESSAGING_EVENTS,),
+    "checkin": (MESSAGING_EVENTS, DISPATCH_EVENTS, COMMAND_EVENTS, TIMEBANK_EVENTS),
     "supplies": (DISPATCH_EVENTS,),
     "dispatch": (CHECKIN_RESIDENTS, SUPPLIES_EVENTS, TIMEBANK_EVENTS),
-    "timebank": (DISPATCH_EVENTS,),
+    "timebank": (DISPATCH_EVENTS, CHECKIN_RESIDENTS),
     "command": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, SUPPLIES_EVENTS, DISPATCH_EVENTS, MESSAGING_EVENTS),
     "messaging": (CHECKIN_EVENTS, CHECKIN_RESIDENTS, DISPATCH_EVENTS, TIMEBANK_EVENTS, COMMAND_EVENTS),
 }

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from checkin import domain, importing
 from checkin.households import Households
 from checkin.service import CheckinService, ensure_scope
+from common.accesslog import route_of
 from common.auth import BEARER_AUTH, CurrentUser, Principal, Role, authenticate, require
 from common.errors import Invalid
 from common.limits import RequestModel
@@ -286,6 +287,47 @@ async def get_resident(resident_id: str, user: CurrentUser, service: Service):
     return resident
 
 
+Admin = Annotated[Principal, Depends(require(Role.admin))]
+
+
+class ErasureServiceOut(BaseModel):
+    service: str
+    confirmed: bool
+    erased_at: datetime | None
+    records: dict[str, int]
+
+
+class ErasureOut(BaseModel):
+    resident_id: str
+    erasure_id: str
+    requested_by: str
+    requested_at: datetime
+    complete: bool
+    services: list[ErasureServiceOut]
+
+
+@router.post(
+    "/residents/{resident_id}/erase",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ErasureOut,
+    tags=["privacy"],
+)
+async def erase_resident(resident_id: str, request: Request, response: Response, user: Admin, service: Service):
+    """Erase a resident (admins only): check-in deletes them, their check-ins and history at
+    once and publishes `ResidentErased`; every service holding their data erases it and
+    confirms. The answer, like GET `Location`, lists who has confirmed so far. Asking again
+    answers the same erasure."""
+    erasure = await service.erase(resident_id, user.sub)
+    response.headers["Location"] = str(request.url_for("resident_erasure", resident_id=resident_id).path)
+    return erasure
+
+
+@router.get("/residents/{resident_id}/erasure", response_model=ErasureOut, tags=["privacy"])
+async def resident_erasure(resident_id: str, _: Admin, service: Service):
+    """A resident's erasure and which services have confirmed it (admins only)."""
+    return await service.erasure(resident_id)
+
+
 class AbsenceIn(RequestModel):
     from_date: date
     to_date: date
@@ -327,6 +369,7 @@ def _grids(user: Principal, grid_id: str | None) -> list[str] | None:
 
 @router.get("/followups", tags=["check-ins"])
 async def followups(
+    request: Request,
     user: CurrentUser,
     service: Service,
     grid_id: str | None = None,
@@ -339,6 +382,7 @@ async def followups(
     if user.role == Role.building_lead:
         buildings = service.buildings_of_lead(user.building_ids, building_id)
         items = domain.for_building_lead(await service.followups(day, building_ids=buildings))
+        await _read_health(request, user, service, "followups", ",".join(buildings)[:160], items)
         return {"date": day, "building_ids": buildings, "count": len(items), "followups": items}
     grids = _grids(user, grid_id)
     if grids is None:
@@ -346,7 +390,17 @@ async def followups(
     items = await service.followups(day, grid_ids=grids)
     if building_id is not None:
         items = [item for item in items if item["building_id"] == building_id]
+    await _read_health(request, user, service, "followups", ",".join(grids)[:160], items)
     return {"date": day, "grid_ids": grids, "count": len(items), "followups": items}
+
+
+async def _read_health(
+    request: Request, user: Principal, service: CheckinService, record: str, record_id: str, people: list[dict]
+) -> None:
+    """Write down who read these residents' health-related records (docs/privacy.md)."""
+    if people:
+        ids = [p.get("resident_id") for p in people]
+        await service.access_log.record(user, record, route_of(request), record_id=record_id, resident_ids=ids)
 
 
 @router.get("/stats/completion", tags=["check-ins"])
@@ -429,6 +483,7 @@ async def evaluate(_: Staff, service: Service) -> dict:
 
 @router.get("/households", tags=["households"])
 async def households_in_building(
+    request: Request,
     user: CurrentUser,
     service: Service,
     building_id: str,
@@ -437,11 +492,22 @@ async def households_in_building(
     """A building's households, each member with today's status (checked_in, needs_attention,
     missing, away): for the building's lead, the grid's worker and staff. No temperature,
     symptom or health tag for a lead."""
-    return await Households(service.runtime).in_building(user, building_id, day or service.today())
+    answer = await Households(service.runtime).in_building(user, building_id, day or service.today())
+    await _read_household_health(request, user, service, building_id, answer["households"])
+    return answer
+
+
+async def _read_household_health(
+    request: Request, user: Principal, service: CheckinService, record_id: str, households: list[dict]
+) -> None:
+    """A household answer with temperatures or symptoms in it is a read of check-ins."""
+    shown = [m for h in households for m in h["members"] if "temperature_c" in m]
+    await _read_health(request, user, service, "checkins", record_id, shown)
 
 
 @router.get("/households/{household_id}", tags=["households"])
 async def household(
+    request: Request,
     household_id: str,
     user: CurrentUser,
     service: Service,
@@ -451,4 +517,6 @@ async def household(
     each member's check-in status today: for the household's own session, the building's
     lead, the grid's worker and staff."""
     households = Households(service.runtime)
-    return await households.household(user, await households.resolve(household_id), day or service.today())
+    answer = await households.household(user, await households.resolve(household_id), day or service.today())
+    await _read_household_health(request, user, service, answer["household_id"], [answer])
+    return answer

@@ -12,3 +12,4 @@ def schedule(runtime: Runtime, service: CheckinService) -> None:
     runtime.every("checkin-sampling-deadlines", service.evaluate_rounds)
     runtime.every("checkin-idempotency-keys", service.forget_old_idempotency_keys)
     runtime.every("checkin-interrupted-imports", service.fail_interrupted_imports)
+    runtime.every("checkin-retention", service.apply_retention, service.settings.retention_interval_s)

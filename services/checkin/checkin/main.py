@@ -13,12 +13,14 @@ from checkin import api, handlers, jobs
 from checkin.metrics import CheckinMetrics
 from checkin.service import CheckinService
 from checkin.settings import CheckinSettings
+from common import accesslog
 from common.clock import Clock
 from common.events.checkin import (
     CheckInMissed,
     CheckInSubmitted,
     HealthAnomalyReported,
     ResidentAway,
+    ResidentErased,
     ResidentRegistered,
     SamplingLagging,
 )
@@ -26,12 +28,21 @@ from common.limits import RateLimiter
 from common.runtime import Runtime
 from common.web import create_http_app
 
-PUBLISHES = (ResidentRegistered, ResidentAway, CheckInSubmitted, CheckInMissed, HealthAnomalyReported, SamplingLagging)
+PUBLISHES = (
+    ResidentRegistered,
+    ResidentAway,
+    ResidentErased,
+    CheckInSubmitted,
+    CheckInMissed,
+    HealthAnomalyReported,
+    SamplingLagging,
+)
 
 DESCRIPTION = """Residents, daily check-ins, the cutoff sweep of missed check-ins, the grid worker's
 follow-up list, completion figures and sampling rounds (核酸).
-Publishes on `checkin.events.v1` and, the registry alone, `checkin.residents.v1`; consumes check-ins
-by reply (`CheckInReceived`) from `messaging.events.v1`."""
+Publishes on `checkin.events.v1` and, the registry alone (registrations and erasures), `checkin.residents.v1`;
+consumes check-ins by reply (`CheckInReceived`) from `messaging.events.v1`, and the confirmations of
+an erasure (`ResidentErasedBy<Service>`) from the confirming services' topics."""
 
 
 def create_app(settings: CheckinSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -51,9 +62,10 @@ def create_app(settings: CheckinSettings | None = None, *, clock: Clock | None =
         runtime,
         title="FirstLine check-in",
         description=DESCRIPTION,
-        routers=[api.router],
+        routers=[api.router, accesslog.router],
         state={
             "service": service,
+            "access_log": service.access_log,
             "checkin_rate": RateLimiter(
                 "check-ins", per_minute=settings.checkin_rate_per_minute, burst=settings.checkin_rate_burst
             ),

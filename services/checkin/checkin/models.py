@@ -10,6 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from common.accesslog import AccessLogEntry  # noqa: F401 - reads of health records (docs/privacy.md)
 from common.db import utc_column
 from common.outbox import InboxMessage, OutboxMessage  # noqa: F401 - part of this service's schema
 
@@ -171,3 +172,28 @@ class ImportJob(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column())
     updated_at: datetime = Field(sa_column=utc_column())
     finished_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
+
+
+class ResidentErasure(SQLModel, table=True):
+    """An admin erased a resident: when, by whom, and what check-in removed (counts per kind
+    of record). The resident's id is all it keeps of them: the register no longer has them."""
+
+    __tablename__ = "resident_erasure"
+
+    resident_id: str = Field(primary_key=True, max_length=40)
+    erasure_id: str = Field(max_length=40, unique=True)
+    requested_by: str = Field(max_length=60)
+    requested_at: datetime = Field(sa_column=utc_column())
+    records: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ErasureConfirmation(SQLModel, table=True):
+    """A service confirmed an erasure (`ResidentErasedBy<Service>`): what it removed, counted."""
+
+    __tablename__ = "erasure_confirmation"
+
+    erasure_id: str = Field(primary_key=True, max_length=40)
+    service: str = Field(primary_key=True, max_length=20)
+    erased_at: datetime = Field(sa_column=utc_column())
+    records: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(sa_column=utc_column())

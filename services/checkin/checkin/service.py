@@ -7,6 +7,8 @@ them here; each area keeps its own module.
     sweeps.py     the sweep of who missed the cutoff
     sampling.py   sampling rounds (核酸)
     reading.py    follow-up lists and completion
+    erasure.py    erasing a resident, and who has confirmed it
+    retention.py  deleting what is kept longer than its retention
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from checkin.checkins import CheckIns
+from checkin.erasure import Erasures
 from checkin.imports import Imports
 from checkin.reading import Reading
 from checkin.registry import Registry
+from checkin.retention import Retention
 from checkin.sampling import Sampling
 from checkin.settings import CheckinSettings
 from checkin.sweeps import SweepResult, Sweeps
 from checkin.usecases import UseCases
+from common.accesslog import AccessLog
 from common.errors import Forbidden
 from common.runtime import Runtime
 
@@ -37,6 +42,9 @@ class CheckinService(UseCases):
         self.sweeps = Sweeps(runtime, settings)
         self.sampling = Sampling(runtime, settings)
         self.reading = Reading(runtime, settings)
+        self.erasures = Erasures(runtime, settings)
+        self.retention = Retention(runtime, settings)
+        self.access_log = AccessLog(runtime.db, runtime.clock)
         # The use cases by name, as routes, jobs and tests call them.
         self.register = self.registry.register
         self.import_residents = self.registry.import_residents
@@ -57,6 +65,10 @@ class CheckinService(UseCases):
         self.followups = self.reading.followups
         self.buildings_of_lead = self.reading.buildings_of_lead
         self.completion = self.reading.completion
+        self.erase = self.erasures.erase
+        self.erasure = self.erasures.status
+        self.erasure_confirmed = self.erasures.confirmed
+        self.apply_retention = self.retention.apply
 
 
 def ensure_scope(allowed: bool, message: str) -> None:

@@ -36,3 +36,11 @@ class CheckinSettings(ServiceSettings):
     import_rate_per_minute: float = Field(default=10.0, ge=0)
     import_rate_burst: int = Field(default=10, ge=1)
     idempotency_key_hours: int = Field(default=24, ge=1)  # how long a caller's Idempotency-Key answers a repeat
+    # Retention (docs/privacy.md): records older than this many days are deleted by the job
+    # "checkin-retention" (0 keeps them for ever).
+    retention_checkin_days: float = Field(default=28, ge=0)  # check-ins, their history, misses, absences, samples
+    retention_import_days: float = Field(default=7, ge=0)  # import jobs and their reports of rejected rows
+    retention_access_log_days: float = Field(default=365, ge=0)  # who read health records
+    retention_interval_s: float = Field(default=3600, gt=0)
+    # Who must confirm an erasure (`ResidentErasedBy<Service>`) before it is complete.
+    erasure_confirmers: list[str] = Field(default_factory=lambda: ["dispatch", "command", "messaging", "timebank"])

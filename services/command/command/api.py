@@ -158,6 +158,7 @@ async def report_problem(body: TicketIn, user: CurrentUser, service: Service, re
 
 @router.get("/tickets", response_model=list[TicketOut], tags=["tickets"])
 async def list_tickets(
+    request: Request,
     user: CurrentUser,
     service: Service,
     stage: Annotated[
@@ -182,14 +183,18 @@ async def list_tickets(
         limit=limit,
         offset=offset,
     )
-    return [_out(t, service, user) for t in rows]
+    answers = [_out(t, service, user) for t in rows]
+    await service.privacy.tickets_read(request, user, answers)
+    return answers
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail, tags=["tickets"])
-async def get_ticket(ticket_id: TicketId, user: CurrentUser, service: Service):
+async def get_ticket(ticket_id: TicketId, request: Request, user: CurrentUser, service: Service):
     """One ticket with its history: every transition, who and when."""
     ticket, history = await service.ticket(actor(user), ticket_id)
-    return {**_out(ticket, service, user), "history": _history(ticket, history, user)}
+    answer = {**_out(ticket, service, user), "history": _history(ticket, history, user)}
+    await service.privacy.tickets_read(request, user, [answer])
+    return answer
 
 
 class AcknowledgeIn(RequestModel):

@@ -15,6 +15,7 @@ from common.events.checkin import (
     CheckInMissed,
     CheckInSubmitted,
     HealthAnomalyReported,
+    ResidentErased,
     ResidentRegistered,
     SamplingLagging,
 )
@@ -61,7 +62,11 @@ def consumer(service: CommandService) -> Consumer:
         )  # admitted as the ticket's owner, whatever their grids
         await service.acknowledge(owner, event.ticket_id, note=f"replied 收到 by {event.channel}", uow=uow)
 
+    async def on_erased(event: ResidentErased, envelope: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.privacy.erase_resident(event, uow)
+
     handlers = {cls: on_problem for cls in PROBLEMS}
+    handlers[ResidentErased] = on_erased
     handlers.update(
         {CheckInMissed: on_missed, ResidentRegistered: on_registered, CheckInSubmitted: on_checked_in,
          RequestRaised: on_request, FeedbackReceived: on_feedback, AcknowledgementReceived: on_acknowledgement}

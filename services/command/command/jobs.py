@@ -9,3 +9,4 @@ from common.runtime import Runtime
 
 def schedule(runtime: Runtime, service: CommandService) -> None:
     runtime.every("command-escalations", service.escalate_overdue)
+    runtime.every("command-retention", service.privacy.apply_retention, service.settings.retention_interval_s)

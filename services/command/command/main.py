@@ -15,8 +15,10 @@ from command import api, handlers, jobs
 from command.metrics import CommandMetrics
 from command.service import CommandService
 from command.settings import CommandSettings
+from common import accesslog
 from common.clock import Clock
 from common.events.command import (
+    ResidentErasedByCommand,
     TicketAcknowledged,
     TicketClosed,
     TicketEscalated,
@@ -37,7 +39,7 @@ from common.web import create_http_app
 
 PUBLISHES = (
     TicketOpened, TicketUpdated, TicketAcknowledged, TicketResolved, TicketClosed, TicketReopened, TicketReassigned,
-    TicketEscalated, HealthTicketShared, PropertyTicketShared, PoliceTicketShared,
+    TicketEscalated, HealthTicketShared, PropertyTicketShared, PoliceTicketShared, ResidentErasedByCommand,
 )  # fmt: skip
 
 DESCRIPTION = """The command center (防疫指挥中心): every problem becomes a ticket with an owner
@@ -64,9 +66,10 @@ def create_app(settings: CommandSettings | None = None, *, clock: Clock | None =
         runtime,
         title="FirstLine command center",
         description=DESCRIPTION,
-        routers=[api.router],
+        routers=[api.router, accesslog.router],
         state={
             "service": service,
+            "access_log": service.privacy.access_log,
             "report_rate": RateLimiter(
                 "reports", per_minute=settings.report_rate_per_minute, burst=settings.report_rate_burst
             ),

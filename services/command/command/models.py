@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from common.accesslog import AccessLogEntry  # noqa: F401 - reads of health records (docs/privacy.md)
 from common.db import utc_column
 from common.outbox import (  # noqa: F401 - the outbox and inbox tables are this service's too (migrations)
     InboxMessage,

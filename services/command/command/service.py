@@ -9,6 +9,7 @@ from command.directory import Directory
 from command.escalation import Escalations
 from command.intake import Intake
 from command.lifecycle import Lifecycle
+from command.privacy import Privacy
 from command.reading import Reading
 from command.settings import CommandSettings
 from command.store import Stores
@@ -26,6 +27,7 @@ class CommandService:
         self.lifecycle = lifecycle = Lifecycle(runtime, settings, directory, stores)
         self.escalations = escalations = Escalations(runtime, settings, directory, stores)
         self.reading = reading = Reading(runtime, settings, directory)
+        self.privacy = Privacy(runtime, settings, stores)  # erasure, retention, the access log
 
         self.config, self.seed, self.forget_config = directory.config, directory.seed, directory.forget_config
         self.restore_defaults, self.save_rule, self.save_sla = (

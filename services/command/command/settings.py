@@ -40,6 +40,12 @@ class CommandSettings(ServiceSettings):
     heatmap_max_days: int = Field(14, ge=1, le=366)  # how far back the heat map may look
     heatmap_min_count: int = Field(5, ge=1)  # a health kind's cell with fewer is not shown (k-anonymity)
 
+    # Retention (docs/privacy.md), in days; 0 keeps for ever. Job "command-retention".
+    retention_closed_ticket_days: float = Field(default=180, ge=0)  # tickets after closing, with their history
+    retention_checkin_days: float = Field(default=28, ge=0)  # check-in facts and heat-map signals
+    retention_access_log_days: float = Field(default=365, ge=0)
+    retention_interval_s: float = Field(default=3600, gt=0)
+
     @property
     def reference_key(self) -> bytes:
         return self.partner_reference_key.encode()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from common import topics
 from common.bus import Consumer
 from common.envelope import CloudEvent
-from common.events.checkin import ResidentRegistered
+from common.events.checkin import ResidentErased, ResidentRegistered
 from common.events.supplies import ReservationRejected, StockReserved, StockRestored
 from common.events.timebank import HoursRedeemed
 from common.outbox import UnitOfWork
@@ -29,11 +29,15 @@ def consumer(service: DispatchService) -> Consumer:
     async def on_hours_redeemed(event: HoursRedeemed, envelope: CloudEvent, uow: UnitOfWork) -> None:
         await service.hours_redeemed(event, envelope.id, uow)
 
+    async def on_resident_erased(event: ResidentErased, _: CloudEvent, uow: UnitOfWork) -> None:
+        await service.privacy.erase_resident(event, uow)
+
     return Consumer(
         name=service.settings.consumer_group,
         topics=[topics.CHECKIN_RESIDENTS, topics.SUPPLIES_EVENTS, topics.TIMEBANK_EVENTS],
         handlers={
             ResidentRegistered: on_resident_registered,
+            ResidentErased: on_resident_erased,
             StockReserved: on_stock_reserved,
             ReservationRejected: on_reservation_rejected,
             StockRestored: on_stock_restored,

@@ -13,3 +13,4 @@ def schedule(runtime: Runtime, service: DispatchService) -> None:
     runtime.every("dispatch-overdue", service.sweep_overdue)
     runtime.every("dispatch-green-channel", service.raise_refills)
     runtime.every("dispatch-demand-surge", service.detect_surges)
+    runtime.every("dispatch-retention", service.privacy.apply_retention, service.settings.retention_interval_s)

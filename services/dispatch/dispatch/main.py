@@ -19,6 +19,7 @@ from common.events.dispatch import (
     RequestFulfilled,
     RequestOverdue,
     RequestRaised,
+    ResidentErasedByDispatch,
 )
 from common.runtime import Runtime
 from common.web import create_http_app
@@ -36,12 +37,13 @@ PUBLISHES = (
     RequestCancelled,
     RequestOverdue,
     DemandSurge,
+    ResidentErasedByDispatch,
 )
 
 DESCRIPTION = """Residents' service requests (one-stop 只跑一次), volunteers, matching by group,
 nearness and load, delivery runs planned with OR-Tools, fulfilment, the green channel for
 chronic patients, and hot demands with surge detection.
-Publishes on `dispatch.events.v1`; consumes `ResidentRegistered` (checkin.residents.v1),
+Publishes on `dispatch.events.v1`; consumes `ResidentRegistered` and `ResidentErased` (checkin.residents.v1),
 `StockReserved`, `ReservationRejected`, `StockRestored` (supplies.events.v1) and
 `HoursRedeemed` (timebank.events.v1); dead letters go to `dispatch.dlq.v1`."""
 

@@ -9,8 +9,11 @@ A use case that writes takes `uow: UnitOfWork | None = None`: a consumer passes 
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from dispatch.demand import Demand
 from dispatch.matching import VolunteerDraft
+from dispatch.privacy import Privacy
 from dispatch.recurrences import Recurrences
 from dispatch.runs import PlanRequest, PlanResult, Runs
 
@@ -19,3 +22,8 @@ __all__ = ["DispatchService", "PlanRequest", "PlanResult", "VolunteerDraft"]
 
 class DispatchService(Recurrences, Runs, Demand):
     """Requests, matching, delivery runs, the green channel and hot demands."""
+
+    @cached_property
+    def privacy(self) -> Privacy:
+        """Erasing a resident, and the retention job."""
+        return Privacy(self.runtime, self.settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings, env_files
@@ -32,3 +33,6 @@ class DispatchSettings(ServiceSettings):
     # Green channel: raise a refill this many days before it is due, unless the recurrence says otherwise.
     refill_lead_days: int = 2
     timebank_default_category: str = "other"
+    # Retention (docs/privacy.md), in days; 0 keeps for ever. Job "dispatch-retention".
+    retention_closed_request_days: float = Field(default=90, ge=0)  # fulfilled or cancelled requests, delivery runs
+    retention_interval_s: float = Field(default=3600, gt=0)

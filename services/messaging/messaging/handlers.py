@@ -9,7 +9,7 @@ from __future__ import annotations
 from common import envelope as ce
 from common import topics
 from common.bus import Consumer
-from common.events.checkin import CheckInSubmitted, ResidentAway, ResidentRegistered
+from common.events.checkin import CheckInSubmitted, ResidentAway, ResidentErased, ResidentRegistered
 from common.events.command import (
     TicketClosed,
     TicketEscalated,
@@ -65,7 +65,11 @@ def consumer(service: MessagingService) -> Consumer:
     async def on_request(event: RequestRaised, _: ce.CloudEvent, uow: UnitOfWork) -> None:
         await service.learn_request(event, uow)
 
+    async def on_erased(event: ResidentErased, _: ce.CloudEvent, uow: UnitOfWork) -> None:
+        await service.privacy.erase_resident(event, uow)
+
     handlers = {cls: on_notifying for cls in NOTIFYING}
+    handlers[ResidentErased] = on_erased
     handlers.update(
         {TicketOpened: on_ticket_notifying, TicketEscalated: on_ticket_notifying, TicketReassigned: on_ticket,
          TicketClosed: on_ticket, TicketReopened: on_ticket, ResidentRegistered: on_resident, ResidentAway: on_away,

@@ -15,3 +15,4 @@ def schedule(runtime: Runtime, service: MessagingService) -> None:
     runtime.every("feedback-follow-ups", service.follow_up_unanswered, FOLLOW_UP_INTERVAL_S)
     if service.settings.ticket_digest_minutes > 0:
         runtime.every("ticket-digests", service.send_digests, DIGEST_INTERVAL_S)
+    runtime.every("messaging-retention", service.privacy.apply_retention, service.settings.retention_interval_s)

@@ -18,6 +18,7 @@ from common.events.messaging import (
     FeedbackReceived,
     FeedbackUnanswered,
     ReplyNotUnderstood,
+    ResidentErasedByMessaging,
 )
 from common.runtime import Runtime
 from common.web import create_http_app
@@ -27,7 +28,14 @@ from messaging.metrics import MessagingMetrics
 from messaging.service import MessagingService
 from messaging.settings import MessagingSettings
 
-PUBLISHES = (FeedbackReceived, AcknowledgementReceived, CheckInReceived, ReplyNotUnderstood, FeedbackUnanswered)
+PUBLISHES = (
+    FeedbackReceived,
+    AcknowledgementReceived,
+    CheckInReceived,
+    ReplyNotUnderstood,
+    FeedbackUnanswered,
+    ResidentErasedByMessaging,
+)
 
 DESCRIPTION = """Messaging (消息): the one place that sends messages to people and hears their
 replies. Other services publish what happened; messaging decides who hears of it, on which

@@ -31,6 +31,7 @@ from messaging import domain
 from messaging.gateway import Gateway, GatewayFailed, Outgoing
 from messaging.models import Away, CheckinDay, Contact, InboundReply, Message, RequestRef, TicketNotice, TicketRef
 from messaging.notices import Notices
+from messaging.privacy import Privacy
 from messaging.replies import Replies, _contact
 from messaging.settings import MessagingSettings
 
@@ -58,6 +59,7 @@ class MessagingService(Replies, Notices):
         self.gateway = gateway
         self.tz = settings.tz
         self.wording = domain.Wording(settings.tz, settings.portal_url)
+        self.privacy = Privacy(runtime, settings, self)  # erasing a resident, the retention job
 
     @property
     def clock(self):

@@ -49,6 +49,11 @@ class MessagingSettings(ServiceSettings):
     # Alertmanager's webhook (POST /alerts) sends `Authorization: Bearer <this>`; unset: the door is shut.
     alerts_token: str | None = None
     alerts_recipient: str = "staff-group"  # the staff chat group alerts go to
+    # Retention (docs/privacy.md), in days; 0 keeps for ever. Job "messaging-retention".
+    retention_message_days: float = Field(default=90, ge=0)  # messages sent (or given up) and replies heard
+    retention_checkin_days: float = Field(default=28, ge=0)  # who checked in on which day (for reminders)
+    retention_closed_ticket_days: float = Field(default=180, ge=0)  # what messaging knows of closed tickets
+    retention_interval_s: float = Field(default=3600, gt=0)
 
     @model_validator(mode="after")
     def _gateway_secret_is_real_in_production(self) -> MessagingSettings:

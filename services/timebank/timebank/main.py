@@ -10,7 +10,14 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from common.clock import Clock
-from common.events.timebank import CouponIssued, CouponRedeemed, HoursCredited, HoursRedeemed, HoursRefunded
+from common.events.timebank import (
+    CouponIssued,
+    CouponRedeemed,
+    HoursCredited,
+    HoursRedeemed,
+    HoursRefunded,
+    ResidentErasedByTimebank,
+)
 from common.runtime import Runtime
 from common.web import create_http_app
 from timebank import api, handlers
@@ -18,13 +25,13 @@ from timebank.metrics import TimebankMetrics
 from timebank.service import TimebankService
 from timebank.settings import TimebankSettings
 
-PUBLISHES = (HoursCredited, HoursRedeemed, HoursRefunded, CouponIssued, CouponRedeemed)
+PUBLISHES = (HoursCredited, HoursRedeemed, HoursRefunded, CouponIssued, CouponRedeemed, ResidentErasedByTimebank)
 
 DESCRIPTION = """The time bank (时间银行): every hour of service is banked in a double-entry
 ledger and can be spent on help for oneself or one's family, or on coupons at local shops;
 points (积分) buy rewards, and a monthly leaderboard recognises steady helpers.
 Publishes on `timebank.events.v1`; consumes `RequestFulfilled` and `RequestCancelled`
-from `dispatch.events.v1`."""
+from `dispatch.events.v1`, and `ResidentErased` from `checkin.residents.v1`."""
 
 
 def create_app(settings: TimebankSettings | None = None, *, clock: Clock | None = None) -> FastAPI:

@@ -9,8 +9,11 @@ together; a route passes none.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from timebank.coupons import Coupons, coupon_view, offer_view
 from timebank.members import Members
+from timebank.privacy import Privacy
 from timebank.reading import Reading
 from timebank.redemptions import Redemptions, redemption_view
 
@@ -19,3 +22,8 @@ __all__ = ["TimebankService", "coupon_view", "offer_view", "redemption_view"]
 
 class TimebankService(Members, Redemptions, Coupons, Reading):
     """Members, the ledger, redemptions, coupons and rewards, and reading."""
+
+    @cached_property
+    def privacy(self) -> Privacy:
+        """Erasing a resident who is a member."""
+        return Privacy(self.runtime)

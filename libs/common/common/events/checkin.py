@@ -96,6 +96,20 @@ class HealthAnomalyReported(CheckinEvent):
 
 
 @register
+class ResidentErased(CheckinEvent):
+    """An admin erased the resident: every service that holds their personal data removes or
+    anonymises it and confirms with its own `ResidentErasedBy<Service>` (key `erasure_id`).
+    On the registry topic, so every reader of residents hears it, in order after the
+    resident's registration (same key); a tombstone for the key follows it."""
+
+    topic: ClassVar[str] = CHECKIN_RESIDENTS
+
+    resident_id: str
+    erasure_id: str = Field(max_length=40)
+    requested_at: AwareDatetime
+
+
+@register
 class SamplingLagging(CheckinEvent):
     key_field: ClassVar[str] = "building_id"
 
@@ -114,6 +128,7 @@ __all__ = [
     "CheckInSubmitted",
     "HealthAnomalyReported",
     "ResidentAway",
+    "ResidentErased",
     "ResidentRegistered",
     "SamplingLagging",
     "Tag",

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
+from common.events.erasure import ResidentErasureConfirmed
 from common.topics import COMMAND_EVENTS
 from common.vocabulary import Priority, Stage
 
@@ -85,3 +86,10 @@ class TicketUpdated(TicketTransition):
 
     source_event_ids: list[str] = Field(default_factory=list)
     priority: Priority | None = None
+
+
+@register
+class ResidentErasedByCommand(CommandEvent, ResidentErasureConfirmed):
+    """Command erased what it held of a resident (`ResidentErased`)."""
+
+    key_field: ClassVar[str] = "erasure_id"

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from common.events.base import Event, register
+from common.events.erasure import ResidentErasureConfirmed
 from common.topics import DISPATCH_EVENTS
 from common.vocabulary import Category, Priority
 
@@ -115,3 +116,10 @@ class DemandSurge(DispatchEvent):
     p_value: float | None = None
     grid_id: str | None = None
     suggested_action: str | None = None
+
+
+@register
+class ResidentErasedByDispatch(DispatchEvent, ResidentErasureConfirmed):
+    """Dispatch erased what it held of a resident (`ResidentErased`)."""
+
+    key_field: ClassVar[str] = "erasure_id"

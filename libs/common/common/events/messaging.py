@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import AwareDatetime, Field
 
 from common.events.base import Event, register
+from common.events.erasure import ResidentErasureConfirmed
 from common.topics import MESSAGING_EVENTS
 
 # The channels messaging sends on; "page" is the person's own page in the portal.
@@ -89,6 +90,13 @@ class FeedbackUnanswered(MessagingEvent):
     building_id: str | None = None
 
 
+@register
+class ResidentErasedByMessaging(MessagingEvent, ResidentErasureConfirmed):
+    """Messaging erased what it held of a resident (`ResidentErased`)."""
+
+    key_field: ClassVar[str] = "erasure_id"
+
+
 __all__ = [
     "AcknowledgementReceived",
     "CheckInReceived",
@@ -96,4 +104,5 @@ __all__ = [
     "FeedbackUnanswered",
     "MessageChannel",
     "ReplyNotUnderstood",
+    "ResidentErasedByMessaging",
 ]

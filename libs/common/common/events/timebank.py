@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from common.events.base import Event, register
+from common.events.erasure import ResidentErasureConfirmed
 from common.topics import TIMEBANK_EVENTS
 
 
@@ -75,3 +76,10 @@ class CouponRedeemed(TimebankEvent):
     merchant_id: str
     offer_id: str | None = None
     transfer_id: str | None = None
+
+
+@register
+class ResidentErasedByTimebank(TimebankEvent, ResidentErasureConfirmed):
+    """Timebank erased what it held of a resident (`ResidentErased`)."""
+
+    key_field: ClassVar[str] = "erasure_id"
