@@ -271,13 +271,21 @@ async def followups_sheet(
 @router.get("/paper/runs/{run_name}", include_in_schema=False)
 async def route_sheet(run_name: str, request: Request, session: Annotated[PortalSession, _may("route")]):
     run_id, pdf = _split(run_name)
-    run = await services_of(request).call(session, "dispatch", "GET", f"/runs/{run_id}")
+    services = services_of(request)
+    run = await services.call(session, "dispatch", "GET", f"/runs/{run_id}")
+    try:  # what to bring, by its name in the catalog
+        items = {
+            i["item_id"]: i for i in await services.call(session, "supplies", "GET", "/items", params={"limit": 500})
+        }
+    except ServiceError:
+        items = {}
     return await _page(
         request,
         "paper_route.html",
         pdf,
         f"route-{run_id}.pdf",
         run=run,
+        items=items,
         local=_local_time(request),
         pdf_url=f"/paper/runs/{run_id}.pdf",
     )
