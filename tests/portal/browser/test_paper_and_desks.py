@@ -158,12 +158,21 @@ def test_print_the_sheet_key_in_the_ticks_and_the_sweep_finds_exactly_the_untick
     assert statuses[ids["王芳"]] == ("checked_in", "building_lead")
 
 
-def test_command_staff_print_the_meeting_agenda(stack, desktop):
+def test_command_staff_print_the_meeting_agenda_and_every_sheet_is_accessible(stack, desktop):
+    building, grid = unique("B"), unique("G")
+    register(stack, "吴阿姨", building, grid, "101", dt.datetime.now(TZ).date() - dt.timedelta(days=1))
     signed_in_as(stack, desktop, "command")
-    desktop.get(stack.url("portal", "/paper/agenda"))
-    WebDriverWait(desktop, 20).until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
-    assert "每日例会议程" in desktop.find_element(By.TAG_NAME, "h1").text
-    assert not serious_violations(desktop)
+    found = {}
+    for path, title in (
+        ("/paper/agenda", "每日例会议程"),
+        (f"/paper/followups?grid_id={grid}", "今日回访名单"),
+        (f"/paper/buildings/{building}/recognition", "光荣榜"),
+    ):
+        desktop.get(stack.url("portal", path))
+        WebDriverWait(desktop, 20).until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+        assert title in desktop.find_element(By.TAG_NAME, "h1").text
+        found[path] = serious_violations(desktop)
+    assert not any(found.values()), found
     with session_of(stack, desktop) as staff:
         text = pdf_text(staff.get("/paper/agenda.pdf").content)
     assert all(part in text for part in ("每日例会议程", "逾期事项", "今日数据", "会上决定"))
@@ -258,3 +267,11 @@ def test_the_dispatcher_plans_a_slot_sees_why_and_assigns_by_hand(stack, desktop
         after = dispatch.get(f"/requests/{request_id}").json()
     assert after["volunteer_id"] == volunteer_id and after["status"] == "assigned"
     assert any("顺路带过去" in (h["note"] or "") for h in after["history"])
+
+    # from the default depot it is planned, and its route sheet prints
+    desktop.find_element(By.CSS_SELECTOR, 'form[action="/dispatch/plan"] button[type=submit]').click()
+    runs = WebDriverWait(desktop, 60).until(EC.presence_of_all_elements_located((By.CSS_SELECTOR, "li.run")))
+    assert runs and not desktop.find_elements(By.CSS_SELECTOR, f'li.unplanned[data-request="{request_id}"]')
+    runs[0].find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(desktop, 20).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "配送路线单"))
+    assert not serious_violations(desktop)
