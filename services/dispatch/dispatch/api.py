@@ -188,6 +188,20 @@ async def fail(request_id: str, body: FailIn, user: CurrentUser, service: Servic
     return _request_out(request, history)
 
 
+class AssignIn(RequestModel):
+    volunteer_id: str
+    note: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/requests/{request_id}/assign", response_model=RequestOut, tags=["requests"])
+async def assign(request_id: str, body: AssignIn, user: Dispatcher, service: Service):
+    """A dispatcher gives the request to a volunteer by hand (`RequestAssigned`): one not in
+    a run and not done. A request in a run is refused (422): fail its stop first."""
+    request = await service.assign_by_hand(actor(user), request_id, body.volunteer_id, body.note)
+    _, history = await service.request(request_id)
+    return _request_out(request, history)
+
+
 class CancelIn(RequestModel):
     reason: str = Field(min_length=1, max_length=500)
 
@@ -305,6 +319,15 @@ class StopOut(BaseModel):
     status: str | None = None
 
 
+class UnplannedOut(BaseModel):
+    request_id: str
+    reason: str = Field(description="no_volunteer, out_of_reach, too_late, capacity, no_room or taken")
+    detail: str
+    distance_m: int | None = Field(default=None, description="from the depot")
+    needed_minutes: int | None = None
+    available_minutes: int | None = None
+
+
 class RunOut(BaseModel):
     run_id: str
     volunteer_id: str
@@ -334,7 +357,9 @@ def _run_out(run: DeliveryRun, volunteer: Volunteer | None = None, statuses: dic
 async def plan_runs(body: PlanIn, _: Dispatcher, service: Service) -> dict:
     """Batch pending deliveries of the slot into runs and route each with OR-Tools
     (capacitated vehicle routing with time windows, from and back to the depot). Emits
-    `DeliveryPlanned` per run. Nothing pending gives an empty plan."""
+    `DeliveryPlanned` per run. Nothing pending gives an empty plan. Each delivery left out
+    is in `unplanned` with its reason (no volunteer, out of reach of the depot in the slot,
+    too late for its window, runs full, no room among the others, taken meanwhile)."""
     start, end = service.default_slot()
     slot_start = body.slot_start or start
     slot_end = body.slot_end or slot_start + (end - start)
@@ -356,7 +381,17 @@ async def plan_runs(body: PlanIn, _: Dispatcher, service: Service) -> dict:
         "volunteers": result.volunteers,
         "distance_m": sum(r.distance_m for r in result.runs),
         "runs": [_run_out(r) for r in result.runs],
-        "unplanned": result.unplanned,
+        "unplanned": [
+            UnplannedOut(
+                request_id=u.key,
+                reason=u.reason,
+                detail=u.detail,
+                distance_m=u.distance_m,
+                needed_minutes=None if u.needed_s is None else -(-u.needed_s // 60),
+                available_minutes=None if u.available_s is None else u.available_s // 60,
+            )
+            for u in result.unplanned
+        ],
     }
 
 

@@ -296,6 +296,22 @@ def check_cancellation(status: str, resident_id: str, actor: Actor) -> None:
         raise Invalid(f"request is already {status}")
 
 
+HAND_ASSIGNABLE = frozenset({"pending", "assigned"})  # a request with items waits for its stock first
+
+
+def check_hand_assignment(status: str, run_id: str | None, actor: Actor, volunteer_active: bool) -> None:
+    """A dispatcher gives a request to a volunteer of their choosing: one that is not yet in
+    a run and not done, to an active volunteer."""
+    if actor.role not in DISPATCH_STAFF:
+        raise Forbidden(f"role '{actor.role}' cannot assign requests")
+    if run_id is not None or status == "planned":
+        raise Invalid(f"request is in run {run_id}: take it out by failing the stop first")
+    if status not in HAND_ASSIGNABLE:
+        raise Invalid(f"request is {status}: only a pending or assigned request is given by hand")
+    if not volunteer_active:
+        raise Invalid("the volunteer is not active")
+
+
 def check_fulfilment(
     status: str, assigned_to: str | None, volunteer_id: str, actor: Actor, service_minutes: int
 ) -> None:

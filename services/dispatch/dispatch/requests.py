@@ -12,13 +12,20 @@ from sqlalchemy import select
 
 from common.errors import Invalid, NotFound
 from common.events.checkin import ResidentRegistered
-from common.events.dispatch import DeliveryFailed, ItemLine, RequestCancelled, RequestFulfilled, RequestRaised
+from common.events.dispatch import (
+    DeliveryFailed,
+    ItemLine,
+    RequestAssigned,
+    RequestCancelled,
+    RequestFulfilled,
+    RequestRaised,
+)
 from common.events.supplies import ReservationRejected, StockReserved, StockRestored
 from common.events.timebank import HoursRedeemed
 from common.outbox import UnitOfWork
 from dispatch import domain
 from dispatch.matching import Matching
-from dispatch.models import KnownResident, RequestHistory, ServiceRequest
+from dispatch.models import KnownResident, RequestHistory, ServiceRequest, Volunteer
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +309,41 @@ class Requests(Matching):
                 )
             )
             await self._assign(uow, request)
+        return request
+
+    async def assign_by_hand(
+        self,
+        actor: domain.Actor,
+        request_id: str,
+        volunteer_id: str,
+        note: str | None,
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> ServiceRequest:
+        """A dispatcher gives a request to the volunteer they choose (one planning could not
+        place, or one they know better): `RequestAssigned`, with the previous volunteer."""
+        async with self.runtime.work(uow) as uow:
+            request = await self._get(uow, request_id)
+            volunteer = await uow.session.get(Volunteer, volunteer_id)
+            if volunteer is None:
+                raise NotFound(f"no volunteer {volunteer_id!r}")
+            domain.check_hand_assignment(request.status, request.run_id, actor, volunteer.active)
+            previous = request.volunteer_id
+            if previous != volunteer_id:
+                request.assignment_no += 1
+            request.volunteer_id, request.status = volunteer_id, "assigned"
+            self._history(
+                uow, request, actor.sub, f"assigned by hand to {volunteer.name}" + (f": {note}" if note else "")
+            )
+            uow.emit(
+                RequestAssigned(
+                    request_id=request_id,
+                    volunteer_id=volunteer_id,
+                    due_by=request.due_by,
+                    previous_volunteer_id=previous,
+                    category=request.category,
+                )
+            )
         return request
 
     async def cancel(

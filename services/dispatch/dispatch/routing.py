@@ -9,6 +9,7 @@ seconds from the start of the slot.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -161,6 +162,87 @@ def solve(
             plan.routes.append(Route(vehicle.key, keys, arrivals, metres, int(solution.Min(time_dim.CumulVar(index)))))
     plan.dropped = [s.key for i, s in enumerate(stops, start=1) if i not in served]
     return plan
+
+
+@dataclass(frozen=True)
+class Unplanned:
+    """Why a stop is in no run: a reason code and the figures behind it."""
+
+    key: str
+    reason: str  # one of UNPLANNED_REASONS
+    detail: str
+    distance_m: int | None = None  # from the depot
+    needed_s: int | None = None  # what serving it alone would take
+    available_s: int | None = None  # what the slot or the stop's window allows
+
+
+UNPLANNED_REASONS = ("no_volunteer", "out_of_reach", "too_late", "capacity", "no_room", "taken")
+
+
+def why_unplanned(problem: Problem, dropped: Sequence[str], distances: np.ndarray | None = None) -> list[Unplanned]:
+    """A reason for each dropped stop, tested on that stop alone, as one volunteer leaving
+    the depot at the slot's start would serve it: nobody to send; the round trip longer than
+    the slot; the stop's window or deadline over before anyone can arrive; then, when the
+    stop is reachable alone, not enough places in the runs or no room left among the others."""
+    dist = problem.matrix() if distances is None else distances
+    position = {s.key: i for i, s in enumerate(problem.stops, start=1)}
+    capacity = sum(v.capacity for v in problem.vehicles)
+    longest = max(
+        (
+            (problem.horizon_s if v.end_s is None else min(v.end_s, problem.horizon_s)) - v.start_s
+            for v in problem.vehicles
+        ),
+        default=0,
+    )
+    reasons = []
+    for key in dropped:
+        i = position[key]
+        stop = problem.stops[i - 1]
+        out, back = int(dist[0, i]), int(dist[i, 0])
+        ride_out = math.ceil(out / problem.speed_mps)
+        arrival = max(ride_out, stop.earliest_s)
+        round_trip = arrival + stop.service_s + math.ceil(back / problem.speed_mps)
+        latest = problem.horizon_s if stop.latest_s is None else min(stop.latest_s, problem.horizon_s)
+        if not problem.vehicles:
+            reasons.append(Unplanned(key, "no_volunteer", "no errand volunteer is available in the slot", out))
+        elif ride_out > latest:
+            reasons.append(
+                Unplanned(
+                    key,
+                    "too_late",
+                    f"the ride from the depot takes {ride_out // 60} min; it must be reached within "
+                    f"{latest // 60} min of the slot's start",
+                    out,
+                    ride_out,
+                    latest,
+                )
+            )
+        elif round_trip > longest:
+            reasons.append(
+                Unplanned(
+                    key,
+                    "out_of_reach",
+                    f"{out / 1000:.1f} km from the depot: the round trip takes {round_trip // 60} min, "
+                    f"the slot has {longest // 60} min",
+                    out,
+                    round_trip,
+                    longest,
+                )
+            )
+        elif capacity < len(problem.stops):
+            reasons.append(
+                Unplanned(
+                    key,
+                    "capacity",
+                    f"the runs hold {capacity} deliveries and {len(problem.stops)} were due; higher priorities went first",
+                    out,
+                )
+            )
+        else:
+            reasons.append(
+                Unplanned(key, "no_room", "reachable alone, but no run had time left for it among the others", out)
+            )
+    return reasons
 
 
 def arrival_order(problem: Problem, *, distance: DistanceMatrix = haversine_matrix) -> Plan:

@@ -39,7 +39,7 @@ class PlanResult:
     slot_end: datetime
     runs: list[DeliveryRun]
     considered: int
-    unplanned: list[str]
+    unplanned: list[routing.Unplanned]  # with the reason for each
     volunteers: int
 
 
@@ -142,7 +142,13 @@ class Runs(Matching):
                 )
                 result.runs.append(run)
         planned = {s["request_id"] for run in result.runs for s in run.stops}
-        result.unplanned = [r.request_id for r in requests if r.request_id not in planned]
+        dropped = set(plan.dropped)
+        result.unplanned = routing.why_unplanned(problem, [r.request_id for r in requests if r.request_id in dropped])
+        result.unplanned += [  # the solver placed them, but another plan or a cancellation took them meanwhile
+            routing.Unplanned(r.request_id, "taken", "planned, cancelled or fulfilled elsewhere while this plan ran")
+            for r in requests
+            if r.request_id not in planned and r.request_id not in dropped
+        ]
         return result
 
     async def _claim(self, uow: UnitOfWork, request_id: str, run_id: str, volunteer_id: str) -> bool:

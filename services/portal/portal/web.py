@@ -102,6 +102,8 @@ def signed_in(response: Response, request: Request, signed: SignedIn) -> Respons
 LANDING: dict[str, str] = {
     Role.building_lead.value: "/lead",
     Role.partner.value: "/desk",
+    Role.supplies_officer.value: "/supplies",
+    Role.dispatcher.value: "/dispatch",
 }
 
 

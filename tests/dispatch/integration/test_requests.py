@@ -281,3 +281,74 @@ async def test_demand_stats_and_a_surge_with_its_suggested_action(dispatch, cloc
     assert sum(c["groceries"] for c in stats["by_grid"].values()) == 16 and set(stats["by_grid"]) == {"G1", "G2"}
     assert stats["surges"][0]["category"] == "groceries"
     assert (await dispatch.client.get("/stats/demand", headers=dispatch.as_("resident", "R1"))).status_code == 403
+
+
+async def test_a_plan_says_why_each_delivery_was_left_out(dispatch):
+    """A depot far from the requests plans nothing, and says so per stop; so does a slot
+    with more deliveries than places, or no volunteer at all."""
+    await dispatch.resident("R-near", lat=31.2320, lon=121.4750)
+    await dispatch.resident("R-far", lat=31.2330, lon=121.4760)
+    near = (await dispatch.raise_("R-near"))["request_id"]
+    far = (await dispatch.raise_("R-far"))["request_id"]
+    nobody = (await dispatch.client.post("/runs/plan", json={}, headers=dispatch.dispatcher)).json()
+    assert {(u["request_id"], u["reason"]) for u in nobody["unplanned"]} == {
+        (near, "no_volunteer"),
+        (far, "no_volunteer"),
+    }
+
+    await dispatch.volunteer("Wang", capacity=1)
+    distant_depot = {"depot_lat": 31.60, "depot_lon": 121.90}  # ~57 km away: 4 h by e-bike each way
+    plan = (await dispatch.client.post("/runs/plan", json=distant_depot, headers=dispatch.dispatcher)).json()
+    assert plan["runs"] == [] and plan["considered"] == 2
+    reasons = {u["request_id"]: u for u in plan["unplanned"]}
+    assert set(reasons) == {near, far}
+    for unplanned in reasons.values():
+        assert unplanned["reason"] in ("out_of_reach", "too_late")
+        assert unplanned["distance_m"] > 50_000 and "depot" in unplanned["detail"]
+        assert unplanned["needed_minutes"] > unplanned["available_minutes"]
+    assert await dispatch.outbox("DeliveryPlanned") == []
+
+    full = (await dispatch.client.post("/runs/plan", json={}, headers=dispatch.dispatcher)).json()
+    assert sum(len(run["stops"]) for run in full["runs"]) == 1
+    [left] = full["unplanned"]
+    assert left["reason"] == "capacity" and "hold 1" in left["detail"]
+
+
+async def test_a_dispatcher_assigns_a_request_by_hand(dispatch):
+    await dispatch.resident("R1")
+    rid = (await dispatch.raise_("R1", "tech_help"))["request_id"]  # no tech volunteer: it waits
+    assert (await dispatch.get(rid))["status"] == "pending"
+    li = await dispatch.volunteer("Li", group="errands")
+    refused = await dispatch.client.post(
+        f"/requests/{rid}/assign", json={"volunteer_id": li}, headers=dispatch.as_("volunteer", li)
+    )
+    assert refused.status_code == 403
+    unknown = await dispatch.client.post(
+        f"/requests/{rid}/assign", json={"volunteer_id": "V-nobody"}, headers=dispatch.dispatcher
+    )
+    assert unknown.status_code == 404
+    assert await dispatch.outbox("RequestAssigned") == []
+
+    done = await dispatch.client.post(
+        f"/requests/{rid}/assign", json={"volunteer_id": li, "note": "knows phones"}, headers=dispatch.dispatcher
+    )
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["status"] == "assigned" and body["volunteer_id"] == li
+    assert any("by hand" in (h["note"] or "") and "knows phones" in h["note"] for h in body["history"])
+    [assigned] = await dispatch.outbox("RequestAssigned")
+    assert assigned["data"]["volunteer_id"] == li and assigned["data"]["previous_volunteer_id"] is None
+
+
+async def test_a_request_in_a_run_is_not_assigned_by_hand(dispatch):
+    await dispatch.resident("R1")
+    wang = await dispatch.volunteer("Wang")
+    li = await dispatch.volunteer("Li", lat=31.30, lon=121.50)
+    rid = (await dispatch.raise_("R1"))["request_id"]
+    plan = (await dispatch.client.post("/runs/plan", json={}, headers=dispatch.dispatcher)).json()
+    assert [s["request_id"] for run in plan["runs"] for s in run["stops"]] == [rid]
+    moved = await dispatch.client.post(
+        f"/requests/{rid}/assign", json={"volunteer_id": li}, headers=dispatch.dispatcher
+    )
+    assert moved.status_code == 422 and "in run" in moved.json()["detail"]
+    assert (await dispatch.get(rid))["volunteer_id"] in (wang, li)

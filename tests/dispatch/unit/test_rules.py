@@ -222,6 +222,31 @@ def test_time_windows_are_kept_and_impossible_stops_are_dropped():
     assert route.arrivals_s[0] <= 1200 and 3600 <= route.arrivals_s[1] <= 4000
 
 
+def test_each_dropped_stop_gets_the_reason_it_could_not_be_served():
+    depot = (31.2304, 121.4737)
+    km = 1 / 111.2  # degrees of latitude per kilometre
+    stops = [
+        routing.Stop("too_late", depot[0] + 5 * km, depot[1], latest_s=600),  # 5 km: 21 min away, due in 10
+        routing.Stop("out_of_reach", depot[0] + 30 * km, depot[1]),  # 2 h 5 min each way in a 3 h slot
+        routing.Stop("north", depot[0] + 12 * km, depot[1]),  # either fits alone, not both in one run
+        routing.Stop("south", depot[0] - 12 * km, depot[1]),
+    ]
+    problem = routing.Problem(depot, stops, [routing.Vehicle("a", 5)], 3 * 3600)
+    plan = routing.solve(problem, time_limit_s=1)
+    reasons = {u.key: u for u in routing.why_unplanned(problem, plan.dropped)}
+    assert reasons["too_late"].reason == "too_late" and reasons["too_late"].available_s == 600
+    assert reasons["out_of_reach"].reason == "out_of_reach"
+    assert reasons["out_of_reach"].needed_s > reasons["out_of_reach"].available_s == 3 * 3600
+    assert round(reasons["out_of_reach"].distance_m / 1000) == 30
+    [left] = {"north", "south"} & set(reasons)
+    assert reasons[left].reason == "no_room"
+
+    full = routing.Problem(depot, _grid_stops(4), [routing.Vehicle("a", 3)], 3600)
+    assert [u.reason for u in routing.why_unplanned(full, routing.solve(full, time_limit_s=1).dropped)] == ["capacity"]
+    nobody = routing.Problem(depot, _grid_stops(2), [], 3600)
+    assert {u.reason for u in routing.why_unplanned(nobody, routing.solve(nobody).dropped)} == {"no_volunteer"}
+
+
 def test_nothing_to_plan_is_an_empty_plan():
     plan = routing.solve(routing.Problem((31.2, 121.4), [], [routing.Vehicle("a", 5)], 3600))
     assert plan.routes == [] and plan.dropped == []
