@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging portal e2e observability security
+TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging portal portal_ops e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 
 .PHONY: browser-install lint help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean

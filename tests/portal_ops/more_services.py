@@ -1,6 +1,7 @@
-"""Dispatch and supplies in-process behind the portal fixture (tests/portal/conftest.py):
+"""Dispatch and supplies in-process behind the portal fixture (tests/portal_harness.py):
 each on its own SQLite database, reached by the portal's transport by host name. (Command
-shares a table name with dispatch in SQLModel's one metadata: its pages are tested on the stack.)"""
+shares a table name with dispatch in SQLModel's one metadata, so this group, tests/portal_ops,
+runs in its own process, without command.)"""
 
 from __future__ import annotations
 
