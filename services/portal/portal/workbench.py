@@ -175,6 +175,8 @@ class RunMap:
     height: int
     points: list[MapPoint]
     path: str  # the polyline: depot, stops in order, back to the depot
+    outbound: str  # depot to the last stop (drawn solid)
+    back: str  # the last stop back to the depot (drawn dashed)
     scale_px: float  # a scale bar of `scale_m` metres
     scale_m: int
 
@@ -196,11 +198,14 @@ def run_map(run: dict, width: int = 320, height: int = 240, pad: int = 24) -> Ru
         MapPoint(n, round(width / 2 + (x - cx) * scale, 1), round(height / 2 + (y - cy) * scale, 1), status)
         for n, (x, y, (_, _, status)) in enumerate(zip(xs, ys, places, strict=True))
     ]
-    path = " ".join(f"{p.x},{p.y}" for p in [*points, points[0]])
+    at = [f"{p.x},{p.y}" for p in points]
+    path = " ".join([*at, at[0]])
     metres_per_px = 111_320 / scale  # one degree of latitude is ~111.32 km
     target = metres_per_px * width / 4
     scale_m = next((m for m in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if m >= target), 10_000)
-    return RunMap(width, height, points, path, round(scale_m / metres_per_px, 1), scale_m)
+    return RunMap(
+        width, height, points, path, " ".join(at), f"{at[-1]} {at[0]}", round(scale_m / metres_per_px, 1), scale_m
+    )
 
 
 def geo_uri(lat: float, lon: float, label: str) -> str:

@@ -201,6 +201,7 @@ async def test_the_grid_worker_lands_on_the_list_in_checkins_order_and_records_a
         order = [page.index(name) for name in ("赵敏", "李强", "王芳")]
         assert order == sorted(order), "fever first, then most days missed"
         assert "孙悦" not in page
+        assert "咳嗽" in page  # the worker may see their residents' symptoms
         assert "最近体温 38.2℃" in page and "连续 2 天没打卡" in page and "tel:13800000000" in page
         assert "今天要联系 3 人，已处理 0 人" in page
         assert "网格今天已打卡 1/3 人（33%）" in page

@@ -182,3 +182,52 @@ def test_the_months_hours_and_points_count_credits_since_the_first():
     ]
     assert workbench.month_totals(entries, start) == {"hours": 0.5, "points": 10}
     assert workbench.month_totals([], datetime(2026, 11, 1, tzinfo=UTC)) == {"hours": 0.0, "points": 0}
+
+
+def test_the_run_page_draws_each_stop_numbered_and_links_navigation_without_outside_assets():
+    from portal.routes.grid import FAIL_REASONS, MINUTES
+    from portal.web import TEMPLATES
+
+    stops = [
+        {
+            "request_id": f"Q{n}",
+            "n": n,
+            "eta_local": f"10:{n}0",
+            "geo": workbench.geo_uri(31.40 + n / 1000, 121.60, "钱奶奶"),
+            "lat": 31.40 + n / 1000,
+            "lon": 121.60,
+            "category": "medicine" if n == 2 else "groceries",
+            "items": [{"item_id": "I-1", "quantity": 1}],
+            "details": "降压药，胸口闷" if n == 2 else "大米",
+            "name": "钱奶奶",
+            "phone": "13800000000",
+            "building_id": "B01",
+            "unit": "1",
+            "room": f"20{n}",
+            "status": "fulfilled" if n == 1 else "planned",
+        }
+        for n in (1, 2)
+    ]
+    run = {"depot_lat": 31.40, "depot_lon": 121.599, "distance_m": 800, "stops": stops}
+    run.update(map=workbench.run_map(run), slot="10:00–13:00", back_at="10:40")
+    html = TEMPLATES.get_template("volunteer.html").render(
+        t=Translator("zh"),
+        lang="zh",
+        path="/volunteer",
+        dev_outbox=False,
+        me={"name": "李娜"},
+        runs=[run],
+        queue=[],
+        month={"hours": 1.5, "points": 20},
+        minutes=MINUTES,
+        reasons=FAIL_REASONS,
+        done=None,
+        error=None,
+    )
+    assert html.count("<circle") == 2 and "stroke-dasharray" in html  # the way back dashed
+    assert 'href="geo:31.401000,121.600000' in html and 'href="tel:13800000000"' in html
+    assert "本月：1.5 小时，20 积分" in html and "1 样东西" in html
+    assert "大米" in html and "胸口闷" not in html  # what a medicine stop says of health is not shown
+    assert html.count('action="/volunteer/stops/Q2/delivered"') == 1  # the delivered stop has no buttons
+    assert 'action="/volunteer/stops/Q1/' not in html and "已送达 ✓" in html
+    assert "http://" not in html and "https://" not in html  # nothing from outside the deployment

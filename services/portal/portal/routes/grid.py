@@ -19,6 +19,7 @@ from portal.i18n import Translator
 from portal.models import PortalSession
 from portal.web import (
     CATEGORIES,
+    SYMPTOMS,
     _SignIn,
     message_page,
     redirect,
@@ -129,6 +130,7 @@ async def grid_worker(request: Request, session: WorkerSession, done: str | None
         rate=round(100 * completion["rate"]) if completion.get("rate") is not None else 100,
         done_count=done_count,
         categories=CATEGORIES,
+        symptoms=SYMPTOMS,
         away=away,
         done=done if done in OUTCOMES else None,
         error=error,
