@@ -256,6 +256,8 @@ async def test_an_unknown_outcome_and_other_roles_are_refused(community):
     async with signed_in(community, "grid_worker", "gw-G1", grid_ids=["G1"]) as worker:
         bad = await worker.post(f"/grid/outcome/{resident}", data={"outcome": "maybe"})
         assert "error=grid.outcome_needed" in bad.headers["location"]
+        odd = await worker.post("/grid/outcome/R%2525d", data={"outcome": "maybe"})  # an id with a % in it
+        assert odd.status_code == 303 and odd.headers["location"].endswith("#r-R%2525d")
         assert (await worker.get("/volunteer")).status_code == 303  # not a volunteer: back to sign in
     async with signed_in(community, "building_lead", "lead-1", building_ids=["B01"]) as lead:
         assert (await lead.get("/grid")).status_code == 303

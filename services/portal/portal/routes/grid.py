@@ -10,7 +10,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from common.auth import Role
 from portal import domain, workbench
@@ -151,18 +151,21 @@ async def record_outcome(
     same_origin(request)
     t = translator(request)
     services = services_of(request)
-    back = f"/grid?%s#r-{quote(resident_id)}"
+
+    def back(query: str) -> RedirectResponse:
+        return redirect(f"/grid?{query}#r-{quote(resident_id)}")
+
     if outcome not in OUTCOMES:
-        return redirect(back % "error=grid.outcome_needed")
+        return back("error=grid.outcome_needed")
     if outcome == "help" and category not in (*CATEGORIES, OTHER_HELP):
-        return redirect(back % "error=grid.help_needed")
+        return back("error=grid.help_needed")
     try:
         # The tickets first: with the command center away, nothing is raised that it would not hear of.
         mine = [tk for tk in await services.open_tickets(session) if tk.get("resident_id") == resident_id]
         if outcome == "help" and category == OTHER_HELP:
             listed = {i["resident_id"]: i for i in (await services.followups(session))["followups"]}
             if resident_id not in listed:
-                return redirect(back % "error=grid.not_on_list")
+                return back("error=grid.not_on_list")
             await services.report(
                 session,
                 "isolation_difficulty",
@@ -184,8 +187,8 @@ async def record_outcome(
             if step.resolve:
                 await services.resolve(session, step.ticket_id, note)
     except ServiceError as exc:
-        return redirect(back % f"error={quote(exc.detail)}")
-    return redirect(back % f"done={outcome}")
+        return back(f"error={quote(exc.detail)}")
+    return back(f"done={outcome}")
 
 
 # -- the volunteer --------------------------------------------------------------------------
