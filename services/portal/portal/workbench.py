@@ -97,9 +97,11 @@ def situation(item: dict) -> str:
 
 def _words(tickets: list[dict], requests: list[dict]) -> str | None:
     """The resident's own words, the latest the system holds: a reply by SMS that no rule
-    understood, a problem they reported, or what they wrote on a request."""
+    understood, a problem they reported themselves, or the note on a request (a grid
+    worker's page asks for the resident's words there)."""
     for ticket in tickets:
-        said = (ticket.get("facts") or {}).get("text") or (ticket.get("reported_by") and ticket.get("description"))
+        reported = ticket.get("reported_by") == ticket.get("resident_id") and ticket.get("description")
+        said = (ticket.get("facts") or {}).get("text") or reported
         if said:
             return " ".join(str(said).split())[:200]
     for request in sorted(requests, key=lambda r: r["created_at"], reverse=True):

@@ -66,6 +66,10 @@ def test_cards_keep_checkins_order_and_gather_each_residents_tickets_words_and_a
     assert cards[1].own_words == "我腿疼 下不了楼"  # what they said by SMS comes before a request's note
     assert cards[1].arranged.volunteer_name == "李娜"  # the soonest of what is on its way
     assert cards[2].tickets == [] and cards[2].arranged is None and cards[2].state == "todo"
+    staff_note = ticket("T4", "R3", kind="isolation_difficulty", description="电话回访", reported_by="gw-G1")
+    own = ticket("T5", "R3", kind="isolation_difficulty", description="孩子没电脑上网课", reported_by="R3")
+    assert workbench.cards([item("R3")], [staff_note], [], SHANGHAI)[0].own_words is None  # the worker's, not theirs
+    assert workbench.cards([item("R3")], [staff_note, own], [], SHANGHAI)[0].own_words == "孩子没电脑上网课"
 
 
 def test_a_card_is_done_when_all_its_tickets_are_resolved_and_working_once_acknowledged():
