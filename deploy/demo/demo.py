@@ -790,6 +790,18 @@ class Demo:
             )
         ).json()
         print(f"  building lead of B01 (one-time link): {invitation['url']}")
+        runs = getattr(self, "runs", None) or []
+        people = [
+            ("grid worker gw-G1, the follow-up list", {"role": "grid_worker", "sub": "gw-G1", "grid_ids": ["G1"]})
+        ]
+        if runs:
+            volunteer = max(runs, key=lambda r: len(r["stops"]))["volunteer_id"]
+            people.append((f"volunteer {volunteer}, today's run", {"role": "volunteer", "sub": volunteer}))
+        for who, body in people:
+            url = (await self.call("POST", "portal", "/admin/invitations", headers=portal_admin, json=body)).json()[
+                "url"
+            ]
+            print(f"  {who} (one-time link): {url}")
         print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
         for department in ("health", "police", "property"):  # partner desks: their inbox, no Kafka consumer
             desk = (

@@ -74,6 +74,7 @@ class RequestOut(BaseModel):
     window_end: datetime | None
     status: str
     volunteer_id: str | None
+    volunteer_name: str | None = Field(default=None, description="who will come: the assigned volunteer's name")
     run_id: str | None
     grid_id: str | None
     building_id: str | None
@@ -88,8 +89,14 @@ class RequestOut(BaseModel):
     history: list[HistoryOut] = Field(default_factory=list)
 
 
-def _request_out(request: ServiceRequest, history: list[RequestHistory] = ()) -> RequestOut:
-    return RequestOut(**request.model_dump(), history=[HistoryOut(**h.model_dump()) for h in history])
+def _request_out(
+    request: ServiceRequest, history: list[RequestHistory] = (), names: dict[str, str] | None = None
+) -> RequestOut:
+    return RequestOut(
+        **request.model_dump(),
+        volunteer_name=(names or {}).get(request.volunteer_id or ""),
+        history=[HistoryOut(**h.model_dump()) for h in history],
+    )
 
 
 def _may_see(user: Principal, request: ServiceRequest) -> bool:
@@ -148,7 +155,8 @@ async def list_requests(
         limit=page.limit,
         offset=page.offset,
     )
-    return [_request_out(r) for r in requests]
+    names = await service.volunteer_names({r.volunteer_id for r in requests if r.volunteer_id})
+    return [_request_out(r, names=names) for r in requests]
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut, tags=["requests"])
@@ -156,7 +164,8 @@ async def get_request(request_id: str, user: CurrentUser, service: Service):
     request, history = await service.request(request_id)
     if not _may_see(user, request):
         raise Forbidden("you may not see this request")
-    return _request_out(request, history)
+    names = await service.volunteer_names({request.volunteer_id} if request.volunteer_id else set())
+    return _request_out(request, history, names)
 
 
 class FulfilIn(RequestModel):

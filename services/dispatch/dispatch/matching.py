@@ -101,6 +101,16 @@ class Matching:
             raise NotFound(f"no volunteer {volunteer_id!r}")
         return volunteer
 
+    async def volunteer_names(self, volunteer_ids: set[str]) -> dict[str, str]:
+        """Who will come, by name: what a resident and their grid worker are told."""
+        if not volunteer_ids:
+            return {}
+        async with self.runtime.db.session() as session:
+            rows = await session.execute(
+                select(Volunteer.volunteer_id, Volunteer.name).where(Volunteer.volunteer_id.in_(volunteer_ids))
+            )
+        return dict(rows.all())
+
     async def volunteers(self) -> list[dict]:
         async with self.runtime.db.session() as session:
             volunteers = (await session.execute(select(Volunteer).order_by(Volunteer.volunteer_id))).scalars().all()

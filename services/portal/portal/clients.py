@@ -180,3 +180,68 @@ class Services:
             if exc.status_code == 404:  # no account yet: no hours
                 return None
             raise
+
+    # -- the grid worker's and the volunteer's workbenches ------------------------------------
+
+    async def followups(self, session: PortalSession) -> dict:
+        """Who to call today in the worker's grids, in check-in's order (fever and symptoms,
+        then most days missed, then special tags)."""
+        return await self.call(session, "checkin", "GET", "/followups")
+
+    async def grid_completion(self, session: PortalSession) -> dict:
+        return await self.call(session, "checkin", "GET", "/stats/completion", params={"by": "grid"})
+
+    async def open_tickets(self, session: PortalSession) -> list[dict]:
+        """The open tickets the session may see (a grid worker: its grids' and its own)."""
+        return await self.call(session, "command", "GET", "/tickets", params={"stage": "open", "limit": 1000})
+
+    async def acknowledge(self, session: PortalSession, ticket_id: str, note: str) -> dict:
+        return await self.call(session, "command", "POST", f"/tickets/{ticket_id}/acknowledge", json={"note": note})
+
+    async def resolve(self, session: PortalSession, ticket_id: str, resolution: str) -> dict:
+        return await self.call(
+            session, "command", "POST", f"/tickets/{ticket_id}/resolve", json={"resolution": resolution}
+        )
+
+    async def report(
+        self, session: PortalSession, category: str, description: str, resident_id: str, grid_id: str
+    ) -> dict:
+        body = {"category": category, "description": description, "resident_id": resident_id, "grid_id": grid_id}
+        return await self.call(session, "command", "POST", "/tickets", json=body)
+
+    async def grid_requests(self, session: PortalSession) -> list[dict]:
+        """The requests of the worker's grids (dispatch scopes the list), soonest due first."""
+        return await self.call(session, "dispatch", "GET", "/requests", params={"limit": 500})
+
+    async def volunteer(self, session: PortalSession) -> dict:
+        return await self.call(session, "dispatch", "GET", f"/volunteers/{session.sub}")
+
+    async def queue(self, session: PortalSession) -> list[dict]:
+        """The volunteer's own requests (dispatch answers a volunteer with their queue only)."""
+        return await self.call(session, "dispatch", "GET", "/requests", params={"limit": 500})
+
+    async def runs(self, session: PortalSession) -> list[dict]:
+        return await self.call(session, "dispatch", "GET", f"/volunteers/{session.sub}/runs")
+
+    async def run(self, session: PortalSession, run_id: str) -> dict:
+        return await self.call(session, "dispatch", "GET", f"/runs/{run_id}")
+
+    async def fulfil(self, session: PortalSession, request_id: str, service_minutes: int) -> dict:
+        body = {"volunteer_id": session.sub, "service_minutes": service_minutes}
+        return await self.call(session, "dispatch", "POST", f"/requests/{request_id}/fulfil", json=body)
+
+    async def fail(self, session: PortalSession, request_id: str, reason: str) -> dict:
+        body = {"volunteer_id": session.sub, "reason": reason}
+        return await self.call(session, "dispatch", "POST", f"/requests/{request_id}/fail", json=body)
+
+    async def ledger(self, session: PortalSession, member_id: str) -> list[dict]:
+        """The member's latest ledger entries, newest first (none when they have no account yet)."""
+        try:
+            answer = await self.call(
+                session, "timebank", "GET", f"/members/{member_id}/ledger", sub=member_id, params={"limit": 500}
+            )
+        except ServiceError as exc:
+            if exc.status_code == 404:
+                return []
+            raise
+        return answer["entries"]

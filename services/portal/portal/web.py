@@ -101,6 +101,8 @@ def signed_in(response: Response, request: Request, signed: SignedIn) -> Respons
 # Where each role lands after signing in: its main page (a role without one: "/me").
 LANDING: dict[str, str] = {
     Role.building_lead.value: "/lead",
+    Role.grid_worker.value: "/grid",
+    Role.volunteer.value: "/volunteer",
     Role.partner.value: "/desk",
     Role.supplies_officer.value: "/supplies",
     Role.dispatcher.value: "/dispatch",

@@ -352,3 +352,15 @@ async def test_a_request_in_a_run_is_not_assigned_by_hand(dispatch):
     )
     assert moved.status_code == 422 and "in run" in moved.json()["detail"]
     assert (await dispatch.get(rid))["volunteer_id"] in (wang, li)
+
+
+async def test_a_request_names_its_volunteer_to_the_resident_and_their_grid_worker(dispatch):
+    await dispatch.resident("R1")
+    await dispatch.volunteer("王芳")
+    request = await dispatch.raise_("R1", "groceries")
+    mine = await dispatch.client.get(f"/requests/{request['request_id']}", headers=dispatch.as_("resident", "R1"))
+    assert mine.json()["volunteer_name"] == "王芳"
+    listed = await dispatch.client.get("/requests", headers=dispatch.as_("grid_worker", "gw-1", grid_ids=["G1"]))
+    assert [r["volunteer_name"] for r in listed.json()] == ["王芳"]
+    waiting = await dispatch.raise_("R1", "tech_help")  # no tech volunteer yet: nobody to name
+    assert (await dispatch.get(waiting["request_id"]))["volunteer_name"] is None
