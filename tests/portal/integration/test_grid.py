@@ -20,6 +20,7 @@ from command.main import create_app as command_app
 from command.settings import CommandSettings
 from common.clock import ManualClock
 from common.outbox import OutboxMessage
+from common.topics import CONSUMES
 from portal.main import create_app as portal_app
 from portal.settings import PortalSettings
 from support import bearer
@@ -68,9 +69,8 @@ class Community:
         """Every event committed since the last relay, to every consumer that reads its topic
         (each consumer keeps what it trusts and ignores the rest), until nothing new is left."""
         readers = {
-            "checkin.events.v1": ("command", "dispatch"),
-            "dispatch.events.v1": ("command", "timebank"),
-            "timebank.events.v1": ("command", "dispatch"),
+            topic: [r for r, topics in CONSUMES.items() if topic in topics]
+            for topic in {t for ts in CONSUMES.values() for t in ts}
         }
         moved = True
         while moved:
