@@ -114,6 +114,14 @@ class TicketIn(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     priority: Priority | None = None
+    owner: str | None = Field(
+        default=None,
+        max_length=100,
+        description="command staff only: a person id (GET /directory/people) instead of the rule's owner",
+    )
+    resolve_by: AwareDatetime | None = Field(
+        default=None, description="command staff only: the deadline instead of the SLA's"
+    )
 
 
 @router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut, tags=["tickets"])

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from portal.routes import admin, household, lead, signin
+from portal.routes import admin, board, household, lead, signin
 from portal.web import CATEGORIES, SYMPTOMS, _SignIn, message_page, redirect
 
 __all__ = ["CATEGORIES", "SYMPTOMS", "_SignIn", "message_page", "redirect", "router"]
 
 router = APIRouter()
-for area in (signin, household, lead, admin):
+for area in (signin, household, lead, admin, board):
     router.include_router(area.router)

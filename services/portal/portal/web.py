@@ -101,6 +101,7 @@ def signed_in(response: Response, request: Request, signed: SignedIn) -> Respons
 # Where each role lands after signing in: its main page (a role without one: "/me").
 LANDING: dict[str, str] = {
     Role.building_lead.value: "/lead",
+    Role.command.value: "/board",
 }
 
 

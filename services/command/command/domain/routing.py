@@ -35,6 +35,8 @@ class Report:
     description: str | None = None
     reported_by: str | None = None
     priority: str | None = None  # asked for by hand: never below the rule's
+    owner: str | None = None  # named by command staff (a meeting's decision): instead of the rule's
+    resolve_by: datetime | None = None  # a deadline named by command staff: instead of the SLA's
 
 
 @dataclass(slots=True)
@@ -71,20 +73,29 @@ def route(report: Report, config: Config) -> Routing | None:
         if report.priority not in PRIORITIES:
             raise Invalid(f"priority {report.priority!r} is not one of {', '.join(PRIORITIES)}")
         priority = higher(report.priority, priority)
-    shares = {d: fill(a, facts) for d, a in rule.also_share.items() if d != rule.department}
-    department = config.departments.get(rule.department)
+    owner = _named(config, report.owner) if report.owner else config.owner_for(rule, report.grid_id, report.building_id)
+    department_id = owner.department if report.owner else rule.department  # a named owner's department follows
+    shares = {d: fill(a, facts) for d, a in rule.also_share.items() if d != department_id}
+    department = config.departments.get(department_id)
     if department and department.partner:
-        shares = {rule.department: fill(rule.action or "", facts) or None, **shares}
+        shares = {department_id: fill(rule.action or "", facts) or None, **shares}
     return Routing(
         kind=rule.kind,
-        department=rule.department,
-        owner=config.owner_for(rule, report.grid_id, report.building_id),
+        department=department_id,
+        owner=owner,
         priority=priority,
         title=fill(rule.title, {"kind": rule.kind, **facts})[:300],
         action=fill(rule.action, facts) if rule.action else None,
         shares=shares,
         open_key=open_key(rule.kind, report.subject_id),
     )
+
+
+def _named(config: Config, owner: str) -> Person:
+    person = config.people.get(owner)
+    if person is None or not person.active:
+        raise Invalid(f"{owner!r} is not an active person in the directory (GET /directory/people)")
+    return person
 
 
 class _Blank(dict):
