@@ -144,7 +144,7 @@ async def board_events(request: Request):
 
     async def stream() -> AsyncIterator[str]:
         async with feed.watch_tickets() as queue:
-            yield "retry: 3000\n\n"
+            yield "retry: 3000\nevent: ready\ndata: {}\n\n"  # the board is listening from here on
             while not await request.is_disconnected():
                 try:
                     ticket_id, change = await asyncio.wait_for(queue.get(), timeout=15)

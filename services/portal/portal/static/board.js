@@ -26,6 +26,7 @@
         .catch(function () { /* the next event tries again */ });
     };
     var events = new EventSource(board.dataset.live);
+    events.addEventListener("ready", function () { board.dataset.listening = "true"; });
     events.addEventListener("ticket", function (e) {
       try { changed[JSON.parse(e.data).ticket_id] = true; } catch (err) { /* ignore */ }
       if (!pending) { pending = setTimeout(reload, 250); }  // a burst of events: one reload
