@@ -790,6 +790,9 @@ class Demo:
             )
         ).json()
         print(f"  building lead of B01 (one-time link): {invitation['url']}")
+        staff = {"role": "command", "sub": "cmd-duty"}  # 值班员 Qian in command's directory
+        board = (await self.call("POST", "portal", "/admin/invitations", headers=portal_admin, json=staff)).json()
+        print(f"  command center's board, meeting and heat map (one-time link, desktop): {board['url']}")
         print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
 
     async def where_next(self) -> None:
