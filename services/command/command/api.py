@@ -211,6 +211,17 @@ async def reassign(ticket_id: str, body: ReassignIn, user: CurrentUser, service:
     return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service, user)
 
 
+class NoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/tickets/{ticket_id}/notes", response_model=TicketOut, tags=["tickets"])
+async def add_note(ticket_id: str, body: NoteIn, user: CurrentUser, service: Service):
+    """A note in the ticket's history (`action: note`), from anyone who may work on it, in
+    any stage; the ticket itself does not change and no event is published."""
+    return _out(await service.note(actor(user), ticket_id, body.note), service, user)
+
+
 # -- meeting, figures, heat map -------------------------------------------------------------
 
 

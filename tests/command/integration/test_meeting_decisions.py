@@ -39,3 +39,22 @@ async def test_only_command_staff_name_an_owner_or_a_deadline_and_only_in_the_fu
     refused = await command.client.post("/tickets", json=nobody, headers=command.staff)
     assert refused.status_code == 422 and "directory" in refused.json()["detail"]
     assert await command.tickets() == []
+
+
+async def test_a_note_joins_the_history_without_changing_the_ticket_or_publishing(command):
+    opened = await command.client.post(
+        "/tickets", json={"category": "complaint", "description": "楼道灯坏了"}, headers=command.staff
+    )
+    tid = opened.json()["ticket_id"]
+    events = len(await command.outbox())
+    noted = await command.client.post(f"/tickets/{tid}/notes", json={"note": "物业说明天修"}, headers=command.staff)
+    assert noted.status_code == 200, noted.text
+    assert (noted.json()["stage"], noted.json()["owner"]) == ("discovered", "cmd-duty")
+    history = (await command.client.get(f"/tickets/{tid}", headers=command.staff)).json()["history"]
+    assert [(h["action"], h["note"], h["by"]) for h in history][-1] == ("note", "物业说明天修", "cmd-duty")
+    assert len(await command.outbox()) == events  # nothing published
+    volunteer = command.as_("volunteer", "V1")
+    refused = await command.client.post(f"/tickets/{tid}/notes", json={"note": "x"}, headers=volunteer)
+    assert refused.status_code == 404  # a ticket one may not see is not there
+    empty = await command.client.post(f"/tickets/{tid}/notes", json={"note": ""}, headers=command.staff)
+    assert empty.status_code == 422

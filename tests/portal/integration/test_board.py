@@ -178,6 +178,17 @@ async def test_a_ticket_page_acknowledges_escalates_reassigns_and_resolves_throu
         assert moved.headers["location"].endswith("done=reassign")
         assert (await bench.command("GET", f"/tickets/{tid}")).json()["owner"] == "grid-lead"
 
+        noted = await browser.post(f"/board/tickets/{tid}/note", data={"note": "居民又来电话催"})
+        assert noted.headers["location"].endswith("done=note")
+        seen = (await bench.command("GET", f"/tickets/{tid}")).json()
+        assert (seen["stage"], seen["history"][-1]["action"], seen["history"][-1]["note"]) == (
+            "responding", "note", "居民又来电话催",
+        )  # fmt: skip
+        assert (
+            "error=board.error.note_needed"
+            in (await browser.post(f"/board/tickets/{tid}/note", data={"note": ""})).headers["location"]
+        )
+
         empty = await browser.post(f"/board/tickets/{tid}/resolve", data={"note": " "})
         assert "error=board.error.resolution_needed" in empty.headers["location"]
         resolved = await browser.post(f"/board/tickets/{tid}/resolve", data={"note": "已换灯泡"})

@@ -36,7 +36,8 @@ from portal.web import (
 
 router = APIRouter()
 STAFF = (Role.command.value, Role.admin.value)
-ACTIONS = ("acknowledge", "resolve", "reassign", "escalate")
+ACTIONS = ("acknowledge", "resolve", "reassign", "escalate", "note")
+COMMAND_ROUTE = {"escalate": "reassign", "note": "notes"}  # command's route for each action, where it differs
 PRIORITIES = ("low", "normal", "high", "urgent")
 LOCAL = ZoneInfo("Asia/Shanghai")  # the deadlines staff type and read are the community's local time
 
@@ -195,14 +196,15 @@ async def ticket_action(
     owner: Annotated[str, Form(max_length=100)] = "",
 ):
     """acknowledge (with a note), resolve (what was done), reassign (to a person, with the
-    reason), escalate (to the owner's supervisor in command's directory, with the reason)."""
+    reason), escalate (to the owner's supervisor in command's directory, with the reason),
+    note (a line in the history)."""
     if session is None:
         return _forbidden(request)
     same_origin(request)
     back = f"/board/tickets/{quote(ticket_id, safe='')}"
     if action not in ACTIONS:
         return message_page(request, "board.not_found", 404)
-    path = f"{back.removeprefix('/board')}/{'reassign' if action == 'escalate' else action}"
+    path = f"{back.removeprefix('/board')}/{COMMAND_ROUTE.get(action, action)}"
     note = note.strip()
     if action == "acknowledge":
         body: dict[str, Any] = {"note": note or None}
@@ -210,6 +212,10 @@ async def ticket_action(
         if not note:
             return redirect(f"{back}?error=board.error.resolution_needed")
         body = {"resolution": note}
+    elif action == "note":
+        if not note:
+            return redirect(f"{back}?error=board.error.note_needed")
+        body = {"note": note}
     else:
         if action == "escalate":
             ticket = await _command(request, session, "GET", back.removeprefix("/board"))
