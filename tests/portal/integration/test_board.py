@@ -197,7 +197,9 @@ async def test_a_ticket_page_acknowledges_escalates_reassigns_and_resolves_throu
         assert (seen["stage"], seen["resolution"]) == ("resolved", "已换灯泡")
 
         again = await browser.post(f"/board/tickets/{tid}/acknowledge", data={})
-        assert again.status_code == 303 and "error=" in again.headers["location"]  # command's 409, said on the page
+        assert again.headers["location"].endswith("error=board.error.stage")  # command's 409, said on the page
+        assert "工单状态已经变化" in (await browser.get(again.headers["location"])).text
+        assert "点这里" not in (await browser.get(f"/board/tickets/{tid}?error=点这里")).text  # no text from the URL
         page = (await browser.get(f"/board/tickets/{tid}")).text
         assert "已换灯泡" in page and "已解决待回访" in page and "转派" in page
         assert (await browser.get("/board/tickets/T-nosuch")).status_code == 404
@@ -217,6 +219,11 @@ async def test_a_meeting_decision_is_a_ticket_with_owner_and_deadline_in_one_ste
 
         missing = await browser.post("/board/meeting/decisions", data={"description": "加派人手", "owner": ""})
         assert "error=board.error.decision_needed" in missing.headers["location"]
+        nobody = await browser.post(
+            "/board/meeting/decisions",
+            data={"description": "加派人手", "owner": "nobody", "deadline": "2030-01-01T18:00"},
+        )
+        assert nobody.headers["location"].endswith("error=board.error.invalid")  # command's 422: not in the directory
         local = ZoneInfo("Asia/Shanghai")
         deadline = (bench.clock.now() + timedelta(days=1)).astimezone(local).replace(second=0, microsecond=0)
         recorded = await browser.post(

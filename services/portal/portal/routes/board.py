@@ -39,7 +39,6 @@ STAFF = (Role.command.value, Role.admin.value)
 ACTIONS = ("acknowledge", "resolve", "reassign", "escalate", "note")
 COMMAND_ROUTE = {"escalate": "reassign", "note": "notes"}  # command's route for each action, where it differs
 PRIORITIES = ("low", "normal", "high", "urgent")
-LOCAL = ZoneInfo("Asia/Shanghai")  # the deadlines staff type and read are the community's local time
 
 
 async def board_session(request: Request) -> PortalSession | None:
@@ -57,6 +56,16 @@ def _forbidden(request: Request) -> HTMLResponse:
     return message_page(request, "errors.forbidden", 403)
 
 
+def _refused(exc: ServiceError) -> str:
+    """What the page says when command refuses: the stage moved on (409), the form's content
+    (422), or not allowed (403/404); command's own words stay in its answer, not in the URL."""
+    return {409: "board.error.stage", 422: "board.error.invalid"}.get(exc.status_code, "board.error.refused")
+
+
+def _shown(error: str | None) -> str | None:
+    return error if error and error.startswith("board.error.") else None  # only our own texts
+
+
 async def _command(request: Request, session: PortalSession, method: str, path: str, **kwargs: Any) -> Any:
     return await services_of(request).call(session, "command", method, path, **kwargs)
 
@@ -67,15 +76,21 @@ async def _directory(request: Request, session: PortalSession) -> tuple[list[dic
     return [p for p in people if p.get("active", True)], {d["department_id"]: d["name"] for d in departments}
 
 
-def _local(moment: str | datetime | None) -> str:
-    if moment is None:
-        return ""
-    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return value.astimezone(LOCAL).strftime("%m-%d %H:%M")
+def _tz(request: Request) -> ZoneInfo:
+    """The community's time zone (FIRSTLINE_TIMEZONE): deadlines are typed and read in it."""
+    return request.app.state.settings.tz
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
-    return render(request, template, at=_local, stages=cc.BOARD_STAGES, **context)
+    tz = _tz(request)
+
+    def at(moment: str | datetime | None) -> str:
+        if moment is None:
+            return ""
+        value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+        return value.astimezone(tz).strftime("%m-%d %H:%M")
+
+    return render(request, template, at=at, stages=cc.BOARD_STAGES, **context)
 
 
 # -- the board ------------------------------------------------------------------------------
@@ -182,7 +197,7 @@ async def ticket_page(
         departments=departments,
         supervisor=supervisor if supervisor in names else None,
         done=done,
-        error=error,
+        error=_shown(error),
     )
 
 
@@ -233,7 +248,7 @@ async def ticket_action(
     except ServiceError as exc:
         if exc.status_code >= 500:
             raise
-        return redirect(f"{back}?error={quote(exc.detail[:300])}")
+        return redirect(f"{back}?error={_refused(exc)}")
     return redirect(f"{back}?done={action}")
 
 
@@ -253,7 +268,8 @@ async def meeting(
         return _forbidden(request)
     agenda = await _command(request, session, "GET", "/agenda")
     people, departments = await _directory(request, session)
-    tomorrow = datetime.now(LOCAL).replace(hour=18, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    now = portal_of(request).clock.now().astimezone(_tz(request))
+    tomorrow = now.replace(hour=18, minute=0, second=0, microsecond=0) + timedelta(days=1)
     return _page(
         request,
         "board_meeting.html",
@@ -266,7 +282,7 @@ async def meeting(
         draft=draft[:500],
         building_id=building_id[:40],
         done=done,
-        error=error,
+        error=_shown(error),
     )
 
 
@@ -290,7 +306,7 @@ async def record_decision(
         resolve_by = datetime.fromisoformat(deadline)
     except ValueError:
         return redirect("/board/meeting?error=board.error.deadline_needed")
-    resolve_by = (resolve_by if resolve_by.tzinfo else resolve_by.replace(tzinfo=LOCAL)).astimezone(UTC)
+    resolve_by = (resolve_by if resolve_by.tzinfo else resolve_by.replace(tzinfo=_tz(request))).astimezone(UTC)
     body = {
         "category": "meeting_decision",
         "description": description.strip(),
@@ -304,7 +320,7 @@ async def record_decision(
     except ServiceError as exc:
         if exc.status_code >= 500:
             raise
-        return redirect(f"/board/meeting?error={quote(exc.detail[:300])}")
+        return redirect(f"/board/meeting?error={_refused(exc)}")
     return redirect(f"/board/meeting?done={quote(ticket['ticket_id'])}#decisions")
 
 
