@@ -108,7 +108,7 @@ async def bench(tmp_path, database_url) -> AsyncIterator[Workbench]:
             checkin_url="http://checkin",
             command_url="http://command",
             jobs_interval_s=0,
-            live_updates=False,  # no broker here: tests/portal/browser/test_board.py hears the live board
+            live_updates=False,  # no broker here: tests/portal/browser/test_board_desktop.py hears the live board
         ),
         clock=clock,
         transport=RoutingTransport({"checkin": checkin, "command": command}),
