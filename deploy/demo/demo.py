@@ -792,7 +792,8 @@ class Demo:
         print(f"  building lead of B01 (one-time link): {invitation['url']}")
         runs = getattr(self, "runs", None) or []
         people = [
-            ("grid worker gw-G1, the follow-up list", {"role": "grid_worker", "sub": "gw-G1", "grid_ids": ["G1"]})
+            ("command center's board, meeting and heat map (desktop)", {"role": "command", "sub": "cmd-duty"}),
+            ("grid worker gw-G1, the follow-up list", {"role": "grid_worker", "sub": "gw-G1", "grid_ids": ["G1"]}),
         ]
         if runs:
             volunteer = max(runs, key=lambda r: len(r["stops"]))["volunteer_id"]

@@ -120,8 +120,9 @@ CONSUMES: dict[str, tuple[str, ...]] = {
 }
 
 # Principals that only follow topics, from their end and without a consumer group: the
-# portal pushes a household's check-ins to its open pages as they happen.
-FOLLOWS: dict[str, tuple[str, ...]] = {"portal": (CHECKIN_EVENTS,)}
+# portal pushes a household's check-ins, and the command center's ticket changes, to its
+# open pages as they happen.
+FOLLOWS: dict[str, tuple[str, ...]] = {"portal": (CHECKIN_EVENTS, COMMAND_EVENTS)}
 
 # Event types that moved to another topic: still trusted where their producer wrote them
 # before (only it may write there), so a replay of the old history still applies.

@@ -131,6 +131,8 @@ class Reading(UseCases):
                 Resident.grid_id if by == "building" else literal(None).label("grid"),
                 func.count(Resident.resident_id).label("expected"),
                 func.count(DailyCheckIn.checkin_id).label("checked_in"),
+                func.avg(Resident.lat).label("lat"),  # a building's place: where its residents are registered
+                func.avg(Resident.lon).label("lon"),
             )
             .select_from(Resident)
             .outerjoin(DailyCheckIn, and_(DailyCheckIn.resident_id == Resident.resident_id, DailyCheckIn.date == day))
@@ -149,6 +151,7 @@ class Reading(UseCases):
             entry = {by + "_id": row[0], "expected": row[2], "checked_in": row[3]}
             if by == "building":
                 entry["grid_id"] = row[1]
+                entry["lat"], entry["lon"] = row[4], row[5]
             entry["rate"] = domain.completion_rate(row[3], row[2])
             out.append(entry)
         return out

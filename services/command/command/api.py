@@ -142,6 +142,14 @@ class TicketIn(RequestModel):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     priority: Priority | None = None
+    owner: str | None = Field(
+        default=None,
+        max_length=100,
+        description="command staff only: a person id (GET /directory/people) instead of the rule's owner",
+    )
+    resolve_by: AwareDatetime | None = Field(
+        default=None, description="command staff only: the deadline instead of the SLA's"
+    )
 
 
 @router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut, tags=["tickets"])
@@ -238,6 +246,17 @@ async def feedback(ticket_id: TicketId, body: FeedbackIn, user: CurrentUser, ser
 async def reassign(ticket_id: TicketId, body: ReassignIn, user: CurrentUser, service: Service):
     """Give the ticket to another person in the directory (their department follows)."""
     return _out(await service.reassign(actor(user), ticket_id, body.owner, body.reason), service, user)
+
+
+class NoteIn(RequestModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/tickets/{ticket_id}/notes", response_model=TicketOut, tags=["tickets"])
+async def add_note(ticket_id: TicketId, body: NoteIn, user: CurrentUser, service: Service):
+    """A note in the ticket's history (`action: note`), from anyone who may work on it, in
+    any stage; the ticket itself does not change and no event is published."""
+    return _out(await service.note(actor(user), ticket_id, body.note), service, user)
 
 
 class SharedOut(BaseModel):

@@ -77,6 +77,8 @@ class Intake:
 
     async def _open(self, uow, store: Store, report, routing, config, now, by, event_ids) -> NewTicket:
         due = domain.deadlines(config.sla_for(routing.kind, routing.priority), now, self.tz)
+        if report.resolve_by is not None:  # named by command staff: the SLA's respond_by, if sooner
+            due = domain.Deadlines(min(due.respond_by, report.resolve_by), report.resolve_by)
         ticket_id = "T-" + os.urandom(6).hex()  # what secrets.token_hex(6) does, without its layers
         row, event = domain.opened(ticket_id, report, routing, due, now, by, event_ids)
         ticket = await store.add_ticket(row)  # its history's "open" entry is told by the ticket (reading.opening)
@@ -161,11 +163,18 @@ class Intake:
         lat: float | None = None,
         lon: float | None = None,
         priority: str | None = None,
+        owner: str | None = None,
+        resolve_by: datetime | None = None,
     ) -> Ticket:
         """POST /tickets: a problem reported by staff or a resident, routed by the same rules.
-        Each report is its own problem (its subject is new)."""
+        Each report is its own problem (its subject is new). Command staff may name the owner
+        and the deadline (a decision of the daily meeting)."""
         if actor.role not in domain.REPORTER_ROLES:
             raise Forbidden(f"role {actor.role!r} cannot report problems")
+        if (owner or resolve_by) and actor.role not in ("command", "admin"):
+            raise Forbidden("only command staff name a ticket's owner or deadline")
+        if resolve_by is not None and resolve_by <= self.runtime.clock.now():
+            raise Invalid("the deadline (resolve_by) must be in the future")
         if actor.role == "resident":
             if resident_id and resident_id != actor.sub:
                 raise Invalid("residents report problems about themselves: leave resident_id out or use your own")
@@ -196,6 +205,8 @@ class Intake:
             description=description,
             reported_by=actor.sub,
             priority=priority,
+            owner=owner,
+            resolve_by=resolve_by,
         )
         async with self.runtime.work() as uow:
             if resident_id is not None:  # where they live is the register's word, not the body's

@@ -1,5 +1,5 @@
-"""What people do to a ticket: acknowledge, resolve, give feedback, reassign. Each is the
-same paragraph: lock the ticket, let the domain decide the change, apply it, commit."""
+"""What people do to a ticket: acknowledge, resolve, give feedback, reassign, add a note.
+Each is the same paragraph: lock the ticket, let the domain decide the change, apply it, commit."""
 
 from __future__ import annotations
 
@@ -63,6 +63,20 @@ class Lifecycle:
         person = domain.assignee(config, owner)
         now = self.runtime.clock.now()
         return await self._change(ticket_id, lambda t: domain.reassign(t, actor, now, person, reason, config), uow)
+
+    async def note(self, actor: domain.Actor, ticket_id: str, note: str, uow: UnitOfWork | None = None) -> Ticket:
+        """A note in the ticket's history, by whoever may work on it: no change of stage or
+        owner, so no event (what was said may be health data: it stays in the history)."""
+        now = self.runtime.clock.now()
+        async with self.runtime.work(uow) as uow:
+            ticket = await uow.get_for_update(Ticket, ticket_id)
+            if ticket is None or not domain.can_see(actor, changes.scope(ticket)):
+                raise NotFound(f"no ticket {ticket_id!r} that you may see")
+            domain.ensure_can_work(actor, changes.scope(ticket), "note")
+            line = domain.LogLine("note", ticket.stage, ticket.stage, actor.sub, now, ticket.owner, note)
+            self.stores.of(uow).add_log(ticket_id, line)
+        self._transitions.labels("note").inc()
+        return ticket
 
     async def _change(self, ticket_id: str, decide: Decide, uow: UnitOfWork | None) -> Ticket:
         async with self.runtime.work(uow) as uow:

@@ -139,7 +139,7 @@ class TicketLog(SQLModel, table=True):
 
     log_id: int | None = Field(default=None, primary_key=True)
     ticket_id: str = Field(max_length=40, index=True)
-    action: str = Field(max_length=20)  # open, update, acknowledge, resolve, feedback, reassign, escalate
+    action: str = Field(max_length=20)  # open, update, acknowledge, resolve, feedback, reassign, escalate, note
     from_stage: str | None = Field(default=None, max_length=12)
     to_stage: str = Field(max_length=12)
     by: str = Field(max_length=60)

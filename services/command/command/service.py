@@ -43,7 +43,7 @@ class CommandService:
         )  # fmt: skip
 
         self.acknowledge, self.resolve = lifecycle.acknowledge, lifecycle.resolve
-        self.feedback, self.reassign = lifecycle.feedback, lifecycle.reassign
+        self.feedback, self.reassign, self.note = lifecycle.feedback, lifecycle.reassign, lifecycle.note
 
         self.escalate_overdue = escalations.escalate_overdue
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from portal.routes import admin, desk, dispatch_desk, grid, household, lead, paper, screen, signin, supplies_desk
+from portal.routes import admin, board, desk, dispatch_desk, grid, household, lead, paper, screen, signin, supplies_desk
 from portal.web import CATEGORIES, SYMPTOMS, _SignIn, message_page, redirect
 
 __all__ = ["CATEGORIES", "SYMPTOMS", "_SignIn", "message_page", "redirect", "router"]
 
 router = APIRouter()
-for area in (signin, household, lead, admin, grid, desk, screen, paper, supplies_desk, dispatch_desk):
+for area in (signin, household, lead, admin, grid, board, desk, screen, paper, supplies_desk, dispatch_desk):
     router.include_router(area.router)

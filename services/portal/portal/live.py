@@ -1,10 +1,14 @@
-"""Live updates for the pages: check-ins read from Kafka, pushed to open pages by
-server-sent events. A page learns at once that a building lead checked in for grandma.
+"""Live updates for the pages: check-ins and ticket changes read from Kafka, pushed to open
+pages by server-sent events. A page learns at once that a building lead checked in for
+grandma; the command center's board learns at once that a ticket was opened or moved.
 
-Each replica reads `checkin.events.v1` from its end without a consumer group (every
-replica needs every event; nothing is stored, so nothing needs replaying), and hands each
-check-in to the open pages that show that resident. `CheckInSubmitted` says checked in;
-`HealthAnomalyReported` (check-in's own judgement) says needs attention.
+Each replica reads `checkin.events.v1` and `command.events.v1` from their ends without a
+consumer group (every replica needs every event; nothing is stored, so nothing needs
+replaying). A check-in goes to the open pages that show that resident: `CheckInSubmitted`
+says checked in; `HealthAnomalyReported` (check-in's own judgement) says needs attention.
+A ticket event goes to the open boards as its ticket id and event type only (what the
+event carries beyond that is not passed on): the board then reads the ticket through
+command's API as the signed-in person, so command's own scoping decides what it shows.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common import envelope as ce
-from common.topics import CHECKIN_EVENTS
+from common.topics import CHECKIN_EVENTS, COMMAND_EVENTS
 
 log = logging.getLogger(__name__)
 STATUS_OF = {"CheckInSubmitted": "checked_in", "HealthAnomalyReported": "needs_attention"}
+FOLLOWED = (CHECKIN_EVENTS, COMMAND_EVENTS)
 
 
 class LiveFeed:
     def __init__(self, kafka: dict[str, Any]) -> None:
         self.kafka = kafka  # the portal principal's client settings (common.kafka.client_kwargs)
         self._pages: dict[int, tuple[frozenset[str], asyncio.Queue]] = {}
+        self._boards: dict[int, asyncio.Queue] = {}
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -49,6 +55,21 @@ class LiveFeed:
         finally:
             self._pages.pop(id(queue), None)
 
+    @contextlib.asynccontextmanager
+    async def watch_tickets(self) -> AsyncIterator[asyncio.Queue]:
+        """A board's queue of (ticket_id, event_type) for every ticket event, while it is open."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=100)
+        self._boards[id(queue)] = queue
+        try:
+            yield queue
+        finally:
+            self._boards.pop(id(queue), None)
+
+    def publish_ticket(self, event_type: str, ticket_id: str) -> None:
+        for queue in list(self._boards.values()):
+            if not queue.full():  # a board that fell behind reloads on the next event anyway
+                queue.put_nowait((ticket_id, event_type))
+
     def publish(self, event_type: str, resident_id: str) -> None:
         status = STATUS_OF.get(event_type)
         if status is None:
@@ -63,11 +84,19 @@ class LiveFeed:
             consumer = AIOKafkaConsumer(**self.kafka, group_id=None, enable_auto_commit=False)
             try:
                 await consumer.start()
-                partitions = consumer.partitions_for_topic(CHECKIN_EVENTS) or set()
-                if not partitions:
+                if not any(consumer.partitions_for_topic(t) for t in FOLLOWED):
                     await consumer._client.force_metadata_update()
-                    partitions = consumer.partitions_for_topic(CHECKIN_EVENTS) or set()
-                consumer.assign([TopicPartition(CHECKIN_EVENTS, p) for p in sorted(partitions)])
+                assigned = [
+                    TopicPartition(topic, p)
+                    for topic in FOLLOWED
+                    for p in sorted(consumer.partitions_for_topic(topic) or ())
+                ]
+                unseen = [t for t in FOLLOWED if not consumer.partitions_for_topic(t)]
+                if unseen:  # e.g. a broker provisioned before the portal could read it: the rest still flows
+                    log.warning("live updates without %s (no partitions seen: missing topic or read ACL)", unseen)
+                if not assigned:
+                    raise RuntimeError("no followed topic is readable")
+                consumer.assign(assigned)
                 await consumer.seek_to_end()
                 delay = 1.0
                 async for record in consumer:
@@ -75,7 +104,12 @@ class LiveFeed:
                         event = ce.parse(record.value)
                     except ce.InvalidMessage:
                         continue
-                    if event.type in STATUS_OF and isinstance(event.data, dict) and event.data.get("resident_id"):
+                    if not isinstance(event.data, dict):
+                        continue
+                    if record.topic == COMMAND_EVENTS:
+                        if event.type.startswith("Ticket") and isinstance(event.data.get("ticket_id"), str):
+                            self.publish_ticket(event.type, event.data["ticket_id"])
+                    elif event.type in STATUS_OF and event.data.get("resident_id"):
                         self.publish(event.type, event.data["resident_id"])
             except asyncio.CancelledError:
                 raise

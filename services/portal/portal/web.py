@@ -106,6 +106,7 @@ LANDING: dict[str, str] = {
     Role.partner.value: "/desk",
     Role.supplies_officer.value: "/supplies",
     Role.dispatcher.value: "/dispatch",
+    Role.command.value: "/board",
 }
 
 

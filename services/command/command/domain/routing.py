@@ -34,6 +34,8 @@ class Report:
     description: str | None = None
     reported_by: str | None = None
     priority: str | None = None  # asked for by hand: never below the rule's
+    owner: str | None = None  # named by command staff (a meeting's decision): instead of the rule's
+    resolve_by: datetime | None = None  # a deadline named by command staff: instead of the SLA's
 
 
 @dataclass(slots=True)
@@ -70,26 +72,39 @@ def route(report: Report, config: Config) -> Routing | None:
         if report.priority not in PRIORITIES:
             raise Invalid(f"priority {report.priority!r} is not one of {', '.join(PRIORITIES)}")
         priority = higher(report.priority, priority)
+    owner = _named(config, report.owner) if report.owner else config.owner_for(rule, report.grid_id, report.building_id)
+    department_id = owner.department if report.owner else rule.department  # a named owner's department follows
+    trigger = rule.trigger
+    if report.owner and department_id in privacy.WITHHELD and privacy.sensitive(trigger, facts, report.description):
+        raise Invalid(
+            f"this ticket carries health data or free text: it may go to health or the community's own departments, not to {department_id}"
+        )
     # Each template is filled with the facts its audience may see: an older rule naming more
     # shows "?" where a refused fact would be (check_rule refuses such rules now).
-    trigger = rule.trigger
     shares = {
-        d: fill(a, facts, privacy.action_facts(d, trigger)) for d, a in rule.also_share.items() if d != rule.department
+        d: fill(a, facts, privacy.action_facts(d, trigger)) for d, a in rule.also_share.items() if d != department_id
     }
-    action = fill(rule.action, facts, privacy.action_facts(rule.department, trigger)) if rule.action else None
-    department = config.departments.get(rule.department)
+    action = fill(rule.action, facts, privacy.action_facts(department_id, trigger)) if rule.action else None
+    department = config.departments.get(department_id)
     if department and department.partner:
-        shares = {rule.department: action or None, **shares}
+        shares = {department_id: action or None, **shares}
     return Routing(
         kind=rule.kind,
-        department=rule.department,
-        owner=config.owner_for(rule, report.grid_id, report.building_id),
+        department=department_id,
+        owner=owner,
         priority=priority,
         title=fill(rule.title, {"kind": rule.kind, **facts}, privacy.title_facts(trigger))[:300],
         action=action,
         shares=shares,
         open_key=open_key(rule.kind, report.subject_id),
     )
+
+
+def _named(config: Config, owner: str) -> Person:
+    person = config.people.get(owner)
+    if person is None or not person.active:
+        raise Invalid(f"{owner!r} is not an active person in the directory (GET /directory/people)")
+    return person
 
 
 def fill(template: str | None, facts: Mapping[str, Any], allowed: frozenset[str] | None = None) -> str:
