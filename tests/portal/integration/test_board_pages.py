@@ -245,9 +245,13 @@ async def test_the_heat_map_draws_buildings_cells_and_the_decisions_the_figures_
     for building, lat, lon in (("B01", 31.2301, 121.4731), ("B02", 31.2312, 121.4745), ("B05", 31.2295, 121.4752)):
         await bench.register("住户" + building, building, "101", lat, lon)
     now = bench.clock.now()
+    fevers = [  # five: command shows a health kind's cell from k = 5 (COMMAND_HEATMAP_MIN_COUNT)
+        HealthAnomalyReported(resident_id=f"R9{n}", date=date(2026, 11, 21), temperature_c=38.6, grid_id="G1",
+                              building_id="B01", fever=True, lat=31.2301, lon=121.4731)
+        for n in range(5)
+    ]  # fmt: skip
     await bench.deliver(
-        HealthAnomalyReported(resident_id="R9", date=date(2026, 11, 21), temperature_c=38.6, grid_id="G1",
-                              building_id="B01", fever=True, lat=31.2301, lon=121.4731),
+        *fevers,
         DemandSurge(category="groceries", count=30, baseline=10, window_start=now - timedelta(hours=1),
                     window_end=now, suggested_action="arrange bulk supply"),
         SamplingLagging(round_id="R-1", building_id="B05", completion_rate=0.6, grid_id="G1", sampled=6, expected=10),
@@ -263,7 +267,7 @@ async def test_the_heat_map_draws_buildings_cells_and_the_decisions_the_figures_
         )
         assert {b["building_id"] for b in shape["buildings"]} == {"B01", "B02", "B05"}
         assert len(shape["outline"]) >= 3
-        assert [c["properties"]["counts"] for c in shape["cells"]] == [{"fever": 1}]
+        assert [c["properties"]["counts"] for c in shape["cells"]] == [{"fever": 5}]
         assert len(shape["cells"][0]["geometry"]["coordinates"][0]) == 7  # a hexagon, closed
         assert re.search(r'src="/static/leaflet-1\.9\.4\.[0-9a-f]+\.js"', html)
         assert "http://" not in re.sub(r"https?://(www\.w3\.org|portal)", "", html.split("<main", 1)[1])
@@ -278,7 +282,7 @@ async def test_the_heat_map_draws_buildings_cells_and_the_decisions_the_figures_
     async with bench.signed_in() as browser:
         assert "这段时间没有问题" in (await browser.get("/board/heatmap")).text
         week = (await browser.get("/board/heatmap", params={"window": "7d"})).text
-        assert '"counts": {"fever": 1}' in week
+        assert '"counts": {"fever": 5}' in week
 
 
 async def test_only_command_staff_reach_the_workbench(bench):
