@@ -11,6 +11,9 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging portal e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
+# KAFKA_NODES=3: `make kafka-up` / `make up` run a three-node cluster (deploy/kafka, ports
+# 9092/9094/9096, var/kafka-cluster/; topics replicated 3 times, min.insync.replicas 2).
+export KAFKA_NODES ?= 1
 
 .PHONY: browser-install lint help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
@@ -71,7 +74,7 @@ browser-install:
 	@[ -f .tools/browser/node_modules/axe-core/axe.min.js ] || npm install --prefix .tools/browser --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 up: install kafka-up
-	deploy/stack.sh up
+	eval "$$(deploy/kafka/kafka.sh env)"; deploy/stack.sh up
 
 down:
 	deploy/stack.sh down
