@@ -120,6 +120,10 @@ class ServiceSettings(StackSettings):
     # Sent rows are deleted this long after they were sent (hourly job "outbox-purge"; Kafka
     # keeps the events for their topic's retention); 0 keeps them for ever.
     outbox_retention_hours: float = 168.0
+    # Pipeline health (/pipelinez, firstline_pipeline_healthy): the oldest unpublished event
+    # may be this old, and a consumer with lag may commit nothing for this long.
+    pipeline_max_outbox_age_s: float = 120.0
+    pipeline_stall_s: float = 120.0
     # Periodic jobs; 0 turns them off (tests drive jobs by hand)
     jobs_interval_s: float = 30.0
     start_consumers: bool = True
