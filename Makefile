@@ -125,6 +125,18 @@ k8s-generate: install
 k8s-vendor: install
 	deploy/k8s/vendor.sh
 
+# The fault suite (tests/faults): SIGKILLs services, a Kafka node and the partition leader of a
+# three-node cluster, restarts PostgreSQL under load, fills a disk, feeds every consumed topic
+# garbage; counts what was sent, accepted, applied, lost and duplicated, and fails on any loss
+# or duplicate. It starts its own Kafka node (19190), cluster (19170-19175), PostgreSQL (55470)
+# and services (8700+); FIRSTLINE_FAULTS_* move them. `make test` runs it with short sizes.
+.PHONY: faults
+TEST_GROUPS += faults
+faults: install
+	deploy/postgres/postgres.sh install
+	deploy/kafka/kafka.sh fetch
+	flock /tmp/firstline-heavy.lock env FIRSTLINE_FAULTS=full $(PYTEST) tests/faults -q -p no:cacheprovider -rA
+
 # Lint is part of the test: pyproject.toml's [tool.ruff] settings, checked and formatted.
 lint: install
 	.venv/bin/ruff check .

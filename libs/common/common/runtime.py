@@ -327,15 +327,16 @@ class Runtime:
             database = False
         return {"database": database}
 
-    def pipeline(self) -> dict[str, Any]:
-        """The event pipeline's health, from what the relay and the lag job last saw (no I/O):
-        Kafka connected, the outbox draining, every consumer applying and committing."""
+    async def pipeline(self) -> dict[str, Any]:
+        """The event pipeline's health: Kafka answering (2 s at most), and from what the relay
+        and the lag job last saw, the outbox draining and every consumer applying and committing."""
+        kafka = self.broker_connected and bool(await self.broker.ping(timeout=READY_TIMEOUT_S))
         now = time.monotonic()
         problems: list[str] = []
         relay: dict[str, Any] = {"backlog": None, "oldest_age_s": None, "reported_s_ago": None}
         if self.settings.kafka_enabled:
-            if not self.broker_connected:
-                problems.append("not connected to Kafka: events wait in the outbox")
+            if not kafka:
+                problems.append("Kafka does not answer: events wait in the outbox")
             if self._relay_seen is not None:
                 at, backlog, age = self._relay_seen
                 relay = {"backlog": backlog, "oldest_age_s": age, "reported_s_ago": round(now - at, 1)}
@@ -357,7 +358,7 @@ class Runtime:
                 problems.append(f"{group}: {lag} events behind and nothing committed for {idle_s:.0f} s")
         healthy = not problems
         self.metrics.pipeline_healthy.labels(self.service).set(int(healthy))
-        return {"healthy": healthy, "problems": problems, "kafka": self.broker_connected, "relay": relay,
+        return {"healthy": healthy, "problems": problems, "kafka": kafka, "relay": relay,
                 "consumers": consumers}  # fmt: skip
 
     def asyncapi(self, title: str | None = None) -> dict[str, Any]:

@@ -148,12 +148,12 @@ def create_http_app(
 
     @ops.get("/pipelinez", summary="The event pipeline works: Kafka, the outbox relay, every consumer's progress")
     async def pipelinez() -> JSONResponse:
-        health = runtime.pipeline()
+        health = await runtime.pipeline()
         return JSONResponse(health, status_code=200 if health["healthy"] else 503)
 
     @ops.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics():
-        runtime.pipeline()  # firstline_pipeline_healthy as of this scrape
+        await runtime.pipeline()  # firstline_pipeline_healthy as of this scrape
         return exposition(runtime.registry)
 
     @ops.get("/asyncapi", summary="AsyncAPI document: what this service publishes and consumes")
