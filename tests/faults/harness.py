@@ -180,8 +180,11 @@ class Kafka:
             for tp, offset in start.items():
                 consumer.seek(tp, offset)
             ends = await consumer.end_offsets(list(start))
-            while any(await consumer.position(tp) < ends[tp] for tp in start):
-                for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+            while True:
+                behind = [tp for tp in start if await consumer.position(tp) < ends[tp]]
+                if not behind:
+                    break
+                for records in (await consumer.getmany(*behind, timeout_ms=500, max_records=5000)).values():
                     out.extend(records)
         finally:
             await consumer.stop()

@@ -86,7 +86,9 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.migrations_dir = migrations_dir
         self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers,
+            # A cluster's list ("host:port,host:port"): FastStream hands a single string to
+            # aiokafka as one host, so it gets the hosts one by one.
+            [host.strip() for host in settings.kafka_bootstrap_servers.split(",") if host.strip()],
             security=broker_security(settings, settings.kafka_principal) if settings.kafka_enabled else None,
             client_id=f"firstline-{self.service}",
             graceful_timeout=5.0,  # a batch in progress may finish; SIGTERM must end a service within 10 s
