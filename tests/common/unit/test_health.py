@@ -8,6 +8,7 @@ import errno
 import sqlite3
 import time
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import APIRouter
@@ -96,6 +97,10 @@ async def test_pipelinez_reports_an_old_outbox_and_a_consumer_that_commits_nothi
         (OSError(errno.EROFS, "Read-only file system"), "read-only"),
         (OperationalError("SELECT", {}, ConnectionRefusedError(111, "Connection refused")), "database-unavailable"),
         (IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE constraint failed")), None),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), "database-unavailable"),  # stopping
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), "database-unavailable"),
+        (asyncpg.exceptions.DiskFullError("could not extend file"), "disk-full"),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
     ],
 )
 def test_why_storage_refuses(error, reason):
