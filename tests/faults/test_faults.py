@@ -339,8 +339,9 @@ async def test_postgres_restarted_under_load_503_with_a_reason_then_recovery(sin
                 duplicated=sum(c - 1 for c in submissions.values() if c > 1)
                 + sum(c - 1 for c in on_kafka.values() if c > 1),
                 redelivered=copies,
-                recovery_s=(result.recovered_at or seen["started"]) - seen["started"],  # type: ignore[operator]
-                note=f"answers {dict(result.answers)}; recovery: PostgreSQL up -> next 2xx",
+                recovery_s=(result.recovered_at or seen["started"]) - seen["stopped"],  # type: ignore[operator]
+                note=f"answers {dict(result.answers)}; PostgreSQL down {seen['started'] - seen['stopped']:.1f} s "  # type: ignore[operator]
+                "(stop to start); recovery: stop -> next 2xx",
             )
         )
         assert status == 503 and body["reason"] == "database-unavailable" and retry_after, seen
@@ -499,7 +500,9 @@ async def test_garbage_oversized_and_wrongly_versioned_records_are_dead_lettered
 
         async def kept_going() -> bool:  # each group committed past the bad records
             for s, ts in CONSUMING.items():
-                ends = sum(sum(o for o in (await single.ends(t)).values()) for t in ts)
+                ends = 0
+                for topic in ts:
+                    ends += sum((await single.ends(topic)).values())
                 if await single.committed(groups[s]) < ends:
                     return False
             return True
