@@ -186,7 +186,7 @@ METRIC = re.compile(r"\b((?:firstline|faststream|process|python)_[a-z_]+|up)\b")
 
 def test_the_extracted_expressions_cover_every_rule_and_panel() -> None:
     found = expressions()
-    assert sum(where.startswith("alert ") for where, _ in found) == 12
+    assert sum(where.startswith("alert ") for where, _ in found) == 14
     assert len(found) > 80
     assert COMPARISON.sub("", "max by (x) (m) > 500") == "max by (x) (m)"
     assert COMPARISON.sub("", 'a{status=~"5.."} / b > 0.05') == 'a{status=~"5.."} / b'
@@ -241,7 +241,7 @@ async def test_every_alert_and_dashboard_query_returns_data(stack, prometheus) -
 
     groups = prometheus.get("/api/v1/rules")["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 12 and all(r["health"] == "ok" for r in rules), [
+    assert len(rules) == 14 and all(r["health"] == "ok" for r in rules), [
         (r["name"], r.get("lastError")) for r in rules
     ]
 
