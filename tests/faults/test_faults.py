@@ -306,8 +306,8 @@ async def test_postgres_restarted_under_load_503_with_a_reason_then_recovery(sin
         seen: dict[str, object] = {}
 
         async def fault() -> None:
+            seen["stopping"] = time.monotonic()
             await asyncio.to_thread(postgres.stop)
-            seen["stopped"] = time.monotonic()
             async with httpx.AsyncClient(base_url=checkin.url, timeout=10) as client:
                 ready = await client.get("/readyz")
                 seen["readyz"] = (ready.status_code, ready.json())
@@ -339,9 +339,9 @@ async def test_postgres_restarted_under_load_503_with_a_reason_then_recovery(sin
                 duplicated=sum(c - 1 for c in submissions.values() if c > 1)
                 + sum(c - 1 for c in on_kafka.values() if c > 1),
                 redelivered=copies,
-                recovery_s=(result.recovered_at or seen["started"]) - seen["stopped"],  # type: ignore[operator]
-                note=f"answers {dict(result.answers)}; PostgreSQL down {seen['started'] - seen['stopped']:.1f} s "  # type: ignore[operator]
-                "(stop to start); recovery: stop -> next 2xx",
+                recovery_s=(result.recovered_at or seen["started"]) - seen["started"],  # type: ignore[operator]
+                note=f"answers {dict(result.answers)}; PostgreSQL stopped, then started {seen['started'] - seen['stopping']:.1f} s "  # type: ignore[operator]
+                "after the stop began; recovery: started -> next 2xx",
             )
         )
         assert status == 503 and body["reason"] == "database-unavailable" and retry_after, seen
