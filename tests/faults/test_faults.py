@@ -339,9 +339,9 @@ async def test_postgres_restarted_under_load_503_with_a_reason_then_recovery(sin
                 duplicated=sum(c - 1 for c in submissions.values() if c > 1)
                 + sum(c - 1 for c in on_kafka.values() if c > 1),
                 redelivered=copies,
-                recovery_s=(result.recovered_at or seen["started"]) - seen["started"],  # type: ignore[operator]
+                recovery_s=(result.recovered_at or seen["started"]) - seen["stopping"],  # type: ignore[operator]
                 note=f"answers {dict(result.answers)}; PostgreSQL stopped, then started {seen['started'] - seen['stopping']:.1f} s "  # type: ignore[operator]
-                "after the stop began; recovery: started -> next 2xx",
+                "after the stop began; recovery: stop begun -> next 2xx (the outage clients saw)",
             )
         )
         assert status == 503 and body["reason"] == "database-unavailable" and retry_after, seen
