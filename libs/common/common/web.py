@@ -51,6 +51,8 @@ def unavailable_reason(exc: BaseException) -> str | None:
         return "disk-full"
     if any(words in text for words in READ_ONLY):
         return "read-only"
+    if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)):
+        return None  # a file the code wanted (not the database, not a full disk): a bug
     return "database-unavailable" if is_outage(exc) else None
 
 

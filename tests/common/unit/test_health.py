@@ -101,6 +101,8 @@ async def test_pipelinez_reports_an_old_outbox_and_a_consumer_that_commits_nothi
         (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), "database-unavailable"),
         (asyncpg.exceptions.DiskFullError("could not extend file"), "disk-full"),
         (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), None),  # a bug, not an outage
+        (ConnectionRefusedError(111, "Connection refused"), "database-unavailable"),
     ],
 )
 def test_why_storage_refuses(error, reason):
