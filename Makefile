@@ -11,6 +11,9 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 TEST_GROUPS := common contract checkin supplies dispatch timebank command messaging portal portal_ops e2e observability security
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
+# KAFKA_NODES=3: `make kafka-up` / `make up` run a three-node cluster (deploy/kafka, ports
+# 9092/9094/9096, var/kafka-cluster/; topics replicated 3 times, min.insync.replicas 2).
+export KAFKA_NODES ?= 1
 
 .PHONY: browser-install lint help install asyncapi-parser kafka-up kafka-down pg-up pg-down prometheus-install up down status demo test test-unit bench schemas clean
 
@@ -71,7 +74,7 @@ browser-install:
 	@[ -f .tools/browser/node_modules/axe-core/axe.min.js ] || npm install --prefix .tools/browser --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 up: install kafka-up
-	deploy/stack.sh up
+	eval "$$(deploy/kafka/kafka.sh env)"; deploy/stack.sh up
 
 down:
 	deploy/stack.sh down
@@ -121,6 +124,18 @@ k8s-generate: install
 
 k8s-vendor: install
 	deploy/k8s/vendor.sh
+
+# The fault suite (tests/faults): SIGKILLs services, a Kafka node and the partition leader of a
+# three-node cluster, restarts PostgreSQL under load, fills a disk, feeds every consumed topic
+# garbage; counts what was sent, accepted, applied, lost and duplicated, and fails on any loss
+# or duplicate. It starts its own Kafka node (19190), cluster (19170-19175), PostgreSQL (55470)
+# and services (8700+); FIRSTLINE_FAULTS_* move them. `make test` runs it with short sizes.
+.PHONY: faults
+TEST_GROUPS += faults
+faults: install
+	deploy/postgres/postgres.sh install
+	deploy/kafka/kafka.sh fetch
+	flock /tmp/firstline-heavy.lock env FIRSTLINE_FAULTS=full $(PYTEST) tests/faults -q -p no:cacheprovider -rA
 
 # Lint is part of the test: pyproject.toml's [tool.ruff] settings, checked and formatted.
 lint: install

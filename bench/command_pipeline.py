@@ -305,7 +305,11 @@ async def main() -> None:
     topic = f"bench.command.{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(**kafka())
     await admin.start()
-    await admin.create_topics([NewTopic(topic, 6, 1)])
+    # Replicated as the catalog's topics are on this broker (FIRSTLINE_KAFKA_REPLICATION: 3 on a
+    # three-node cluster, with min.insync.replicas 2).
+    replication = int(os.environ.get("FIRSTLINE_KAFKA_REPLICATION", "1"))
+    configs = {"min.insync.replicas": str(max(1, replication - 1))}
+    await admin.create_topics([NewTopic(topic, 6, replication, topic_configs=configs)])
     try:
         async with fresh_database("bench_cmd_src") as (src_url, _), fresh_database("bench_cmd") as (url, dsn):
             with tempfile.TemporaryDirectory() as tmp:
@@ -362,7 +366,7 @@ def machine() -> str:
 
 def report(args, elapsed, published, drained, raw, cpu, to_ticket, hop) -> None:
     n = args.events
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; Kafka {BOOTSTRAP}, replication {os.environ.get('FIRSTLINE_KAFKA_REPLICATION', '1')}")
     if elapsed is None:
         report_latency(args, to_ticket, hop)
         return

@@ -65,8 +65,10 @@ APPS: tuple[App, ...] = (
     App("timebank", 8004),
     App("command", 8005, memory="384Mi", memory_limit="768Mi"),
     App("messaging", 8006),
-    # The one origin a browser talks to; it calls the services over HTTP.
-    App("portal", 8000, database=False, kafka=False),
+    # The one origin a browser talks to; it calls the services over HTTP, keeps its accounts
+    # and sessions in its own database, and follows checkin.events.v1 (no group, no outbox)
+    # for its pages' live updates.
+    App("portal", 8000),
 )
 
 

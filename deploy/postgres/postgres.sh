@@ -11,7 +11,8 @@
 #   deploy/postgres/postgres.sh reset            stop and delete the cluster (all databases)
 #
 # Listens on 127.0.0.1:${FIRSTLINE_PG_PORT:-55432} only (not 5432: no clash with a system
-# cluster). Role firstline / password firstline, a member of nothing special but allowed to
+# cluster). FIRSTLINE_PG_VAR (default <repo>/var/postgres) holds a second cluster beside the
+# first, e.g. the fault suite's, which it stops and starts on its own port. Role firstline / password firstline, a member of nothing special but allowed to
 # create databases. TCP connections authenticate with that password (scram-sha-256); the
 # Unix socket (private directory, see below) is trust, for the postgres superuser used by
 # this script. See deploy/postgres/README.md.
@@ -79,7 +80,7 @@ as_owner() {
 }
 
 resolve_home() {
-  local preferred="$REPO_ROOT/var/postgres"
+  local preferred="${FIRSTLINE_PG_VAR:-$REPO_ROOT/var/postgres}"
   PG_HOME="$preferred"
   mkdir -p "$preferred"
   if [[ $EUID -eq 0 ]]; then
@@ -87,7 +88,7 @@ resolve_home() {
     if ! (cd / && runuser -u "$PG_USER" -- test -x "$preferred") ; then
       # A parent directory is not traversable by the postgres user: use a system location,
       # one per checkout so that two clones never share a cluster.
-      local h; h="$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
+      local h; h="$(printf '%s' "${FIRSTLINE_PG_VAR:-$REPO_ROOT}" | sha256sum | cut -c1-12)"
       PG_HOME="/var/lib/firstline-postgres/$h"
       mkdir -p "$PG_HOME"
       chown "$PG_USER:" "/var/lib/firstline-postgres" "$PG_HOME"

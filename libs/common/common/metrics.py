@@ -150,6 +150,19 @@ class PipelineMetrics:
             ["service", "consumer", "topic"],
             registry=registry,
         )
+        self.consumer_stalled = Gauge(
+            "firstline_consumer_stalled",
+            "1 while a consumer has lag and has committed nothing for pipeline_stall_s",
+            ["service", "consumer"],
+            registry=registry,
+        )
+        self.pipeline_healthy = Gauge(
+            "firstline_pipeline_healthy",
+            "1 when the service's event pipeline works (Kafka connected, outbox draining, consumers progressing)",
+            ["service"],
+            registry=registry,
+        )
+        self.pipeline_healthy.labels(service).set(1)
         self._published.labels(service)
         self._purged.labels(service)
         self._backlog.labels(service).set(0)
@@ -168,6 +181,7 @@ class PipelineMetrics:
 
     def consumer_started(self, consumer: str) -> None:
         """Series at 0 for every kind of dead letter: `increase()` then sees the first one."""
+        self.consumer_stalled.labels(self.service, consumer).set(0)
         for kind in DEAD_LETTER_KINDS:
             self._dead.labels(self.service, consumer, kind)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,8 @@ from common.transport import PRODUCER_CONFIG, send_in_batches
 log = logging.getLogger(__name__)
 
 CONSUMER_LAG_INTERVAL_S = 15.0  # how often each consumer group's lag is measured
+READY_TIMEOUT_S = 2.0  # /readyz answers within this, whatever the database does
+RELAY_SILENT_S = 60.0  # a relay that has reported nothing for this long is wedged
 OUTBOX_PURGE_INTERVAL_S = 3600.0  # how often sent outbox rows past their retention are deleted
 
 
@@ -84,7 +87,9 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.migrations_dir = migrations_dir
         self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers,
+            # A cluster's list ("host:port,host:port"): FastStream hands a single string to
+            # aiokafka as one host, so it gets the hosts one by one.
+            [host.strip() for host in settings.kafka_bootstrap_servers.split(",") if host.strip()],
             security=broker_security(settings, settings.kafka_principal) if settings.kafka_enabled else None,
             client_id=f"firstline-{self.service}",
             graceful_timeout=5.0,  # a batch in progress may finish; SIGTERM must end a service within 10 s
@@ -101,8 +106,13 @@ class Runtime:
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
             publish_timeout_s=settings.outbox_publish_timeout_s,
-            on_pass=self.metrics.relay_pass,
+            on_pass=self._relay_pass,
         )
+        # What /pipelinez reports: the relay's last figures, and per consumer group the
+        # committed offsets' sum, when it last moved, and the lag last measured.
+        self._relay_seen: tuple[float, int, float | None] | None = None  # (monotonic, backlog, oldest age)
+        self._progress: dict[str, tuple[int, float]] = {}
+        self._lag: dict[str, int] = {}
         self.runners: list[ConsumerRunner] = []
         self._jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._tasks: list[asyncio.Task] = []
@@ -154,6 +164,10 @@ class Runtime:
             if job_name == name:
                 return await job()
         raise KeyError(f"no job {name!r}; scheduled: {', '.join(n for n, _, _ in self._jobs)}")
+
+    def _relay_pass(self, published: int, backlog: int, oldest_age_s: float | None) -> None:
+        self._relay_seen = (time.monotonic(), backlog, oldest_age_s)
+        self.metrics.relay_pass(published, backlog, oldest_age_s)
 
     def _client(self, role: str) -> dict[str, Any]:
         """aiokafka keyword arguments for one of the service's own clients, as its principal."""
@@ -282,7 +296,19 @@ class Runtime:
             for topic in topics:
                 self.metrics.consumer_lag.labels(self.service, group, topic).set(lag.get(topic, 0))
             out[group] = lag
+            self._note_progress(group, sum(o for o in committed.values() if o and o > 0), sum(lag.values()))
         return out
+
+    def _note_progress(self, group: str, committed: int, lag: int) -> None:
+        """A group whose committed offsets have not moved for `pipeline_stall_s` while it has
+        lag is stalled (a wedged consumer, a handler stuck on one event)."""
+        now = time.monotonic()
+        before = self._progress.get(group)
+        if before is None or before[0] != committed or lag == 0:
+            self._progress[group] = (committed, now)
+        self._lag[group] = lag
+        stalled = lag > 0 and now - self._progress[group][1] >= self.settings.pipeline_stall_s
+        self.metrics.consumer_stalled.labels(self.service, group).set(int(stalled))
 
     async def _close_lag_probe(self) -> None:
         if self._lag_probe is not None:
@@ -308,10 +334,47 @@ class Runtime:
         await self.db.dispose()
 
     async def readiness(self) -> dict[str, bool]:
-        kafka = self.broker_connected and await self.broker.ping(timeout=2.0)
-        # A consumer held back by an outage is not ready until it has applied its batch.
-        consumers = all(runner.healthy for runner in self.runners)
-        return {"database": await self.db.ping(), "kafka": bool(kafka), "consumers": consumers}
+        """What HTTP needs: the database. Writes reach Kafka through the outbox, so a broker
+        outage is no reason to turn traffic away (that is /pipelinez's business)."""
+        try:
+            database = await asyncio.wait_for(self.db.ping(), timeout=READY_TIMEOUT_S)
+        except TimeoutError:
+            database = False
+        return {"database": database}
+
+    async def pipeline(self) -> dict[str, Any]:
+        """The event pipeline's health: Kafka answering (2 s at most), and from what the relay
+        and the lag job last saw, the outbox draining and every consumer applying and committing."""
+        kafka = self.broker_connected and bool(await self.broker.ping(timeout=READY_TIMEOUT_S))
+        now = time.monotonic()
+        problems: list[str] = []
+        relay: dict[str, Any] = {"backlog": None, "oldest_age_s": None, "reported_s_ago": None}
+        if self.settings.kafka_enabled:
+            if not kafka:
+                problems.append("Kafka does not answer: events wait in the outbox")
+            if self._relay_seen is not None:
+                at, backlog, age = self._relay_seen
+                relay = {"backlog": backlog, "oldest_age_s": age, "reported_s_ago": round(now - at, 1)}
+                if age is not None and age > self.settings.pipeline_max_outbox_age_s:
+                    problems.append(f"the oldest unpublished event is {age:.0f} s old ({backlog} waiting)")
+                if now - at > RELAY_SILENT_S:
+                    problems.append(f"the outbox relay has reported nothing for {now - at:.0f} s")
+        consumers: dict[str, Any] = {}
+        for runner in self.runners:
+            group = runner.consumer.name
+            committed_at = self._progress.get(group, (0, None))[1]
+            lag = self._lag.get(group)
+            idle_s = None if committed_at is None else round(now - committed_at, 1)
+            stalled = bool(lag) and idle_s is not None and idle_s >= self.settings.pipeline_stall_s
+            consumers[group] = {"applying": runner.healthy, "lag": lag, "committed_s_ago": idle_s, "stalled": stalled}
+            if not runner.healthy:
+                problems.append(f"{group}: paused while the database or the broker is away")
+            if stalled:
+                problems.append(f"{group}: {lag} events behind and nothing committed for {idle_s:.0f} s")
+        healthy = not problems
+        self.metrics.pipeline_healthy.labels(self.service).set(int(healthy))
+        return {"healthy": healthy, "problems": problems, "kafka": kafka, "relay": relay,
+                "consumers": consumers}  # fmt: skip
 
     def asyncapi(self, title: str | None = None) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of what this service publishes and consumes."""

@@ -122,6 +122,10 @@ class ServiceSettings(StackSettings):
     outbox_retention_hours: float = 168.0
     # Sent rows of events carrying health data (common/retention.py) go sooner; 0: as the others.
     outbox_health_retention_hours: float = 24.0
+    # Pipeline health (/pipelinez, firstline_pipeline_healthy): the oldest unpublished event
+    # may be this old, and a consumer with lag may commit nothing for this long.
+    pipeline_max_outbox_age_s: float = 120.0
+    pipeline_stall_s: float = 120.0
     # Periodic jobs; 0 turns them off (tests drive jobs by hand)
     jobs_interval_s: float = 30.0
     start_consumers: bool = True

@@ -62,7 +62,9 @@ async def dispatch(kafka, tmp_path) -> AsyncIterator[str]:
     async def ready() -> bool:
         try:
             async with httpx.AsyncClient() as client:
-                return (await client.get(f"{url}/readyz")).status_code == 200
+                # /readyz is the database; /pipelinez says when Kafka is connected too
+                ready = (await client.get(f"{url}/readyz")).status_code == 200
+                return ready and (await client.get(f"{url}/pipelinez")).json()["kafka"]
         except httpx.HTTPError:
             return False
 
