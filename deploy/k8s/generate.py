@@ -48,6 +48,12 @@ class App:
     memory: str = "256Mi"
     memory_limit: str = "512Mi"
     env: dict[str, str] = field(default_factory=dict)
+    # Settings from the app's own Secret `firstline-<name>` (environment variable -> key):
+    # what the service refuses to start without in production. The overlay creates it.
+    secrets: dict[str, str] = field(default_factory=dict)
+    # A Secret mounted as the token-signing keys directory (FIRSTLINE_KEYS_DIR): the portal's
+    # keys (`firstline keys`) shared by its replicas, so each verifies what the other signed.
+    signing_keys: bool = False
 
     @property
     def prefix(self) -> str:
@@ -63,13 +69,20 @@ APPS: tuple[App, ...] = (
     App("supplies", 8002),
     App("dispatch", 8003),
     App("timebank", 8004),
-    App("command", 8005, memory="384Mi", memory_limit="768Mi"),
-    App("messaging", 8006),
+    App(
+        "command",
+        8005,
+        memory="384Mi",
+        memory_limit="768Mi",
+        secrets={"COMMAND_PARTNER_REFERENCE_KEY": "partner-reference-key"},
+    ),
+    App("messaging", 8006, secrets={"MESSAGING_GATEWAY_SECRET": "gateway-secret"}),
     # The one origin a browser talks to; it calls the services over HTTP, keeps its accounts
     # and sessions in its own database, and follows checkin.events.v1 (no group, no outbox)
     # for its pages' live updates.
-    App("portal", 8000),
+    App("portal", 8000, signing_keys=True),
 )
+KEYS_MOUNT = "/etc/firstline/keys"
 
 
 # -- Kafka -------------------------------------------------------------------------------
@@ -169,6 +182,9 @@ def app_env(app: App, *, kafka: bool) -> list[dict]:
             secret_env("KAFKA_PASSWORD", app.name, "password"),
             {"name": "KAFKA_SSL_CAFILE", "value": "/etc/firstline/kafka-ca/ca.crt"},
         ]
+    env += [secret_env(name, f"firstline-{app.name}", key) for name, key in app.secrets.items()]
+    if app.signing_keys:
+        env.append({"name": "FIRSTLINE_KEYS_DIR", "value": KEYS_MOUNT})
     return env + [{"name": k, "value": v} for k, v in app.env.items()]
 
 
@@ -189,6 +205,8 @@ def container(app: App, name: str, command: list[str] | None = None) -> dict:
     c["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
     if kafka:
         c["volumeMounts"].append({"name": "kafka-ca", "mountPath": "/etc/firstline/kafka-ca", "readOnly": True})
+    if app.signing_keys:
+        c["volumeMounts"].append({"name": "signing-keys", "mountPath": KEYS_MOUNT, "readOnly": True})
     return c
 
 
@@ -196,6 +214,8 @@ def pod_volumes(app: App) -> list[dict]:
     volumes = [{"name": "tmp", "emptyDir": {}}]
     if app.kafka:  # Strimzi publishes the cluster CA's certificate in this Secret
         volumes.append({"name": "kafka-ca", "secret": {"secretName": f"{KAFKA_CLUSTER}-cluster-ca-cert"}})
+    if app.signing_keys:
+        volumes.append({"name": "signing-keys", "secret": {"secretName": f"firstline-{app.name}-keys"}})
     return volumes
 
 
