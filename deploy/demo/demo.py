@@ -794,6 +794,8 @@ class Demo:
         people = [
             ("command center's board, meeting and heat map (desktop)", {"role": "command", "sub": "cmd-duty"}),
             ("grid worker gw-G1, the follow-up list", {"role": "grid_worker", "sub": "gw-G1", "grid_ids": ["G1"]}),
+            ("supplies officer, stock and transfers", {"role": "supplies_officer", "sub": "officer-1"}),
+            ("dispatcher, plan a slot and assign by hand", {"role": "dispatcher", "sub": "dispatcher-1"}),
         ]
         if runs:
             volunteer = max(runs, key=lambda r: len(r["stops"]))["volunteer_id"]
@@ -804,6 +806,9 @@ class Demo:
             ]
             print(f"  {who} (one-time link): {url}")
         print("  QR sheet of B01:  .venv/bin/firstline qr --building B01 --out B01.pdf")
+        print(
+            f"  paper: the building lead prints {URLS['portal']}/paper/buildings/B01/checkins.pdf and keys it in at .../checkins/entry"
+        )
         for department in ("health", "police", "property"):  # partner desks: their inbox, no Kafka consumer
             desk = (
                 await self.call(
