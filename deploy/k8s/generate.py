@@ -64,23 +64,37 @@ class App:
         return f"{self.name}.events.v1"
 
 
+SERVICE_PORTS = {
+    "checkin": 8001,
+    "supplies": 8002,
+    "dispatch": 8003,
+    "timebank": 8004,
+    "command": 8005,
+    "messaging": 8006,
+}
 APPS: tuple[App, ...] = (
-    App("checkin", 8001),
-    App("supplies", 8002),
-    App("dispatch", 8003),
-    App("timebank", 8004),
+    App("checkin", SERVICE_PORTS["checkin"]),
+    App("supplies", SERVICE_PORTS["supplies"]),
+    App("dispatch", SERVICE_PORTS["dispatch"]),
+    App("timebank", SERVICE_PORTS["timebank"]),
     App(
         "command",
-        8005,
+        SERVICE_PORTS["command"],
         memory="384Mi",
         memory_limit="768Mi",
         secrets={"COMMAND_PARTNER_REFERENCE_KEY": "partner-reference-key"},
     ),
-    App("messaging", 8006, secrets={"MESSAGING_GATEWAY_SECRET": "gateway-secret"}),
+    App("messaging", SERVICE_PORTS["messaging"], secrets={"MESSAGING_GATEWAY_SECRET": "gateway-secret"}),
     # The one origin a browser talks to; it calls the services over HTTP, keeps its accounts
     # and sessions in its own database, and follows checkin.events.v1 (no group, no outbox)
     # for its pages' live updates.
-    App("portal", 8000, signing_keys=True),
+    App(
+        "portal",
+        8000,
+        signing_keys=True,
+        # the services it calls on a person's behalf, by their Service names
+        env={f"PORTAL_{name.upper()}_URL": f"http://{name}:{port}" for name, port in SERVICE_PORTS.items()},
+    ),
 )
 KEYS_MOUNT = "/etc/firstline/keys"
 
@@ -183,8 +197,14 @@ def app_env(app: App, *, kafka: bool) -> list[dict]:
             {"name": "KAFKA_SSL_CAFILE", "value": "/etc/firstline/kafka-ca/ca.crt"},
         ]
     env += [secret_env(name, f"firstline-{app.name}", key) for name, key in app.secrets.items()]
-    if app.signing_keys:
+    if app.signing_keys:  # the portal: its keys, and the address phones reach (the overlay's Ingress host)
         env.append({"name": "FIRSTLINE_KEYS_DIR", "value": KEYS_MOUNT})
+        env.append(
+            {
+                "name": "PORTAL_PUBLIC_URL",
+                "valueFrom": {"configMapKeyRef": {"name": "firstline-community", "key": "public-url"}},
+            }
+        )
     return env + [{"name": k, "value": v} for k, v in app.env.items()]
 
 
