@@ -110,6 +110,7 @@ async def portal(tmp_path, clock, database_url) -> AsyncIterator[Portal]:
             supplies_url="http://supplies",
             dispatch_url="http://dispatch",
             command_url="http://command",
+            messaging_url="http://messaging",
             jobs_interval_s=0,
             live_updates=False,  # no broker behind these apps: tests/portal/browser hears live updates
         ),

@@ -44,6 +44,7 @@ class Services:
             "dispatch": settings.dispatch_url,
             "timebank": settings.timebank_url,
             "command": settings.command_url,
+            "messaging": settings.messaging_url,
         }
         # Who is in a household changes with the register, rarely: a check-in reuses the
         # member list the household's page (or an earlier check-in) read, for a minute.

@@ -20,6 +20,7 @@ class PortalSettings(ServiceSettings):
     dispatch_url: str = "http://127.0.0.1:8003"
     timebank_url: str = "http://127.0.0.1:8004"
     command_url: str = "http://127.0.0.1:8005"
+    messaging_url: str = "http://127.0.0.1:8006"
     service_timeout_s: float = 10.0
     session_hours: float = 12.0  # a signed-in browser's session; a household's lasts as long
     otp_ttl_s: int = 300

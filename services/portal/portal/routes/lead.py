@@ -1,4 +1,5 @@
-"""A building lead: the building overview, check-ins and requests on a household's behalf, live events, QR sheets."""
+"""A building lead: the building overview, check-ins and requests on a household's behalf,
+live events, QR sheets, and who the community's notices have not reached yet."""
 
 from __future__ import annotations
 
@@ -185,3 +186,24 @@ async def qr_sheet_page(building_id: str, request: Request, session: MaybeSessio
         return message_page(request, "errors.forbidden", 403)
     building = await services_of(request).building(session, building_id)
     return await _pdf(request, building)
+
+
+# -- notices (宣传): who has not been reached -------------------------------------------------
+
+NOTICES_SHOWN = 10
+
+
+@router.get("/lead/notices", response_class=HTMLResponse, include_in_schema=False)
+async def lead_notices(request: Request, session: LeadSession):
+    """The latest notices that concern the lead's buildings, each with the households it
+    has not reached yet (messaging decides what a lead may see: their own buildings)."""
+    services = services_of(request)
+    try:
+        notices = await services.call(session, "messaging", "GET", "/notices", params={"limit": NOTICES_SHOWN})
+        reaches = [
+            await services.call(session, "messaging", "GET", f"/notices/{n['notice_id']}/reach") for n in notices
+        ]
+    except ServiceError:
+        return render(request, "lead_notices.html", shown=None)
+    shown = [(n, r) for n, r in zip(notices, reaches, strict=True) if r["households"]]
+    return render(request, "lead_notices.html", shown=shown)
