@@ -113,6 +113,7 @@ class Kafka:
             **os.environ,
             "FIRSTLINE_KAFKA_NODES": str(nodes),
             "FIRSTLINE_KAFKA_PORT": str(port),
+            "FIRSTLINE_KAFKA_CONTROLLER_PORT": str(port + 1),  # ours, whatever the caller's broker uses
             "FIRSTLINE_KAFKA_VAR": str(var),
             "KAFKA_BOOTSTRAP_SERVERS": "",  # ours, not an external one
             "KAFKA_START_TIMEOUT": "180",

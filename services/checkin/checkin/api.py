@@ -403,6 +403,13 @@ async def _read_health(
         await service.access_log.record(user, record, route_of(request), record_id=record_id, resident_ids=ids)
 
 
+@router.get("/buildings", tags=["households"])
+async def buildings(user: CurrentUser, service: Service, grid_id: str | None = None) -> list[dict]:
+    """The register's buildings with their grid, how many residents and where (for maps):
+    staff see every grid, a grid worker their own."""
+    return await service.buildings(_grids(user, grid_id))
+
+
 @router.get("/stats/completion", tags=["check-ins"])
 async def completion(
     user: CurrentUser,

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import and_, exists, func, literal, select
+from sqlalchemy import and_, exists, func, literal, or_, select
 
 from checkin import domain
 from checkin.models import DailyCheckIn, MissedCheckIn, Resident
@@ -116,6 +116,21 @@ class Reading(UseCases):
             del item["_rank"]
         return items
 
+    async def buildings(self, grid_ids: list[str] | None) -> list[dict]:
+        """The register's buildings (in these grids; None: all): each with its grid, how many
+        residents and where (the mean of its residents' registered coordinates)."""
+        query = (
+            select(Resident.building_id, Resident.grid_id, func.count(Resident.resident_id),
+                   func.avg(Resident.lat), func.avg(Resident.lon))
+            .group_by(Resident.building_id, Resident.grid_id)
+            .order_by(Resident.building_id)
+        )  # fmt: skip
+        if grid_ids is not None:
+            query = query.where(Resident.grid_id.in_(grid_ids))
+        async with self.runtime.db.session() as session:
+            rows = (await session.execute(query)).all()
+        return [{"building_id": b, "grid_id": g, "residents": n, "lat": lat, "lon": lon} for b, g, n, lat, lon in rows]
+
     async def completion(
         self,
         day: date,
@@ -123,7 +138,8 @@ class Reading(UseCases):
         grid_ids: list[str] | None,
         building_ids: list[str] | None = None,
     ) -> list[dict]:
-        """Expected and checked-in residents per building or grid; None for either filter means all."""
+        """Expected and checked-in residents per building or grid; None for either filter means
+        all. A resident who checked in counts as expected that day, whenever they registered."""
         key = Resident.building_id if by == "building" else Resident.grid_id
         query = (
             select(
@@ -136,7 +152,8 @@ class Reading(UseCases):
             )
             .select_from(Resident)
             .outerjoin(DailyCheckIn, and_(DailyCheckIn.resident_id == Resident.resident_id, DailyCheckIn.date == day))
-            .where(expected_on(day, self.settings))
+            # expected that day, or checked in anyway (registered after the cutoff, back early)
+            .where(or_(expected_on(day, self.settings), DailyCheckIn.checkin_id.is_not(None)))
             .group_by(key, Resident.grid_id if by == "building" else literal(None))
             .order_by(key)
         )

@@ -65,6 +65,7 @@ class CheckinService(UseCases):
         self.followups = self.reading.followups
         self.buildings_of_lead = self.reading.buildings_of_lead
         self.completion = self.reading.completion
+        self.buildings = self.reading.buildings
         self.erase = self.erasures.erase
         self.erasure = self.erasures.status
         self.erasure_confirmed = self.erasures.confirmed

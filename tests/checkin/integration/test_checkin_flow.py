@@ -272,6 +272,18 @@ async def test_completion_by_building_and_grid(checkin):
     assert by_grid["rows"] == [{"grid_id": "G1", "expected": 2, "checked_in": 1, "rate": 0.5}]
 
 
+async def test_the_register_lists_its_buildings_for_maps_scoped_to_a_grid_workers_grids(checkin):
+    await checkin.register("甲", "601", building="B01")
+    await checkin.register("乙", "602", building="B01")
+    await checkin.register("丙", "603", building="B02", grid="G2")
+    everyone = (await checkin.client.get("/buildings", headers=checkin.admin)).json()
+    assert [(b["building_id"], b["grid_id"], b["residents"]) for b in everyone] == [("B01", "G1", 2), ("B02", "G2", 1)]
+    mine = (await checkin.client.get("/buildings", headers=checkin.as_("grid_worker", "W", grid_ids=["G2"]))).json()
+    assert [b["building_id"] for b in mine] == ["B02"]
+    refused = await checkin.client.get("/buildings", headers=checkin.as_("volunteer", "V1"))
+    assert refused.status_code == 403
+
+
 async def test_import_csv_reports_rejected_rows_and_is_idempotent(checkin):
     csv = (
         "姓名,楼栋-单元-房号,电话,网格,标签,纬度,经度\n"

@@ -48,6 +48,8 @@ class Stack:
             "FIRSTLINE_PORTAL_URL": f"http://127.0.0.1:{PORTS['portal']}",
             "FIRSTLINE_JWKS_URL": f"http://127.0.0.1:{PORTS['portal']}/.well-known/jwks.json",
             "FIRSTLINE_REVOCATIONS_URL": f"http://127.0.0.1:{PORTS['portal']}/.well-known/revoked-sessions",
+            # Every phone and desk of these journeys signs in from 127.0.0.1; the limit is per address.
+            "PORTAL_ATTEMPTS_PER_MINUTE": "1000",
             **{f"{svc.upper()}_PORT": str(port) for svc, port in PORTS.items()},
             **{f"{svc.upper()}_OUTBOX_POLL_INTERVAL_S": "0.2" for svc in PORTS},
             **{f"{svc.upper()}_CONSUMER_GROUP": group for svc, group in self.groups.items()},

@@ -109,13 +109,14 @@ def test_command_staff_open_a_ticket_from_the_board_acknowledge_and_resolve_it(s
         ticket_id = response.json()["ticket_id"]
     sign_in_as_command_staff(stack, desktop)
     card = desktop.find_element(By.CSS_SELECTOR, f'[data-ticket="{ticket_id}"] a')
-    assert "垃圾三天没清运" in card.text
+    assert "Complaint" in card.text and "垃圾三天没清运" not in card.text  # titles name no free text
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     desktop.save_screenshot(str(SCREENSHOTS / "command.png"))
     board_findings = serious_violations(desktop)
 
     card.click()
     WebDriverWait(desktop, 20).until(EC.presence_of_element_located((By.ID, "ack-note")))
+    assert "垃圾三天没清运" in desktop.find_element(By.TAG_NAME, "main").text  # staff read what was reported
     ticket_findings = serious_violations(desktop)
     desktop.find_element(By.ID, "ack-note").send_keys("已通知物业")
     desktop.find_element(By.CSS_SELECTOR, 'button[value="acknowledge"]').click()

@@ -183,6 +183,8 @@ def seed(stack, building: str, day_round: str) -> dict:
         )  # fmt: skip
         assert sampling.status_code == 201, sampling.text
         checkin.post(f"/sampling/rounds/{sampling.json()['round_id']}/samples", json={"resident_ids": residents[:1]})
+        checked = checkin.post("/checkins", json={"resident_id": residents[0], "temperature_c": 36.5})
+        assert checked.status_code == 201, checked.text
     with httpx.Client(base_url=stack.url("dispatch"), timeout=10) as dispatch:
 
         def raised(resident: str, category: str) -> bool:

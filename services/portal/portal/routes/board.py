@@ -336,12 +336,14 @@ async def heatmap(request: Request, session: BoardSession, window: str = "24h", 
     since = portal_of(request).clock.now() - cc.WINDOWS[window]
     params = {"since": since.isoformat(), **({"kind": kind} if kind else {})}
     cells = await _command(request, session, "GET", "/heatmap", params=params)
-    completion = await services_of(request).call(
-        session, "checkin", "GET", "/stats/completion", params={"by": "building"}
-    )
+    # the register's buildings (all of them, whoever is expected today), and today's completion
+    services = services_of(request)
+    register = await services.call(session, "checkin", "GET", "/buildings")
+    completion = await services.call(session, "checkin", "GET", "/stats/completion", params={"by": "building"})
+    rates = {row["building_id"]: row.get("rate") for row in completion["rows"]}
     buildings = [
-        {"building_id": b["building_id"], "lat": b["lat"], "lon": b["lon"], "rate": b.get("rate")}
-        for b in completion["rows"]
+        {"building_id": b["building_id"], "lat": b["lat"], "lon": b["lon"], "rate": rates.get(b["building_id"])}
+        for b in register
         if b.get("lat") is not None and b.get("lon") is not None
     ]
     signals = []
