@@ -50,6 +50,19 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """`wait_for` for synchronous callers (a browser driven by selenium): poll `condition()`
+    until it is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 class TopicReader:
     """Reads a topic from the offsets it had when the reader was made (or from `start`, the
     `starts` of an earlier reader): what a test caused, never the topic's whole history."""

@@ -21,24 +21,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from support import unique
+from support import unique, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 AXE = ROOT / ".tools/browser/node_modules/axe-core/axe.min.js"
 LIVE_WITHIN_S = 5.0  # issue 20: the board shows a new fever ticket within 5 s of the check-in
-
-
-def wait_until(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def serious_violations(driver) -> list[str]:

@@ -4,7 +4,6 @@ lead checks in for a neighbour. Screenshots of both pages go to docs/screenshots
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from support import TopicReader, bearer, unique, wait_for
+from support import TopicReader, bearer, unique, wait_for, wait_until
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 pytestmark = pytest.mark.e2e
@@ -47,17 +46,6 @@ def status_of(stack, resident_id: str) -> dict:
     with stack.admin() as checkin:
         household = checkin.get(f"/households/{resident_id}").json()
     return next(m for m in household["members"] if m["resident_id"] == resident_id)
-
-
-def wait_until(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def check_in(phone, resident_id: str, temperature: str = "36.5") -> None:

@@ -9,7 +9,6 @@ import datetime as dt
 import io
 import shutil
 import tempfile
-import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from test_journeys import serious_violations
 
-from support import bearer, unique
+from support import bearer, unique, wait_until
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -52,17 +51,6 @@ def desktop() -> Iterator[webdriver.Chrome]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait_until(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def invitation(stack, role: str, **scope) -> str:
